@@ -1,0 +1,1 @@
+"""Small pieces shared by the edge, the hub and the web app."""

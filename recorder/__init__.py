@@ -1,0 +1,1 @@
+"""The hub: accepts edge streams, pulls RTSP cameras, segments and catalogs footage."""

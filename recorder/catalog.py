@@ -1,0 +1,162 @@
+"""Writes to the recordings catalog. Every method runs on the hub's single catalog thread."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import re
+from pathlib import Path
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import Camera, Run, Segment, utcnow
+from .probe import probe
+from .storage import Storage, durable_move
+
+logger = logging.getLogger(__name__)
+
+_INCOMING_NAME_RE = re.compile(r"(?P<run>[0-9a-f]{8,16})-(?P<seq>\d{6})\.ts")
+
+
+@dataclasses.dataclass
+class RunInfo:
+    """What the catalog needs to know about a running ffmpeg to place its segments in time."""
+
+    run_id: str
+    camera: str
+    location: str
+    anchor_wall: dt.datetime
+    anchor_pts: float | None
+    # True when the anchor came from the stream (X-NVR-Stream-Epoch) rather than a guess.
+    anchor_exact: bool = False
+    codec: str = ""
+    width: int = 0
+    height: int = 0
+    entries: int = 0
+
+    def wall(self, pts: float) -> dt.datetime:
+        """Map a PTS (seconds) of this run's stream to a UTC wall-clock time."""
+        anchor_pts = self.anchor_pts if self.anchor_pts is not None else pts
+        return self.anchor_wall + dt.timedelta(seconds=pts - anchor_pts)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinishedSegment:
+    """A segment now on disk and in the catalog."""
+
+    id: int
+    camera: str
+    path: Path
+    start: dt.datetime
+    end: dt.datetime
+    duration: float
+    size_bytes: int
+
+
+def parse_incoming_name(name: str) -> tuple[str, int] | None:
+    """Return (run id, sequence number) of an incoming file name, if it is one of ours."""
+    match = _INCOMING_NAME_RE.fullmatch(name)
+    return (match["run"], int(match["seq"])) if match else None
+
+
+class Catalog:
+    """The hub's writer of cameras, runs and segments."""
+
+    def __init__(self, engine: Engine, storage: Storage) -> None:
+        self.engine = engine
+        self.storage = storage
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def ensure_camera(self, name: str, location: str, kind: str) -> int:
+        """Return the id of a camera, creating its row the first time it is seen."""
+        with self.sessions.begin() as session:
+            camera = session.scalar(select(Camera).where(Camera.name == name))
+            if camera is None:
+                camera = Camera(name=name, location=location, kind=kind)
+                session.add(camera)
+                logger.info("new camera %s (%s)", name, kind)
+            elif location and camera.location != location:
+                camera.location = location
+            camera.last_seen = utcnow()
+            session.flush()
+            return camera.id
+
+    def is_disabled(self, name: str) -> bool:
+        """Tell whether recording of a camera was disabled."""
+        with self.sessions() as session:
+            enabled = session.scalar(select(Camera.enabled).where(Camera.name == name))
+            return enabled is False
+
+    def start_run(self, info: RunInfo, kind: str, peer: str) -> None:
+        """Record the start of an ffmpeg process and its stream-clock anchor."""
+        camera_id = self.ensure_camera(info.camera, info.location, kind)
+        with self.sessions.begin() as session:
+            session.add(Run(id=info.run_id, camera_id=camera_id, anchor_wall=info.anchor_wall,
+                            anchor_pts=info.anchor_pts, peer=peer, location=info.location))
+
+    def end_run(self, run_id: str, reason: str) -> None:
+        """Record that an ffmpeg process ended, and why."""
+        with self.sessions.begin() as session:
+            session.execute(update(Run).where(Run.id == run_id)
+                            .values(ended_at=utcnow(), end_reason=reason[:64]))
+
+    def _set_anchor(self, info: RunInfo) -> None:
+        with self.sessions.begin() as session:
+            session.execute(update(Run).where(Run.id == info.run_id)
+                            .values(anchor_pts=info.anchor_pts, anchor_wall=info.anchor_wall))
+
+    def finish_segment(self, info: RunInfo, incoming: Path, start_pts: float,
+                       end_pts: float) -> FinishedSegment | None:
+        """Make a segment that ffmpeg closed durable and catalog it (recording.md, steps 4-6)."""
+        parsed = parse_incoming_name(incoming.name)
+        if parsed is None or not incoming.exists():
+            logger.error("%s: segment list names %s, which is not on disk", info.camera, incoming.name)
+            return None
+        first_entry = info.entries == 0
+        info.entries += 1
+        if first_entry:
+            start_pts = self._learn_from_first_segment(info, incoming)
+        return self._catalog(info, incoming, parsed[1], start_pts, end_pts, recovered=False)
+
+    def _learn_from_first_segment(self, info: RunInfo, incoming: Path) -> float:
+        # ffmpeg's list reports 0.0 as the first segment's start under -copyts, so the
+        # first segment of every run is probed for its true first PTS, codec and size.
+        result = probe(incoming)
+        info.codec, info.width, info.height = result.codec, result.width, result.height
+        if info.anchor_pts is None:
+            # A stream without an epoch: its first frame is taken to be the arrival time.
+            info.anchor_pts = result.first_pts
+            self._set_anchor(info)
+        return result.first_pts
+
+    def _catalog(self, info: RunInfo, source: Path, seq: int, start_pts: float, end_pts: float,
+                 recovered: bool, note: str | None = None) -> FinishedSegment:
+        start = info.wall(start_pts)
+        duration = max(end_pts - start_pts, 0.0)
+        end = start + dt.timedelta(seconds=duration)
+        target = self.storage.final_path(info.camera, start, info.run_id, seq)
+        size = source.stat().st_size
+        durable_move(source, target)
+        relative = str(self.storage.relative(target))
+        with self.sessions.begin() as session:
+            camera_id = session.scalar(select(Camera.id).where(Camera.name == info.camera))
+            row = Segment(camera_id=camera_id, run_id=info.run_id, seq=seq, location=info.location,
+                          start_time=start, end_time=end, duration=duration, size_bytes=size,
+                          path=relative, codec=info.codec, width=info.width, height=info.height,
+                          recovered=recovered, note=note)
+            session.add(row)
+            session.flush()
+            segment_id = row.id
+        logger.debug("%s: cataloged %s (%.2f s)", info.camera, relative, duration)
+        return FinishedSegment(segment_id, info.camera, target, start, end, duration, size)
+
+    def catalog_recovered(self, info: RunInfo, source: Path, seq: int, start_pts: float,
+                          end_pts: float, note: str) -> FinishedSegment:
+        """Catalog a segment found on disk at start-up (an interrupted or unlisted one)."""
+        return self._catalog(info, source, seq, start_pts, end_pts, recovered=True, note=note)
+
+    def session(self) -> Session:
+        """Open a plain session (for reconciliation and tests)."""
+        return self.sessions()

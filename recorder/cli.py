@@ -1,0 +1,51 @@
+"""Command line of the hub: `python -m recorder [--listen] [--storage] [--db] [--config]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, load_file
+from .errors import RecorderError
+from .hub import Hub
+
+logger = logging.getLogger("recorder")
+
+
+def parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the hub."""
+    p = argparse.ArgumentParser(prog="python -m recorder", description="NVR hub: records edge "
+                                "streams and RTSP cameras into rotating, cataloged segments.")
+    p.add_argument("--config", type=Path, help="TOML config file (same keys as the flags, "
+                   "plus [[cameras]] tables)")
+    p.add_argument("--listen", help=f"ingest address HOST:PORT (default {DEFAULT_LISTEN})")
+    p.add_argument("--storage", help=f"recordings folder (default {DEFAULT_STORAGE})")
+    p.add_argument("--db", help=f"catalog database URL (default {DEFAULT_DB})")
+    p.add_argument("--segment-seconds", type=float, help="segment length (default 10)")
+    p.add_argument("--token-file", help="file holding the shared ingest bearer token")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the hub until SIGTERM or SIGINT; return the process exit code."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        file_values = load_file(args.config) if args.config else {}
+        config = build_config(file_values, {
+            "listen": args.listen, "storage": args.storage, "db": args.db,
+            "segment_seconds": args.segment_seconds, "ingest_token_file": args.token_file,
+        })
+        asyncio.run(Hub(config).run())
+    except RecorderError as exc:
+        logger.error("%s", exc)
+        return 2
+    except OSError as exc:  # e.g. the port is taken
+        logger.error("cannot start: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,101 @@
+"""ffmpeg command lines for the segmenter, credential scrubbing, and a stderr ring buffer."""
+
+from __future__ import annotations
+
+import collections
+import re
+import shutil
+from pathlib import Path
+
+from nvrlib.ffmpeg_bin import ffmpeg_exe
+
+# userinfo in any URL: scheme://user:password@host -> scheme://***@host
+_CREDENTIALS_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+STDERR_LINES = 100
+
+
+def scrub(text: str) -> str:
+    """Hide credentials embedded in URLs, so they never reach a log or a page."""
+    return _CREDENTIALS_RE.sub(r"\1***@", text)
+
+
+def incoming_pattern(incoming_dir: Path, run_id: str) -> Path:
+    """Return ffmpeg's output pattern for a run: one numbered file per segment."""
+    return incoming_dir / f"{run_id}-%06d.ts"
+
+
+def _segment_output(pattern: Path, segment_seconds: float, list_fd: int) -> list[str]:
+    # -copyts keeps the stream's own PTS, so a segment's times map back to wall-clock time;
+    # muxdelay/muxpreload 0 keep the files' PTS equal to the listed ones. MPEG-TS survives
+    # truncation, so a segment cut short by a crash still plays up to its last packet.
+    return [
+        "-map", "0:v:0", "-map", "0:a?", "-c", "copy",
+        "-copyts", "-muxdelay", "0", "-muxpreload", "0",
+        "-f", "segment",
+        "-segment_time", f"{segment_seconds:g}",
+        "-segment_format", "mpegts",
+        "-segment_list", f"pipe:{list_fd}",
+        "-segment_list_type", "csv",
+        str(pattern),
+    ]
+
+
+def _common_head() -> list[str]:
+    return [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "info"]
+
+
+def push_segmenter_argv(pattern: Path, segment_seconds: float, list_fd: int) -> list[str]:
+    """Build the argv of a segmenter fed MPEG-TS on its stdin by the hub."""
+    return [
+        *_common_head(),
+        "-f", "mpegts", "-i", "pipe:0",
+        *_segment_output(pattern, segment_seconds, list_fd),
+    ]
+
+
+def pull_segmenter_argv(url: str, pattern: Path, segment_seconds: float, list_fd: int) -> list[str]:
+    """Build the argv of a segmenter that pulls an RTSP camera itself."""
+    return [
+        *_common_head(), "-nostdin",
+        # TCP interleaving survives lossy Wi-Fi and NAT; -timeout (µs) makes a camera that
+        # goes silent end the process, so the supervisor reconnects.
+        "-rtsp_transport", "tcp", "-timeout", "10000000",
+        "-i", url,
+        *_segment_output(pattern, segment_seconds, list_fd),
+    ]
+
+
+def with_parent_death_signal(argv: list[str]) -> list[str]:
+    """Prefix argv so the child gets SIGTERM if the hub dies (Linux setpriv)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return argv
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
+
+
+class StderrRing:
+    """The last lines ffmpeg printed, scrubbed of credentials, for logs and the UI."""
+
+    def __init__(self, size: int = STDERR_LINES) -> None:
+        self._lines: collections.deque[str] = collections.deque(maxlen=size)
+
+    def add(self, line: str) -> None:
+        """Remember one line of ffmpeg's stderr."""
+        self._lines.append(scrub(line.rstrip()))
+
+    def tail(self, count: int = 20) -> list[str]:
+        """Return the last ``count`` lines."""
+        return list(self._lines)[-count:]
+
+
+def parse_segment_list_line(line: str) -> tuple[str, float, float] | None:
+    """Parse one CSV line of ffmpeg's segment list: file name, start and end PTS seconds."""
+    parts = line.strip().rsplit(",", 2)
+    if len(parts) != 3:
+        return None
+    name, start, end = parts
+    try:
+        return name.strip('"'), float(start), float(end)
+    except ValueError:
+        return None

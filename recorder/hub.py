@@ -1,0 +1,196 @@
+"""The hub process: recovery at start, the ingest server, pulled cameras, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import logging
+import signal
+
+from sqlalchemy import select
+
+from . import db
+from .catalog import Catalog
+from .config import HubConfig
+from .errors import IngestRejected
+from .ffmpeg import scrub
+from .models import Camera
+from .ingest import IngestRequest, StreamSink, start_server, token_matches
+from .reconcile import ReconcileReport, reconcile
+from .segmenter import Anchor, Segmenter
+from .states import RestartPolicy
+from .storage import Storage
+
+logger = logging.getLogger(__name__)
+
+
+class Hub:
+    """Owns the catalog, the storage lock, every camera's segmenter and the ingest port."""
+
+    def __init__(self, config: HubConfig) -> None:
+        self.config = config
+        self.storage = Storage(config.storage)
+        self.engine = db.make_engine(config.db_url)
+        self.catalog = Catalog(self.engine, self.storage)
+        # One thread owns fsync + catalog writes: segments are cataloged in order and the
+        # event loop never blocks on the disk.
+        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="catalog")
+        self.policy = RestartPolicy(initial=config.backoff_initial, maximum=config.backoff_max,
+                                    fail_after=config.fail_after,
+                                    failed_retry=config.failed_retry_seconds)
+        self.pushed: dict[str, Segmenter] = {}
+        self.pulled: dict[str, Segmenter] = {}
+        self.connections: set[asyncio.Task[None]] = set()
+        self.server: asyncio.Server | None = None
+        self.stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.report: ReconcileReport | None = None
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start everything, serve until asked to stop, then stop cleanly."""
+        self._install_signal_handlers()
+        self.storage.lock()
+        try:
+            await self._prepare()
+            await self._serve()
+            await self.stopping.wait()
+        finally:
+            await self.shutdown()
+
+    async def _prepare(self) -> None:
+        loop = asyncio.get_running_loop()
+        logger.info("catalog %s, storage %s", db.redacted(self.config.db_url), self.storage.root)
+        await loop.run_in_executor(self.executor, db.upgrade, self.engine)
+        self.report = await loop.run_in_executor(self.executor, reconcile, self.catalog, self.storage)
+        if not self.config.ingest_token and not any(c.token for c in self.config.cameras):
+            logger.warning("no ingest token is configured: any host that reaches the port can push")
+
+    async def _serve(self) -> None:
+        self.server = await start_server(self, self.config.listen_host, self.config.listen_port,
+                                         self.config.stall_timeout, self._track_connection)
+        for camera in self.config.cameras:
+            if camera.is_pull and camera.enabled:
+                self._start_pull(camera.name, camera.location, camera.url or "")
+        addresses = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}"
+                              for s in self.server.sockets)
+        logger.info("hub listening on %s (segments of %g s)", addresses, self.config.segment_seconds)
+        self.ready.set()
+
+    def request_stop(self) -> None:
+        """Ask the hub to stop (safe to call from a signal handler)."""
+        self.stopping.set()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, finish every open segment, and release the storage."""
+        self.stopping.set()
+        if self.server is not None:
+            self.server.close()
+        # Cancelling a connection ends its relay; its handler then closes ffmpeg's input,
+        # so the open segment is finished and cataloged before the task returns.
+        for task in list(self.connections):
+            task.cancel()
+        await asyncio.gather(*self.connections, return_exceptions=True)
+        await asyncio.gather(*(s.finish() for s in self.pushed.values()), return_exceptions=True)
+        await asyncio.gather(*(s.stop() for s in self.pulled.values()), return_exceptions=True)
+        self.executor.shutdown(wait=True)
+        self.engine.dispose()
+        self.storage.unlock()
+        logger.info("hub stopped")
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(signum, self.request_stop)
+            except (NotImplementedError, RuntimeError):
+                pass  # not the main thread (tests run the hub in a thread)
+
+    def _track_connection(self, task: asyncio.Task[None]) -> None:
+        self.connections.add(task)
+        task.add_done_callback(self.connections.discard)
+
+    # -- ingest handler (see ingest.IngestHandler) ---------------------------------------------
+
+    async def admit(self, request: IngestRequest) -> StreamSink:
+        """Claim a camera for a new edge connection, or raise IngestRejected."""
+        name = request.camera
+        self._check_token(request)
+        if self.stopping.is_set():
+            raise IngestRejected(503, "the hub is shutting down")
+        camera = self.config.camera(name)
+        if camera is not None and camera.is_pull:
+            raise IngestRejected(409, f"camera {name} is pulled by the hub, not pushed")
+        if name in self.pushed:
+            raise IngestRejected(409, f"camera {name} is already streaming from another connection")
+        if len(self.pushed) + len(self.pulled) >= self.config.max_streams:
+            raise IngestRejected(503, "the hub is at its stream limit")
+        await self._check_allowed(name, camera is not None, camera is not None and not camera.enabled)
+        location = (camera.location if camera and camera.location else request.location)
+        segmenter = self._new_segmenter(name, location, "push", peer=request.peer)
+        segmenter.anchor = self._anchor(request)
+        self.pushed[name] = segmenter  # claimed before any await below: no double admission
+        segmenter.start()
+        logger.info("%s: edge %s connected (location %r)", name, request.peer, location)
+        return segmenter
+
+    def release(self, camera: str, sink: StreamSink) -> None:
+        """Forget the connection that held a camera."""
+        if self.pushed.get(camera) is sink:
+            del self.pushed[camera]
+
+    def segments_of(self, sink: StreamSink) -> int:
+        """Count the segments a connection produced."""
+        return sink.stats.segments if isinstance(sink, Segmenter) else 0
+
+    def _check_token(self, request: IngestRequest) -> None:
+        camera = self.config.camera(request.camera)
+        expected = (camera.token if camera and camera.token else None) or self.config.ingest_token
+        if expected is None:
+            return
+        if not token_matches(request.token, expected):
+            what = "no" if request.token is None else "a wrong"
+            raise IngestRejected(401, f"{what} bearer token for camera {request.camera}")
+
+    async def _check_allowed(self, name: str, configured: bool, disabled_in_config: bool) -> None:
+        if disabled_in_config:
+            raise IngestRejected(423, f"camera {name} is disabled")
+        loop = asyncio.get_running_loop()
+        known, disabled = await loop.run_in_executor(self.executor, self._camera_flags, name)
+        if disabled:
+            raise IngestRejected(423, f"camera {name} is disabled")
+        if not (configured or known or self.config.allow_new_cameras):
+            raise IngestRejected(404, f"unknown camera {name} (allow_new_cameras is off)")
+
+    def _camera_flags(self, name: str) -> tuple[bool, bool]:
+        with self.catalog.session() as session:
+            row = session.execute(select(Camera.id, Camera.enabled).where(Camera.name == name)).first()
+        return (row is not None, row is not None and not row.enabled)
+
+    def _anchor(self, request: IngestRequest) -> Anchor | None:
+        if request.epoch is None:
+            return None
+        wall = dt.datetime.fromtimestamp(request.epoch, dt.timezone.utc)
+        return Anchor(wall=wall, pts=0.0, exact=True)
+
+    # -- segmenters ---------------------------------------------------------------------------
+
+    def _new_segmenter(self, name: str, location: str, kind: str, peer: str = "",
+                       url: str | None = None) -> Segmenter:
+        return Segmenter(camera=name, location=location, kind=kind,
+                         incoming_dir=self.storage.incoming_dir(name),
+                         segment_seconds=self.config.segment_seconds_for(name),
+                         policy=self.policy, catalog=self.catalog,
+                         catalog_executor=self.executor, url=url, peer=peer)
+
+    def _start_pull(self, name: str, location: str, url: str) -> None:
+        segmenter = self._new_segmenter(name, location, "pull", peer=scrub(url), url=url)
+        self.pulled[name] = segmenter
+        segmenter.start()
+        logger.info("%s: pulling %s", name, scrub(url))
+
+    def segmenters(self) -> dict[str, Segmenter]:
+        """Every live segmenter by camera name."""
+        return {**self.pulled, **self.pushed}

@@ -1,0 +1,273 @@
+"""The ingest server: HTTP/1.1 chunked POSTs of MPEG-TS, parsed with h11 (docs/design/protocol.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import h11
+
+from nvrlib.names import InvalidName, validate_camera_name
+
+from .errors import IngestRejected
+
+logger = logging.getLogger(__name__)
+
+TS_PACKET = 188
+SYNC_BYTE = 0x47
+SYNC_CHECK_BYTES = 3 * TS_PACKET
+HEAD_TIMEOUT = 10.0
+READ_SIZE = 256 * 1024
+MAX_HEAD_BYTES = 16 * 1024
+EARLIEST_EPOCH = 946684800.0  # 2000-01-01: older stream epochs are certainly wrong
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestRequest:
+    """A validated ingest request head."""
+
+    camera: str
+    token: str | None
+    location: str
+    epoch: float | None
+    peer: str
+
+
+class StreamSink(Protocol):
+    """Where the body of an accepted request goes (a camera's segmenter)."""
+
+    async def feed(self, data: bytes) -> None:
+        """Take MPEG-TS bytes."""
+
+    async def finish(self) -> None:
+        """The body ended (or the peer went away): finish the open segment."""
+
+
+class IngestHandler(Protocol):
+    """What the ingest server asks of the hub."""
+
+    async def admit(self, request: IngestRequest) -> StreamSink:
+        """Claim the camera for this connection or raise IngestRejected."""
+
+    def release(self, camera: str, sink: StreamSink) -> None:
+        """The connection that held ``camera`` is gone."""
+
+    def segments_of(self, sink: StreamSink) -> int:
+        """Count the segments a connection produced, for the final response."""
+
+
+def parse_request_head(request: h11.Request, peer: str) -> IngestRequest:
+    """Validate method, path and headers of an ingest request, or raise IngestRejected."""
+    method = request.method.decode("ascii", "replace")
+    if method not in ("POST", "PUT"):
+        raise IngestRejected(405, f"method {method} is not allowed; POST the stream")
+    target = urlsplit(request.target.decode("ascii", "replace"))
+    camera = _camera_from_path(target.path)
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1")
+               for name, value in request.headers}
+    mode = headers.get("x-nvr-mode", "live").strip().lower()
+    if mode == "backfill":
+        raise IngestRejected(501, "backfill uploads are reserved for a later protocol version")
+    if mode != "live":
+        raise IngestRejected(400, f"unknown X-NVR-Mode {mode[:20]!r}")
+    return IngestRequest(camera=camera, token=_token(headers, target.query),
+                         location=_location(headers), epoch=_epoch(headers), peer=peer)
+
+
+def _camera_from_path(path: str) -> str:
+    parts = [unquote(p) for p in path.split("/") if p]
+    if len(parts) == 3 and parts[:2] == ["ingest", "v1"]:
+        name = parts[2]
+    elif len(parts) == 2 and parts[0] == "ingest":
+        name = parts[1]
+    else:
+        raise IngestRejected(404, "not found; push to /ingest/v1/<camera>")
+    try:
+        return validate_camera_name(name)
+    except InvalidName as exc:
+        raise IngestRejected(400, f"bad camera name: {exc}") from None
+
+
+def _token(headers: dict[str, str], query: str) -> str | None:
+    auth = headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    tokens = parse_qs(query).get("token")
+    return tokens[0] if tokens else None
+
+
+def _location(headers: dict[str, str]) -> str:
+    location = headers.get("x-nvr-location", "").strip()
+    if len(location) > 128 or not location.isprintable():
+        raise IngestRejected(400, "X-NVR-Location must be printable text of at most 128 characters")
+    return location
+
+
+def _epoch(headers: dict[str, str]) -> float | None:
+    raw = headers.get("x-nvr-stream-epoch")
+    if raw is None:
+        return None
+    try:
+        epoch = float(raw)
+    except ValueError:
+        raise IngestRejected(400, "X-NVR-Stream-Epoch must be Unix seconds") from None
+    if not math.isfinite(epoch) or not EARLIEST_EPOCH <= epoch <= time.time() + 86400:
+        raise IngestRejected(400, "X-NVR-Stream-Epoch is not a plausible time")
+    return epoch
+
+
+def token_matches(given: str | None, expected: str) -> bool:
+    """Compare a bearer token in constant time."""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def looks_like_mpegts(data: bytes) -> bool:
+    """Tell whether ``data`` starts with MPEG-TS packets (a sync byte every 188 bytes)."""
+    return len(data) >= SYNC_CHECK_BYTES and all(
+        data[i] == SYNC_BYTE for i in range(0, SYNC_CHECK_BYTES, TS_PACKET))
+
+
+class _Closed(Exception):
+    """The peer closed the connection or went silent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class IngestConnection:
+    """One accepted TCP connection carrying one camera's stream."""
+
+    def __init__(self, handler: IngestHandler, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, stall_timeout: float) -> None:
+        self.handler, self.reader, self.writer = handler, reader, writer
+        self.stall_timeout = stall_timeout
+        self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        self.peer = f"{peer[0]}:{peer[1]}"
+        self.log = logger
+
+    async def serve(self) -> None:
+        """Read the request, stream its body into the camera's segmenter, answer."""
+        try:
+            await self._serve()
+        except IngestRejected as exc:
+            self.log.warning("ingest from %s rejected: %d %s", self.peer, exc.status, exc.reason)
+            await self._respond(exc.status, exc.reason + "\n", "text/plain")
+        except h11.RemoteProtocolError as exc:
+            self.log.warning("ingest from %s rejected: not valid HTTP (%s)", self.peer, exc)
+            await self._respond(400, f"bad request: {exc}\n", "text/plain")
+        except _Closed as exc:
+            self.log.info("ingest from %s closed before a request: %s", self.peer, exc.reason)
+        finally:
+            self.writer.close()
+
+    async def _serve(self) -> None:
+        request = await self._next_event(HEAD_TIMEOUT)
+        if not isinstance(request, h11.Request):
+            raise IngestRejected(400, "expected an HTTP request")
+        head = parse_request_head(request, self.peer)
+        if self.http.they_are_waiting_for_100_continue:
+            await self._send(h11.InformationalResponse(status_code=100, headers=[]))
+        first = await self._first_bytes()
+        sink = await self.handler.admit(head)
+        try:
+            ended = await self._relay(sink, head.camera, first)
+        finally:
+            await sink.finish()
+            self.handler.release(head.camera, sink)
+        if ended:
+            body = {"camera": head.camera, "segments": self.handler.segments_of(sink)}
+            await self._respond(200, json.dumps(body) + "\n", "application/json")
+
+    async def _first_bytes(self) -> bytes:
+        # Validate the body before anything is spawned for it: garbage never reaches disk.
+        buffered = b""
+        while len(buffered) < SYNC_CHECK_BYTES:
+            event = await self._next_event(self.stall_timeout)
+            if isinstance(event, h11.Data):
+                buffered += bytes(event.data)
+            else:
+                raise IngestRejected(400, "the body ended before any MPEG-TS packet")
+        if not looks_like_mpegts(buffered):
+            raise IngestRejected(415, "the body is not MPEG-TS (no 0x47 sync byte every 188 bytes)")
+        return buffered
+
+    async def _relay(self, sink: StreamSink, camera: str, first: bytes) -> bool:
+        await sink.feed(first)
+        while True:
+            try:
+                event = await self._next_event(self.stall_timeout)
+            except _Closed as exc:
+                self.log.warning("%s: edge %s %s", camera, self.peer, exc.reason)
+                return False
+            except h11.RemoteProtocolError as exc:
+                self.log.warning("%s: edge %s sent a broken stream: %s", camera, self.peer, exc)
+                return False
+            if isinstance(event, h11.Data):
+                await sink.feed(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                self.log.info("%s: edge %s ended its stream", camera, self.peer)
+                return True
+            else:
+                return False
+
+    async def _next_event(self, timeout: float) -> h11.Event | type[h11.PAUSED]:
+        while True:
+            event = self.http.next_event()
+            if event is not h11.NEED_DATA:
+                if isinstance(event, h11.ConnectionClosed):
+                    raise _Closed("disconnected")
+                return event
+            try:
+                async with asyncio.timeout(timeout):
+                    data = await self.reader.read(READ_SIZE)
+            except TimeoutError:
+                raise _Closed(f"sent nothing for {timeout:g} s (stalled)") from None
+            except ConnectionError:
+                raise _Closed("reset the connection") from None
+            if not data and self.http.their_state is h11.SEND_BODY:
+                raise _Closed("disconnected mid-stream")
+            self.http.receive_data(data)
+
+    async def _respond(self, status: int, body: str, content_type: str) -> None:
+        payload = body.encode()
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(payload))),
+                   ("Connection", "close")]
+        try:
+            await self._send(h11.Response(status_code=status, headers=headers))
+            await self._send(h11.Data(data=payload))
+            await self._send(h11.EndOfMessage())
+        except (h11.LocalProtocolError, ConnectionError):
+            pass  # the peer is gone or the connection is in no state to answer
+
+    async def _send(self, event: h11.Event) -> None:
+        data = self.http.send(event)
+        if data:
+            self.writer.write(data)
+            async with asyncio.timeout(5):
+                await self.writer.drain()
+
+
+async def start_server(handler: IngestHandler, host: str, port: int, stall_timeout: float,
+                       on_connection: Callable[[asyncio.Task[None]], None]) -> asyncio.Server:
+    """Listen for ingest connections; each one is served by its own task."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = IngestConnection(handler, reader, writer, stall_timeout)
+        task = asyncio.current_task()
+        assert task is not None
+        on_connection(task)
+        await connection.serve()
+
+    return await asyncio.start_server(serve, host, port, limit=READ_SIZE, reuse_address=True)
+

@@ -1,0 +1,198 @@
+"""Start-up recovery: reap stale ffmpegs, then reconcile disk and catalog both ways."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from .catalog import Catalog, RunInfo, parse_incoming_name
+from .models import Camera, Run, Segment, utcnow
+from .probe import ProbeError, probe
+from .storage import INCOMING, SEGMENT_SUFFIX, Storage, durable_move
+
+logger = logging.getLogger(__name__)
+
+_FINAL_NAME_RE = re.compile(
+    r"(?P<camera>.+)-(?P<stamp>\d{8}T\d{6})\.(?P<ms>\d{3})Z-(?P<run>[0-9a-f]{8,16})-(?P<seq>\d{6})\.ts")
+
+
+@dataclasses.dataclass
+class ReconcileReport:
+    """What start-up recovery did, for the log and for tests."""
+
+    reaped: list[int] = dataclasses.field(default_factory=list)
+    recovered: list[str] = dataclasses.field(default_factory=list)
+    quarantined: list[str] = dataclasses.field(default_factory=list)
+    missing: list[str] = dataclasses.field(default_factory=list)
+    runs_closed: int = 0
+
+
+def reconcile(catalog: Catalog, storage: Storage) -> ReconcileReport:
+    """Run every start-up recovery step of docs/design/recording.md, in order."""
+    report = ReconcileReport()
+    report.reaped = reap_stale_ffmpeg(storage.root)
+    report.runs_closed = _close_open_runs(catalog)
+    known = _known_paths(catalog)
+    for path in sorted(_segment_files(storage)):
+        relative = str(storage.relative(path))
+        if relative not in known:
+            _recover_file(catalog, storage, path, report)
+    report.missing = _mark_missing(catalog, storage)
+    _log_report(report)
+    return report
+
+
+def recover_run_leftovers(catalog: Catalog, camera: str, run_id: str) -> ReconcileReport:
+    """Catalog (or quarantine) what a run left in .incoming when its ffmpeg died."""
+    report = ReconcileReport()
+    incoming = catalog.storage.incoming_dir(camera)
+    for path in sorted(incoming.glob(f"{run_id}-*{SEGMENT_SUFFIX}")):
+        _recover_file(catalog, catalog.storage, path, report)
+    for path in report.recovered:
+        logger.warning("recovered segment %s after its ffmpeg died", path)
+    return report
+
+
+def reap_stale_ffmpeg(storage_root: Path) -> list[int]:
+    """Kill ffmpeg processes left writing into this storage by a hub that died."""
+    marker = str(storage_root)
+    reaped = []
+    for pid in _pids():
+        argv = _cmdline(pid)
+        if argv and any("ffmpeg" in os.path.basename(a) for a in argv[:4]) and \
+                any(a.startswith(marker + os.sep) for a in argv):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                reaped.append(pid)
+            except ProcessLookupError:
+                pass
+    _wait_gone(reaped)
+    return reaped
+
+
+def _pids() -> list[int]:
+    return [int(d) for d in os.listdir("/proc") if d.isdigit() and int(d) != os.getpid()]
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+
+
+def _wait_gone(pids: list[int], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            if _is_zombie(pid):
+                break
+            time.sleep(0.02)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _close_open_runs(catalog: Catalog) -> int:
+    with catalog.sessions.begin() as session:
+        result = session.execute(update(Run).where(Run.ended_at.is_(None))
+                                 .values(ended_at=utcnow(), end_reason="hub stopped abruptly"))
+        return result.rowcount or 0
+
+
+def _known_paths(catalog: Catalog) -> set[str]:
+    with catalog.session() as session:
+        return set(session.scalars(select(Segment.path)))
+
+
+def _segment_files(storage: Storage) -> list[Path]:
+    if not storage.root.exists():
+        return []
+    files = []
+    for camera_dir in storage.root.iterdir():
+        if camera_dir.is_dir() and not camera_dir.name.startswith("."):
+            files.extend(p for p in camera_dir.rglob(f"*{SEGMENT_SUFFIX}") if p.is_file())
+    return files
+
+
+def _recover_file(catalog: Catalog, storage: Storage, path: Path, report: ReconcileReport) -> None:
+    try:
+        info, seq = _run_info_for(catalog, storage, path)
+        result = probe(path, decode=True)
+        if result.decoded_frames == 0:
+            raise ProbeError("no decodable frame")
+    except (ProbeError, LookupError) as exc:
+        target = storage.quarantine_path(path)
+        durable_move(path, target)
+        report.quarantined.append(str(storage.relative(target)))
+        logger.warning("quarantined %s: %s", path.name, exc)
+        return
+    info.codec, info.width, info.height = result.codec, result.width, result.height
+    note = "interrupted segment" if path.parent.name == INCOMING else "found on disk, not cataloged"
+    segment = catalog.catalog_recovered(info, path, seq, result.first_pts, result.end_pts, note)
+    report.recovered.append(str(storage.relative(segment.path)))
+
+
+def _run_info_for(catalog: Catalog, storage: Storage, path: Path) -> tuple[RunInfo, int]:
+    camera = storage.relative(path).parts[0]
+    parsed = parse_incoming_name(path.name)
+    if parsed is not None:
+        return _info_from_run_row(catalog, camera, parsed[0], path), parsed[1]
+    match = _FINAL_NAME_RE.fullmatch(path.name)
+    if match is None or match["camera"] != camera:
+        raise LookupError("the file name is not one the hub writes")
+    stamp = dt.datetime.strptime(match["stamp"], "%Y%m%dT%H%M%S").replace(tzinfo=dt.timezone.utc)
+    start = stamp + dt.timedelta(milliseconds=int(match["ms"]))
+    info = _info_from_run_row(catalog, camera, match["run"], path)
+    # the name holds the start the hub computed before the crash: anchor on it exactly
+    first_pts = probe(path).first_pts
+    info.anchor_wall, info.anchor_pts = start, first_pts
+    return info, int(match["seq"])
+
+
+def _info_from_run_row(catalog: Catalog, camera: str, run_id: str, path: Path) -> RunInfo:
+    with catalog.session() as session:
+        run = session.get(Run, run_id)
+        location = session.scalar(select(Camera.location).where(Camera.name == camera)) or ""
+    if run is None:
+        # no row (a catalog restored from a backup): the file's last write is the best guess
+        mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+        return RunInfo(run_id=run_id, camera=camera, location=location,
+                       anchor_wall=mtime, anchor_pts=None)
+    return RunInfo(run_id=run_id, camera=camera, location=run.location or location,
+                   anchor_wall=run.anchor_wall, anchor_pts=run.anchor_pts)
+
+
+def _mark_missing(catalog: Catalog, storage: Storage) -> list[str]:
+    missing = []
+    with catalog.sessions.begin() as session:
+        for segment in session.scalars(select(Segment).where(Segment.status == "ok")):
+            if not storage.resolve_catalog_path(segment.path).exists():
+                segment.status = "missing"
+                missing.append(segment.path)
+    return missing
+
+
+def _log_report(report: ReconcileReport) -> None:
+    if report.reaped:
+        logger.warning("killed %d stale ffmpeg process(es): %s", len(report.reaped), report.reaped)
+    for path in report.recovered:
+        logger.warning("recovered segment %s", path)
+    for path in report.missing:
+        logger.warning("catalog row for %s marked missing: the file is gone", path)
+    logger.info("reconciled storage: %d recovered, %d quarantined, %d missing, %d runs closed",
+                len(report.recovered), len(report.quarantined), len(report.missing),
+                report.runs_closed)

@@ -1,0 +1,311 @@
+"""One camera's supervised ffmpeg segment muxer: spawn, feed, restart with back-off, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import datetime as dt
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from pathlib import Path
+
+from . import ffmpeg
+from .catalog import Catalog, FinishedSegment, RunInfo
+from .reconcile import recover_run_leftovers
+from .models import utcnow
+from .states import ProcessStateMachine, RestartPolicy, State
+
+logger = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 10.0
+PENDING_LIMIT_BYTES = 16 * 1024 * 1024
+
+
+@dataclasses.dataclass
+class Anchor:
+    """How a stream's PTS maps to wall-clock time; shared by the runs of one connection."""
+
+    wall: dt.datetime
+    pts: float | None
+    exact: bool
+
+
+@dataclasses.dataclass
+class StreamStats:
+    """Counters a stream exposes to logs, health checks and the web app."""
+
+    bytes_in: int = 0
+    segments: int = 0
+    bytes_dropped: int = 0
+    last_segment_end: dt.datetime | None = None
+    last_data_at: float | None = None
+
+
+class Segmenter:
+    """Runs ffmpeg for one camera until stopped; restarts it when it dies."""
+
+    def __init__(self, *, camera: str, location: str, kind: str, incoming_dir: Path,
+                 segment_seconds: float, policy: RestartPolicy, catalog: Catalog,
+                 catalog_executor: Executor, url: str | None = None, peer: str = "",
+                 anchor: Anchor | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.camera, self.location, self.kind = camera, location, kind
+        self.url, self.peer = url, peer
+        self.incoming_dir = incoming_dir
+        self.segment_seconds = segment_seconds
+        self.catalog, self.executor = catalog, catalog_executor
+        self.anchor = anchor
+        self.machine = ProcessStateMachine(policy, clock, name=camera)
+        self.stats = StreamStats()
+        self.stderr = ffmpeg.StderrRing()
+        self.log = logger.getChild(camera)
+        self.on_segment: list[Callable[[FinishedSegment], None]] = []
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pending: collections.deque[bytes] = collections.deque()
+        self._pending_bytes = 0
+        self._input_closed = False
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._catalog_jobs: set[asyncio.Future[object]] = set()
+
+    # -- public API -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start supervising (spawns ffmpeg at once)."""
+        self._task = asyncio.create_task(self._supervise(), name=f"segmenter-{self.camera}")
+
+    async def feed(self, data: bytes) -> None:
+        """Pass MPEG-TS bytes to ffmpeg; buffer them (bounded) while it restarts."""
+        self.stats.bytes_in += len(data)
+        self.stats.last_data_at = time.monotonic()
+        proc = self._proc
+        if proc is not None and proc.returncode is None and not self._pending:
+            try:
+                proc.stdin.write(data)  # type: ignore[union-attr]
+                await proc.stdin.drain()  # type: ignore[union-attr]
+                return
+            except (BrokenPipeError, ConnectionResetError):
+                self.log.warning("ffmpeg stopped taking input; buffering until it restarts")
+        self._buffer(data)
+
+    async def finish(self) -> None:
+        """End of input: let ffmpeg finish the open segment, then wait for everything."""
+        self._input_closed = True
+        proc = self._proc
+        if proc is not None and proc.stdin is not None and not self._pending:
+            self.machine.stopping()
+            proc.stdin.close()
+        self._wake.set()
+        await self.wait()
+
+    async def stop(self) -> None:
+        """Stop ffmpeg cleanly (the open segment is finished) and wait for the catalog."""
+        self._stop.set()
+        self._wake.set()
+        if self._proc is not None and self._proc.returncode is None:
+            self.machine.stopping()
+            self._signal(signal.SIGTERM)
+        await self.wait()
+
+    async def restart(self) -> None:
+        """Restart ffmpeg now (its open segment is finished first)."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._signal(signal.SIGTERM)
+
+    async def wait(self) -> None:
+        """Wait until supervision ended and every listed segment is cataloged."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    @property
+    def state(self) -> State:
+        """The ffmpeg's current state."""
+        return self.machine.state
+
+    @property
+    def pid(self) -> int | None:
+        """The current ffmpeg's process id, if one runs."""
+        return self._proc.pid if self._proc and self._proc.returncode is None else None
+
+    # -- supervision loop ------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self._input_closed and not self._pending and self._proc is not None:
+                    break  # input ended while ffmpeg was backing off: nothing left to write
+                returncode, run_id = await self._one_run()
+                delay = self.machine.exited(returncode)
+                await self._end_run(run_id, returncode)
+                if self._input_closed and self._pending:
+                    continue  # ffmpeg died with input still buffered: write it out first
+                if delay is None or self._input_closed:
+                    break
+                self._log_exit(returncode, delay)
+                await self._sleep(delay)
+        finally:
+            if self.machine.state is not State.STOPPED:
+                self.machine.stopping()
+            await self._drain_catalog()
+
+    async def _one_run(self) -> tuple[int | None, str]:
+        run = self._new_run()
+        await self._run_in_catalog(self.catalog.start_run, run, self.kind, self.peer)
+        self.machine.starting()
+        read_fd, write_fd = os.pipe()
+        try:
+            argv = self._argv(run.run_id, write_fd)
+            self._proc = await asyncio.create_subprocess_exec(
+                *ffmpeg.with_parent_death_signal(argv),
+                stdin=asyncio.subprocess.PIPE if self.kind == "push" else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+                pass_fds=(write_fd,), start_new_session=True)
+        except OSError as exc:
+            os.close(read_fd)
+            self.log.error("cannot start ffmpeg: %s", exc)
+            return None, run.run_id
+        finally:
+            os.close(write_fd)
+        self.log.info("ffmpeg started (pid %d, run %s)", self._proc.pid, run.run_id)
+        return await self._watch(self._proc, run, read_fd), run.run_id
+
+    def _new_run(self) -> RunInfo:
+        if self.kind == "pull":
+            # Each RTSP session has its own clock, and ffmpeg starts it at 0 with the first
+            # RTP packet, which arrives about now.
+            self.anchor = Anchor(wall=utcnow(), pts=0.0, exact=False)
+        elif self.anchor is None:
+            # A pusher without X-NVR-Stream-Epoch: its first frame arrived about now.
+            self.anchor = Anchor(wall=utcnow(), pts=None, exact=False)
+        return RunInfo(run_id=secrets.token_hex(4), camera=self.camera, location=self.location,
+                       anchor_wall=self.anchor.wall, anchor_pts=self.anchor.pts,
+                       anchor_exact=self.anchor.exact)
+
+    def _argv(self, run_id: str, list_fd: int) -> list[str]:
+        pattern = ffmpeg.incoming_pattern(self.incoming_dir, run_id)
+        if self.kind == "pull":
+            assert self.url is not None
+            return ffmpeg.pull_segmenter_argv(self.url, pattern, self.segment_seconds, list_fd)
+        return ffmpeg.push_segmenter_argv(pattern, self.segment_seconds, list_fd)
+
+    async def _watch(self, proc: asyncio.subprocess.Process, run: RunInfo, list_fd: int) -> int:
+        stderr_task = asyncio.create_task(self._read_stderr(proc))
+        list_task = asyncio.create_task(self._read_segment_list(list_fd, run))
+        await self._write_pending(proc)
+        if self._input_closed and not self._pending and proc.stdin is not None:
+            self.machine.stopping()
+            proc.stdin.close()
+        promote = asyncio.get_running_loop().call_later(
+            self.machine.policy.startsecs, self.machine.maybe_running)
+        try:
+            returncode = await proc.wait()
+        finally:
+            promote.cancel()
+            await asyncio.gather(stderr_task, list_task)
+        self.machine.maybe_running()
+        return returncode
+
+    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            self.stderr.add(raw.decode("utf-8", "replace"))
+
+    async def _read_segment_list(self, fd: int, run: RunInfo) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0))
+        try:
+            async for raw in reader:
+                entry = ffmpeg.parse_segment_list_line(raw.decode("utf-8", "replace"))
+                if entry is None:
+                    self.log.warning("unexpected segment list line %r", raw[:200])
+                    continue
+                self._schedule_catalog(run, *entry)
+        finally:
+            transport.close()
+
+    def _schedule_catalog(self, run: RunInfo, name: str, start: float, end: float) -> None:
+        future = asyncio.ensure_future(self._run_in_catalog(
+            self.catalog.finish_segment, run, self.incoming_dir / name, start, end))
+        self._catalog_jobs.add(future)
+        future.add_done_callback(lambda done: self._segment_done(done, run))
+
+    def _segment_done(self, future: asyncio.Future[object], run: RunInfo) -> None:
+        self._catalog_jobs.discard(future)
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            self.log.error("cataloging a segment failed: %s", future.exception())
+            return
+        segment = future.result()
+        if isinstance(segment, FinishedSegment):
+            self.stats.segments += 1
+            self.stats.last_segment_end = segment.end
+            if self.anchor is not None and self.anchor.pts is None and run.anchor_pts is not None:
+                # later runs of this connection share the clock mapping the first one learned
+                self.anchor = Anchor(wall=run.anchor_wall, pts=run.anchor_pts, exact=False)
+            for callback in self.on_segment:
+                callback(segment)
+
+    async def _run_in_catalog(self, func: Callable[..., object], *args: object) -> object:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
+
+    async def _drain_catalog(self) -> None:
+        if self._catalog_jobs:
+            await asyncio.gather(*self._catalog_jobs, return_exceptions=True)
+
+    async def _end_run(self, run_id: str, returncode: int | None) -> None:
+        reason = "stopped" if self.machine.state is State.STOPPED else f"exit {returncode}"
+        await self._drain_catalog()
+        await self._run_in_catalog(self.catalog.end_run, run_id, reason)
+        # an ffmpeg killed mid-segment leaves its open file behind: recover it right away
+        await self._run_in_catalog(recover_run_leftovers, self.catalog, self.camera, run_id)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _buffer(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        while self._pending_bytes > PENDING_LIMIT_BYTES and self._pending:
+            dropped = self._pending.popleft()
+            self._pending_bytes -= len(dropped)
+            self.stats.bytes_dropped += len(dropped)
+
+    async def _write_pending(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.stdin is None:
+            return
+        try:
+            while self._pending:
+                chunk = self._pending.popleft()
+                self._pending_bytes -= len(chunk)
+                proc.stdin.write(chunk)
+                await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            self.log.warning("ffmpeg died while taking buffered input")
+
+    async def _sleep(self, delay: float) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        except TimeoutError:
+            pass
+
+    def _signal(self, signum: int) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            try:
+                self._proc.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+    def _log_exit(self, returncode: int | None, delay: float) -> None:
+        tail = "\n    ".join(self.stderr.tail(8))
+        self.log.warning("ffmpeg exited (%s), %s; restart in %.0f s; last output:\n    %s",
+                         returncode, self.machine.state.value, delay, tail)

@@ -1,0 +1,95 @@
+"""Checks on recorded media and on the catalog, using PyAV and plain SQLite."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import av
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """A catalog segment row as the tests see it."""
+
+    id: int
+    camera: str
+    start: dt.datetime
+    end: dt.datetime
+    duration: float
+    size_bytes: int
+    path: str
+    codec: str
+    width: int
+    height: int
+    status: str
+    recovered: bool
+
+
+def _utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+
+
+def segments(db_path: Path, camera: str | None = None) -> list[Row]:
+    """Read the catalog's segment rows, ordered by camera and start time."""
+    with sqlite3.connect(db_path, timeout=10) as conn:
+        query = ("SELECT s.id, c.name, s.start_time, s.end_time, s.duration, s.size_bytes, s.path,"
+                 " s.codec, s.width, s.height, s.status, s.recovered FROM segments s"
+                 " JOIN cameras c ON c.id = s.camera_id")
+        params: tuple[str, ...] = ()
+        if camera is not None:
+            query += " WHERE c.name = ?"
+            params = (camera,)
+        rows = conn.execute(query + " ORDER BY c.name, s.start_time", params).fetchall()
+    return [Row(r[0], r[1], _utc(r[2]), _utc(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                bool(r[11])) for r in rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoded:
+    """What fully decoding a file gave."""
+
+    frames: int
+    errors: int
+    first_pts: float
+    end_pts: float
+    duration: float
+    container_duration: float | None
+    width: int
+    height: int
+
+
+def decode_fully(path: Path) -> Decoded:
+    """Decode every video frame of a file, counting decoder errors."""
+    frames = errors = 0
+    first = last = None
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        tb = float(stream.time_base)
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        for packet in container.demux(stream):
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                errors += 1
+                continue
+            for frame in decoded:
+                frames += 1
+                if frame.pts is not None:
+                    first = frame.pts if first is None else min(first, frame.pts)
+                    last = frame.pts if last is None else max(last, frame.pts)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        cdur = container.duration / 1e6 if container.duration else None
+    assert first is not None and last is not None, f"{path} has no frames"
+    return Decoded(frames, errors, first * tb, last * tb + 1 / rate, (last - first) * tb + 1 / rate,
+                   cdur, width, height)
+
+
+def first_frame(path: Path):
+    """Return the first decoded frame of a file as a BGR numpy array."""
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            return frame.to_ndarray(format="bgr24")
+    raise AssertionError(f"{path} has no frame")

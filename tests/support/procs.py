@@ -1,0 +1,200 @@
+"""Real processes for tests: the hub, stock ffmpeg pushers, edges; always stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from nvrlib.ffmpeg_bin import ffmpeg_exe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
+    """Poll ``predicate`` until it is truthy or the deadline passes (then fail with ``what``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+class LoggedProcess:
+    """A child process whose merged output is collected line by line in a thread."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None,
+                 cwd: Path | None = None, stdin: int | None = subprocess.DEVNULL) -> None:
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=stdin, env=env, cwd=cwd, start_new_session=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode("utf-8", "replace").rstrip())
+
+    @property
+    def output(self) -> str:
+        """Everything the process printed so far."""
+        return "\n".join(self.lines)
+
+    def wait_line(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        """Wait for an output line matching ``pattern``; fail if the process dies first."""
+        regex = re.compile(pattern)
+
+        def found() -> re.Match[str] | None:
+            for line in list(self.lines):
+                match = regex.search(line)
+                if match:
+                    return match
+            if self.proc.poll() is not None:
+                self._reader.join(2)
+                for line in self.lines:
+                    if regex.search(line):
+                        return regex.search(line)
+                raise AssertionError(f"{self.argv[:3]} exited ({self.proc.returncode}) before "
+                                     f"printing {pattern!r}:\n{self.output[-3000:]}")
+            return None
+
+        return wait_for(found, timeout, f"{pattern!r} in output of {self.argv[:3]}")
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        """SIGTERM, bounded wait, then SIGKILL of the whole process group."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._close_output()
+        return self.proc.returncode
+
+    def _close_output(self) -> None:
+        self._reader.join(5)
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            self.proc.stdout.close()
+
+    def kill(self) -> None:
+        """SIGKILL the process (not its group: its children must cope on their own)."""
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait(10)
+
+    def kill_group(self) -> None:
+        """SIGKILL the process group, for cleanup after a failure."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+        self._close_output()
+
+
+class Hub:
+    """A real `python -m recorder` on 127.0.0.1 with its own storage and catalog."""
+
+    def __init__(self, workdir: Path, config: str = "", segment_seconds: float = 2.0,
+                 port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.storage = workdir / "recordings"
+        self.db_path = workdir / "nvr.db"
+        self.db_url = f"sqlite:///{self.db_path}"
+        self.config_path = workdir / "hub.toml"
+        self.config_path.write_text(config)
+        self.segment_seconds = segment_seconds
+        self.process: LoggedProcess | None = None
+        self.runs: list[LoggedProcess] = []
+
+    def start(self, timeout: float = 30.0) -> Hub:
+        """Start the hub and wait until it listens."""
+        argv = [sys.executable, "-m", "recorder", "--listen", f"127.0.0.1:{self.port}",
+                "--storage", str(self.storage), "--db", self.db_url,
+                "--segment-seconds", f"{self.segment_seconds:g}",
+                "--config", str(self.config_path), "--log-level", "DEBUG"]
+        self.process = LoggedProcess(argv, cwd=self.workdir)
+        self.runs.append(self.process)
+        self.process.wait_line(r"hub listening on", timeout)
+        return self
+
+    @property
+    def output(self) -> str:
+        """The log of every run of this hub so far."""
+        return "\n".join(run.output for run in self.runs)
+
+    def url(self, camera: str) -> str:
+        """The ingest URL of a camera."""
+        return f"http://127.0.0.1:{self.port}/ingest/v1/{camera}"
+
+    def stop(self) -> int:
+        """SIGTERM the hub and wait for it; return its exit code."""
+        assert self.process is not None
+        return self.process.terminate(timeout=30)
+
+    def ffmpeg_children(self) -> list[int]:
+        """Process ids of ffmpeg processes writing into this hub's storage."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                state = (entry / "stat").read_text().split(")")[-1].split()[0]
+            except OSError:
+                continue
+            if state != "Z" and any(str(self.storage).encode() in a for a in argv) and \
+                    any(b"ffmpeg" in a for a in argv[:4]):
+                pids.append(int(entry.name))
+        return pids
+
+
+def ffmpeg_pusher(url: str, seconds: float | None = None, token: str | None = None,
+                  size: str = "640x360", rate: int = 25, extra_headers: str = "") -> LoggedProcess:
+    """Start a stock ffmpeg CLI pushing a live test pattern to ``url`` (no edge code)."""
+    source = f"testsrc2=size={size}:rate={rate}"
+    argv = [ffmpeg_exe(), "-hide_banner", "-loglevel", "warning", "-re", "-f", "lavfi", "-i", source]
+    if seconds is not None:
+        argv += ["-t", f"{seconds:g}"]
+    argv += ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", str(rate),
+             "-pix_fmt", "yuv420p", "-f", "mpegts"]
+    headers = extra_headers
+    if token:
+        headers += f"Authorization: Bearer {token}\r\n"
+    if headers:
+        argv += ["-headers", headers]
+    argv.append(url)
+    return LoggedProcess(argv)
+
+
+@contextlib.contextmanager
+def running(*processes: LoggedProcess) -> Iterator[None]:
+    """Make sure processes are stopped when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        for process in processes:
+            if process.proc.poll() is None:
+                process.terminate(timeout=10)
+            process.kill_group()
