@@ -12,12 +12,12 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Camera, Run, Segment, utcnow
-from .probe import probe
+from .probe import ProbeError, probe
 from .storage import Storage, durable_move
 
 logger = logging.getLogger(__name__)
 
-_INCOMING_NAME_RE = re.compile(r"(?P<run>[0-9a-f]{8,16})-(?P<seq>\d{6})\.ts")
+_INCOMING_NAME_RE = re.compile(r"(?P<run>[0-9a-f]{8,16})-(?P<seq>\d{6,})\.ts")
 
 
 @dataclasses.dataclass
@@ -116,8 +116,15 @@ class Catalog:
             return None
         first_entry = info.entries == 0
         info.entries += 1
-        if first_entry:
-            start_pts = self._learn_from_first_segment(info, incoming)
+        if first_entry or not info.codec:
+            try:
+                first_pts = self._learn_from_first_segment(info, incoming)
+            except ProbeError:
+                if info.anchor_pts is None:  # keep later segments of the run apart in time
+                    info.anchor_pts, info.anchor_wall = end_pts, utcnow()
+                    self._set_anchor(info)
+                raise  # the file stays in .incoming; recovery quarantines it when the run ends
+            start_pts = first_pts if first_entry else start_pts
         return self._catalog(info, incoming, parsed[1], start_pts, end_pts, recovered=False)
 
     def _learn_from_first_segment(self, info: RunInfo, incoming: Path) -> float:
@@ -149,7 +156,7 @@ class Catalog:
             session.add(row)
             session.flush()
             segment_id = row.id
-        logger.debug("%s: cataloged %s (%.2f s)", info.camera, relative, duration)
+        logger.info("%s: segment %s, %.2f s, %.1f MB", info.camera, relative, duration, size / 1e6)
         return FinishedSegment(segment_id, info.camera, target, start, end, duration, size)
 
     def catalog_recovered(self, info: RunInfo, source: Path, seq: int, start_pts: float,

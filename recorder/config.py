@@ -144,7 +144,10 @@ def load_file(path: Path) -> dict[str, Any]:
 
 def build_config(file_values: dict[str, Any], overrides: dict[str, Any]) -> HubConfig:
     """Merge file values and command-line overrides (which win) into a HubConfig."""
-    values = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "ingest_token_file" in given:  # a token file named on the command line beats the file's token
+        file_values = {k: v for k, v in file_values.items() if k != "ingest_token"}
+    values = {**file_values, **given}
     kwargs: dict[str, Any] = {}
     if "listen" in values:
         kwargs["listen_host"], kwargs["listen_port"] = parse_listen(str(values["listen"]))

@@ -10,7 +10,8 @@ from pathlib import Path
 from nvrlib.ffmpeg_bin import ffmpeg_exe
 
 # userinfo in any URL: scheme://user:password@host -> scheme://***@host
-_CREDENTIALS_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+# greedy up to the last "@" before the path, so an unencoded "@" in a password is hidden too
+_CREDENTIALS_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s]*@")
 
 STDERR_LINES = 100
 

@@ -114,8 +114,8 @@ class Hub:
 
     # -- ingest handler (see ingest.IngestHandler) ---------------------------------------------
 
-    async def admit(self, request: IngestRequest) -> StreamSink:
-        """Claim a camera for a new edge connection, or raise IngestRejected."""
+    def precheck(self, request: IngestRequest) -> None:
+        """Reject a request early on what needs no database: token, state, conflicts, limits."""
         name = request.camera
         self._check_token(request)
         if self.stopping.is_set():
@@ -123,15 +123,27 @@ class Hub:
         camera = self.config.camera(name)
         if camera is not None and camera.is_pull:
             raise IngestRejected(409, f"camera {name} is pulled by the hub, not pushed")
+        if camera is not None and not camera.enabled:
+            raise IngestRejected(423, f"camera {name} is disabled")
         if name in self.pushed:
             raise IngestRejected(409, f"camera {name} is already streaming from another connection")
         if len(self.pushed) + len(self.pulled) >= self.config.max_streams:
             raise IngestRejected(503, "the hub is at its stream limit")
-        await self._check_allowed(name, camera is not None, camera is not None and not camera.enabled)
-        location = (camera.location if camera and camera.location else request.location)
+
+    async def admit(self, request: IngestRequest) -> StreamSink:
+        """Claim a camera for a new edge connection, or raise IngestRejected."""
+        self.precheck(request)  # again: the state may have changed while the body started
+        name = request.camera
+        camera = self.config.camera(name)
+        location = camera.location if camera and camera.location else request.location
         segmenter = self._new_segmenter(name, location, "push", peer=request.peer)
         segmenter.anchor = self._anchor(request)
-        self.pushed[name] = segmenter  # claimed before any await below: no double admission
+        self.pushed[name] = segmenter  # claimed before the await: a racing twin gets 409
+        try:
+            await self._check_allowed(name, configured=camera is not None)
+        except IngestRejected:
+            del self.pushed[name]
+            raise
         segmenter.start()
         logger.info("%s: edge %s connected (location %r)", name, request.peer, location)
         return segmenter
@@ -145,6 +157,10 @@ class Hub:
         """Count the segments a connection produced."""
         return sink.stats.segments if isinstance(sink, Segmenter) else 0
 
+    def bytes_of(self, sink: StreamSink) -> int:
+        """Count the bytes a connection delivered."""
+        return sink.stats.bytes_in if isinstance(sink, Segmenter) else 0
+
     def _check_token(self, request: IngestRequest) -> None:
         camera = self.config.camera(request.camera)
         expected = (camera.token if camera and camera.token else None) or self.config.ingest_token
@@ -154,9 +170,7 @@ class Hub:
             what = "no" if request.token is None else "a wrong"
             raise IngestRejected(401, f"{what} bearer token for camera {request.camera}")
 
-    async def _check_allowed(self, name: str, configured: bool, disabled_in_config: bool) -> None:
-        if disabled_in_config:
-            raise IngestRejected(423, f"camera {name} is disabled")
+    async def _check_allowed(self, name: str, configured: bool) -> None:
         loop = asyncio.get_running_loop()
         known, disabled = await loop.run_in_executor(self.executor, self._camera_flags, name)
         if disabled:

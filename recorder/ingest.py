@@ -54,6 +54,9 @@ class StreamSink(Protocol):
 class IngestHandler(Protocol):
     """What the ingest server asks of the hub."""
 
+    def precheck(self, request: IngestRequest) -> None:
+        """Raise IngestRejected for what can be refused before reading the body."""
+
     async def admit(self, request: IngestRequest) -> StreamSink:
         """Claim the camera for this connection or raise IngestRejected."""
 
@@ -62,6 +65,9 @@ class IngestHandler(Protocol):
 
     def segments_of(self, sink: StreamSink) -> int:
         """Count the segments a connection produced, for the final response."""
+
+    def bytes_of(self, sink: StreamSink) -> int:
+        """Count the bytes a connection delivered, for the final response."""
 
 
 def parse_request_head(request: h11.Request, peer: str) -> IngestRequest:
@@ -176,6 +182,7 @@ class IngestConnection:
         if not isinstance(request, h11.Request):
             raise IngestRejected(400, "expected an HTTP request")
         head = parse_request_head(request, self.peer)
+        self.handler.precheck(head)
         if self.http.they_are_waiting_for_100_continue:
             await self._send(h11.InformationalResponse(status_code=100, headers=[]))
         first = await self._first_bytes()
@@ -186,7 +193,8 @@ class IngestConnection:
             await sink.finish()
             self.handler.release(head.camera, sink)
         if ended:
-            body = {"camera": head.camera, "segments": self.handler.segments_of(sink)}
+            body = {"camera": head.camera, "segments": self.handler.segments_of(sink),
+                    "bytes": self.handler.bytes_of(sink)}
             await self._respond(200, json.dumps(body) + "\n", "application/json")
 
     async def _first_bytes(self) -> bytes:

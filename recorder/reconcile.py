@@ -13,6 +13,8 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from nvrlib.names import is_valid_camera_name
+
 from .catalog import Catalog, RunInfo, parse_incoming_name
 from .models import Camera, Run, Segment, utcnow
 from .probe import ProbeError, probe
@@ -21,7 +23,7 @@ from .storage import INCOMING, SEGMENT_SUFFIX, Storage, durable_move
 logger = logging.getLogger(__name__)
 
 _FINAL_NAME_RE = re.compile(
-    r"(?P<camera>.+)-(?P<stamp>\d{8}T\d{6})\.(?P<ms>\d{3})Z-(?P<run>[0-9a-f]{8,16})-(?P<seq>\d{6})\.ts")
+    r"(?P<camera>.+)-(?P<stamp>\d{8}T\d{6})\.(?P<ms>\d{3})Z-(?P<run>[0-9a-f]{8,16})-(?P<seq>\d{6,})\.ts")
 
 
 @dataclasses.dataclass
@@ -62,13 +64,14 @@ def recover_run_leftovers(catalog: Catalog, camera: str, run_id: str) -> Reconci
 
 
 def reap_stale_ffmpeg(storage_root: Path) -> list[int]:
-    """Kill ffmpeg processes left writing into this storage by a hub that died."""
-    marker = str(storage_root)
+    """Kill ffmpeg processes left writing into this storage's .incoming folders by a dead hub."""
+    root = str(storage_root) + os.sep
+    marker = os.sep + INCOMING + os.sep
     reaped = []
     for pid in _pids():
         argv = _cmdline(pid)
         if argv and any("ffmpeg" in os.path.basename(a) for a in argv[:4]) and \
-                any(a.startswith(marker + os.sep) for a in argv):
+                any(a.startswith(root) and marker in a[len(root) - 1:] for a in argv):
             try:
                 os.kill(pid, signal.SIGKILL)
                 reaped.append(pid)
@@ -148,6 +151,8 @@ def _recover_file(catalog: Catalog, storage: Storage, path: Path, report: Reconc
 
 def _run_info_for(catalog: Catalog, storage: Storage, path: Path) -> tuple[RunInfo, int]:
     camera = storage.relative(path).parts[0]
+    if not is_valid_camera_name(camera):
+        raise LookupError(f"folder {camera!r} is not a valid camera name")
     parsed = parse_incoming_name(path.name)
     if parsed is not None:
         return _info_from_run_row(catalog, camera, parsed[0], path), parsed[1]
@@ -168,10 +173,15 @@ def _info_from_run_row(catalog: Catalog, camera: str, run_id: str, path: Path) -
         run = session.get(Run, run_id)
         location = session.scalar(select(Camera.location).where(Camera.name == camera)) or ""
     if run is None:
-        # no row (a catalog restored from a backup): the file's last write is the best guess
+        # No run row (a catalog restored from a backup, or files copied in by hand): the
+        # file's last write is the best clock we have. Rows are made so the insert can refer
+        # to them.
         mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
-        return RunInfo(run_id=run_id, camera=camera, location=location,
-                       anchor_wall=mtime, anchor_pts=None)
+        info = RunInfo(run_id=run_id, camera=camera, location=location, anchor_wall=mtime,
+                       anchor_pts=None)
+        catalog.start_run(info, kind="push", peer="")
+        catalog.end_run(run_id, "recovered without a run row")
+        return info
     return RunInfo(run_id=run_id, camera=camera, location=run.location or location,
                    anchor_wall=run.anchor_wall, anchor_pts=run.anchor_pts)
 

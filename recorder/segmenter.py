@@ -103,7 +103,7 @@ class Segmenter:
             self.machine.stopping()
             proc.stdin.close()
         self._wake.set()
-        await self.wait()
+        await self._wait_bounded()
 
     async def stop(self) -> None:
         """Stop ffmpeg cleanly (the open segment is finished) and wait for the catalog."""
@@ -112,6 +112,20 @@ class Segmenter:
         if self._proc is not None and self._proc.returncode is None:
             self.machine.stopping()
             self._signal(signal.SIGTERM)
+        await self._wait_bounded()
+
+    async def _wait_bounded(self) -> None:
+        # ffmpeg finishes a segment in well under a second; one that hangs (a dead RTSP
+        # server mid-handshake) is escalated, so shutdown always completes.
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                await asyncio.wait_for(self.wait(), STOP_GRACE_SECONDS)
+                return
+            except TimeoutError:
+                self.log.warning("ffmpeg did not stop within %.0f s: sending %s",
+                                 STOP_GRACE_SECONDS, signal.Signals(signum).name)
+                self._stop.set()
+                self._signal(signum)
         await self.wait()
 
     async def restart(self) -> None:
@@ -141,9 +155,11 @@ class Segmenter:
             while not self._stop.is_set():
                 if self._input_closed and not self._pending and self._proc is not None:
                     break  # input ended while ffmpeg was backing off: nothing left to write
-                returncode, run_id = await self._one_run()
-                delay = self.machine.exited(returncode)
-                await self._end_run(run_id, returncode)
+                returncode, run = await self._one_run()
+                delay = self.machine.exited(returncode, made_progress=run.entries > 0)
+                await self._end_run(run.run_id, returncode)
+                if self.anchor is not None and self.anchor.pts is None:
+                    self.anchor = None  # nothing learned: the next run anchors at its own start
                 if self._input_closed and self._pending:
                     continue  # ffmpeg died with input still buffered: write it out first
                 if delay is None or self._input_closed:
@@ -155,7 +171,7 @@ class Segmenter:
                 self.machine.stopping()
             await self._drain_catalog()
 
-    async def _one_run(self) -> tuple[int | None, str]:
+    async def _one_run(self) -> tuple[int | None, RunInfo]:
         run = self._new_run()
         await self._run_in_catalog(self.catalog.start_run, run, self.kind, self.peer)
         self.machine.starting()
@@ -170,11 +186,14 @@ class Segmenter:
         except OSError as exc:
             os.close(read_fd)
             self.log.error("cannot start ffmpeg: %s", exc)
-            return None, run.run_id
+            return None, run
         finally:
             os.close(write_fd)
         self.log.info("ffmpeg started (pid %d, run %s)", self._proc.pid, run.run_id)
-        return await self._watch(self._proc, run, read_fd), run.run_id
+        if self._stop.is_set():  # stop() came while we were spawning: it could not signal us
+            self.machine.stopping()
+            self._signal(signal.SIGTERM)
+        return await self._watch(self._proc, run, read_fd), run
 
     def _new_run(self) -> RunInfo:
         if self.kind == "pull":
@@ -267,7 +286,8 @@ class Segmenter:
         await self._drain_catalog()
         await self._run_in_catalog(self.catalog.end_run, run_id, reason)
         # an ffmpeg killed mid-segment leaves its open file behind: recover it right away
-        await self._run_in_catalog(recover_run_leftovers, self.catalog, self.camera, run_id)
+        report = await self._run_in_catalog(recover_run_leftovers, self.catalog, self.camera, run_id)
+        self.stats.segments += len(report.recovered)  # type: ignore[attr-defined]
 
     # -- helpers -----------------------------------------------------------------------------
 

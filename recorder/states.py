@@ -92,7 +92,6 @@ class ProcessStateMachine:
         """Promote STARTING to RUNNING once the process lived `startsecs`; tell if running."""
         if self.state is State.STARTING and self.started_at is not None:
             if self.clock() - self.started_at >= self.policy.startsecs:
-                self.consecutive_failures = 0
                 self.transition(State.RUNNING)
         return self.state is State.RUNNING
 
@@ -103,14 +102,20 @@ class ProcessStateMachine:
         elif self.state in (State.BACKOFF, State.FAILED):
             self.transition(State.STOPPED, "stopped while waiting")
 
-    def exited(self, returncode: int | None) -> float | None:
-        """Record an exit; return the delay before a restart, or None if none is due."""
+    def exited(self, returncode: int | None, made_progress: bool | None = None) -> float | None:
+        """Record an exit; return the delay before a restart, or None if none is due.
+
+        ``made_progress`` tells whether the run produced anything (a segment); a run that
+        lived long but produced nothing (a camera that never answers) still counts as a
+        failure. Without it, having reached RUNNING counts as progress.
+        """
         self.last_exit = returncode
         if self.state is State.STOPPING:
             self.transition(State.STOPPED, f"exit {returncode}")
             return None
         self.maybe_running()
-        if self.state is State.RUNNING:
+        progressed = self.state is State.RUNNING if made_progress is None else made_progress
+        if progressed:
             self.consecutive_failures = 0
         self.consecutive_failures += 1
         if self.consecutive_failures >= self.policy.fail_after:

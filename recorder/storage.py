@@ -29,7 +29,7 @@ class Storage:
     def incoming_dir(self, camera: str) -> Path:
         """Return (and create) the folder where ffmpeg writes a camera's open segments."""
         path = self.camera_dir(camera) / INCOMING
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs_durable(path)
         return path
 
     def final_path(self, camera: str, start: dt.datetime, run_id: str, seq: int) -> Path:
@@ -93,14 +93,25 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def make_dirs_durable(path: Path) -> None:
+    """Create a folder and its missing parents, fsyncing each parent that gained an entry."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        fsync_dir(folder.parent)
+
+
 def durable_move(source: Path, target: Path) -> None:
     """fsync ``source``, rename it to ``target`` and fsync both folders."""
     fsync_file(source)
-    created = not target.parent.exists()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs_durable(target.parent)
     os.replace(source, target)
     fsync_dir(target.parent)
-    if created:
-        fsync_dir(target.parent.parent)
     if source.parent != target.parent:
         fsync_dir(source.parent)

@@ -1,0 +1,116 @@
+"""Abrupt stops lose nothing: kill -9 of the hub or of one ffmpeg, and a clean SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from nvrlib.ffmpeg_bin import ffmpeg_exe
+from tests.support.media import decode_fully, segments
+from tests.support.procs import LoggedProcess, ffmpeg_pusher, running, wait_for
+
+
+def incoming_files(hub, camera: str) -> list[Path]:
+    """Open (or interrupted) segment files of a camera."""
+    folder = hub.storage / camera / ".incoming"
+    return sorted(p for p in folder.glob("*.ts") if p.stat().st_size > 0) if folder.exists() else []
+
+
+def assert_catalog_consistent(hub) -> None:
+    """Every 'ok' row's file exists and decodes completely with its cataloged duration."""
+    for row in segments(hub.db_path):
+        if row.status != "ok":
+            continue
+        decoded = decode_fully(hub.storage / row.path)
+        assert decoded.errors == 0, row.path
+        assert abs(decoded.duration - row.duration) < 0.1, (row, decoded)
+
+
+def test_kill_9_of_the_hub_mid_segment_then_restart_recovers(hub_factory):
+    hub = hub_factory(segment_seconds=4).start()
+    pusher = ffmpeg_pusher(hub.url("porch"))
+    with running(pusher):
+        wait_for(lambda: len(segments(hub.db_path, "porch")) >= 2, 30, "two segments")
+        wait_for(lambda: any(p.stat().st_size > 300_000 for p in incoming_files(hub, "porch")),
+                 20, "a half-written segment")
+        children = hub.ffmpeg_children()
+        assert children
+        hub.process.kill()
+        # the segmenter dies with the hub (parent-death signal): nothing keeps writing
+        wait_for(lambda: not hub.ffmpeg_children(), 10, "ffmpeg to die with the hub")
+    interrupted = incoming_files(hub, "porch")
+    assert len(interrupted) == 1
+    rows_before = segments(hub.db_path, "porch")
+    vanished = hub.storage / rows_before[0].path
+    vanished.unlink()  # a file lost while the hub was down
+    junk = hub.storage / "porch" / ".incoming" / "deadbeef-000000.ts"
+    junk.write_bytes(b"\x47" + os.urandom(188 * 50))
+
+    hub.start()
+    hub.process.wait_line(r"reconciled storage: 1 recovered, 1 quarantined, 1 missing")
+    assert hub.stop() == 0
+
+    rows = {r.path: r for r in segments(hub.db_path, "porch")}
+    assert rows[rows_before[0].path].status == "missing"
+    recovered = [r for r in rows.values() if r.recovered]
+    assert len(recovered) == 1 and recovered[0].duration > 1.0
+    assert (hub.storage / ".quarantine" / "porch" / junk.name).exists()
+    assert not incoming_files(hub, "porch")
+    assert_catalog_consistent(hub)
+    ok = sorted((r for r in rows.values() if r.status == "ok"), key=lambda r: r.start)
+    # the recovered segment sits right after the last one cataloged before the crash
+    before_crash = [r for r in ok if not r.recovered][-1]
+    assert abs((recovered[0].start - before_crash.end).total_seconds()) <= 0.041
+
+
+def test_stale_ffmpeg_writing_into_storage_is_reaped_at_start(hub_factory):
+    hub = hub_factory()
+    incoming = hub.storage / "ghost" / ".incoming"
+    incoming.mkdir(parents=True)
+    stale = LoggedProcess([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
+                           "-i", "testsrc2=size=160x120:rate=10", "-c:v", "libx264", "-f", "segment",
+                           "-segment_time", "2", str(incoming / "0badf00d-%06d.ts")])
+    with running(stale):
+        wait_for(lambda: list(incoming.glob("*.ts")), 10, "the stale ffmpeg to write")
+        hub.start()
+        assert stale.proc.wait(10) == -signal.SIGKILL
+        hub.process.wait_line(r"killed 1 stale ffmpeg process")
+
+
+def test_kill_9_of_one_ffmpeg_restarts_it_and_recovers_its_segment(hub_factory):
+    hub = hub_factory(segment_seconds=3).start()
+    other = ffmpeg_pusher(hub.url("other"))
+    victim = ffmpeg_pusher(hub.url("victim"))
+    with running(other, victim):
+        wait_for(lambda: segments(hub.db_path, "victim") and segments(hub.db_path, "other"), 30,
+                 "both streams recording")
+        wait_for(lambda: incoming_files(hub, "victim"), 10, "an open segment")
+        pid = next(p for p in hub.ffmpeg_children()
+                   if any("victim" in a for a in Path(f"/proc/{p}/cmdline").read_text().split("\0")))
+        os.kill(pid, signal.SIGKILL)
+        hub.process.wait_line(r"recovered segment victim/.* after its ffmpeg died", 20)
+        count = len(segments(hub.db_path, "victim"))
+        wait_for(lambda: len(segments(hub.db_path, "victim")) >= count + 2, 30,
+                 "the restarted ffmpeg to record")
+        assert victim.proc.poll() is None and other.proc.poll() is None
+    assert hub.stop() == 0
+    assert "ffmpeg exited (-9)" in hub.output
+    others = segments(hub.db_path, "other")
+    for before, after in zip(others, others[1:]):
+        assert abs((after.start - before.end).total_seconds()) <= 0.041
+    assert_catalog_consistent(hub)
+
+
+def test_sigterm_finishes_the_open_segment_and_exits_cleanly(hub_factory):
+    hub = hub_factory(segment_seconds=10).start()
+    pusher = ffmpeg_pusher(hub.url("porch"))
+    with running(pusher):
+        wait_for(lambda: any(p.stat().st_size > 200_000 for p in incoming_files(hub, "porch")),
+                 30, "a segment in progress")
+        assert hub.stop() == 0
+    rows = segments(hub.db_path, "porch")
+    assert len(rows) == 1 and rows[0].duration > 1.0 and not rows[0].recovered
+    assert not incoming_files(hub, "porch")
+    assert not hub.ffmpeg_children()
+    assert_catalog_consistent(hub)

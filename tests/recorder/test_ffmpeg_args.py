@@ -1,0 +1,51 @@
+"""ffmpeg argument lists: credentials scrubbed, segment list parsed, no shell anywhere."""
+
+from pathlib import Path
+
+import pytest
+
+from recorder.ffmpeg import (
+    StderrRing, parse_segment_list_line, pull_segmenter_argv, push_segmenter_argv, scrub,
+)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("rtsp://admin:hunter2@10.0.0.5:554/s1", "rtsp://***@10.0.0.5:554/s1"),
+    ("Input #0, rtsp, from 'rtsp://u:p@cam/x':", "Input #0, rtsp, from 'rtsp://***@cam/x':"),
+    ("rtsp://cam/x", "rtsp://cam/x"),
+])
+def test_credentials_are_scrubbed(text, expected):
+    assert scrub(text) == expected
+
+
+def test_stderr_ring_keeps_the_last_lines_scrubbed():
+    ring = StderrRing(size=3)
+    for i in range(5):
+        ring.add(f"line {i} rtsp://a:b@c/d\n")
+    assert ring.tail() == [f"line {i} rtsp://***@c/d" for i in (2, 3, 4)]
+
+
+def test_segmenters_copy_without_reencoding_and_list_segments_on_a_pipe():
+    push = push_segmenter_argv(Path("/s/cam/.incoming/ab-%06d.ts"), 10, 7)
+    pull = pull_segmenter_argv("rtsp://cam/x", Path("/s/cam/.incoming/ab-%06d.ts"), 10, 7)
+    for argv in (push, pull):
+        assert argv[argv.index("-c") + 1] == "copy"
+        assert argv[argv.index("-segment_list") + 1] == "pipe:7"
+        assert argv[argv.index("-segment_format") + 1] == "mpegts"
+    assert pull[pull.index("-rtsp_transport") + 1] == "tcp"
+
+
+@pytest.mark.parametrize(("line", "parsed"), [
+    ("ab-000001.ts,3.400000,5.400000\n", ("ab-000001.ts", 3.4, 5.4)),
+    ('"odd,name.ts",1,2', ("odd,name.ts", 1.0, 2.0)),
+    ("garbage", None),
+    ("a,b,c", None),
+])
+def test_segment_list_lines_parse(line, parsed):
+    assert parse_segment_list_line(line) == parsed
+
+
+def test_no_module_uses_a_shell():
+    root = Path(__file__).resolve().parents[2]
+    for path in [*root.glob("recorder/*.py"), *root.glob("edge/*.py"), *root.glob("nvrlib/*.py")]:
+        assert "shell=True" not in path.read_text(), path
