@@ -173,7 +173,7 @@ class IngestConnection:
             self.log.warning("ingest from %s rejected: not valid HTTP (%s)", self.peer, exc)
             await self._respond(400, f"bad request: {exc}\n", "text/plain")
         except _Closed as exc:
-            self.log.info("ingest from %s closed before a request: %s", self.peer, exc.reason)
+            self.log.debug("ingest from %s closed before a request: %s", self.peer, exc.reason)
         finally:
             self.writer.close()
 

@@ -1,0 +1,58 @@
+"""An RTSP-only IP camera is recorded by pull, survives the camera dropping, and hides its password."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+import pytest
+
+from tests.support.media import decode_fully, segments
+from tests.support.rtsp import rtsp_server, unavailable_reason
+from tests.support.procs import wait_for
+
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None,
+                                reason=unavailable_reason() or "")
+
+PASSWORD = "p@ss:w/rd-7781"
+
+
+def run_ids(hub, camera: str) -> list[str]:
+    """Distinct runs (ffmpeg processes) that produced a camera's segments, oldest first."""
+    with sqlite3.connect(hub.db_path) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT s.run_id FROM segments s JOIN cameras c ON c.id = s.camera_id WHERE c.name = ?"
+            " GROUP BY s.run_id ORDER BY MIN(s.start_time)", (camera,))]
+
+
+def test_rtsp_camera_is_pulled_reconnected_and_its_credentials_never_shown(hub_factory):
+    started = dt.datetime.now(dt.timezone.utc)
+    with rtsp_server(user="admin", password=PASSWORD) as camera:
+        hub = hub_factory(config=f"""
+backoff_initial = 0.5
+[[cameras]]
+name = "gate"
+location = "front gate"
+url = "{camera.url}"
+""").start()
+        wait_for(lambda: len(segments(hub.db_path, "gate")) >= 2, 40, "pulled segments")
+        camera.kill()  # the camera drops off the network
+        hub.process.wait_line(r"gate: ffmpeg exited", 30)
+        camera.start()
+        wait_for(lambda: len(run_ids(hub, "gate")) >= 2 and
+                 len(segments(hub.db_path, "gate")) >= 4, 60, "recording after the camera came back")
+        assert hub.stop() == 0
+    rows = segments(hub.db_path, "gate")
+    now = dt.datetime.now(dt.timezone.utc)
+    for row in rows:
+        assert row.codec == "h264" and row.width > 0
+        assert started - dt.timedelta(seconds=1) <= row.start < row.end <= now
+        assert decode_fully(hub.storage / row.path).errors == 0
+    first_run = [r for r in rows if r.path.split("-")[-2] == run_ids(hub, "gate")[0]]
+    for before, after in zip(first_run, first_run[1:]):
+        assert abs((after.start - before.end).total_seconds()) <= 0.041
+    assert PASSWORD not in hub.output and "p%40ss" not in hub.output
+    assert "rtsp://***@127.0.0.1" in hub.output
+    with sqlite3.connect(hub.db_path) as conn:
+        dump = "\n".join(conn.iterdump())
+    assert PASSWORD not in dump and "p%40ss" not in dump
