@@ -1,0 +1,76 @@
+"""``python -m edge``: stream one or more cameras to the hub until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from .capture import quiet_opencv
+from .cli import EdgeConfig, parse_args
+from .stream import StreamWorker
+from .uplink import HubAddress
+
+# Under -m, __name__ is "__main__"; name the package so the logs read "edge: ...".
+logger = logging.getLogger("edge")
+
+# After a stop request each stream flushes, sends its last chunk and reads the hub's answer
+# (bounded by uplink timeouts); past this the process exits anyway.
+SHUTDOWN_GRACE = 10.0
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr with time, level and the stream's logger name."""
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    """Make SIGTERM and SIGINT request a clean stop (the handlers only set a flag)."""
+
+    def request_stop(signum: int, _frame: object) -> None:
+        """Ask every stream to finish (the main loop notices the flag)."""
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+
+def run(config: EdgeConfig, stop: threading.Event) -> int:
+    """Run every camera until ``stop`` or until all end; return the process exit code."""
+    hub = HubAddress(config.hub_host, config.hub_port, config.token, config.location)
+    workers = [StreamWorker(stream, hub, stop) for stream in config.streams]
+    for worker in workers:
+        worker.start()
+    while any(w.is_alive() for w in workers) and not stop.wait(0.2):
+        pass
+    if stop.is_set():
+        logger.info("stopping: finishing %d stream(s)", sum(w.is_alive() for w in workers))
+    deadline = time.monotonic() + SHUTDOWN_GRACE
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    stuck = [w.config.name for w in workers if w.is_alive()]
+    if stuck:
+        logger.warning("streams did not finish in time: %s", ", ".join(stuck))
+    # One failed camera is logged and the others carry on; only all failing is an error.
+    return 1 if all(w.failed for w in workers) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, set up logging and signals, and run the streams."""
+    config = parse_args(argv)
+    configure_logging(config.log_level)
+    # OpenCV's FFmpeg backend defaults RTSP to UDP, which loses packets on busy Wi-Fi.
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+    quiet_opencv()
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    return run(config, stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Command line: parse the flags into frozen config dataclasses, with clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import socket
+from pathlib import Path
+
+from nvrlib.names import InvalidName, validate_camera_name
+
+from .errors import ConfigError
+from .sources import Source, default_name, parse_source
+
+DEFAULT_PORT = 1025
+DEFAULT_FPS = 15.0
+DEFAULT_SIZE = "1280x720"
+DEFAULT_BITRATE = "2M"
+MAX_LOCATION_LENGTH = 128  # protocol.md: X-NVR-Location is at most 128 printable chars
+
+_SIZE_RE = re.compile(r"(\d+)[xX](\d+)")
+_BITRATE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)")
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: anything else breaks the header
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamConfig:
+    """One camera: where its frames come from, its name, and how to encode them."""
+
+    name: str
+    source: Source
+    fps: float = DEFAULT_FPS
+    width: int = 1280
+    height: int = 720
+    bitrate: int = 2_000_000
+    loop: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class EdgeConfig:
+    """Everything one edge process needs: the hub, the token and its cameras."""
+
+    hub_host: str
+    hub_port: int
+    location: str
+    streams: tuple[StreamConfig, ...]
+    token: str | None = dataclasses.field(default=None, repr=False)
+    log_level: str = "INFO"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``python -m edge``."""
+    p = argparse.ArgumentParser(
+        prog="python -m edge",
+        description="Capture cameras, burn in a time stamp, and push H.264 MPEG-TS to the hub.",
+    )
+    p.add_argument("--hub", required=True, help="hub host name or IP address")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="hub ingest port (1025)")
+    p.add_argument("--location", default=None, help="where the cameras are (default: host name)")
+    p.add_argument(
+        "--camera", action="append", metavar="SRC",
+        help="V4L2 index or /dev/videoN, video file, rtsp:// or http(s):// URL, or 'test'; "
+        "repeat for several cameras (default: 0)",
+    )
+    p.add_argument("--name", action="append", help="camera name, paired in order with --camera")
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames per second (15)")
+    p.add_argument("--size", default=DEFAULT_SIZE, help="frame size WxH (1280x720)")
+    p.add_argument("--bitrate", default=DEFAULT_BITRATE, help="video bitrate, e.g. 2M or 800k")
+    auth = p.add_mutually_exclusive_group()
+    auth.add_argument("--token", help="bearer token (visible in ps: prefer --token-file)")
+    auth.add_argument("--token-file", type=Path, help="file holding the bearer token")
+    p.add_argument(
+        "--loop", action=argparse.BooleanOptionalAction, default=True,
+        help="replay video files from the start when they end (default), or end the stream",
+    )
+    p.add_argument(
+        "--log-level", default="INFO", type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    )
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> EdgeConfig:
+    """Parse the command line into an EdgeConfig; exit with a usage message on a bad flag."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return config_from_args(args)
+    except ConfigError as exc:
+        parser.error(str(exc))
+        raise  # unreachable: parser.error exits
+
+
+def config_from_args(args: argparse.Namespace) -> EdgeConfig:
+    """Turn parsed arguments into an EdgeConfig, raising ConfigError on a bad value."""
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: must be 1-65535")
+    if not 0 < args.fps <= 120:
+        raise ConfigError(f"--fps {args.fps:g}: must be above 0 and at most 120")
+    location = check_location(args.location or socket.gethostname())
+    width, height = parse_size(args.size)
+    bitrate = parse_bitrate(args.bitrate)
+    streams = tuple(
+        StreamConfig(name, source, args.fps, width, height, bitrate, args.loop)
+        for name, source in pair_names(location, args.camera or ["0"], args.name or [])
+    )
+    return EdgeConfig(
+        hub_host=args.hub, hub_port=args.port, location=location, streams=streams,
+        token=read_token(args.token, args.token_file), log_level=args.log_level,
+    )
+
+
+def pair_names(location: str, cameras: list[str], names: list[str]) -> list[tuple[str, Source]]:
+    """Pair each --camera with its --name (or a derived default) and check names are unique."""
+    if len(names) > len(cameras):
+        raise ConfigError(f"{len(names)} --name flags but only {len(cameras)} --camera")
+    pairs = []
+    for i, text in enumerate(cameras):
+        source = parse_source(text)
+        name = camera_name(names[i]) if i < len(names) else default_name(location, source)
+        pairs.append((name, source))
+    seen = [name for name, _ in pairs]
+    dupes = sorted({n for n in seen if seen.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"two cameras are named {dupes[0]!r}: give each a distinct --name")
+    return pairs
+
+
+def camera_name(name: str) -> str:
+    """Validate a --name value, raising ConfigError with the allowlist's message."""
+    try:
+        return validate_camera_name(name)
+    except InvalidName as exc:
+        raise ConfigError(f"--name {name!r}: {exc}") from None
+
+
+def check_location(location: str) -> str:
+    """Validate --location: printable ASCII (it travels in an HTTP header and on the overlay)."""
+    location = location.strip()
+    if not location or len(location) > MAX_LOCATION_LENGTH:
+        raise ConfigError(f"--location must hold 1-{MAX_LOCATION_LENGTH} characters")
+    if not (location.isascii() and location.isprintable()):
+        raise ConfigError(f"--location {location!r}: use printable ASCII characters only")
+    return location
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse WxH (e.g. 1280x720) into even width and height, as H.264 4:2:0 needs."""
+    match = _SIZE_RE.fullmatch(text.strip())
+    if not match:
+        raise ConfigError(f"--size {text!r}: expected WxH, e.g. 1280x720")
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (16 <= width <= 7680 and 16 <= height <= 4320) or width % 2 or height % 2:
+        raise ConfigError(f"--size {text!r}: width and height must be even, 16-7680 x 16-4320")
+    return width, height
+
+
+def parse_bitrate(text: str) -> int:
+    """Parse a bitrate such as 2M, 800k or 1500000 into bits per second."""
+    match = _BITRATE_RE.fullmatch(text.strip())
+    if not match:
+        raise ConfigError(f"--bitrate {text!r}: expected a number with k or M, e.g. 2M or 800k")
+    scale = {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2).lower()]
+    bits = int(float(match.group(1)) * scale)
+    if not 50_000 <= bits <= 100_000_000:
+        raise ConfigError(f"--bitrate {text!r}: must be between 50k and 100M")
+    return bits
+
+
+def read_token(token: str | None, token_file: Path | None) -> str | None:
+    """Return the bearer token from --token or --token-file (whitespace stripped), if any."""
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--token-file {token_file}: {exc.strerror}") from None
+    if token is None:
+        return None
+    token = token.strip()
+    if not _TOKEN_RE.fullmatch(token):
+        raise ConfigError("the token is empty or holds spaces or control characters")
+    return token

@@ -1,0 +1,108 @@
+"""Command-line flags become a validated EdgeConfig; bad values give clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.cli import ConfigError, parse_args, parse_bitrate, parse_size
+from edge.sources import DEVICE, FILE, TEST
+
+HUB = ["--hub", "192.168.1.3"]
+
+
+def test_defaults_stream_camera_zero_at_720p_15fps_2M() -> None:
+    config = parse_args([*HUB, "--location", "driveway"])
+    assert (config.hub_host, config.hub_port, config.location) == ("192.168.1.3", 1025, "driveway")
+    [stream] = config.streams
+    assert (stream.name, stream.source.kind, stream.source.value) == ("driveway-video0", DEVICE, "0")
+    assert (stream.width, stream.height, stream.fps, stream.bitrate) == (1280, 720, 15.0, 2_000_000)
+    assert stream.loop and config.token is None and config.log_level == "INFO"
+
+
+def test_names_pair_with_cameras_in_order_and_the_rest_are_derived() -> None:
+    config = parse_args([
+        *HUB, "--location", "driveway", "--camera", "test", "--name", "gate",
+        "--camera", "/videos/front door.mp4", "--camera", "2", "--no-loop",
+        "--fps", "10", "--size", "640x360", "--bitrate", "800k", "--log-level", "debug",
+    ])
+    assert [(s.name, s.source.kind) for s in config.streams] == [
+        ("gate", TEST), ("driveway-front-door", FILE), ("driveway-video2", DEVICE),
+    ]
+    assert all((s.width, s.height, s.fps, s.bitrate, s.loop) == (640, 360, 10.0, 800_000, False)
+               for s in config.streams)
+    assert config.log_level == "DEBUG"
+
+
+def test_token_file_is_read_and_stripped(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("  abc.DEF-123\n")
+    config = parse_args([*HUB, "--token-file", str(token_file)])
+    assert config.token == "abc.DEF-123"
+    assert "abc.DEF" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("porch", True),
+        ("Front_Door-2.cam", True),
+        ("a" * 64, True),
+        ("a" * 65, False),
+        ("", False),
+        ("-rf", False),
+        (".hidden", False),
+        ("a..b", False),
+        ("a/b", False),
+        ("a b", False),
+        ("cam%d", False),
+        ("kamera-ü", False),
+    ],
+)
+def test_explicit_names_must_pass_the_allowlist(
+    name: str, ok: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*HUB, "--camera", "test", "--name", name]
+    if ok:
+        assert parse_args(argv).streams[0].name == name
+    else:
+        with pytest.raises(SystemExit) as exc:
+            parse_args(argv)
+        assert exc.value.code == 2
+        assert "--name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--camera", "test", "--camera", "test"],  # two streams with one name: 409 at the hub
+        ["--camera", "test", "--name", "a", "--name", "b"],
+        ["--size", "1280x721"],
+        ["--size", "big"],
+        ["--bitrate", "fast"],
+        ["--fps", "0"],
+        ["--port", "70000"],
+        ["--location", "Küche"],
+        ["--token", "two words"],
+        ["--token-file", "/nonexistent/token"],
+        ["--token", "a", "--token-file", "/etc/hostname"],
+    ],
+)
+def test_bad_flags_exit_with_usage_error(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_args([*HUB, "--location", "driveway", *argv])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "bits"), [("2M", 2_000_000), ("800k", 800_000), ("1.5m", 1_500_000), ("64000", 64_000)]
+)
+def test_bitrate_accepts_k_and_m_suffixes(text: str, bits: int) -> None:
+    assert parse_bitrate(text) == bits
+
+
+def test_size_must_be_even_for_yuv420p() -> None:
+    assert parse_size("640x360") == (640, 360)
+    with pytest.raises(ConfigError):
+        parse_size("641x360")
