@@ -83,11 +83,27 @@ class Catalog:
             session.flush()
             return camera.id
 
-    def is_disabled(self, name: str) -> bool:
-        """Tell whether recording of a camera was disabled."""
-        with self.sessions() as session:
-            enabled = session.scalar(select(Camera.enabled).where(Camera.name == name))
-            return enabled is False
+    def admission(self, name: str, location: str, configured: bool, allow_new: bool) -> str:
+        """Decide on a pushing camera: 'ok', 'pending', 'unknown', 'disabled' or 'rejected'.
+
+        A camera seen for the first time gets its row here, approved if the config file
+        names it and pending (awaiting an admin) otherwise.
+        """
+        with self.sessions.begin() as session:
+            camera = session.scalar(select(Camera).where(Camera.name == name))
+            if camera is None:
+                if not (configured or allow_new):
+                    return "unknown"
+                camera = Camera(name=name, location=location, kind="push", enabled=True,
+                                approval="approved" if configured else "pending")
+                session.add(camera)
+                session.flush()
+                logger.info("new camera %s connected for the first time", name)
+            if camera.approval == "rejected":
+                return "rejected"
+            if not camera.enabled:
+                return "disabled"
+            return "pending" if camera.approval == "pending" else "ok"
 
     def start_run(self, info: RunInfo, kind: str, peer: str) -> None:
         """Record the start of an ffmpeg process and its stream-clock anchor."""
@@ -130,7 +146,7 @@ class Catalog:
     def _learn_from_first_segment(self, info: RunInfo, incoming: Path) -> float:
         # ffmpeg's list reports 0.0 as the first segment's start under -copyts, so the
         # first segment of every run is probed for its true first PTS, codec and size.
-        result = probe(incoming)
+        result = probe(incoming, head_only=True)
         info.codec, info.width, info.height = result.codec, result.width, result.height
         if info.anchor_pts is None:
             # A stream without an epoch: its first frame is taken to be the arrival time.

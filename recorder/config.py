@@ -48,6 +48,7 @@ class HubConfig:
     segment_seconds: float = 10.0
     ingest_token: str | None = None
     allow_new_cameras: bool = True
+    require_approval: bool = False
     stall_timeout: float = 15.0
     max_streams: int = 256
     backoff_initial: float = 1.0
@@ -73,7 +74,7 @@ class HubConfig:
 
 _TOP_KEYS = {
     "listen", "storage", "db", "segment_seconds", "ingest_token", "ingest_token_file",
-    "allow_new_cameras", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
+    "allow_new_cameras", "require_approval", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
     "fail_after", "failed_retry_seconds", "cameras",
 }
 _CAMERA_KEYS = {"name", "location", "url", "token", "enabled", "segment_seconds"}
@@ -166,8 +167,9 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any]) -> HubC
     for key in ("max_streams", "fail_after"):
         if key in values:
             kwargs[key] = int(values[key])
-    if "allow_new_cameras" in values:
-        kwargs["allow_new_cameras"] = bool(values["allow_new_cameras"])
+    for key in ("allow_new_cameras", "require_approval"):
+        if key in values:
+            kwargs[key] = bool(values[key])
     cameras = tuple(_camera_from_table(i, t) for i, t in enumerate(values.get("cameras", [])))
     names = [c.name for c in cameras]
     if len(names) != len(set(names)):

@@ -26,6 +26,13 @@ def incoming_pattern(incoming_dir: Path, run_id: str) -> Path:
     return incoming_dir / f"{run_id}-%06d.ts"
 
 
+def _progress(progress_fd: int | None) -> list[str]:
+    # ffmpeg's own frame and byte counters, every 2 s, for the status the web app shows
+    if progress_fd is None:
+        return []
+    return ["-progress", f"pipe:{progress_fd}", "-stats_period", "2"]
+
+
 def _segment_output(pattern: Path, segment_seconds: float, list_fd: int) -> list[str]:
     # -copyts keeps the stream's own PTS, so a segment's times map back to wall-clock time;
     # muxdelay/muxpreload 0 keep the files' PTS equal to the listed ones. MPEG-TS survives
@@ -46,19 +53,21 @@ def _common_head() -> list[str]:
     return [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "info"]
 
 
-def push_segmenter_argv(pattern: Path, segment_seconds: float, list_fd: int) -> list[str]:
+def push_segmenter_argv(pattern: Path, segment_seconds: float, list_fd: int,
+                        progress_fd: int | None = None) -> list[str]:
     """Build the argv of a segmenter fed MPEG-TS on its stdin by the hub."""
     return [
-        *_common_head(),
+        *_common_head(), *_progress(progress_fd),
         "-f", "mpegts", "-i", "pipe:0",
         *_segment_output(pattern, segment_seconds, list_fd),
     ]
 
 
-def pull_segmenter_argv(url: str, pattern: Path, segment_seconds: float, list_fd: int) -> list[str]:
+def pull_segmenter_argv(url: str, pattern: Path, segment_seconds: float, list_fd: int,
+                        progress_fd: int | None = None) -> list[str]:
     """Build the argv of a segmenter that pulls an RTSP camera itself."""
     return [
-        *_common_head(), "-nostdin",
+        *_common_head(), *_progress(progress_fd), "-nostdin",
         # TCP interleaving survives lossy Wi-Fi and NAT; -timeout (µs) makes a camera that
         # goes silent end the process, so the supervisor reconnects.
         "-rtsp_transport", "tcp", "-timeout", "10000000",
@@ -100,3 +109,9 @@ def parse_segment_list_line(line: str) -> tuple[str, float, float] | None:
         return name.strip('"'), float(start), float(end)
     except ValueError:
         return None
+
+
+def parse_progress_line(line: str) -> tuple[str, str] | None:
+    """Split one `key=value` line of ffmpeg's -progress output."""
+    key, sep, value = line.strip().partition("=")
+    return (key, value.strip()) if sep else None

@@ -10,7 +10,7 @@ import signal
 
 from sqlalchemy import select
 
-from . import db
+from . import control, db
 from .catalog import Catalog
 from .config import HubConfig
 from .errors import IngestRejected
@@ -19,10 +19,12 @@ from .models import Camera
 from .ingest import IngestRequest, StreamSink, start_server, token_matches
 from .reconcile import ReconcileReport, reconcile
 from .segmenter import Anchor, Segmenter
-from .states import RestartPolicy
+from .states import RestartPolicy, State
 from .storage import Storage
 
 logger = logging.getLogger(__name__)
+
+STATUS_EVERY_TICKS = 3  # control ticks are 1 s: commands act within 1 s, status is 3 s fresh
 
 
 class Hub:
@@ -40,6 +42,9 @@ class Hub:
                                     fail_after=config.fail_after,
                                     failed_retry=config.failed_retry_seconds)
         self.pushed: dict[str, Segmenter] = {}
+        self.push_tasks: dict[str, asyncio.Task[None]] = {}
+        self.meter = control.RateMeter()
+        self.control_task: asyncio.Task[None] | None = None
         self.pulled: dict[str, Segmenter] = {}
         self.connections: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
@@ -71,9 +76,8 @@ class Hub:
     async def _serve(self) -> None:
         self.server = await start_server(self, self.config.listen_host, self.config.listen_port,
                                          self.config.stall_timeout, self._track_connection)
-        for camera in self.config.cameras:
-            if camera.is_pull and camera.enabled:
-                self._start_pull(camera.name, camera.location, camera.url or "")
+        await self.sync_pulls()
+        self.control_task = asyncio.create_task(self._control_loop(), name="control")
         addresses = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}"
                               for s in self.server.sockets)
         logger.info("hub listening on %s (segments of %g s)", addresses, self.config.segment_seconds)
@@ -88,6 +92,9 @@ class Hub:
         self.stopping.set()
         if self.server is not None:
             self.server.close()
+        if self.control_task is not None:
+            self.control_task.cancel()
+            await asyncio.gather(self.control_task, return_exceptions=True)
         # Cancelling a connection ends its relay; its handler then closes ffmpeg's input,
         # so the open segment is finished and cataloged before the task returns.
         for task in list(self.connections):
@@ -140,10 +147,13 @@ class Hub:
         segmenter.anchor = self._anchor(request)
         self.pushed[name] = segmenter  # claimed before the await: a racing twin gets 409
         try:
-            await self._check_allowed(name, configured=camera is not None)
+            await self._check_allowed(name, location, configured=camera is not None)
         except IngestRejected:
             del self.pushed[name]
             raise
+        task = asyncio.current_task()
+        if task is not None:
+            self.push_tasks[name] = task
         segmenter.start()
         logger.info("%s: edge %s connected (location %r)", name, request.peer, location)
         return segmenter
@@ -152,6 +162,7 @@ class Hub:
         """Forget the connection that held a camera."""
         if self.pushed.get(camera) is sink:
             del self.pushed[camera]
+            self.push_tasks.pop(camera, None)
 
     def segments_of(self, sink: StreamSink) -> int:
         """Count the segments a connection produced."""
@@ -170,18 +181,18 @@ class Hub:
             what = "no" if request.token is None else "a wrong"
             raise IngestRejected(401, f"{what} bearer token for camera {request.camera}")
 
-    async def _check_allowed(self, name: str, configured: bool) -> None:
+    async def _check_allowed(self, name: str, location: str, configured: bool) -> None:
         loop = asyncio.get_running_loop()
-        known, disabled = await loop.run_in_executor(self.executor, self._camera_flags, name)
-        if disabled:
-            raise IngestRejected(423, f"camera {name} is disabled")
-        if not (configured or known or self.config.allow_new_cameras):
+        verdict = await loop.run_in_executor(self.executor, self.catalog.admission, name, location,
+                                             configured, self.config.allow_new_cameras)
+        if verdict == "unknown":
             raise IngestRejected(404, f"unknown camera {name} (allow_new_cameras is off)")
-
-    def _camera_flags(self, name: str) -> tuple[bool, bool]:
-        with self.catalog.session() as session:
-            row = session.execute(select(Camera.id, Camera.enabled).where(Camera.name == name)).first()
-        return (row is not None, row is not None and not row.enabled)
+        if verdict == "disabled":
+            raise IngestRejected(423, f"camera {name} is disabled")
+        if verdict == "rejected":
+            raise IngestRejected(403, f"camera {name} was rejected by an admin")
+        if verdict == "pending" and self.config.require_approval:
+            raise IngestRejected(403, f"camera {name} is awaiting an admin's approval")
 
     def _anchor(self, request: IngestRequest) -> Anchor | None:
         if request.epoch is None:
@@ -205,6 +216,96 @@ class Hub:
         segmenter.start()
         logger.info("%s: pulling %s", name, scrub(url))
 
+    async def sync_pulls(self) -> None:
+        """Pull exactly the enabled cameras of the config file and of the database."""
+        loop = asyncio.get_running_loop()
+        from_db = await loop.run_in_executor(self.executor, control.database_pull_cameras,
+                                             self.catalog)
+        disabled = await loop.run_in_executor(self.executor, control.disabled_cameras, self.catalog)
+        wanted = {c.name: control.PullCamera(c.name, c.location, c.url or "")
+                  for c in self.config.cameras if c.is_pull and c.enabled}
+        for camera in from_db:
+            wanted.setdefault(camera.name, camera)  # the config file wins
+        wanted = {name: c for name, c in wanted.items() if name not in disabled}
+        for name, segmenter in list(self.pulled.items()):
+            if name not in wanted or wanted[name].url != segmenter.url:
+                del self.pulled[name]
+                await segmenter.stop()
+                logger.info("%s: no longer pulled", name)
+        for name, camera in wanted.items():
+            if name not in self.pulled and name not in self.pushed:
+                self._start_pull(name, camera.location, camera.url)
+
     def segmenters(self) -> dict[str, Segmenter]:
         """Every live segmenter by camera name."""
         return {**self.pulled, **self.pushed}
+
+    # -- control channel (docs/design/control.md) -----------------------------------------------
+
+    async def _control_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick = 0
+        while True:
+            try:
+                for command in await loop.run_in_executor(self.executor, control.take_commands,
+                                                          self.catalog):
+                    result = await self.execute(command.camera, command.action)
+                    logger.info("command %s %s by %s: %s", command.action, command.camera,
+                                command.requested_by or "?", result)
+                    await loop.run_in_executor(self.executor, control.finish_command,
+                                               self.catalog, command.id, result)
+                if tick % STATUS_EVERY_TICKS == 0:
+                    await loop.run_in_executor(self.executor, control.publish_status,
+                                               self.catalog, self.status_samples(), self.meter)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the control channel must never take recording down
+                logger.exception("control channel error")
+            tick += 1
+            await asyncio.sleep(1.0)
+
+    async def execute(self, camera: str, action: str) -> str:
+        """Carry out one control action on a camera; return a short outcome."""
+        loop = asyncio.get_running_loop()
+        if action == "reload":
+            await self.sync_pulls()
+            return "ok: cameras reloaded"
+        segmenter = self.segmenters().get(camera)
+        if action == "restart":
+            if segmenter is None:
+                return "not streaming"
+            await segmenter.restart()
+            return "ok: ffmpeg restarted"
+        if action == "disconnect":
+            task = self.push_tasks.get(camera)
+            if task is None:
+                return "no edge connected"
+            task.cancel()
+            return "ok: edge disconnected"
+        if action in ("enable", "disable"):
+            found = await loop.run_in_executor(self.executor, control.set_enabled, self.catalog,
+                                               camera, action == "enable")
+            if not found:
+                return "unknown camera"
+            if action == "disable" and camera in self.push_tasks:
+                self.push_tasks[camera].cancel()
+            await self.sync_pulls()
+            return f"ok: {action}d"
+        return f"unknown action {action!r}"
+
+    def status_samples(self) -> list[control.StatusSample]:
+        """The live status of every segmenter, for the control channel."""
+        samples = []
+        for name, segmenter in self.segmenters().items():
+            state = segmenter.state
+            online = state in (State.STARTING, State.RUNNING)
+            failing = state in (State.BACKOFF, State.FAILED)
+            samples.append(control.StatusSample(
+                camera=name, kind=segmenter.kind, state=state.value, online=online,
+                pid=segmenter.pid, peer=segmenter.peer, connected_since=segmenter.created_at,
+                bytes_in=segmenter.stats.bytes_in if segmenter.kind == "push"
+                else segmenter.stats.bytes_out,
+                frames=segmenter.stats.frames, restarts=segmenter.machine.restarts,
+                last_segment_end=segmenter.stats.last_segment_end,
+                last_error="\n".join(segmenter.stderr.tail(5)) if failing else ""))
+        return samples

@@ -25,7 +25,8 @@ TS_PACKET = 188
 SYNC_BYTE = 0x47
 SYNC_CHECK_BYTES = 3 * TS_PACKET
 HEAD_TIMEOUT = 10.0
-READ_SIZE = 256 * 1024
+READ_SIZE = 1024 * 1024
+BATCH_SECONDS = 0.5
 MAX_HEAD_BYTES = 16 * 1024
 EARLIEST_EPOCH = 946684800.0  # 2000-01-01: older stream epochs are certainly wrong
 
@@ -214,20 +215,48 @@ class IngestConnection:
         await sink.feed(first)
         while True:
             try:
-                event = await self._next_event(self.stall_timeout)
+                batch, ended = await self._next_batch()
             except _Closed as exc:
                 self.log.warning("%s: edge %s %s", camera, self.peer, exc.reason)
                 return False
             except h11.RemoteProtocolError as exc:
                 self.log.warning("%s: edge %s sent a broken stream: %s", camera, self.peer, exc)
                 return False
-            if isinstance(event, h11.Data):
-                await sink.feed(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
+            if batch:
+                await sink.feed(batch)
+            if ended:
                 self.log.info("%s: edge %s ended its stream", camera, self.peer)
                 return True
+
+    async def _next_batch(self) -> tuple[bytes, bool]:
+        """Wait a batch interval, then take every chunk that arrived; tell if the body ended.
+
+        An encoder sends one small chunk per frame. Letting the kernel buffer them for
+        BATCH_SECONDS and relaying them at once wakes the hub and its ffmpeg a few times a
+        second instead of fifty: this is most of the hub's CPU (scripts/bench/hub_cpu.py).
+        TCP back-pressure covers a full buffer; the latency is far below a segment.
+        """
+        transport = self.writer.transport
+        transport.pause_reading()
+        try:
+            await asyncio.sleep(BATCH_SECONDS)
+        finally:
+            if not transport.is_closing():
+                transport.resume_reading()
+        chunks: list[bytes] = []
+        event = await self._next_event(self.stall_timeout)
+        while True:
+            if isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(chunks), True
             else:
-                return False
+                raise _Closed("sent something other than a request body")
+            event = self.http.next_event()
+            if event is h11.NEED_DATA:
+                return b"".join(chunks), False
+            if isinstance(event, h11.ConnectionClosed):
+                raise _Closed("disconnected")
 
     async def _next_event(self, timeout: float) -> h11.Event | type[h11.PAUSED]:
         while True:

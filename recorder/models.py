@@ -57,8 +57,13 @@ class Camera(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # RTSP URL of a pulled camera added from the web app (config-file cameras stay in the file)
+    url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    # approved | pending (connected for the first time, awaiting an admin) | rejected
+    approval: Mapped[str] = mapped_column(String(16), default="approved", server_default="approved")
 
     runs: Mapped[list[Run]] = relationship(back_populates="camera")
+    status: Mapped[CameraStatus | None] = relationship(back_populates="camera", uselist=False)
 
 
 class Run(Base):
@@ -109,3 +114,44 @@ class Segment(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     camera: Mapped[Camera] = relationship()
+
+
+class CameraStatus(Base):
+    """The hub's live view of a camera, refreshed every few seconds (the control channel's out half)."""
+
+    __tablename__ = "camera_status"
+
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="stopped")
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    kind: Mapped[str] = mapped_column(String(8), default="push")
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    peer: Mapped[str] = mapped_column(String(128), default="")
+    connected_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    offline_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    fps: Mapped[float] = mapped_column(Float, default=0.0)
+    bitrate_bps: Mapped[float] = mapped_column(Float, default=0.0)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    frames: Mapped[int] = mapped_column(BigInteger, default=0)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    last_segment_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    camera: Mapped[Camera] = relationship(back_populates="status")
+
+
+class Command(Base):
+    """A request from the web app to the hub (the control channel's in half)."""
+
+    __tablename__ = "commands"
+    __table_args__ = (Index("ix_commands_pending", "done_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera: Mapped[str] = mapped_column(String(64))
+    # restart | disconnect | enable | disable | reload
+    action: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    result: Mapped[str] = mapped_column(Text, default="")

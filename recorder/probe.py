@@ -33,19 +33,27 @@ class ProbeError(Exception):
     """The file cannot be read as video at all."""
 
 
-def probe(path: Path, decode: bool = False) -> ProbeResult:
-    """Demux (and with ``decode`` also decode) a segment; raise ProbeError if unreadable."""
+HEAD_PACKETS = 30  # enough to see the lowest PTS of a GOP that starts with reordered frames
+
+
+def probe(path: Path, decode: bool = False, head_only: bool = False) -> ProbeResult:
+    """Demux (and with ``decode`` also decode) a segment; raise ProbeError if unreadable.
+
+    ``head_only`` reads just the first packets: enough for the first PTS and the codec,
+    and cheap, which matters because every run's first segment is probed live.
+    """
     try:
         with av.open(str(path), "r") as container:
             if not container.streams.video:
                 raise ProbeError(f"{path.name}: no video stream")
             stream = container.streams.video[0]
-            return _scan(container, stream, decode)
+            return _scan(container, stream, decode, HEAD_PACKETS if head_only else None)
     except (av.error.FFmpegError, OSError) as exc:
         raise ProbeError(f"{path.name}: {exc}") from None
 
 
-def _scan(container: av.container.InputContainer, stream: av.VideoStream, decode: bool) -> ProbeResult:
+def _scan(container: av.container.InputContainer, stream: av.VideoStream, decode: bool,
+          limit: int | None) -> ProbeResult:
     tb = float(stream.time_base)
     first = last = None
     last_duration = 0.0
@@ -59,6 +67,8 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream, decode
             last, last_duration = packet.pts, (packet.duration or 0) * tb
         if decode:
             decoded += _decode(packet)
+        if limit is not None and frames >= limit:
+            break
     if first is None or last is None:
         raise ProbeError("no video packets")
     if not last_duration:

@@ -41,6 +41,8 @@ class StreamStats:
     """Counters a stream exposes to logs, health checks and the web app."""
 
     bytes_in: int = 0
+    frames: int = 0  # as counted by ffmpeg (-progress), summed over runs
+    bytes_out: int = 0  # bytes ffmpeg wrote, summed over runs
     segments: int = 0
     bytes_dropped: int = 0
     last_segment_end: dt.datetime | None = None
@@ -62,6 +64,8 @@ class Segmenter:
         self.catalog, self.executor = catalog, catalog_executor
         self.anchor = anchor
         self.machine = ProcessStateMachine(policy, clock, name=camera)
+        self.created_at = utcnow()
+        self._restart_requested = False
         self.stats = StreamStats()
         self.stderr = ffmpeg.StderrRing()
         self.log = logger.getChild(camera)
@@ -129,9 +133,12 @@ class Segmenter:
         await self.wait()
 
     async def restart(self) -> None:
-        """Restart ffmpeg now (its open segment is finished first)."""
+        """Restart ffmpeg now (its open segment is finished first), without back-off."""
+        self._restart_requested = True
         if self._proc is not None and self._proc.returncode is None:
             self._signal(signal.SIGTERM)
+        else:
+            self._wake.set()  # cut a back-off short
 
     async def wait(self) -> None:
         """Wait until supervision ended and every listed segment is cataloged."""
@@ -164,7 +171,11 @@ class Segmenter:
                     continue  # ffmpeg died with input still buffered: write it out first
                 if delay is None or self._input_closed:
                     break
-                self._log_exit(returncode, delay)
+                if self._restart_requested:
+                    self._restart_requested, delay = False, 0.0
+                    self.log.info("ffmpeg restarted on request")
+                else:
+                    self._log_exit(returncode, delay)
                 await self._sleep(delay)
         finally:
             if self.machine.state is not State.STOPPED:
@@ -176,24 +187,27 @@ class Segmenter:
         await self._run_in_catalog(self.catalog.start_run, run, self.kind, self.peer)
         self.machine.starting()
         read_fd, write_fd = os.pipe()
+        progress_read, progress_write = os.pipe()
         try:
-            argv = self._argv(run.run_id, write_fd)
+            argv = self._argv(run.run_id, write_fd, progress_write)
             self._proc = await asyncio.create_subprocess_exec(
                 *ffmpeg.with_parent_death_signal(argv),
                 stdin=asyncio.subprocess.PIPE if self.kind == "push" else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-                pass_fds=(write_fd,), start_new_session=True)
+                pass_fds=(write_fd, progress_write), start_new_session=True)
         except OSError as exc:
             os.close(read_fd)
+            os.close(progress_read)
             self.log.error("cannot start ffmpeg: %s", exc)
             return None, run
         finally:
             os.close(write_fd)
+            os.close(progress_write)
         self.log.info("ffmpeg started (pid %d, run %s)", self._proc.pid, run.run_id)
         if self._stop.is_set():  # stop() came while we were spawning: it could not signal us
             self.machine.stopping()
             self._signal(signal.SIGTERM)
-        return await self._watch(self._proc, run, read_fd), run
+        return await self._watch(self._proc, run, read_fd, progress_read), run
 
     def _new_run(self) -> RunInfo:
         if self.kind == "pull":
@@ -207,16 +221,19 @@ class Segmenter:
                        anchor_wall=self.anchor.wall, anchor_pts=self.anchor.pts,
                        anchor_exact=self.anchor.exact)
 
-    def _argv(self, run_id: str, list_fd: int) -> list[str]:
+    def _argv(self, run_id: str, list_fd: int, progress_fd: int) -> list[str]:
         pattern = ffmpeg.incoming_pattern(self.incoming_dir, run_id)
         if self.kind == "pull":
             assert self.url is not None
-            return ffmpeg.pull_segmenter_argv(self.url, pattern, self.segment_seconds, list_fd)
-        return ffmpeg.push_segmenter_argv(pattern, self.segment_seconds, list_fd)
+            return ffmpeg.pull_segmenter_argv(self.url, pattern, self.segment_seconds, list_fd,
+                                              progress_fd)
+        return ffmpeg.push_segmenter_argv(pattern, self.segment_seconds, list_fd, progress_fd)
 
-    async def _watch(self, proc: asyncio.subprocess.Process, run: RunInfo, list_fd: int) -> int:
+    async def _watch(self, proc: asyncio.subprocess.Process, run: RunInfo, list_fd: int,
+                     progress_fd: int) -> int:
         stderr_task = asyncio.create_task(self._read_stderr(proc))
         list_task = asyncio.create_task(self._read_segment_list(list_fd, run))
+        progress_task = asyncio.create_task(self._read_progress(progress_fd))
         await self._write_pending(proc)
         if self._input_closed and not self._pending and proc.stdin is not None:
             self.machine.stopping()
@@ -227,7 +244,7 @@ class Segmenter:
             returncode = await proc.wait()
         finally:
             promote.cancel()
-            await asyncio.gather(stderr_task, list_task)
+            await asyncio.gather(stderr_task, list_task, progress_task)
         self.machine.maybe_running()
         return returncode
 
@@ -236,20 +253,24 @@ class Segmenter:
         async for raw in proc.stderr:
             self.stderr.add(raw.decode("utf-8", "replace"))
 
+    async def _read_progress(self, fd: int) -> None:
+        base_frames, base_bytes = self.stats.frames, self.stats.bytes_out
+        async for raw in _pipe_lines(fd):
+            entry = ffmpeg.parse_progress_line(raw.decode("utf-8", "replace"))
+            if entry is None or not entry[1].isdigit():
+                continue
+            if entry[0] == "frame":
+                self.stats.frames = base_frames + int(entry[1])
+            elif entry[0] == "total_size":
+                self.stats.bytes_out = base_bytes + int(entry[1])
+
     async def _read_segment_list(self, fd: int, run: RunInfo) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0))
-        try:
-            async for raw in reader:
-                entry = ffmpeg.parse_segment_list_line(raw.decode("utf-8", "replace"))
-                if entry is None:
-                    self.log.warning("unexpected segment list line %r", raw[:200])
-                    continue
-                self._schedule_catalog(run, *entry)
-        finally:
-            transport.close()
+        async for raw in _pipe_lines(fd):
+            entry = ffmpeg.parse_segment_list_line(raw.decode("utf-8", "replace"))
+            if entry is None:
+                self.log.warning("unexpected segment list line %r", raw[:200])
+                continue
+            self._schedule_catalog(run, *entry)
 
     def _schedule_catalog(self, run: RunInfo, name: str, start: float, end: float) -> None:
         future = asyncio.ensure_future(self._run_in_catalog(
@@ -329,3 +350,16 @@ class Segmenter:
         tail = "\n    ".join(self.stderr.tail(8))
         self.log.warning("ffmpeg exited (%s), %s; restart in %.0f s; last output:\n    %s",
                          returncode, self.machine.state.value, delay, tail)
+
+
+async def _pipe_lines(fd: int):  # type: ignore[no-untyped-def]
+    """Yield the lines a child writes on a pipe until it closes it."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0))
+    try:
+        async for raw in reader:
+            yield raw
+    finally:
+        transport.close()

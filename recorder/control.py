@@ -1,0 +1,163 @@
+"""The control channel through the catalog database: status out, commands in (docs/design/control.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from sqlalchemy import select, update
+
+from .catalog import Catalog
+from .models import Camera, CameraStatus, Command, utcnow
+from .states import State
+
+logger = logging.getLogger(__name__)
+
+ACTIONS = ("restart", "disconnect", "enable", "disable", "reload")
+COMMAND_MAX_AGE = dt.timedelta(minutes=5)  # older unexecuted commands are stale, not replayed
+
+
+@dataclasses.dataclass
+class StatusSample:
+    """One camera's status as the hub sees it right now."""
+
+    camera: str
+    kind: str
+    state: str
+    online: bool
+    pid: int | None
+    peer: str
+    connected_since: dt.datetime | None
+    bytes_in: int
+    frames: int
+    restarts: int
+    last_segment_end: dt.datetime | None
+    last_error: str
+
+
+class RateMeter:
+    """Turns ever-growing counters into per-second rates between two samples."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._last: dict[str, tuple[float, int, int]] = {}
+
+    def rates(self, camera: str, frames: int, bytes_in: int) -> tuple[float, float]:
+        """Return (frames per second, bits per second) since the previous call for ``camera``."""
+        now = self.clock()
+        previous = self._last.get(camera)
+        self._last[camera] = (now, frames, bytes_in)
+        if previous is None or now <= previous[0]:
+            return 0.0, 0.0
+        elapsed = now - previous[0]
+        return (max(frames - previous[1], 0) / elapsed,
+                max(bytes_in - previous[2], 0) * 8 / elapsed)
+
+
+def publish_status(catalog: Catalog, samples: Iterable[StatusSample], meter: RateMeter) -> None:
+    """Write every camera's status row (runs on the catalog thread)."""
+    now = utcnow()
+    seen: set[int] = set()
+    with catalog.sessions.begin() as session:
+        ids = dict(session.execute(select(Camera.name, Camera.id)).tuples().all())
+        for sample in samples:
+            camera_id = ids.get(sample.camera)
+            if camera_id is None:
+                continue  # its row is created with its first run
+            seen.add(camera_id)
+            fps, bps = meter.rates(sample.camera, sample.frames, sample.bytes_in)
+            row = session.get(CameraStatus, camera_id) or CameraStatus(camera_id=camera_id)
+            was_online = row.online
+            _fill(row, sample, fps, bps, now)
+            if sample.online and not was_online:
+                row.connected_since = sample.connected_since or now
+            if not sample.online and (was_online or row.offline_since is None):
+                row.offline_since = now
+            session.add(row)
+        _mark_gone(session, set(ids.values()) - seen, now)
+
+
+def _fill(row: CameraStatus, sample: StatusSample, fps: float, bps: float, now: dt.datetime) -> None:
+    row.state, row.online, row.kind, row.pid = sample.state, sample.online, sample.kind, sample.pid
+    row.peer, row.bytes_in, row.frames = sample.peer, sample.bytes_in, sample.frames
+    row.restarts, row.last_error, row.updated_at = sample.restarts, sample.last_error[-2000:], now
+    row.fps, row.bitrate_bps = round(fps, 2), round(bps)
+    if sample.online:
+        row.connected_since = row.connected_since or sample.connected_since
+        row.offline_since = None
+    else:
+        row.connected_since = None
+    if sample.last_segment_end is not None:
+        row.last_segment_end = sample.last_segment_end
+
+
+def _mark_gone(session, camera_ids: set[int], now: dt.datetime) -> None:  # type: ignore[no-untyped-def]
+    # cameras with no segmenter at all: offline (an edge that went away, a disabled camera)
+    for camera_id in camera_ids:
+        row = session.get(CameraStatus, camera_id)
+        if row is None:
+            continue
+        if row.online or row.state != State.STOPPED.value:
+            row.online, row.state, row.pid, row.fps, row.bitrate_bps = False, "stopped", None, 0.0, 0.0
+            row.offline_since, row.connected_since, row.updated_at = now, None, now
+
+
+def take_commands(catalog: Catalog) -> list[Command]:
+    """Return the pending commands, oldest first; stale ones are closed unexecuted."""
+    now = utcnow()
+    with catalog.sessions.begin() as session:
+        pending = list(session.scalars(select(Command).where(Command.done_at.is_(None))
+                                       .order_by(Command.id)))
+        fresh = []
+        for command in pending:
+            if now - command.created_at > COMMAND_MAX_AGE:
+                command.done_at, command.result = now, "expired: the hub was not running"
+            else:
+                fresh.append(command)
+        session.expunge_all()
+        return fresh
+
+
+def finish_command(catalog: Catalog, command_id: int, result: str) -> None:
+    """Record that a command was carried out, with its outcome."""
+    with catalog.sessions.begin() as session:
+        session.execute(update(Command).where(Command.id == command_id)
+                        .values(done_at=utcnow(), result=result[:500]))
+
+
+def set_enabled(catalog: Catalog, name: str, enabled: bool) -> bool:
+    """Set a camera's enabled flag; return False if there is no such camera."""
+    with catalog.sessions.begin() as session:
+        camera = session.scalar(select(Camera).where(Camera.name == name))
+        if camera is None:
+            return False
+        camera.enabled = enabled
+        return True
+
+
+@dataclasses.dataclass(frozen=True)
+class PullCamera:
+    """A camera the hub should pull, from the config file or the database."""
+
+    name: str
+    location: str
+    url: str
+
+
+def database_pull_cameras(catalog: Catalog) -> list[PullCamera]:
+    """Pulled cameras added in the web app that are enabled and approved."""
+    with catalog.session() as session:
+        rows = session.execute(select(Camera.name, Camera.location, Camera.url)
+                               .where(Camera.url.is_not(None), Camera.enabled.is_(True),
+                                      Camera.approval == "approved")).all()
+    return [PullCamera(name, location or "", url) for name, location, url in rows]
+
+
+def disabled_cameras(catalog: Catalog) -> set[str]:
+    """Names of cameras disabled (or rejected) in the database."""
+    with catalog.session() as session:
+        return set(session.scalars(select(Camera.name).where(
+            (Camera.enabled.is_(False)) | (Camera.approval == "rejected"))))

@@ -1,0 +1,122 @@
+"""The control channel: the web app's commands reach the hub through the catalog database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from recorder.db import make_engine
+from recorder.models import Camera, CameraStatus, Command
+from sqlalchemy.orm import Session
+from tests.support.media import segments
+from tests.support.procs import ffmpeg_pusher, running, wait_for
+from tests.support.rtsp import rtsp_server, unavailable_reason
+
+
+class Catalog:
+    """What the web app does to the catalog, done from the test."""
+
+    def __init__(self, hub) -> None:
+        self.engine = make_engine(hub.db_url)
+
+    def command(self, camera: str, action: str) -> int:
+        with Session(self.engine) as session, session.begin():
+            command = Command(camera=camera, action=action, requested_by="test", result="")
+            session.add(command)
+            session.flush()
+            return command.id
+
+    def result(self, command_id: int) -> str | None:
+        with Session(self.engine) as session:
+            command = session.get(Command, command_id)
+            return command.result if command and command.done_at else None
+
+    def wait_result(self, command_id: int, timeout: float = 10) -> str:
+        return wait_for(lambda: self.result(command_id), timeout, f"command {command_id}")
+
+    def status(self, camera: str) -> CameraStatus | None:
+        with Session(self.engine) as session:
+            return session.scalar(select(CameraStatus).join(Camera).where(Camera.name == camera))
+
+    def camera(self, name: str) -> Camera | None:
+        with Session(self.engine) as session:
+            return session.scalar(select(Camera).where(Camera.name == name))
+
+    def add_pull_camera(self, name: str, url: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.add(Camera(name=name, location="garden", kind="pull", url=url, enabled=True,
+                               approval="approved"))
+
+
+@pytest.fixture
+def control(hub_factory):
+    hub = hub_factory(segment_seconds=2).start()
+    catalog = Catalog(hub)
+    yield hub, catalog
+    catalog.engine.dispose()
+
+
+def test_status_shows_a_live_stream_with_fps_and_bitrate(control):
+    hub, catalog = control
+    with running(pusher := ffmpeg_pusher(hub.url("porch"))):
+        status = wait_for(lambda: (s := catalog.status("porch")) and s.online and s.fps > 20
+                          and s.bitrate_bps > 10_000 and s, 20, "a live status")
+        assert status.state == "running" and status.kind == "push" and status.pid
+        assert status.peer.startswith("127.0.0.1:") and status.connected_since is not None
+        wait_for(lambda: catalog.status("porch").last_segment_end is not None, 10, "segment time")
+        pusher.terminate()
+        wait_for(lambda: not catalog.status("porch").online, 10, "offline after the edge left")
+        assert catalog.status("porch").offline_since is not None
+
+
+def test_restart_disconnect_disable_enable(control):
+    hub, catalog = control
+    pusher = ffmpeg_pusher(hub.url("porch"))
+    with running(pusher):
+        wait_for(lambda: segments(hub.db_path, "porch"), 20, "recording")
+        assert catalog.wait_result(catalog.command("porch", "restart")) == "ok: ffmpeg restarted"
+        wait_for(lambda: catalog.status("porch").restarts >= 1, 10, "a restart in the status")
+        count = len(segments(hub.db_path, "porch"))
+        wait_for(lambda: len(segments(hub.db_path, "porch")) > count + 1, 20, "recording again")
+        assert catalog.wait_result(catalog.command("porch", "disconnect")) == "ok: edge disconnected"
+        pusher.proc.wait(15)  # the hub closed its connection
+    assert catalog.wait_result(catalog.command("porch", "disable")) == "ok: disabled"
+    assert catalog.camera("porch").enabled is False
+    refused = ffmpeg_pusher(hub.url("porch"), seconds=3)
+    with running(refused):
+        refused.proc.wait(20)
+    hub.process.wait_line(r"rejected: 423 camera porch is disabled")
+    assert catalog.wait_result(catalog.command("porch", "enable")) == "ok: enabled"
+    count = len(segments(hub.db_path, "porch"))
+    with running(again := ffmpeg_pusher(hub.url("porch"), seconds=5)):
+        assert again.proc.wait(30) == 0
+    wait_for(lambda: len(segments(hub.db_path, "porch")) > count, 10, "recording after enable")
+    assert catalog.wait_result(catalog.command("nobody", "restart")) == "not streaming"
+
+
+def test_new_camera_is_recorded_and_awaits_approval(control):
+    hub, catalog = control
+    with running(pusher := ffmpeg_pusher(hub.url("stranger"), seconds=3)):
+        pusher.proc.wait(30)
+    assert catalog.camera("stranger").approval == "pending"
+    wait_for(lambda: segments(hub.db_path, "stranger"), 10, "the new camera's footage")
+
+
+def test_approval_can_be_required(hub_factory):
+    hub = hub_factory(config="require_approval = true\n").start()
+    with running(pusher := ffmpeg_pusher(hub.url("stranger"), seconds=3)):
+        pusher.proc.wait(30)
+    hub.process.wait_line(r"rejected: 403 camera stranger is awaiting an admin's approval")
+    assert not segments(hub.db_path, "stranger")
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
+def test_pull_camera_added_in_the_database_is_pulled_after_reload(control):
+    hub, catalog = control
+    with rtsp_server() as camera:
+        catalog.add_pull_camera("garden", camera.url)
+        assert catalog.wait_result(catalog.command("*", "reload")) == "ok: cameras reloaded"
+        wait_for(lambda: len(segments(hub.db_path, "garden")) >= 2, 30, "pulled segments")
+        assert catalog.wait_result(catalog.command("garden", "disable")) == "ok: disabled"
+        wait_for(lambda: not catalog.status("garden").online, 10, "the pull to stop")
+        hub.process.wait_line(r"garden: no longer pulled")
