@@ -188,11 +188,19 @@ class IngestConnection:
             await self._send(h11.InformationalResponse(status_code=100, headers=[]))
         first = await self._first_bytes()
         sink = await self.handler.admit(head)
+        closed_by_hub = False
         try:
             ended = await self._relay(sink, head.camera, first)
+        except asyncio.CancelledError:
+            # the hub is shutting down, or an admin disconnected this edge
+            ended, closed_by_hub = False, True
         finally:
             await sink.finish()
             self.handler.release(head.camera, sink)
+        if closed_by_hub:
+            self.log.info("%s: closed the connection of edge %s", head.camera, self.peer)
+            await self._respond(503, "the hub closed this stream (shutdown or disconnect)\n",
+                                "text/plain")
         if ended:
             body = {"camera": head.camera, "segments": self.handler.segments_of(sink),
                     "bytes": self.handler.bytes_of(sink)}
@@ -304,7 +312,12 @@ async def start_server(handler: IngestHandler, host: str, port: int, stall_timeo
         task = asyncio.current_task()
         assert task is not None
         on_connection(task)
-        await connection.serve()
+        try:
+            await connection.serve()
+        except asyncio.CancelledError:
+            # Cancelled before the relay began (during shutdown). Ending quietly keeps
+            # Python 3.11's start_server from logging the cancellation as an error.
+            pass
 
     return await asyncio.start_server(serve, host, port, limit=READ_SIZE, reuse_address=True)
 

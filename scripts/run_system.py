@@ -1,4 +1,4 @@
-"""Run the whole system on the embedded defaults: the hub plus two synthetic test cameras.
+"""Run the whole system on the embedded defaults: hub, web app and two synthetic test cameras.
 
 Started by scripts/run.sh (which sets up .venv first). Stops everything on Ctrl-C or SIGTERM.
 """
@@ -54,10 +54,11 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
 
 
 def main() -> int:
-    """Start hub and edges, print where footage goes, and wait for a stop signal."""
+    """Start hub, web app and edges, print where things are, and wait for a stop signal."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="data", help="folder for footage and catalog")
     parser.add_argument("--port", type=int, default=1025, help="the hub's ingest port")
+    parser.add_argument("--web-port", type=int, default=8080, help="the web app's port")
     parser.add_argument("--segment-seconds", type=float, default=10)
     args = parser.parse_args()
     data = Path(args.data).resolve()
@@ -68,6 +69,10 @@ def main() -> int:
                             "--storage", str(data / "recordings"), "--db", f"sqlite:///{data}/nvr.db",
                             "--segment-seconds", f"{args.segment_seconds:g}",
                             "--token-file", str(token_file)], cwd=ROOT)
+    webapp = subprocess.Popen([python, "-m", "webapp", "serve", "--ensure-admin",
+                               "--host", "0.0.0.0", "--port", str(args.web_port),
+                               "--db", f"sqlite:///{data}/nvr.db",
+                               "--storage", str(data / "recordings")], cwd=ROOT)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -87,11 +92,12 @@ def main() -> int:
               f"  footage: {data / 'recordings'}\n  catalog: sqlite:///{data}/nvr.db\n"
               "  cameras: demo-test-1, demo-test-2 (synthetic); segments are logged as they close.\n"
               "  Press Ctrl-C to stop.\n", flush=True)
-        while not stopping and hub.poll() is None:
+        while not stopping and hub.poll() is None and webapp.poll() is None:
             time.sleep(0.5)
     finally:
         if edge is not None:
             stop(edge)
+        stop(webapp)
         stop(hub)
     return 0 if stopping else 1
 

@@ -1,0 +1,210 @@
+"""Command line of the web app: serve it with waitress, create users, create the first admin.
+
+    python -m webapp [serve] [--host H] [--port P] [--ensure-admin] [common flags]
+    python -m webapp create-user NAME [--admin] [common flags]   (password: stdin or $NVR_PASSWORD)
+    python -m webapp ensure-admin [--host H] [--port P] [common flags]
+
+Common flags: --config FILE (the hub's TOML file; [webapp] host/port/users_db/trusted_proxies),
+--db URL, --storage DIR, --users-db URL, --log-level. Flags beat the file; the defaults are the
+hub's, so with no flags the web app and the hub find the same catalog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import waitress
+from flask import Flask
+from sqlalchemy import func, select
+
+from recorder.config import DEFAULT_DB, DEFAULT_STORAGE
+from recorder.db import redacted
+from recorder.errors import RecorderError
+
+from . import create_app
+from .config import DEFAULT_HOST, DEFAULT_PORT, Config, flask_overrides, settings_from
+from .extensions import db
+from .models import ROLE_ADMIN, ROLE_VIEWER, User, password_problem, username_problem
+
+logger = logging.getLogger("webapp")
+
+COMMANDS = ("serve", "create-user", "ensure-admin")
+PASSWORD_ENV = "NVR_PASSWORD"
+FIRST_ADMIN = "admin"
+WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit status 1."""
+
+
+def parser() -> argparse.ArgumentParser:
+    """Build the argument parser (subcommands serve, create-user, ensure-admin)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="the hub's TOML config file (its [webapp] "
+                        "table: host, port, users_db, trusted_proxies)")
+    common.add_argument("--db", help=f"catalog database URL (default {DEFAULT_DB})")
+    common.add_argument("--storage", help=f"recordings folder (default {DEFAULT_STORAGE})")
+    common.add_argument("--users-db", help="users database URL (default: users.db beside a "
+                        "SQLite catalog, else sqlite:///data/users.db)")
+    common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    listen = argparse.ArgumentParser(add_help=False)
+    listen.add_argument("--host", help=f"address to listen on (default {DEFAULT_HOST})")
+    listen.add_argument("--port", type=int, help=f"port to listen on (default {DEFAULT_PORT})")
+
+    p = argparse.ArgumentParser(prog="python -m webapp", description="NVR web app: search, "
+                                "play and export footage; live view; users and cameras.")
+    sub = p.add_subparsers(dest="command", metavar="{serve,create-user,ensure-admin}")
+    serve = sub.add_parser("serve", parents=[common, listen], help="serve the web app (default)")
+    serve.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    serve.add_argument("--ensure-admin", action="store_true", help="if there are no users yet, "
+                       "create an admin with a random password and print it once")
+    create = sub.add_parser("create-user", parents=[common], help="create a user; the password "
+                            f"is read from stdin, or from ${PASSWORD_ENV} when set")
+    create.add_argument("name", help="username")
+    create.add_argument("--admin", action="store_true", help="make the user an admin")
+    sub.add_parser("ensure-admin", parents=[common, listen], help="create the first admin if "
+                   "there are no users, and print the URL (and that login, once)")
+    return p
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; without a subcommand, ``serve`` is meant."""
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["serve", *argv]
+    return parser().parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command of the web app; return the process exit code."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = settings_from(args.config, {
+            "db": args.db, "storage": args.storage, "users_db": args.users_db,
+            "host": getattr(args, "host", None), "port": getattr(args, "port", None)})
+        if args.command == "create-user":
+            return create_user(args.name, args.admin, settings)
+        if args.command == "ensure-admin":
+            app = _make_app(settings)
+            print_banner(settings, ensure_first_admin(app))
+            return 0
+        return serve(settings, threads=args.threads, ensure_admin=args.ensure_admin)
+    except (RecorderError, CliError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, RecorderError) else 1
+
+
+def _make_app(settings: dict[str, Any]) -> Flask:
+    return create_app(flask_overrides(settings))
+
+
+def read_password() -> str:
+    """Return the new user's password: $NVR_PASSWORD, a prompt on a terminal, else stdin's line."""
+    if PASSWORD_ENV in os.environ:
+        return os.environ[PASSWORD_ENV]
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Repeat the password: "):
+            raise CliError("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def create_user(name: str, admin: bool, settings: dict[str, Any]) -> int:
+    """Create user ``name`` (admin or viewer) with the password from stdin or $NVR_PASSWORD."""
+    problem = username_problem(name)
+    if problem:
+        raise CliError(problem)
+    password = read_password()
+    problem = password_problem(password, Config.PASSWORD_MIN_LENGTH)
+    if problem:
+        raise CliError(problem)
+    app = _make_app(settings)
+    with app.app_context():
+        if db.session.scalar(select(User.id).where(User.username == name)) is not None:
+            raise CliError(f"user {name!r} already exists (reset its password in the web app)")
+        user = User(username=name, role=ROLE_ADMIN if admin else ROLE_VIEWER,
+                    created_at=app.config["CLOCK"]())
+        user.set_password(password)
+        db.session.add(user)
+        db.session.commit()
+    print(f"created {'admin' if admin else 'viewer'} {name!r}")
+    return 0
+
+
+def ensure_first_admin(app: Flask) -> str | None:
+    """Create the admin account if there are no users at all; return its password, else None."""
+    with app.app_context():
+        if db.session.scalar(select(func.count()).select_from(User)):
+            return None
+        password = secrets.token_urlsafe(12)
+        user = User(username=FIRST_ADMIN, role=ROLE_ADMIN, created_at=app.config["CLOCK"]())
+        user.set_password(password)
+        db.session.add(user)
+        db.session.commit()
+    logger.info("no users yet: created the admin account %r", FIRST_ADMIN)
+    return password
+
+
+def display_url(host: str, port: int) -> str:
+    """Return the URL to open the web app at, for a listening host and port."""
+    if host in WILDCARD_HOSTS:
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host.strip('[]')}]"
+    return f"http://{host}:{port}/"
+
+
+def print_banner(settings: dict[str, Any], first_password: str | None) -> None:
+    """Print where the web app is and, on the very first start only, the admin login."""
+    host, port = str(settings["host"]), int(settings["port"])
+    lines = [f"NVR web app: {display_url(host, port)}"]
+    if host in WILDCARD_HOSTS:
+        lines.append(f"  (listening on all addresses: from another device open "
+                     f"http://{socket.gethostname()}:{port}/ or this machine's IP address)")
+    if first_password is not None:
+        # Printed (not logged) once: the operator needs it, the logs must never hold it.
+        lines += ["First start: created the admin account.",
+                  f"  username: {FIRST_ADMIN}",
+                  f"  password: {first_password}",
+                  "  It is shown only this once: log in and set a new one under Users."]
+    print("\n".join(lines), flush=True)
+
+
+def serve(settings: dict[str, Any], threads: int = 8, ensure_admin: bool = False) -> int:
+    """Serve the web app with waitress until SIGTERM or SIGINT."""
+    app = _make_app(settings)
+    try:
+        server = waitress.create_server(app, host=settings["host"], port=settings["port"],
+                                        threads=threads, ident="nvr")
+    except OSError as exc:  # e.g. the port is taken
+        logger.error("cannot listen on %s:%s: %s", settings["host"], settings["port"], exc.strerror)
+        return 1
+    port = int(getattr(server, "effective_port", settings["port"]))
+    # Waitress stops on SystemExit/KeyboardInterrupt raised inside its loop (as for Ctrl-C):
+    # raising from the handler is its way of hearing SIGTERM, with no thread left running.
+    signal.signal(signal.SIGTERM, _raise_system_exit)
+    first_password = ensure_first_admin(app) if ensure_admin else None
+    if ensure_admin:
+        print_banner({**settings, "port": port}, first_password)
+    logger.info("web app listening on http://%s:%d (catalog %s)", settings["host"], port,
+                redacted(str(settings["db"])))
+    server.run()
+    logger.info("web app stopped")
+    return 0
+
+
+def _raise_system_exit(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)

@@ -1,0 +1,208 @@
+"""Web app configuration: the hub's defaults, derived paths, the secret key, the TOML file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from argon2.profiles import RFC_9106_LOW_MEMORY
+from sqlalchemy.engine import make_url
+
+from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, load_file
+from recorder.errors import ConfigError
+from recorder.models import utcnow
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_PORT = 8080
+USERS_BIND = "users"
+USERS_DB_NAME = "users.db"
+SECRET_FILE_NAME = "webapp.secret"
+# Where the users database goes when the catalog is not a SQLite file (e.g. PostgreSQL).
+FALLBACK_USERS_DB = "sqlite:///data/users.db"
+
+# hls.js plays from blob: URLs (MediaSource) and starts its transmuxer in a blob: worker.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+_WEBAPP_KEYS = {"host", "port", "users_db", "trusted_proxies"}
+
+
+class Config:
+    """Defaults of the Flask app; `create_app(test_config)` overrides any of them."""
+
+    SQLALCHEMY_DATABASE_URI = DEFAULT_DB
+    USERS_DB_URL: str | None = None  # None: users.db beside a SQLite catalog
+    STORAGE_ROOT = DEFAULT_STORAGE
+    SECRET_KEY: str | None = None  # None: generated once into SECRET_KEY_FILE
+    SECRET_KEY_FILE: str | None = None  # None: webapp.secret beside the users database
+    MIGRATE_ON_START = True
+    # As the hub's engines: survive a restarted PostgreSQL (cheap on SQLite).
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    PERMANENT_SESSION_LIFETIME = dt.timedelta(hours=12)
+    REMEMBER_COOKIE_DURATION = dt.timedelta(days=14)
+    SESSION_COOKIE_NAME = "nvr_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False  # also set on every HTTPS response (see webapp.security)
+    REMEMBER_COOKIE_NAME = "nvr_remember"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = False
+    SESSION_PROTECTION = "basic"
+    # The guard in webapp.security calls csrf.protect() itself, so that Bearer-token API calls
+    # (no cookies, so no CSRF risk) can skip it.
+    WTF_CSRF_CHECK_DEFAULT = False
+    # The token lives as long as the session; a 1 h limit would break pages left open.
+    WTF_CSRF_TIME_LIMIT = None
+    MAX_CONTENT_LENGTH = 1024 * 1024
+
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_FAILURE_WINDOW = dt.timedelta(minutes=15)
+    LOGIN_LOCK_DURATION = dt.timedelta(minutes=15)
+    PASSWORD_MIN_LENGTH = 10
+    # argon2id, RFC 9106 "low memory" profile (64 MiB, t=3, p=4): above OWASP's minimum.
+    ARGON2_PARAMETERS = RFC_9106_LOW_MEMORY
+    CLOCK = utcnow  # injectable for tests: returns an aware UTC datetime
+    TRUSTED_PROXIES = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are honoured
+    CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY
+
+
+def absolute_sqlite_url(url: str) -> str:
+    """Make a relative SQLite path absolute against the working folder, as the hub reads it."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return url
+    if os.path.isabs(parsed.database):
+        return url
+    # Flask-SQLAlchemy would put a relative path under the instance folder; the hub would not.
+    absolute = parsed.set(database=os.path.abspath(parsed.database))
+    return absolute.render_as_string(hide_password=False)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """Return the file of a SQLite URL, or None for another database or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def default_users_db(catalog_url: str) -> str:
+    """Return the users database URL: users.db beside a SQLite catalog, else data/users.db."""
+    catalog_file = sqlite_file(catalog_url)
+    if catalog_file is None:
+        return absolute_sqlite_url(FALLBACK_USERS_DB)
+    return f"sqlite:///{catalog_file.parent.resolve() / USERS_DB_NAME}"
+
+
+def default_secret_file(users_url: str, catalog_url: str) -> Path:
+    """Return where the generated secret key is kept: beside the users database if it is a file."""
+    for url in (users_url, catalog_url):
+        path = sqlite_file(url)
+        if path is not None:
+            return path.parent / SECRET_FILE_NAME
+    return Path("data").resolve() / SECRET_FILE_NAME
+
+
+def load_or_create_secret(path: Path) -> str:
+    """Read the secret key from ``path``, creating it (mode 0600) on first use."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass  # made earlier, or by another process starting at the same moment
+    else:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        logger.info("generated a new secret key in %s", path)
+    secret = path.read_text(encoding="ascii").strip()
+    if not secret:
+        raise ConfigError(f"secret key file {path} is empty; delete it to generate a new one")
+    if path.stat().st_mode & 0o077:
+        logger.warning("secret key file %s is readable by other users; chmod 600 it", path)
+    return secret
+
+
+def finalize(config: dict[str, Any]) -> None:
+    """Fill in the derived settings (absolute SQLite paths, the users bind, the secret key)."""
+    catalog = absolute_sqlite_url(str(config["SQLALCHEMY_DATABASE_URI"]))
+    config["SQLALCHEMY_DATABASE_URI"] = catalog
+    binds = dict(config.get("SQLALCHEMY_BINDS") or {})
+    users = binds.get(USERS_BIND) or config.get("USERS_DB_URL") or default_users_db(catalog)
+    users = absolute_sqlite_url(str(users))
+    binds[USERS_BIND] = users
+    config["USERS_DB_URL"] = users
+    config["SQLALCHEMY_BINDS"] = binds
+    for url in (catalog, users):
+        path = sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    config["STORAGE_ROOT"] = str(Path(config["STORAGE_ROOT"]).resolve())
+    if not config.get("SECRET_KEY"):
+        secret_file = config.get("SECRET_KEY_FILE") or default_secret_file(users, catalog)
+        config["SECRET_KEY"] = load_or_create_secret(Path(secret_file))
+
+
+def load_webapp_section(path: Path) -> dict[str, Any]:
+    """Read the ``[webapp]`` table of the shared TOML file (host, port, users_db, ...)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+    section = data.get("webapp", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"config: [webapp] in {path} must be a table")
+    unknown = set(section) - _WEBAPP_KEYS
+    if unknown:
+        raise ConfigError(f"config: unknown key {sorted(unknown)[0]!r} in [webapp] of {path}")
+    return dict(section)
+
+
+def settings_from(config_file: Path | None, flags: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge the shared config file and command-line flags (which win) into CLI settings.
+
+    Returns host, port, db, storage, users_db and trusted_proxies, each with its default.
+    """
+    values: dict[str, Any] = {"host": DEFAULT_HOST, "port": DEFAULT_PORT, "db": DEFAULT_DB,
+                              "storage": DEFAULT_STORAGE, "users_db": None, "trusted_proxies": 0}
+    if config_file is not None:
+        hub = load_file(config_file)  # also validates the hub's keys: one file, one truth
+        values.update({k: hub[k] for k in ("db", "storage") if k in hub})
+        values.update(load_webapp_section(config_file))
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        values["port"] = int(values["port"])
+        values["trusted_proxies"] = int(values["trusted_proxies"])
+    except (TypeError, ValueError):
+        raise ConfigError("port and trusted_proxies must be whole numbers") from None
+    if not 0 <= values["port"] <= 65535:
+        raise ConfigError(f"port {values['port']} is out of range")
+    return values
+
+
+def flask_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn CLI settings into the Flask config keys that `create_app` takes."""
+    overrides: dict[str, Any] = {
+        "SQLALCHEMY_DATABASE_URI": str(settings["db"]),
+        "STORAGE_ROOT": str(settings["storage"]),
+        "TRUSTED_PROXIES": int(settings.get("trusted_proxies") or 0),
+    }
+    if settings.get("users_db"):
+        overrides["USERS_DB_URL"] = str(settings["users_db"])
+    return overrides

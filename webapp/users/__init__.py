@@ -1,0 +1,7 @@
+"""User management for admins: create, disable and enable, roles, passwords, API tokens."""
+
+from flask import Blueprint
+
+bp = Blueprint("users", __name__, url_prefix="/users")
+
+from . import routes  # noqa: E402,F401  (registers the views on bp)
