@@ -47,6 +47,10 @@ BLUEPRINTS: tuple[str, ...] = (
     "webapp.auth",
     "webapp.main",
     "webapp.users",
+    "webapp.recordings",
+    "webapp.live",
+    "webapp.admin",
+    "webapp.api",
 )
 # Links of the navbar: (endpoint, label, admins only); shown once the endpoint exists.
 NAV_ITEMS: tuple[tuple[str, str, bool], ...] = (

@@ -1,0 +1,7 @@
+"""The admin pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+from . import routes  # noqa: E402,F401  (registers the views on bp)

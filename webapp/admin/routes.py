@@ -1,0 +1,3 @@
+"""Views of the admin blueprint."""
+
+from . import bp  # noqa: F401

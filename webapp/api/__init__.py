@@ -1,0 +1,7 @@
+"""The versioned JSON API (docs/api.md): session or Bearer-token authenticated."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+from . import cameras, recordings  # noqa: E402,F401  (register the views on bp)

@@ -1,0 +1,3 @@
+"""API endpoints for cameras: status and control."""
+
+from . import bp  # noqa: F401

@@ -1,0 +1,3 @@
+"""API endpoints for recordings, playback playlists and exports."""
+
+from . import bp  # noqa: F401

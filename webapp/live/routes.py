@@ -1,0 +1,3 @@
+"""Views of the live blueprint."""
+
+from . import bp  # noqa: F401

@@ -1,0 +1,3 @@
+"""Views of the recordings blueprint."""
+
+from . import bp  # noqa: F401
