@@ -49,6 +49,7 @@ class HubConfig:
     ingest_token: str | None = None
     allow_new_cameras: bool = True
     require_approval: bool = False
+    live_view: bool = True  # a rolling 1-s HLS per camera for the web app's live view
     stall_timeout: float = 15.0
     max_streams: int = 256
     backoff_initial: float = 1.0
@@ -74,7 +75,7 @@ class HubConfig:
 
 _TOP_KEYS = {
     "listen", "storage", "db", "segment_seconds", "ingest_token", "ingest_token_file",
-    "allow_new_cameras", "require_approval", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
+    "allow_new_cameras", "require_approval", "live_view", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
     "fail_after", "failed_retry_seconds", "cameras",
 }
 _CAMERA_KEYS = {"name", "location", "url", "token", "enabled", "segment_seconds"}
@@ -167,7 +168,7 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any]) -> HubC
     for key in ("max_streams", "fail_after"):
         if key in values:
             kwargs[key] = int(values[key])
-    for key in ("allow_new_cameras", "require_approval"):
+    for key in ("allow_new_cameras", "require_approval", "live_view"):
         if key in values:
             kwargs[key] = bool(values[key])
     cameras = tuple(_camera_from_table(i, t) for i, t in enumerate(values.get("cameras", [])))

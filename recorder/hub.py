@@ -208,7 +208,8 @@ class Hub:
                          incoming_dir=self.storage.incoming_dir(name),
                          segment_seconds=self.config.segment_seconds_for(name),
                          policy=self.policy, catalog=self.catalog,
-                         catalog_executor=self.executor, url=url, peer=peer)
+                         catalog_executor=self.executor, url=url, peer=peer,
+                         storage=self.storage if self.config.live_view else None)
 
     def _start_pull(self, name: str, location: str, url: str) -> None:
         segmenter = self._new_segmenter(name, location, "pull", peer=scrub(url), url=url)

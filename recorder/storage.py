@@ -10,6 +10,7 @@ from pathlib import Path
 from .errors import StorageLocked
 
 INCOMING = ".incoming"
+LIVE = ".live"
 QUARANTINE = ".quarantine"
 LOCK_FILE = ".hub.lock"
 SEGMENT_SUFFIX = ".ts"
@@ -31,6 +32,22 @@ class Storage:
         path = self.camera_dir(camera) / INCOMING
         make_dirs_durable(path)
         return path
+
+    def live_dir(self, camera: str) -> Path:
+        """Return (and create, emptied) the folder of a camera's rolling live HLS."""
+        path = self.root / LIVE / camera
+        if path.exists():
+            for stale in path.iterdir():
+                stale.unlink(missing_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def clear_live(self, camera: str) -> None:
+        """Remove a camera's live HLS, so the web app sees it is not live."""
+        path = self.root / LIVE / camera
+        if path.exists():
+            for stale in path.iterdir():
+                stale.unlink(missing_ok=True)
 
     def final_path(self, camera: str, start: dt.datetime, run_id: str, seq: int) -> Path:
         """Return where a finished segment lives: named by its UTC start, run and number."""

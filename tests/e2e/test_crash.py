@@ -39,8 +39,9 @@ def test_kill_9_of_the_hub_mid_segment_then_restart_recovers(hub_factory):
         hub.process.kill()
         # the segmenter dies with the hub (parent-death signal): nothing keeps writing
         wait_for(lambda: not hub.ffmpeg_children(), 10, "ffmpeg to die with the hub")
-    interrupted = incoming_files(hub, "porch")
-    assert len(interrupted) == 1
+    # the open segment, plus (rarely) one ffmpeg had listed that the hub had no time to catalog
+    left = len(incoming_files(hub, "porch"))
+    assert 1 <= left <= 2
     rows_before = segments(hub.db_path, "porch")
     vanished = hub.storage / rows_before[0].path
     vanished.unlink()  # a file lost while the hub was down
@@ -48,13 +49,13 @@ def test_kill_9_of_the_hub_mid_segment_then_restart_recovers(hub_factory):
     junk.write_bytes(b"\x47" + os.urandom(188 * 50))
 
     hub.start()
-    hub.process.wait_line(r"reconciled storage: 1 recovered, 1 quarantined, 1 missing")
+    hub.process.wait_line(rf"reconciled storage: {left} recovered, 1 quarantined, 1 missing")
     assert hub.stop() == 0
 
     rows = {r.path: r for r in segments(hub.db_path, "porch")}
     assert rows[rows_before[0].path].status == "missing"
-    recovered = [r for r in rows.values() if r.recovered]
-    assert len(recovered) == 1 and recovered[0].duration > 1.0
+    recovered = sorted((r for r in rows.values() if r.recovered), key=lambda r: r.start)
+    assert len(recovered) == left and sum(r.duration for r in recovered) > 1.0
     assert (hub.storage / ".quarantine" / "porch" / junk.name).exists()
     assert not incoming_files(hub, "porch")
     assert_catalog_consistent(hub)

@@ -162,18 +162,20 @@ def test_kill_9_then_restart_reconciles_on_postgresql(hub_factory, pg):
                  10, "a half-written segment")
         hub.process.kill()
         wait_for(lambda: not hub.ffmpeg_children(), 10, "ffmpeg to die with the hub")
-    assert len(incoming(hub, "porch")) == 1
+    # the open segment, plus (rarely) one ffmpeg had listed that the hub had no time to catalog
+    left = len(incoming(hub, "porch"))
+    assert 1 <= left <= 2
     before = pg_segments(engine, "porch")
 
     hub.start()
-    hub.process.wait_line(r"reconciled storage: 1 recovered, 0 quarantined, 0 missing, 1 runs closed")
+    hub.process.wait_line(rf"reconciled storage: {left} recovered, 0 quarantined, 0 missing, 1 runs closed")
     assert hub.stop() == 0, hub.output[-3000:]
 
     rows = pg_segments(engine, "porch")
     recovered = [r for r in rows if r.recovered]
-    assert len(recovered) == 1 and recovered[0].duration > 0.5, recovered
-    assert recovered[0].note == "interrupted segment"
-    assert rows[:len(before)] == before and rows[-1] == recovered[0]
+    assert len(recovered) == left and sum(r.duration for r in recovered) > 0.5, recovered
+    assert all(r.note == "interrupted segment" for r in recovered)
+    assert rows[:len(before)] == before and rows[-left:] == recovered
     assert_tiles(rows)
     assert_files_under_root(hub, rows)
     assert not incoming(hub, "porch")
