@@ -54,16 +54,13 @@ LIVE_SEGMENT_SECONDS = 1
 LIVE_LIST_SIZE = 5
 
 
-def _live_output(live_dir: Path | None, run_id: str) -> list[str]:
-    # A second muxer in the same ffmpeg: a rolling HLS of ~1 s pieces for the web app's live
-    # view (cut on keyframes, so as short as the camera's GOP allows). Stream copy again.
-    if live_dir is None:
-        return []
+def live_output(live_dir: Path, prefix: str) -> list[str]:
+    """Output options of a rolling HLS of ~1 s pieces (cut on keyframes) for the live view."""
     return [
         "-map", "0:v:0", "-c", "copy", "-muxdelay", "0", "-muxpreload", "0",
         "-f", "hls", "-hls_time", str(LIVE_SEGMENT_SECONDS), "-hls_list_size", str(LIVE_LIST_SIZE),
         "-hls_flags", "delete_segments+omit_endlist+temp_file",
-        "-hls_segment_filename", str(live_dir / f"{run_id}-%d.ts"),
+        "-hls_segment_filename", str(live_dir / f"{prefix}-%d.ts"),
         str(live_dir / LIVE_PLAYLIST),
     ]
 
@@ -73,20 +70,17 @@ def _common_head() -> list[str]:
 
 
 def push_segmenter_argv(pattern: Path, segment_seconds: float, list_fd: int,
-                        progress_fd: int | None = None, live_dir: Path | None = None,
-                        run_id: str = "") -> list[str]:
+                        progress_fd: int | None = None) -> list[str]:
     """Build the argv of a segmenter fed MPEG-TS on its stdin by the hub."""
     return [
         *_common_head(), *_progress(progress_fd),
         "-f", "mpegts", "-i", "pipe:0",
         *_segment_output(pattern, segment_seconds, list_fd),
-        *_live_output(live_dir, run_id),
     ]
 
 
 def pull_segmenter_argv(url: str, pattern: Path, segment_seconds: float, list_fd: int,
-                        progress_fd: int | None = None, live_dir: Path | None = None,
-                        run_id: str = "") -> list[str]:
+                        progress_fd: int | None = None) -> list[str]:
     """Build the argv of a segmenter that pulls an RTSP camera itself."""
     return [
         *_common_head(), *_progress(progress_fd), "-nostdin",
@@ -95,7 +89,6 @@ def pull_segmenter_argv(url: str, pattern: Path, segment_seconds: float, list_fd
         "-rtsp_transport", "tcp", "-timeout", "10000000",
         "-i", url,
         *_segment_output(pattern, segment_seconds, list_fd),
-        *_live_output(live_dir, run_id),
     ]
 
 

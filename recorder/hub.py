@@ -10,7 +10,7 @@ import signal
 
 from sqlalchemy import select
 
-from . import control, db
+from . import control, db, live
 from .catalog import Catalog
 from .config import HubConfig
 from .errors import IngestRejected
@@ -45,6 +45,7 @@ class Hub:
         self.push_tasks: dict[str, asyncio.Task[None]] = {}
         self.meter = control.RateMeter()
         self.control_task: asyncio.Task[None] | None = None
+        self.taps: dict[str, live.LiveTap] = {}
         self.pulled: dict[str, Segmenter] = {}
         self.connections: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
@@ -102,6 +103,7 @@ class Hub:
         await asyncio.gather(*self.connections, return_exceptions=True)
         await asyncio.gather(*(s.finish() for s in self.pushed.values()), return_exceptions=True)
         await asyncio.gather(*(s.stop() for s in self.pulled.values()), return_exceptions=True)
+        await asyncio.gather(*(t.stop() for t in self.taps.values()), return_exceptions=True)
         self.executor.shutdown(wait=True)
         self.engine.dispose()
         self.storage.unlock()
@@ -208,8 +210,7 @@ class Hub:
                          incoming_dir=self.storage.incoming_dir(name),
                          segment_seconds=self.config.segment_seconds_for(name),
                          policy=self.policy, catalog=self.catalog,
-                         catalog_executor=self.executor, url=url, peer=peer,
-                         storage=self.storage if self.config.live_view else None)
+                         catalog_executor=self.executor, url=url, peer=peer)
 
     def _start_pull(self, name: str, location: str, url: str) -> None:
         segmenter = self._new_segmenter(name, location, "pull", peer=scrub(url), url=url)
@@ -255,6 +256,7 @@ class Hub:
                                 command.requested_by or "?", result)
                     await loop.run_in_executor(self.executor, control.finish_command,
                                                self.catalog, command.id, result)
+                await self.sync_live()
                 if tick % STATUS_EVERY_TICKS == 0:
                     await loop.run_in_executor(self.executor, control.publish_status,
                                                self.catalog, self.status_samples(), self.meter)
@@ -264,6 +266,23 @@ class Hub:
                 logger.exception("control channel error")
             tick += 1
             await asyncio.sleep(1.0)
+
+    async def sync_live(self) -> None:
+        """Run a live tap for exactly the recording cameras someone is watching."""
+        segmenters = self.segmenters() if self.config.live_view else {}
+        for name, segmenter in segmenters.items():
+            live_dir = self.storage.live_dir(name)
+            tap = self.taps.get(name)
+            if live.wanted(live_dir) and (tap is None or not tap.alive):
+                tap = live.LiveTap(name, live_dir, url=segmenter.url)
+                await tap.start()
+                self.taps[name] = tap
+                segmenter.tap = tap if segmenter.kind == "push" else None
+            elif not live.wanted(live_dir) and tap is not None:
+                segmenter.tap = None
+                await self.taps.pop(name).stop()
+        for name in [n for n in self.taps if n not in segmenters]:
+            await self.taps.pop(name).stop()  # the camera stopped recording
 
     async def execute(self, camera: str, action: str) -> str:
         """Carry out one control action on a camera; return a short outcome."""

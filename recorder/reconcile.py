@@ -18,7 +18,7 @@ from nvrlib.names import is_valid_camera_name
 from .catalog import Catalog, RunInfo, parse_incoming_name
 from .models import Camera, Run, Segment, utcnow
 from .probe import ProbeError, probe
-from .storage import INCOMING, SEGMENT_SUFFIX, Storage, durable_move
+from .storage import INCOMING, LIVE, SEGMENT_SUFFIX, Storage, durable_move
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +66,13 @@ def recover_run_leftovers(catalog: Catalog, camera: str, run_id: str) -> Reconci
 def reap_stale_ffmpeg(storage_root: Path) -> list[int]:
     """Kill ffmpeg processes left writing into this storage's .incoming folders by a dead hub."""
     root = str(storage_root) + os.sep
-    marker = os.sep + INCOMING + os.sep
+    markers = (os.sep + INCOMING + os.sep, root + LIVE + os.sep)
     reaped = []
     for pid in _pids():
         argv = _cmdline(pid)
         if argv and any("ffmpeg" in os.path.basename(a) for a in argv[:4]) and \
-                any(a.startswith(root) and marker in a[len(root) - 1:] for a in argv):
+                any(a.startswith(root) and (markers[0] in a[len(root) - 1:] or
+                                            a.startswith(markers[1])) for a in argv):
             try:
                 os.kill(pid, signal.SIGKILL)
                 reaped.append(pid)

@@ -19,7 +19,7 @@ from . import ffmpeg
 from .catalog import Catalog, FinishedSegment, RunInfo
 from .reconcile import recover_run_leftovers
 from .models import utcnow
-from .storage import Storage
+from .live import LiveTap
 from .states import ProcessStateMachine, RestartPolicy, State
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Segmenter:
     def __init__(self, *, camera: str, location: str, kind: str, incoming_dir: Path,
                  segment_seconds: float, policy: RestartPolicy, catalog: Catalog,
                  catalog_executor: Executor, url: str | None = None, peer: str = "",
-                 anchor: Anchor | None = None, storage: Storage | None = None,
+                 anchor: Anchor | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.camera, self.location, self.kind = camera, location, kind
         self.url, self.peer = url, peer
@@ -64,7 +64,7 @@ class Segmenter:
         self.segment_seconds = segment_seconds
         self.catalog, self.executor = catalog, catalog_executor
         self.anchor = anchor
-        self.storage = storage  # set: the run also writes a live HLS for the web app
+        self.tap: LiveTap | None = None  # set while someone watches a pushed camera live
         self.machine = ProcessStateMachine(policy, clock, name=camera)
         self.created_at = utcnow()
         self._restart_requested = False
@@ -91,6 +91,8 @@ class Segmenter:
         """Pass MPEG-TS bytes to ffmpeg; buffer them (bounded) while it restarts."""
         self.stats.bytes_in += len(data)
         self.stats.last_data_at = time.monotonic()
+        if self.tap is not None:
+            self.tap.feed(data)
         proc = self._proc
         if proc is not None and proc.returncode is None and not self._pending:
             try:
@@ -225,13 +227,11 @@ class Segmenter:
 
     def _argv(self, run_id: str, list_fd: int, progress_fd: int) -> list[str]:
         pattern = ffmpeg.incoming_pattern(self.incoming_dir, run_id)
-        live = self.storage.live_dir(self.camera) if self.storage is not None else None
         if self.kind == "pull":
             assert self.url is not None
             return ffmpeg.pull_segmenter_argv(self.url, pattern, self.segment_seconds, list_fd,
-                                              progress_fd, live, run_id)
-        return ffmpeg.push_segmenter_argv(pattern, self.segment_seconds, list_fd, progress_fd,
-                                          live, run_id)
+                                              progress_fd)
+        return ffmpeg.push_segmenter_argv(pattern, self.segment_seconds, list_fd, progress_fd)
 
     async def _watch(self, proc: asyncio.subprocess.Process, run: RunInfo, list_fd: int,
                      progress_fd: int) -> int:
@@ -308,8 +308,6 @@ class Segmenter:
 
     async def _end_run(self, run_id: str, returncode: int | None) -> None:
         reason = "stopped" if self.machine.state is State.STOPPED else f"exit {returncode}"
-        if self.storage is not None:
-            self.storage.clear_live(self.camera)
         await self._drain_catalog()
         await self._run_in_catalog(self.catalog.end_run, run_id, reason)
         # an ffmpeg killed mid-segment leaves its open file behind: recover it right away

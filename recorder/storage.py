@@ -34,20 +34,8 @@ class Storage:
         return path
 
     def live_dir(self, camera: str) -> Path:
-        """Return (and create, emptied) the folder of a camera's rolling live HLS."""
-        path = self.root / LIVE / camera
-        if path.exists():
-            for stale in path.iterdir():
-                stale.unlink(missing_ok=True)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def clear_live(self, camera: str) -> None:
-        """Remove a camera's live HLS, so the web app sees it is not live."""
-        path = self.root / LIVE / camera
-        if path.exists():
-            for stale in path.iterdir():
-                stale.unlink(missing_ok=True)
+        """Return the folder of a camera's on-demand live HLS (see recorder/live.py)."""
+        return self.root / LIVE / camera
 
     def final_path(self, camera: str, start: dt.datetime, run_id: str, seq: int) -> Path:
         """Return where a finished segment lives: named by its UTC start, run and number."""

@@ -23,22 +23,26 @@ def test_stock_ffmpeg_push_is_segmented_and_cataloged(hub_factory):
     assert not list((hub.storage / "porch" / ".incoming").iterdir())
 
 
-def test_live_hls_rolls_while_streaming_and_vanishes_after(hub_factory):
+def test_live_hls_runs_only_while_watched(hub_factory):
+    import os
     import time
 
     hub = hub_factory().start()
-    live = hub.storage / ".live" / "porch" / "live.m3u8"
+    live_dir = hub.storage / ".live" / "porch"
+    playlist, mark = live_dir / "live.m3u8", live_dir / ".wanted"
     pusher = ffmpeg_pusher(hub.url("porch"))
     with running(pusher):
-        wait_for(lambda: live.exists() and live.read_text().count("#EXTINF") >= 3, 20,
+        wait_for(lambda: segments(hub.db_path, "porch"), 20, "recording")
+        assert not playlist.exists(), "nobody watches: no live view is made"
+        live_dir.mkdir(parents=True, exist_ok=True)
+        mark.touch()  # what the web app does when a browser fetches the live playlist
+        wait_for(lambda: playlist.exists() and playlist.read_text().count("#EXTINF") >= 3, 20,
                  "a live playlist with three pieces")
-        pieces = [line for line in live.read_text().splitlines() if line.endswith(".ts")]
-        assert len(pieces) <= 6
-        newest = live.parent / pieces[-1]
-        assert decode_fully(newest).errors == 0
-        assert decode_fully(newest).duration <= 2.1
-        # the playlist keeps moving: the newest piece is at most a couple of seconds old
-        assert time.time() - newest.stat().st_mtime < 3
-        pusher.terminate()
-        wait_for(lambda: not live.exists(), 15, "the live playlist to go when the edge leaves")
+        pieces = [line for line in playlist.read_text().splitlines() if line.endswith(".ts")]
+        newest = live_dir / pieces[-1]
+        assert decode_fully(newest).errors == 0 and decode_fully(newest).duration <= 2.1
+        assert time.time() - newest.stat().st_mtime < 3, "the live view lags"
+        os.utime(mark, (time.time() - 60, time.time() - 60))  # the browser went away
+        wait_for(lambda: not playlist.exists(), 10, "the live view to stop")
+        hub.process.wait_line(r"porch: live view stopped")
     assert hub.stop() == 0

@@ -1,0 +1,99 @@
+"""Live view on demand: a rolling 1-s HLS of a camera, made only while someone watches.
+
+The web app touches ``<storage>/.live/<camera>/.wanted`` whenever a browser fetches the live
+playlist; the hub's control loop starts a tap for a camera whose mark is fresh and stops it
+when the mark goes stale. A pushed camera's tap is fed a copy of the bytes the segmenter gets;
+a pulled camera's tap opens its own RTSP session. Recording never waits for a tap: a tap that
+cannot keep up loses live pieces, not footage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import time
+from pathlib import Path
+
+from . import ffmpeg
+
+logger = logging.getLogger(__name__)
+
+WANTED_MARK = ".wanted"
+WANTED_FRESH_SECONDS = 20.0  # a watching browser re-fetches the playlist every ~1 s
+TAP_BUFFER_LIMIT = 4 * 1024 * 1024
+
+
+def wanted(live_dir: Path, now: float | None = None) -> bool:
+    """Tell whether a browser asked for this camera's live view recently."""
+    try:
+        mtime = (live_dir / WANTED_MARK).stat().st_mtime
+    except OSError:
+        return False
+    return (now if now is not None else time.time()) - mtime < WANTED_FRESH_SECONDS
+
+
+def clear(live_dir: Path, keep_mark: bool = True) -> None:
+    """Remove the live pieces and playlist of a camera (the viewer's mark may stay)."""
+    if not live_dir.exists():
+        return
+    for path in live_dir.iterdir():
+        if keep_mark and path.name == WANTED_MARK:
+            continue
+        path.unlink(missing_ok=True)
+
+
+class LiveTap:
+    """One camera's live HLS writer: an ffmpeg fed a copy of the stream, or pulling itself."""
+
+    def __init__(self, camera: str, live_dir: Path, url: str | None = None) -> None:
+        self.camera, self.live_dir, self.url = camera, live_dir, url
+        self.proc: asyncio.subprocess.Process | None = None
+        self.log = logger.getChild(camera)
+
+    async def start(self) -> None:
+        """Spawn the tap's ffmpeg into a fresh live folder."""
+        self.live_dir.mkdir(parents=True, exist_ok=True)
+        clear(self.live_dir)
+        head = [ffmpeg.ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error"]
+        if self.url is None:
+            source = ["-f", "mpegts", "-i", "pipe:0"]
+        else:
+            source = ["-nostdin", "-rtsp_transport", "tcp", "-timeout", "10000000", "-i", self.url]
+        argv = [*head, *source, *ffmpeg.live_output(self.live_dir, secrets.token_hex(3))]
+        self.proc = await asyncio.create_subprocess_exec(
+            *ffmpeg.with_parent_death_signal(argv),
+            stdin=asyncio.subprocess.PIPE if self.url is None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True)
+        self.log.info("live view started (pid %d)", self.proc.pid)
+
+    @property
+    def alive(self) -> bool:
+        """Tell whether the tap's ffmpeg still runs."""
+        return self.proc is not None and self.proc.returncode is None
+
+    def feed(self, data: bytes) -> None:
+        """Copy pushed bytes to the tap without ever waiting for it."""
+        if not self.alive or self.proc is None or self.proc.stdin is None:
+            return
+        transport = self.proc.stdin.transport
+        if transport.is_closing() or transport.get_write_buffer_size() > TAP_BUFFER_LIMIT:
+            return  # a slow tap loses live pieces, never delays recording
+        self.proc.stdin.write(data)
+
+    async def stop(self) -> None:
+        """Stop the tap's ffmpeg and remove its pieces."""
+        if self.alive and self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                await self.proc.wait()
+        clear(self.live_dir)
+        self.log.info("live view stopped")
