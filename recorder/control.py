@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import logging
@@ -39,22 +40,33 @@ class StatusSample:
 
 
 class RateMeter:
-    """Turns ever-growing counters into per-second rates between two samples."""
+    """Turns ever-growing counters into per-second rates over a sliding window.
+
+    ffmpeg reports its frame counter in steps and the relay hands bytes over in batches, so
+    a rate over one 3-s status interval jumps around; RATE_WINDOW smooths that out.
+    """
+
+    RATE_WINDOW = 10.0
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._last: dict[str, tuple[float, int, int]] = {}
+        self._samples: dict[str, collections.deque[tuple[float, int, int]]] = {}
 
     def rates(self, camera: str, frames: int, bytes_in: int) -> tuple[float, float]:
-        """Return (frames per second, bits per second) since the previous call for ``camera``."""
+        """Return (frames per second, bits per second) over about the last RATE_WINDOW s."""
         now = self.clock()
-        previous = self._last.get(camera)
-        self._last[camera] = (now, frames, bytes_in)
-        if previous is None or now <= previous[0]:
+        samples = self._samples.setdefault(camera, collections.deque())
+        samples.append((now, frames, bytes_in))
+        while len(samples) > 2 and now - samples[1][0] >= self.RATE_WINDOW:
+            samples.popleft()
+        first = samples[0]
+        elapsed = now - first[0]
+        if elapsed <= 0 or frames < first[1]:
+            if frames < first[1]:  # counters restarted (a new connection): start over
+                samples.clear()
+                samples.append((now, frames, bytes_in))
             return 0.0, 0.0
-        elapsed = now - previous[0]
-        return (max(frames - previous[1], 0) / elapsed,
-                max(bytes_in - previous[2], 0) * 8 / elapsed)
+        return (frames - first[1]) / elapsed, max(bytes_in - first[2], 0) * 8 / elapsed
 
 
 def publish_status(catalog: Catalog, samples: Iterable[StatusSample], meter: RateMeter) -> None:

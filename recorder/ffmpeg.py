@@ -42,6 +42,9 @@ def _segment_output(pattern: Path, segment_seconds: float, list_fd: int) -> list
         "-copyts", "-muxdelay", "0", "-muxpreload", "0",
         "-f", "segment",
         "-segment_time", f"{segment_seconds:g}",
+        # a keyframe a hair before the boundary (capture-clock jitter) still cuts there,
+        # instead of one GOP later (3 s / 1 s segments instead of 2 s / 2 s)
+        "-segment_time_delta", "0.1",
         "-segment_format", "mpegts",
         "-segment_list", f"pipe:{list_fd}",
         "-segment_list_type", "csv",

@@ -57,7 +57,9 @@ class LiveTap:
         """Spawn the tap's ffmpeg into a fresh live folder."""
         self.live_dir.mkdir(parents=True, exist_ok=True)
         clear(self.live_dir)
-        head = [ffmpeg.ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error"]
+        # a short probe: ffmpeg's default (~5 s of input) would delay the first live piece
+        head = [ffmpeg.ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error",
+                "-probesize", "500000", "-analyzeduration", "1000000"]
         if self.url is None:
             source = ["-f", "mpegts", "-i", "pipe:0"]
         else:

@@ -129,11 +129,15 @@ def test_disable_stops_recording_and_enable_lets_the_edge_back(stack: tuple[Hub,
         again.terminate()
 
 
-def test_the_live_view_serves_the_hubs_rolling_playlist(stack: tuple[Hub, WebApp]) -> None:
+def test_the_live_view_starts_when_watched_and_serves_the_hubs_playlist(
+        stack: tuple[Hub, WebApp]) -> None:
     hub, web = stack
     session, _token = web.session()
     pusher = ffmpeg_pusher(hub.url("porch"))
     with running(pusher):
+        wait_for(lambda: online(web, "porch"), 20, "porch online")
+        assert not (hub.storage / ".live" / "porch" / "live.m3u8").exists(), "nobody watches yet"
+        # each fetch (as the player makes every second) asks the hub for the live view
         wait_for(lambda: session.get("/live/porch/live.m3u8").status_code == 200, 20,
                  "the live playlist through the web app")
         text = session.get("/live/porch/live.m3u8").get_data(as_text=True)

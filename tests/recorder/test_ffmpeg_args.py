@@ -49,3 +49,17 @@ def test_no_module_uses_a_shell():
     root = Path(__file__).resolve().parents[2]
     for path in [*root.glob("recorder/*.py"), *root.glob("edge/*.py"), *root.glob("nvrlib/*.py")]:
         assert "shell=True" not in path.read_text(), path
+
+
+def test_rates_are_smoothed_over_a_window():
+    from recorder.control import RateMeter
+
+    now = [0.0]
+    meter = RateMeter(clock=lambda: now[0])
+    assert meter.rates("cam", 0, 0) == (0.0, 0.0)
+    # ffmpeg's counter moves in steps of 30 frames; the true rate is 15 fps, 1 Mbit/s
+    for step in range(1, 8):
+        now[0] = 3.0 * step
+        frames = (45 * step) // 30 * 30
+        fps, bps = meter.rates("cam", frames, 375_000 * step)
+    assert 13 <= fps <= 17 and abs(bps - 1_000_000) < 1

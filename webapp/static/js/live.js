@@ -1,0 +1,215 @@
+// The live view: plays each camera's rolling HLS (1-second pieces written by the hub) a second
+// or two behind real time with hls.js, or the browser's own HLS, and keeps the status line and
+// the "offline since" overlay current from GET /api/v1/cameras.
+(function () {
+  "use strict";
+
+  var STATUS_EVERY_MS = 3000;
+  // The hub starts a camera's live view when its playlist is first asked for (a few seconds),
+  // and a restarted stream starts a new playlist: retry quickly for a while, then slowly.
+  var RETRY_MS = 1000;
+  var PATIENT_FAILURES = 10;
+  var SLOW_RETRY_MS = 10000;
+  var STALL_MS = 8000;
+  // Start one piece behind the live edge, and catch up by playing faster rather than buffering:
+  // a live picture a few seconds late is worth more than a smooth one.
+  var HLS_CONFIG = {
+    liveSyncDurationCount: 1,
+    liveMaxLatencyDurationCount: 4,
+    maxLiveSyncPlaybackRate: 1.5,
+    lowLatencyMode: false, // plain HLS: the hub writes whole pieces, no LL-HLS parts
+    maxBufferLength: 4,
+    backBufferLength: 4,
+    manifestLoadingMaxRetry: 0, // a 404 while the hub starts the live view: live.js retries
+    levelLoadingMaxRetry: 2,
+    fragLoadingMaxRetry: 2
+  };
+
+  function localTime(iso) {
+    var when = new Date(iso);
+    return isNaN(when.getTime()) ? String(iso) : when.toLocaleString();
+  }
+
+  function formatBitrate(bps) {
+    if (bps >= 1e6) { return (bps / 1e6).toFixed(1) + " Mbit/s"; }
+    if (bps >= 1e3) { return Math.round(bps / 1e3) + " kbit/s"; }
+    return Math.round(bps) + " bit/s";
+  }
+
+  function offlineText(camera) {
+    if (camera.stale) { return "The hub is not reporting (last heard " + localTime(camera.offline_since) + ")"; }
+    if (!camera.enabled) { return "Recording is disabled"; }
+    if (camera.offline_since) { return "Offline since " + localTime(camera.offline_since); }
+    return "Not live";
+  }
+
+  function badge(camera) {
+    if (camera.online) { return ["online", "badge text-bg-success"]; }
+    if (camera.stale) { return ["hub silent", "badge text-bg-warning"]; }
+    return ["offline", "badge text-bg-secondary"];
+  }
+
+  function canPlayNatively(video) {
+    return Boolean(video.canPlayType("application/vnd.apple.mpegurl"));
+  }
+
+  // One camera on the page: its <video>, overlay and status fields.
+  function Tile(root) {
+    this.root = root;
+    this.name = root.getAttribute("data-live-camera");
+    this.src = root.getAttribute("data-playlist");
+    this.video = root.querySelector("[data-live-video]");
+    this.overlay = root.querySelector("[data-live-overlay]");
+    this.message = root.querySelector("[data-live-message]");
+    this.wanted = this.overlay.hidden; // the page was rendered with the camera online
+    this.hls = null;
+    this.active = false;
+    this.retryTimer = null;
+    this.failures = 0;
+    this.lastProgress = Date.now();
+    var tile = this;
+    this.video.addEventListener("playing", function () {
+      tile.failures = 0;
+      tile.showOverlay(null);
+    });
+    this.video.addEventListener("timeupdate", function () { tile.lastProgress = Date.now(); });
+    this.video.addEventListener("error", function () {
+      if (tile.active && !tile.hls) { tile.fail(); }
+    });
+  }
+
+  Tile.prototype.field = function (name) {
+    return this.root.querySelector('[data-field="' + name + '"]');
+  };
+
+  Tile.prototype.setField = function (name, text, hidden) {
+    var el = this.field(name);
+    if (el) {
+      el.textContent = text;
+      el.hidden = Boolean(hidden);
+    }
+  };
+
+  Tile.prototype.showOverlay = function (text) {
+    this.overlay.hidden = text === null;
+    if (text !== null) { this.message.textContent = text; }
+  };
+
+  Tile.prototype.start = function () {
+    if (this.active) { return; }
+    window.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.active = true;
+    this.lastProgress = Date.now();
+    if (!this.failures) { this.showOverlay("Connecting…"); }
+    var tile = this;
+    var video = this.video;
+    if (window.Hls && window.Hls.isSupported()) {
+      var hls = new window.Hls(HLS_CONFIG);
+      hls.on(window.Hls.Events.ERROR, function (_event, data) {
+        if (data.fatal) { tile.fail(); }
+      });
+      hls.on(window.Hls.Events.MANIFEST_PARSED, function () {
+        video.play().catch(function () { /* autoplay refused: the controls still work */ });
+      });
+      hls.loadSource(this.src);
+      hls.attachMedia(video);
+      this.hls = hls;
+    } else if (canPlayNatively(video)) {
+      video.src = this.src;
+      video.play().catch(function () { /* autoplay refused */ });
+    } else {
+      this.active = false;
+      this.showOverlay("This browser cannot play live video");
+    }
+  };
+
+  Tile.prototype.stop = function () {
+    window.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.hls) {
+      this.hls.destroy();
+      this.hls = null;
+    } else if (this.active) {
+      this.video.removeAttribute("src");
+      this.video.load();
+    }
+    this.active = false;
+  };
+
+  // No playlist (yet), or it went away: try again, quickly at first.
+  Tile.prototype.fail = function () {
+    this.stop();
+    this.failures += 1;
+    var patient = this.failures < PATIENT_FAILURES;
+    this.showOverlay(patient ? "Starting the live view…" : "No live picture from the hub yet");
+    var tile = this;
+    if (this.wanted) {
+      var delay = patient ? RETRY_MS : SLOW_RETRY_MS;
+      this.retryTimer = window.setTimeout(function () {
+        tile.retryTimer = null;
+        tile.start();
+      }, delay);
+    }
+  };
+
+  // A restarted stream starts a new playlist; a player that stopped moving starts over.
+  Tile.prototype.checkStall = function () {
+    if (this.active && !this.video.paused && Date.now() - this.lastProgress > STALL_MS) {
+      this.stop();
+      this.start();
+    }
+  };
+
+  Tile.prototype.update = function (camera) {
+    if (!camera) {
+      this.wanted = false;
+      this.stop();
+      this.showOverlay("This camera was removed");
+      return;
+    }
+    var look = badge(camera);
+    var el = this.field("badge");
+    if (el) {
+      el.textContent = look[0];
+      el.className = look[1];
+    }
+    this.setField("fps", camera.fps.toFixed(1) + " fps", !camera.online);
+    this.setField("bitrate", formatBitrate(camera.bitrate), !camera.online);
+    this.setField("offline", offlineText(camera), camera.online);
+    this.setField("state", camera.state);
+    this.setField("connected", camera.connected_since ? localTime(camera.connected_since) : "–");
+    this.setField("last-segment", camera.last_segment_end ? localTime(camera.last_segment_end) : "never");
+    this.setField("restarts", String(camera.restarts));
+    this.wanted = camera.online;
+    if (camera.online) {
+      if (this.retryTimer === null) { this.start(); } // else the retry restarts it
+      this.checkStall();
+    } else {
+      this.stop();
+      this.failures = 0;
+      this.showOverlay(offlineText(camera));
+    }
+  };
+
+  function refresh(url, tiles) {
+    if (document.hidden) { return; }
+    window.nvr.fetchJSON(url).then(function (cameras) {
+      var byName = {};
+      cameras.forEach(function (camera) { byName[camera.name] = camera; });
+      tiles.forEach(function (tile) { tile.update(byName[tile.name]); });
+    }).catch(function (error) {
+      if (error.status === 401) { window.location.reload(); } // the session ended: log in again
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var page = document.querySelector("[data-live-page]");
+    if (!page) { return; }
+    var url = page.getAttribute("data-status-url");
+    var tiles = Array.prototype.map.call(page.querySelectorAll("[data-live-camera]"),
+      function (root) { return new Tile(root); });
+    tiles.forEach(function (tile) { if (tile.wanted) { tile.start(); } });
+    window.setInterval(function () { refresh(url, tiles); }, STATUS_EVERY_MS);
+  });
+})();
