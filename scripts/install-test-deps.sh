@@ -24,7 +24,8 @@ PACKAGES=(
   # --- more test packages: append below this line (one per line, with a comment) ---
   postgresql                    # PostgreSQL server binaries (initdb, pg_ctl) for tests/support/postgres.py;
                                 # tests run a throwaway cluster: the system service is not needed
-  # e.g. chromium chromium-driver
+  chromium                      # headless browser of tests/browser, driven by Playwright (pip package
+                                # playwright); Playwright's own browser download is never used
 )
 
 missing=()

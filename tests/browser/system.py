@@ -1,0 +1,150 @@
+"""The system the browser tests drive: a real hub, a real edge with a test camera, the web app."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import sqlite3
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.support.procs import Hub, LoggedProcess, free_port, wait_for
+
+CAMERA = "yard-test"
+LOCATION = "yard"
+SEGMENT_SECONDS = 2.0
+MIN_SEGMENTS = 3
+ADMIN = ("admin", "admin-browser-pass")
+VIEWER = ("viewer", "viewer-browser-pass")
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """A catalog row of the test camera, as the browser tests need it."""
+
+    id: int
+    start: dt.datetime
+    end: dt.datetime
+
+    @property
+    def start_iso(self) -> str:
+        """The start as ISO-8601 UTC with a Z, as the web app's URLs carry it."""
+        return self.start.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclasses.dataclass
+class System:
+    """What a test needs to reach the running hub, edge and web app."""
+
+    hub: Hub
+    edge: LoggedProcess
+    web: LoggedProcess
+    base_url: str
+
+    def segments(self, camera: str = CAMERA) -> list[Segment]:
+        """The camera's finished segments in the catalog, oldest first (read with sqlite3)."""
+        with contextlib.closing(sqlite3.connect(self.hub.db_path, timeout=10)) as conn:
+            rows = conn.execute(
+                "SELECT s.id, s.start_time, s.end_time FROM segments s JOIN cameras c"
+                " ON c.id = s.camera_id WHERE c.name = ? AND s.status = 'ok'"
+                " ORDER BY s.start_time", (camera,)).fetchall()
+        return [Segment(r[0], _utc(r[1]), _utc(r[2])) for r in rows]
+
+    def logs(self) -> str:
+        """The tail of every process's output, for a failure message."""
+        parts = [("hub", self.hub.output), ("edge", self.edge.output), ("web app", self.web.output)]
+        return "\n".join(f"--- {name} ---\n{text[-4000:]}" for name, text in parts)
+
+
+def _utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+
+
+def _http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def _common_flags(hub: Hub, users_db: str) -> list[str]:
+    return ["--db", hub.db_url, "--storage", str(hub.storage), "--users-db", users_db]
+
+
+def create_user(hub: Hub, users_db: str, name: str, password: str, admin: bool) -> None:
+    """Create a web app user with the real CLI, the password passed in $NVR_PASSWORD."""
+    argv = [sys.executable, "-m", "webapp", "create-user", name, *_common_flags(hub, users_db)]
+    if admin:
+        argv.append("--admin")
+    done = subprocess.run(argv, cwd=hub.workdir, env={**os.environ, "NVR_PASSWORD": password},
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"create-user {name} failed:\n{done.stdout}{done.stderr}"
+
+
+def start_edge(hub: Hub) -> LoggedProcess:
+    """A real edge pushing one synthetic `test` camera to the hub."""
+    argv = [sys.executable, "-m", "edge", "--hub", "127.0.0.1", "--port", str(hub.port),
+            "--camera", "test", "--name", CAMERA, "--location", LOCATION,
+            "--fps", "15", "--size", "640x360", "--bitrate", "800k"]
+    return LoggedProcess(argv, cwd=hub.workdir)
+
+
+def start_web(hub: Hub, users_db: str) -> tuple[LoggedProcess, str]:
+    """The real web app under waitress, on a free port of 127.0.0.1."""
+    port = free_port()
+    argv = [sys.executable, "-m", "webapp", "serve", "--host", "127.0.0.1", "--port", str(port),
+            *_common_flags(hub, users_db)]
+    return LoggedProcess(argv, cwd=hub.workdir), f"http://127.0.0.1:{port}"
+
+
+def _stop(process: LoggedProcess | None) -> None:
+    if process is None:
+        return
+    if process.proc.poll() is None:
+        process.terminate(timeout=15)
+    process.kill_group()
+
+
+@contextlib.contextmanager
+def running_system(workdir: Path) -> Iterator[System]:
+    """Start hub, edge and web app; wait until the web app answers and footage exists."""
+    hub = Hub(workdir, segment_seconds=SEGMENT_SECONDS)
+    users_db = f"sqlite:///{workdir / 'users.db'}"
+    edge = web = None
+    try:
+        hub.start()
+        edge = start_edge(hub)  # first, so footage piles up while the web app starts
+        create_user(hub, users_db, *ADMIN, admin=True)
+        create_user(hub, users_db, *VIEWER, admin=False)
+        web, base_url = start_web(hub, users_db)
+        system = System(hub, edge, web, base_url)
+        _wait_ready(system)
+        yield system
+    finally:
+        for process in (web, edge, *hub.runs):
+            _stop(process)
+
+
+def _wait_ready(system: System) -> None:
+    """Wait for the login page to answer 200 and for the camera's first segments."""
+    def web_up() -> bool:
+        if system.web.proc.poll() is not None:
+            raise AssertionError(f"the web app exited ({system.web.proc.returncode}):\n"
+                                 f"{system.web.output[-3000:]}")
+        return _http_status(f"{system.base_url}/auth/login") == 200
+
+    try:
+        wait_for(web_up, 30, "the web app's login page to answer 200", interval=0.1)
+        wait_for(lambda: len(system.segments()) >= MIN_SEGMENTS, 45,
+                 f"{MIN_SEGMENTS} segments of {CAMERA} in the catalog", interval=0.2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{system.logs()}") from None

@@ -1,0 +1,177 @@
+"""Reading the query parameters of the recordings pages and API; errors name the parameter.
+
+Times are ISO-8601. One with an offset (``Z``, ``+02:00``) means what it says; one without
+(what an HTML ``datetime-local`` field sends) is read in the time zone of the ``tz`` parameter
+(an IANA name such as ``Europe/Paris``, or an offset such as ``+02:00``), UTC when there is none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..catalog_queries import (
+    DEFAULT_ORDER, DEFAULT_SORT, MAX_PAGE_SIZE, ORDERS, SORTS, STATUS_OK, STATUSES, SearchFilters,
+)
+
+UTC = dt.timezone.utc
+MAX_RANGE = dt.timedelta(hours=24)  # longest playlist or export
+MAX_OFFSET = 100_000  # deeper pages: narrow the time range instead
+DEFAULT_PAGE_SIZE = 50
+_OFFSET_TZ = re.compile(r"[+-]\d{2}:\d{2}")
+# "...T12:00:00+02:00" sent unencoded arrives as "...T12:00:00 02:00" (a "+" means a space).
+_LOST_PLUS = re.compile(r"(.+[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}:?\d{2})")
+STATUS_CHOICES = (*STATUSES, "all")
+
+
+class ParamError(ValueError):
+    """A query parameter that is missing or malformed; ``str()`` names the parameter."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A validated search: its filters, sort key, order, page size and offset."""
+
+    filters: SearchFilters
+    sort: str = DEFAULT_SORT
+    order: str = DEFAULT_ORDER
+    limit: int = DEFAULT_PAGE_SIZE
+    offset: int = 0
+
+
+def parse_tz(value: str | None) -> dt.tzinfo:
+    """Return the time zone named by ``value`` (IANA name, ``UTC`` or ``+HH:MM``); UTC if empty."""
+    if not value or value.upper() in ("UTC", "Z"):
+        return UTC
+    if _OFFSET_TZ.fullmatch(value):
+        offset = dt.datetime.fromisoformat(f"2000-01-01T00:00{value}").utcoffset()
+        if offset is not None and abs(offset) < dt.timedelta(hours=24):
+            return dt.timezone(offset)
+    try:
+        return zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ParamError("tz", f"unknown time zone {value!r}") from None
+
+
+def _restore_plus(value: str) -> str:
+    match = _LOST_PLUS.fullmatch(value)
+    return f"{match.group(1)}+{match.group(2)}" if match else value
+
+
+def parse_time(value: str, name: str, tz: dt.tzinfo = UTC) -> dt.datetime:
+    """Parse an ISO-8601 time into an aware UTC datetime; a naive one is read in ``tz``."""
+    try:
+        parsed = dt.datetime.fromisoformat(_restore_plus(value.strip()))
+    except ValueError:
+        raise ParamError(name, f"not an ISO-8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(UTC)
+
+
+def optional_time(args: Mapping[str, str], name: str, tz: dt.tzinfo) -> dt.datetime | None:
+    """Return the time in parameter ``name``, or None when it is absent or empty."""
+    value = args.get(name, "")
+    return parse_time(value, name, tz) if value.strip() else None
+
+
+def parse_date(value: str, name: str) -> dt.date:
+    """Parse a calendar day ``YYYY-MM-DD``."""
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ParamError(name, f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def optional_seconds(args: Mapping[str, str], name: str) -> float | None:
+    """Return a non-negative number of seconds from parameter ``name``, or None when absent."""
+    value = args.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise ParamError(name, f"not a number of seconds: {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ParamError(name, "must be a number of seconds, 0 or more")
+    return number
+
+
+def int_param(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """Return a whole number from parameter ``name`` (``default`` when absent) within bounds."""
+    value = args.get(name, "").strip()
+    if not value:
+        return default
+    if not re.fullmatch(r"\d{1,9}", value):
+        raise ParamError(name, f"not a whole number: {value!r}")
+    number = int(value)
+    if not low <= number <= high:
+        raise ParamError(name, f"must be between {low} and {high}")
+    return number
+
+
+def choice(args: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    """Return parameter ``name`` if it is one of ``allowed`` (``default`` when absent)."""
+    value = args.get(name, "").strip() or default
+    if value not in allowed:
+        raise ParamError(name, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+def time_range(args: Mapping[str, str], tz: dt.tzinfo, default_span: dt.timedelta | None = None,
+               ) -> tuple[dt.datetime, dt.datetime]:
+    """Return the required ``start`` and the ``end`` (``start + default_span`` when absent).
+
+    The range must be non-empty and at most `MAX_RANGE` long.
+    """
+    start = optional_time(args, "start", tz)
+    if start is None:
+        raise ParamError("start", "required (an ISO-8601 time)")
+    end = optional_time(args, "end", tz)
+    if end is None:
+        if default_span is None:
+            raise ParamError("end", "required (an ISO-8601 time)")
+        end = start + default_span
+    if end <= start:
+        raise ParamError("end", "must be after start")
+    if end - start > MAX_RANGE:
+        hours = MAX_RANGE.total_seconds() / 3600
+        raise ParamError("end", f"the range is longer than {hours:.0f} h")
+    return start, end
+
+
+def search_query(args: Mapping[str, str], offset: int, limit: int) -> SearchQuery:
+    """Validate the search parameters shared by the page and the API (not paging)."""
+    tz = parse_tz(args.get("tz"))
+    start = optional_time(args, "start", tz)
+    end = optional_time(args, "end", tz)
+    if start is not None and end is not None and end <= start:
+        raise ParamError("end", "must be after start")
+    min_duration = optional_seconds(args, "min_duration")
+    max_duration = optional_seconds(args, "max_duration")
+    if min_duration is not None and max_duration is not None and max_duration < min_duration:
+        raise ParamError("max_duration", "must not be less than min_duration")
+    status = choice(args, "status", STATUS_CHOICES, STATUS_OK)
+    filters = SearchFilters(
+        camera=args.get("camera", "").strip() or None,
+        location=args.get("location", "").strip() or None,
+        start=start, end=end, min_duration=min_duration, max_duration=max_duration,
+        statuses=STATUSES if status == "all" else (status,))
+    return SearchQuery(filters, choice(args, "sort", tuple(SORTS), DEFAULT_SORT),
+                       choice(args, "order", ORDERS, DEFAULT_ORDER), limit, offset)
+
+
+def page_size(args: Mapping[str, str]) -> int:
+    """Return ``limit`` (default 50), capped at `MAX_PAGE_SIZE` rather than refused."""
+    value = args.get("limit", "").strip()
+    if value and re.fullmatch(r"\d+", value) and int(value) > MAX_PAGE_SIZE:
+        return MAX_PAGE_SIZE
+    return int_param(args, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
