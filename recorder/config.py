@@ -128,14 +128,19 @@ def _camera_from_table(index: int, table: dict[str, Any]) -> CameraConfig:
     )
 
 
-def load_file(path: Path) -> dict[str, Any]:
-    """Read a TOML config file into the keyword arguments of HubConfig."""
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse the shared TOML config file, with errors that name the file."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """Read a TOML config file into the keyword arguments of HubConfig."""
+    data = read_toml(path)
     hub = dict(data.get("hub", {}))
     hub.update({k: v for k, v in data.items() if k not in _FOREIGN_SECTIONS | {"hub"}})
     unknown = set(hub) - _TOP_KEYS

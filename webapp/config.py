@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 import os
 import secrets
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy.engine import make_url
 
-from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, load_file
+from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, load_file, read_toml
 from recorder.errors import ConfigError
 from recorder.models import utcnow
 
@@ -159,12 +158,7 @@ def finalize(config: dict[str, Any]) -> None:
 
 def load_webapp_section(path: Path) -> dict[str, Any]:
     """Read the ``[webapp]`` table of the shared TOML file (host, port, users_db, ...)."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+    data = read_toml(path)
     section = data.get("webapp", {})
     if not isinstance(section, dict):
         raise ConfigError(f"config: [webapp] in {path} must be a table")
