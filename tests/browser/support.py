@@ -1,17 +1,16 @@
-"""Helpers of the browser tests. Importing this skips the test module, with the reason, where
-/usr/bin/chromium or playwright is missing."""
+"""Helpers of the browser tests. Importing this fails the test module, with the reason, where
+/usr/bin/chromium or playwright is missing (see tests/support/requirements.py)."""
 
 from __future__ import annotations
 
 import re
 
-import pytest
+
+from tests.support.requirements import require
 
 from .chromium import unavailable_reason
 
-_REASON = unavailable_reason()
-if _REASON:
-    pytest.skip(_REASON, allow_module_level=True)
+require(unavailable_reason(), module_level=True)
 
 from playwright.sync_api import APIRequestContext, ConsoleMessage, Page, expect  # noqa: E402
 

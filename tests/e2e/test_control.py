@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from tests.support.media import segments
 from tests.support.procs import ffmpeg_pusher, running, wait_for
 from tests.support.rtsp import rtsp_server, unavailable_reason
+from tests.support.requirements import require
 
 
 class Catalog:
@@ -110,8 +111,8 @@ def test_approval_can_be_required(hub_factory):
     assert not segments(hub.db_path, "stranger")
 
 
-@pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
 def test_pull_camera_added_in_the_database_is_pulled_after_reload(control):
+    require(unavailable_reason())
     hub, catalog = control
     with rtsp_server() as camera:
         catalog.add_pull_camera("garden", camera.url)

@@ -21,9 +21,10 @@ from tests.support.postgres import (
     create_database, postgres_available, postgres_cluster, postgres_unavailable_reason,
 )
 from tests.support.procs import ffmpeg_pusher, running, wait_for
+from tests.support.requirements import require
 
-pytestmark = pytest.mark.skipif(not postgres_available(),
-                                reason=f"PostgreSQL: {postgres_unavailable_reason()}")
+require(None if postgres_available() else f"PostgreSQL: {postgres_unavailable_reason()}",
+        module_level=True)
 
 UTC = dt.timezone.utc
 GAP = 0.041  # one frame at 25 fps, plus rounding

@@ -5,17 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
-import pytest
-
 from tests.support.media import decode_fully, segments
 from tests.support.rtsp import rtsp_server, unavailable_reason
 from tests.support.procs import wait_for
+from tests.support.requirements import require
 
-pytestmark = pytest.mark.skipif(unavailable_reason() is not None,
-                                reason=unavailable_reason() or "")
+require(unavailable_reason(), module_level=True)
 
 PASSWORD = "p@ss:w/rd-7781"
-
 
 def run_ids(hub, camera: str) -> list[str]:
     """Distinct runs (ffmpeg processes) that produced a camera's segments, oldest first."""
@@ -23,7 +20,6 @@ def run_ids(hub, camera: str) -> list[str]:
         return [r[0] for r in conn.execute(
             "SELECT s.run_id FROM segments s JOIN cameras c ON c.id = s.camera_id WHERE c.name = ?"
             " GROUP BY s.run_id ORDER BY MIN(s.start_time)", (camera,))]
-
 
 def test_rtsp_camera_is_pulled_reconnected_and_its_credentials_never_shown(hub_factory):
     started = dt.datetime.now(dt.timezone.utc)

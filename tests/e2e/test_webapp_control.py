@@ -20,6 +20,7 @@ from tests.support.media import segments
 from tests.support.procs import Hub, ffmpeg_pusher, running, wait_for
 from tests.support.rtsp import rtsp_server, unavailable_reason
 from tests.webapp.helpers import FAST_ARGON2, AuthActions, csrf_token_of, dispose
+from tests.support.requirements import require
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import ROLE_ADMIN, User
@@ -155,9 +156,9 @@ def test_the_live_view_starts_when_watched_and_serves_the_hubs_playlist(
                  "the playlist to go with the edge")
 
 
-@pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
 def test_a_pull_camera_added_in_the_api_is_recorded_and_its_password_stays_hidden(
         stack: tuple[Hub, WebApp]) -> None:
+    require(unavailable_reason())
     hub, web = stack
     with rtsp_server(user="admin", password="cam-Secret-9") as camera:
         status, body = web.post("/api/v1/cameras", json={"name": "garden",

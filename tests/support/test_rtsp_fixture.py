@@ -9,10 +9,10 @@ import av
 import pytest
 
 from nvrlib.ffmpeg_bin import ffmpeg_exe
-from tests.support.rtsp import rtsp_server, rtsp_server_available, unavailable_reason
+from tests.support.rtsp import rtsp_server, unavailable_reason
+from tests.support.requirements import require
 
-pytestmark = pytest.mark.skipif(not rtsp_server_available(),
-                                reason=unavailable_reason() or "RTSP test server unavailable")
+require(unavailable_reason(), module_level=True)
 
 
 def pull(url: str, out: Path, seconds: float = 3.0, timeout: float = 20.0) -> \
