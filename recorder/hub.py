@@ -110,12 +110,11 @@ class Hub:
         logger.info("hub stopped")
 
     def _install_signal_handlers(self) -> None:
+        # Only the main thread can take signals; the hub always runs there (python -m
+        # recorder), and a SIGTERM that could not stop it cleanly must not pass silently.
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(signum, self.request_stop)
-            except (NotImplementedError, RuntimeError):
-                pass  # not the main thread (tests run the hub in a thread)
+            loop.add_signal_handler(signum, self.request_stop)
 
     def _track_connection(self, task: asyncio.Task[None]) -> None:
         self.connections.add(task)
