@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,11 +32,46 @@ class CameraConfig:
     token: str | None = None  # per-camera ingest token for pushed cameras
     enabled: bool = True
     segment_seconds: float | None = None
+    retention_days: float | None = None  # this camera's own limits (the tighter one wins)
+    retention_gb: float | None = None
 
     @property
     def is_pull(self) -> bool:
         """Tell whether the hub pulls this camera (as opposed to an edge pushing it)."""
         return self.url is not None
+
+
+SENDGRID_API_HOST = "https://api.sendgrid.com"
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertsConfig:
+    """Email alerts: the ``[alerts]`` section, overridden by SENDGRID_* / ALERT_EMAIL_* variables."""
+
+    api_key: str | None = dataclasses.field(default=None, repr=False)  # never in a log line
+    api_host: str = SENDGRID_API_HOST
+    email_to: tuple[str, ...] = ()
+    email_from: str = "nvr@localhost"
+    subject_prefix: str = "[NVR]"
+    send_timeout: float = 10.0  # one SendGrid request; a hung API never holds more than this
+    retry_initial: float = 5.0  # back-off between delivery attempts, doubling up to retry_max
+    retry_max: float = 300.0
+    give_up_after: float = 86400.0  # an alert still undelivered after this is marked failed
+    debounce_window: float = 600.0  # per camera: at most debounce_burst emails per window,
+    debounce_burst: int = 3  # the rest become one summary at the window's end
+    disk_low_percent: float = 10.0  # alert when free space falls below this
+
+
+@dataclasses.dataclass(frozen=True)
+class RetentionConfig:
+    """How long footage is kept: the ``[retention]`` section (per camera: [[cameras]] keys)."""
+
+    days: float | None = 30.0  # None or 0: no age limit
+    max_gb: float | None = None  # a size budget for all footage ...
+    max_percent: float | None = None  # ... or as a percentage of the filesystem's size
+    min_free_gb: float = 1.0  # the safety margin: below max(min_free_gb, min_free_percent)
+    min_free_percent: float = 5.0  # of free space, the oldest footage goes regardless
+    interval: float = 60.0  # seconds between retention passes (the disk is checked more often)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +93,12 @@ class HubConfig:
     backoff_max: float = 30.0
     fail_after: int = 10
     failed_retry_seconds: float = 300.0
+    stall_margin: float = 10.0  # a stream with no new segment for 2 x segment + this is stalled
+    health_interval: float = 2.0  # seconds between stream health checks
+    disk_check_interval: float = 10.0
+    catalog_check_interval: float = 900.0
+    alerts: AlertsConfig = AlertsConfig()
+    retention: RetentionConfig = RetentionConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
     def camera(self, name: str) -> CameraConfig | None:
@@ -72,15 +115,29 @@ class HubConfig:
             return cam.segment_seconds
         return self.segment_seconds
 
+    def stall_seconds_for(self, name: str) -> float:
+        """Return how long a camera may go without a new segment before it counts as stalled."""
+        return 2 * self.segment_seconds_for(name) + self.stall_margin
+
 
 _TOP_KEYS = {
     "listen", "storage", "db", "segment_seconds", "ingest_token", "ingest_token_file",
     "allow_new_cameras", "require_approval", "live_view", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
-    "fail_after", "failed_retry_seconds", "cameras",
+    "fail_after", "failed_retry_seconds", "stall_margin", "health_interval",
+    "disk_check_interval", "catalog_check_interval", "cameras", "alerts", "retention",
 }
-_CAMERA_KEYS = {"name", "location", "url", "token", "enabled", "segment_seconds"}
-# Sections other parts of the system read from the same file (web app, alerts, retention).
-_FOREIGN_SECTIONS = {"webapp", "alerts", "retention"}
+_CAMERA_KEYS = {"name", "location", "url", "token", "enabled", "segment_seconds",
+                "retention_days", "retention_gb"}
+_ALERT_KEYS = {"sendgrid_api_key", "sendgrid_api_key_file", "sendgrid_api_host", "email_to",
+               "email_from", "subject_prefix", "send_timeout", "retry_initial", "retry_max",
+               "give_up_after", "debounce_window", "debounce_burst", "disk_low_percent"}
+_RETENTION_KEYS = {"days", "max_gb", "max_percent", "min_free_gb", "min_free_percent", "interval"}
+# Sections other parts of the system read from the same file (the web app).
+_FOREIGN_SECTIONS = {"webapp"}
+# The environment overrides the [alerts] section (secrets stay out of the file).
+ALERT_ENVIRONMENT = {"SENDGRID_API_KEY": "sendgrid_api_key",
+                     "SENDGRID_API_HOST": "sendgrid_api_host",
+                     "ALERT_EMAIL_TO": "email_to", "ALERT_EMAIL_FROM": "email_from"}
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -118,6 +175,8 @@ def _camera_from_table(index: int, table: dict[str, Any]) -> CameraConfig:
     segment_seconds = table.get("segment_seconds")
     if segment_seconds is not None and not 1 <= float(segment_seconds) <= 3600:
         raise ConfigError(f"cameras[{index}].segment_seconds: must be between 1 and 3600")
+    retention_days = _optional_positive(table, "retention_days", f"cameras[{index}]")
+    retention_gb = _optional_positive(table, "retention_gb", f"cameras[{index}]")
     return CameraConfig(
         name=name,
         location=str(table.get("location", "")),
@@ -125,7 +184,107 @@ def _camera_from_table(index: int, table: dict[str, Any]) -> CameraConfig:
         token=table.get("token"),
         enabled=bool(table.get("enabled", True)),
         segment_seconds=float(segment_seconds) if segment_seconds is not None else None,
+        retention_days=retention_days, retention_gb=retention_gb,
     )
+
+
+def _optional_positive(table: Mapping[str, Any], key: str, where: str) -> float | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}.{key}: expected a number, got {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{where}.{key}: must not be negative")
+    return number or None  # 0 means "no limit"
+
+
+def _number(table: Mapping[str, Any], key: str, where: str, low: float, high: float) -> float:
+    try:
+        number = float(table[key])
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}.{key}: expected a number, got {table[key]!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{where}.{key}: must be between {low:g} and {high:g}")
+    return number
+
+
+def _addresses(value: Any, where: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    addresses = tuple(str(item).strip() for item in items if str(item).strip())
+    for address in addresses:
+        if not valid_email(address):
+            raise ConfigError(f"{where}: {address!r} is not an email address")
+    return addresses
+
+
+def valid_email(address: str) -> bool:
+    """Tell whether ``address`` looks like one plain email address (no name, no list)."""
+    local, at, domain = address.rpartition("@")
+    return (bool(at and local and "." in domain.strip(".")) and len(address) <= 254
+            and not any(c.isspace() or c in ",;<>\"()" for c in address))
+
+
+def alerts_config(section: Mapping[str, Any], environ: Mapping[str, str]) -> AlertsConfig:
+    """Build the alert settings from the ``[alerts]`` table, then the environment on top."""
+    unknown = set(section) - _ALERT_KEYS
+    if unknown:
+        raise ConfigError(f"alerts: unknown key {sorted(unknown)[0]!r}")
+    values = dict(section)
+    if values.get("sendgrid_api_key_file"):
+        path = str(values.pop("sendgrid_api_key_file"))
+        try:
+            values.setdefault("sendgrid_api_key", Path(path).read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ConfigError(f"alerts.sendgrid_api_key_file: cannot read {path}: {exc.strerror}") from None
+    for variable, key in ALERT_ENVIRONMENT.items():
+        if environ.get(variable, "").strip():
+            values[key] = environ[variable].strip()
+    kwargs: dict[str, Any] = {}
+    if values.get("sendgrid_api_key"):
+        kwargs["api_key"] = str(values["sendgrid_api_key"])
+    if values.get("sendgrid_api_host"):
+        host = str(values["sendgrid_api_host"]).rstrip("/")
+        if urlsplit(host).scheme not in ("http", "https") or not urlsplit(host).netloc:
+            raise ConfigError(f"alerts.sendgrid_api_host: expected an http(s):// URL, got {host!r}")
+        kwargs["api_host"] = host
+    if "email_to" in values:
+        kwargs["email_to"] = _addresses(values["email_to"], "alerts.email_to")
+    if values.get("email_from"):
+        (kwargs["email_from"],) = _addresses([values["email_from"]], "alerts.email_from")
+    if "subject_prefix" in values:
+        kwargs["subject_prefix"] = str(values["subject_prefix"])[:40]
+    limits = {"send_timeout": (0.1, 300), "retry_initial": (0.01, 3600), "retry_max": (0.01, 86400),
+              "give_up_after": (1, 30 * 86400), "debounce_window": (1, 86400),
+              "disk_low_percent": (0, 99)}
+    for key, (low, high) in limits.items():
+        if key in values:
+            kwargs[key] = _number(values, key, "alerts", low, high)
+    if "debounce_burst" in values:
+        kwargs["debounce_burst"] = int(_number(values, "debounce_burst", "alerts", 1, 1000))
+    return AlertsConfig(**kwargs)
+
+
+def retention_config(section: Mapping[str, Any]) -> RetentionConfig:
+    """Build the retention settings from the ``[retention]`` table."""
+    unknown = set(section) - _RETENTION_KEYS
+    if unknown:
+        raise ConfigError(f"retention: unknown key {sorted(unknown)[0]!r}")
+    kwargs: dict[str, Any] = {}
+    for key in ("days", "max_gb", "max_percent"):
+        if key in section:
+            kwargs[key] = _optional_positive(section, key, "retention")
+    if kwargs.get("max_percent") is not None and kwargs["max_percent"] > 100:
+        raise ConfigError("retention.max_percent: must be at most 100")
+    if "min_free_gb" in section:
+        kwargs["min_free_gb"] = _number(section, "min_free_gb", "retention", 0, 1e6)
+    if "min_free_percent" in section:
+        kwargs["min_free_percent"] = _number(section, "min_free_percent", "retention", 0, 50)
+    if "interval" in section:
+        kwargs["interval"] = _number(section, "interval", "retention", 0.5, 86400)
+    return RetentionConfig(**kwargs)
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -149,8 +308,10 @@ def load_file(path: Path) -> dict[str, Any]:
     return hub
 
 
-def build_config(file_values: dict[str, Any], overrides: dict[str, Any]) -> HubConfig:
-    """Merge file values and command-line overrides (which win) into a HubConfig."""
+def build_config(file_values: dict[str, Any], overrides: dict[str, Any],
+                 environ: Mapping[str, str] | None = None) -> HubConfig:
+    """Merge file values, command-line overrides (which win) and the environment into a HubConfig."""
+    environ = os.environ if environ is None else environ
     given = {k: v for k, v in overrides.items() if v is not None}
     if "ingest_token_file" in given:  # a token file named on the command line beats the file's token
         file_values = {k: v for k, v in file_values.items() if k != "ingest_token"}
@@ -167,7 +328,8 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any]) -> HubC
     if values.get("ingest_token"):
         kwargs["ingest_token"] = str(values["ingest_token"])
     for key in ("segment_seconds", "stall_timeout", "backoff_initial", "backoff_max",
-                "failed_retry_seconds"):
+                "failed_retry_seconds", "stall_margin", "health_interval", "disk_check_interval",
+                "catalog_check_interval"):
         if key in values:
             kwargs[key] = float(values[key])
     for key in ("max_streams", "fail_after"):
@@ -181,7 +343,17 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any]) -> HubC
     if len(names) != len(set(names)):
         raise ConfigError("cameras: two cameras have the same name")
     kwargs["cameras"] = cameras
+    for section in ("alerts", "retention"):
+        if not isinstance(values.get(section, {}), dict):
+            raise ConfigError(f"config: [{section}] must be a table")
+    kwargs["alerts"] = alerts_config(values.get("alerts", {}), environ)
+    kwargs["retention"] = retention_config(values.get("retention", {}))
     config = HubConfig(**kwargs)
     if not 1 <= config.segment_seconds <= 3600:
         raise ConfigError("segment_seconds: must be between 1 and 3600")
+    for key in ("health_interval", "disk_check_interval", "catalog_check_interval"):
+        if not 0.1 <= getattr(config, key) <= 86400:
+            raise ConfigError(f"{key}: must be between 0.1 and 86400 seconds")
+    if config.stall_margin < 0:
+        raise ConfigError("stall_margin: must not be negative")
     return config

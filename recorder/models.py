@@ -61,6 +61,8 @@ class Camera(Base):
     url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     # approved | pending (connected for the first time, awaiting an admin) | rejected
     approval: Mapped[str] = mapped_column(String(16), default="approved", server_default="approved")
+    # set by an admin in the web app: alerts about this camera are stored but not emailed until then
+    alerts_muted_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     runs: Mapped[list[Run]] = relationship(back_populates="camera")
     status: Mapped[CameraStatus | None] = relationship(back_populates="camera", uselist=False)
@@ -108,7 +110,8 @@ class Segment(Base):
     codec: Mapped[str] = mapped_column(String(16), default="")
     width: Mapped[int] = mapped_column(Integer, default=0)
     height: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="ok")  # ok | missing
+    # ok | missing (the file is gone) | deleting (retention marked it; the file goes next)
+    status: Mapped[str] = mapped_column(String(16), default="ok")
     recovered: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -132,6 +135,7 @@ class CameraStatus(Base):
     fps: Mapped[float] = mapped_column(Float, default=0.0)
     bitrate_bps: Mapped[float] = mapped_column(Float, default=0.0)
     bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_written: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     frames: Mapped[int] = mapped_column(BigInteger, default=0)
     restarts: Mapped[int] = mapped_column(Integer, default=0)
     last_segment_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -155,3 +159,99 @@ class Command(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     result: Mapped[str] = mapped_column(Text, default="")
+
+
+class Outage(Base):
+    """A span of time a camera was not recording, and why (open while ``ended_at`` is NULL)."""
+
+    __tablename__ = "outages"
+    __table_args__ = (Index("ix_outages_camera_start", "camera_id", "started_at"),
+                      Index("ix_outages_start", "started_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # clean_shutdown | connection_lost | stalled | failing | disconnected | disabled | hub_stopped
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    camera: Mapped[Camera] = relationship()
+
+
+class Alert(Base):
+    """One alert the hub raised (or the web app asked for), with its email delivery status."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_created", "created_at"),
+                      Index("ix_alerts_delivery", "status", "next_attempt_at"),
+                      Index("ix_alerts_camera_created", "camera", "created_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # new_camera | offline | online | failing | stalled | disk_low | disk_emergency |
+    # retention_short | summary | test
+    kind: Mapped[str] = mapped_column(String(24))
+    camera: Mapped[str | None] = mapped_column(String(64), nullable=True)  # a name: alerts outlive rows
+    subject: Mapped[str] = mapped_column(String(255), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
+    # pending | sent | failed (gave up) | logged (email is off) | muted | suppressed (debounced)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    recipients: Mapped[str] = mapped_column(Text, default="")  # comma-separated, filled when sent
+    requested_by: Mapped[str] = mapped_column(String(64), default="")  # a web app user (test emails)
+
+
+class RecordingLock(Base):
+    """A time range of one camera (or of every camera) that retention must not delete."""
+
+    __tablename__ = "locks"
+    __table_args__ = (Index("ix_locks_camera_range", "camera_id", "start_time", "end_time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[int | None] = mapped_column(ForeignKey("cameras.id"), nullable=True)  # NULL: all
+    start_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    end_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    camera: Mapped[Camera | None] = relationship()
+
+
+class Setting(Base):
+    """A setting changed at run time from the web app (for example ``alerts.email_to``)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+
+
+class HubStatus(Base):
+    """The hub's own heartbeat and health-check results (one row, id 1), for health and metrics."""
+
+    __tablename__ = "hub_status"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    disk_total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    disk_free_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    footage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    email_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # where the alert recipients came from: environment | web | config | none
+    recipients_source: Mapped[str] = mapped_column(String(16), default="none")
+    recipients: Mapped[str] = mapped_column(Text, default="")
+    # JSON: {check name: {"ok": bool, "detail": str, "at": iso time}}
+    checks: Mapped[str] = mapped_column(Text, default="{}")
+    retention_deleted_segments: Mapped[int] = mapped_column(BigInteger, default=0)
+    retention_deleted_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
