@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine, select, update
@@ -68,6 +69,9 @@ class Catalog:
         self.engine = engine
         self.storage = storage
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        # told (on the catalog thread) about every camera seen for the first time:
+        # on_new_camera(name, location, kind, approval)
+        self.on_new_camera: Callable[[str, str, str, str], None] | None = None
 
     def ensure_camera(self, name: str, location: str, kind: str) -> int:
         """Return the id of a camera, creating its row the first time it is seen."""
@@ -77,6 +81,7 @@ class Catalog:
                 camera = Camera(name=name, location=location, kind=kind)
                 session.add(camera)
                 logger.info("new camera %s (%s)", name, kind)
+                self._announce(name, location, kind, "approved")
             elif location and camera.location != location:
                 camera.location = location
             camera.last_seen = utcnow()
@@ -99,11 +104,16 @@ class Catalog:
                 session.add(camera)
                 session.flush()
                 logger.info("new camera %s connected for the first time", name)
+                self._announce(name, location, "push", camera.approval)
             if camera.approval == "rejected":
                 return "rejected"
             if not camera.enabled:
                 return "disabled"
             return "pending" if camera.approval == "pending" else "ok"
+
+    def _announce(self, name: str, location: str, kind: str, approval: str) -> None:
+        if self.on_new_camera is not None:
+            self.on_new_camera(name, location, kind, approval)
 
     def start_run(self, info: RunInfo, kind: str, peer: str) -> None:
         """Record the start of an ffmpeg process and its stream-clock anchor."""

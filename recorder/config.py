@@ -51,6 +51,8 @@ class AlertsConfig:
     api_key: str | None = dataclasses.field(default=None, repr=False)  # never in a log line
     api_host: str = SENDGRID_API_HOST
     email_to: tuple[str, ...] = ()
+    # ALERT_EMAIL_TO was set: its addresses beat the ones an admin saves in the web app
+    email_to_from_environment: bool = False
     email_from: str = "nvr@localhost"
     subject_prefix: str = "[NVR]"
     send_timeout: float = 10.0  # one SendGrid request; a hung API never holds more than this
@@ -252,13 +254,14 @@ def alerts_config(section: Mapping[str, Any], environ: Mapping[str, str]) -> Ale
         kwargs["api_host"] = host
     if "email_to" in values:
         kwargs["email_to"] = _addresses(values["email_to"], "alerts.email_to")
+    kwargs["email_to_from_environment"] = bool(environ.get("ALERT_EMAIL_TO", "").strip())
     if values.get("email_from"):
         (kwargs["email_from"],) = _addresses([values["email_from"]], "alerts.email_from")
     if "subject_prefix" in values:
         kwargs["subject_prefix"] = str(values["subject_prefix"])[:40]
     limits = {"send_timeout": (0.1, 300), "retry_initial": (0.01, 3600), "retry_max": (0.01, 86400),
               "give_up_after": (1, 30 * 86400), "debounce_window": (1, 86400),
-              "disk_low_percent": (0, 99)}
+              "disk_low_percent": (0, 100)}
     for key, (low, high) in limits.items():
         if key in values:
             kwargs[key] = _number(values, key, "alerts", low, high)

@@ -34,6 +34,7 @@ class StatusSample:
     connected_since: dt.datetime | None
     bytes_in: int
     frames: int
+    bytes_written: int
     restarts: int
     last_segment_end: dt.datetime | None
     last_error: str
@@ -95,6 +96,7 @@ def publish_status(catalog: Catalog, samples: Iterable[StatusSample], meter: Rat
 def _fill(row: CameraStatus, sample: StatusSample, fps: float, bps: float, now: dt.datetime) -> None:
     row.state, row.online, row.kind, row.pid = sample.state, sample.online, sample.kind, sample.pid
     row.peer, row.bytes_in, row.frames = sample.peer, sample.bytes_in, sample.frames
+    row.bytes_written = sample.bytes_written
     row.restarts, row.last_error, row.updated_at = sample.restarts, sample.last_error[-2000:], now
     row.fps, row.bitrate_bps = round(fps, 2), round(bps)
     if sample.online:

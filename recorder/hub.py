@@ -10,14 +10,18 @@ import signal
 
 from sqlalchemy import select
 
-from . import control, db, live
+from . import control, db, live, outages
+from .alerts import AlertCenter, AlertEvent
 from .catalog import Catalog
 from .config import HubConfig
 from .errors import IngestRejected
 from .ffmpeg import scrub
-from .models import Camera
-from .ingest import IngestRequest, StreamSink, start_server, token_matches
+from .health import HealthMonitor
+from .ingest import IngestRequest, StreamEnding, StreamSink, start_server, token_matches
+from .models import utcnow
+from .outages import QUIET_REASONS, OutageInfo
 from .reconcile import ReconcileReport, reconcile
+from .retention import Retention
 from .segmenter import Anchor, Segmenter
 from .states import RestartPolicy, State
 from .storage import Storage
@@ -25,6 +29,8 @@ from .storage import Storage
 logger = logging.getLogger(__name__)
 
 STATUS_EVERY_TICKS = 3  # control ticks are 1 s: commands act within 1 s, status is 3 s fresh
+_QUIET_DETAILS = {"disconnected": "disconnected by an admin", "disabled": "disabled by an admin",
+                  "hub_stopped": "the hub stopped"}
 
 
 class Hub:
@@ -52,6 +58,13 @@ class Hub:
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.report: ReconcileReport | None = None
+        self.alerts = AlertCenter(config.alerts, self.engine)
+        self.retention = Retention(config, self.catalog, self.storage)
+        self.health = HealthMonitor(self)
+        self.open_outages: dict[str, OutageInfo] = {}
+        # why the hub itself closed a camera's edge connection (disconnected, disabled, ...)
+        self.closing: dict[str, str] = {}
+        self.event_tasks: set[asyncio.Task[None]] = set()
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -71,6 +84,14 @@ class Hub:
         logger.info("catalog %s, storage %s", db.redacted(self.config.db_url), self.storage.root)
         await loop.run_in_executor(self.executor, db.upgrade, self.engine)
         self.report = await loop.run_in_executor(self.executor, reconcile, self.catalog, self.storage)
+        crashed = await loop.run_in_executor(self.executor, outages.open_outages_after_crash,
+                                             self.catalog, utcnow())
+        if crashed:
+            logger.warning("the last hub stopped unexpectedly while recording %s", ", ".join(crashed))
+        self.open_outages = await loop.run_in_executor(self.executor, outages.open_outages,
+                                                       self.catalog)
+        self.catalog.on_new_camera = self._on_new_camera
+        self.alerts.start()
         if not self.config.ingest_token and not any(c.token for c in self.config.cameras):
             logger.warning("no ingest token is configured: any host that reaches the port can push")
 
@@ -79,6 +100,7 @@ class Hub:
                                          self.config.stall_timeout, self._track_connection)
         await self.sync_pulls()
         self.control_task = asyncio.create_task(self._control_loop(), name="control")
+        self.health.start()
         addresses = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}"
                               for s in self.server.sockets)
         logger.info("hub listening on %s (segments of %g s)", addresses, self.config.segment_seconds)
@@ -93,6 +115,10 @@ class Hub:
         self.stopping.set()
         if self.server is not None:
             self.server.close()
+        if self.health.scheduler.running:
+            self.health.scheduler.shutdown(wait=False)
+        for name in self.pushed:
+            self.closing[name] = "hub_stopped"
         if self.control_task is not None:
             self.control_task.cancel()
             await asyncio.gather(self.control_task, return_exceptions=True)
@@ -104,6 +130,12 @@ class Hub:
         await asyncio.gather(*(s.finish() for s in self.pushed.values()), return_exceptions=True)
         await asyncio.gather(*(s.stop() for s in self.pulled.values()), return_exceptions=True)
         await asyncio.gather(*(t.stop() for t in self.taps.values()), return_exceptions=True)
+        for name in list(self.pulled):
+            self._spawn_event(self._went_offline(name, "hub_stopped", "the hub stopped", ""))
+        await asyncio.gather(*self.event_tasks, return_exceptions=True)
+        if self.ready.is_set():
+            await self.health.stop()
+        self.alerts.stop()
         self.executor.shutdown(wait=True)
         self.engine.dispose()
         self.storage.unlock()
@@ -157,13 +189,97 @@ class Hub:
             self.push_tasks[name] = task
         segmenter.start()
         logger.info("%s: edge %s connected (location %r)", name, request.peer, location)
+        self._spawn_event(self._came_online(name, request.peer))
         return segmenter
 
-    def release(self, camera: str, sink: StreamSink) -> None:
-        """Forget the connection that held a camera."""
-        if self.pushed.get(camera) is sink:
-            del self.pushed[camera]
-            self.push_tasks.pop(camera, None)
+    def release(self, camera: str, sink: StreamSink, ending: StreamEnding) -> None:
+        """Forget the connection that held a camera, and record why it went offline."""
+        if self.pushed.get(camera) is not sink:
+            return
+        del self.pushed[camera]
+        self.push_tasks.pop(camera, None)
+        reason = ending.reason
+        if reason == "closed_by_hub":
+            reason = self.closing.pop(camera, "disconnected")
+        detail = ending.detail or _QUIET_DETAILS.get(reason, "")
+        if isinstance(sink, Segmenter):
+            self._spawn_event(self._went_offline(camera, reason, detail, sink.peer,
+                                                 sink.stats.last_segment_end))
+
+    # -- camera events: outages and alerts (docs/design/health.md) ---------------------------------
+
+    def raise_alert(self, kind: str, camera: str | None, details: dict[str, object]) -> None:
+        """Hand an alert to the alert center (never blocks)."""
+        self.alerts.notify(AlertEvent(kind=kind, camera=camera, at=utcnow(), details=details))
+
+    def _spawn_event(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(coro)
+        self.event_tasks.add(task)
+        task.add_done_callback(self.event_tasks.discard)
+
+    async def _went_offline(self, camera: str, reason: str, detail: str, peer: str,
+                            last_segment_end: dt.datetime | None = None) -> None:
+        if camera in self.open_outages:
+            return  # already offline: the first cause is the one that counts
+        loop = asyncio.get_running_loop()
+        try:
+            info = await loop.run_in_executor(self.executor, outages.open_outage, self.catalog,
+                                              camera, reason, detail, utcnow())
+        except Exception:  # the catalog may be briefly unavailable; the alert still goes out
+            logger.exception("%s: cannot record the outage", camera)
+            info = OutageInfo(camera, utcnow(), reason, detail)
+        if info is None:
+            return
+        self.open_outages[camera] = info
+        logger.warning("%s: offline (%s) %s", camera, info.reason, detail)
+        if info.reason not in QUIET_REASONS:
+            self.raise_alert("offline", camera, {
+                "reason": info.reason, "peer": peer, "since": info.started_at.isoformat(),
+                "last_segment_end": last_segment_end.isoformat() if last_segment_end else None,
+                "detail": detail})
+
+    async def _came_online(self, camera: str, peer: str) -> None:
+        if camera not in self.open_outages:
+            return
+        loop = asyncio.get_running_loop()
+        info = await loop.run_in_executor(self.executor, outages.close_outage, self.catalog,
+                                          camera, utcnow())
+        opened = self.open_outages.pop(camera, None)
+        info = info or opened
+        if info is None:
+            return
+        logger.info("%s: back online after %.0f s (%s)", camera, info.seconds, info.reason)
+        if info.reason not in QUIET_REASONS or camera in self.health.missed_after_restart:
+            self.health.missed_after_restart.discard(camera)
+            self.raise_alert("online", camera, {
+                "offline_since": info.started_at.isoformat(),
+                "outage_seconds": round(info.seconds, 1), "reason": info.reason, "peer": peer})
+
+    def _on_new_camera(self, name: str, location: str, kind: str, approval: str) -> None:
+        # runs on the catalog thread; notify() only queues
+        segmenter = self.pushed.get(name) or self.pulled.get(name)
+        self.raise_alert("new_camera", name, {"location": location, "camera_kind": kind,
+                                              "approval": approval,
+                                              "peer": segmenter.peer if segmenter else ""})
+
+    def _on_state(self, segmenter: Segmenter, old: State, new: State) -> None:
+        name = segmenter.camera
+        if new is State.FAILED:
+            tail = "\n".join(segmenter.stderr.tail(5))
+            self.raise_alert("failing", name, {
+                "failures": segmenter.machine.consecutive_failures, "last_error": tail,
+                "retry_in_seconds": self.config.failed_retry_seconds})
+            self._spawn_event(self._went_offline(name, "failing", tail, segmenter.peer,
+                                                 segmenter.stats.last_segment_end))
+        elif (segmenter.kind == "pull" and new is State.BACKOFF and not segmenter.restart_requested
+              and not self.stopping.is_set()):
+            detail = "\n".join(segmenter.stderr.tail(3)) or "ffmpeg exited"
+            self._spawn_event(self._went_offline(name, "connection_lost", detail, segmenter.peer,
+                                                 segmenter.stats.last_segment_end))
+
+    def _on_segment(self, segmenter: Segmenter) -> None:
+        if segmenter.camera in self.open_outages:
+            self._spawn_event(self._came_online(segmenter.camera, segmenter.peer))
 
     def segments_of(self, sink: StreamSink) -> int:
         """Count the segments a connection produced."""
@@ -205,11 +321,15 @@ class Hub:
 
     def _new_segmenter(self, name: str, location: str, kind: str, peer: str = "",
                        url: str | None = None) -> Segmenter:
-        return Segmenter(camera=name, location=location, kind=kind,
-                         incoming_dir=self.storage.incoming_dir(name),
-                         segment_seconds=self.config.segment_seconds_for(name),
-                         policy=self.policy, catalog=self.catalog,
-                         catalog_executor=self.executor, url=url, peer=peer)
+        segmenter = Segmenter(camera=name, location=location, kind=kind,
+                              incoming_dir=self.storage.incoming_dir(name),
+                              segment_seconds=self.config.segment_seconds_for(name),
+                              policy=self.policy, catalog=self.catalog,
+                              catalog_executor=self.executor, url=url, peer=peer)
+        segmenter.machine.listeners.append(
+            lambda old, new, _reason: self._on_state(segmenter, old, new))
+        segmenter.on_segment.append(lambda _segment: self._on_segment(segmenter))
+        return segmenter
 
     def _start_pull(self, name: str, location: str, url: str) -> None:
         segmenter = self._new_segmenter(name, location, "pull", peer=scrub(url), url=url)
@@ -299,6 +419,7 @@ class Hub:
             task = self.push_tasks.get(camera)
             if task is None:
                 return "no edge connected"
+            self.closing[camera] = "disconnected"
             task.cancel()
             return "ok: edge disconnected"
         if action in ("enable", "disable"):
@@ -307,7 +428,11 @@ class Hub:
             if not found:
                 return "unknown camera"
             if action == "disable" and camera in self.push_tasks:
+                self.closing[camera] = "disabled"
                 self.push_tasks[camera].cancel()
+            elif action == "disable" and camera in self.pulled:
+                self._spawn_event(self._went_offline(camera, "disabled", _QUIET_DETAILS["disabled"],
+                                                     self.pulled[camera].peer))
             await self.sync_pulls()
             return f"ok: {action}d"
         return f"unknown action {action!r}"
@@ -324,7 +449,8 @@ class Hub:
                 pid=segmenter.pid, peer=segmenter.peer, connected_since=segmenter.created_at,
                 bytes_in=segmenter.stats.bytes_in if segmenter.kind == "push"
                 else segmenter.stats.bytes_out,
-                frames=segmenter.stats.frames, restarts=segmenter.machine.restarts,
+                frames=segmenter.stats.frames, bytes_written=segmenter.stats.bytes_out,
+                restarts=segmenter.machine.restarts,
                 last_segment_end=segmenter.stats.last_segment_end,
                 last_error="\n".join(segmenter.stderr.tail(5)) if failing else ""))
         return samples

@@ -42,6 +42,15 @@ class IngestRequest:
     peer: str
 
 
+@dataclasses.dataclass(frozen=True)
+class StreamEnding:
+    """How an edge's stream ended, as the ingest connection saw it."""
+
+    # clean_shutdown (the body ended) | connection_lost | stalled | closed_by_hub
+    reason: str
+    detail: str = ""
+
+
 class StreamSink(Protocol):
     """Where the body of an accepted request goes (a camera's segmenter)."""
 
@@ -61,8 +70,8 @@ class IngestHandler(Protocol):
     async def admit(self, request: IngestRequest) -> StreamSink:
         """Claim the camera for this connection or raise IngestRejected."""
 
-    def release(self, camera: str, sink: StreamSink) -> None:
-        """The connection that held ``camera`` is gone."""
+    def release(self, camera: str, sink: StreamSink, ending: StreamEnding) -> None:
+        """The connection that held ``camera`` is gone, for the reason in ``ending``."""
 
     def segments_of(self, sink: StreamSink) -> int:
         """Count the segments a connection produced, for the final response."""
@@ -146,9 +155,10 @@ def looks_like_mpegts(data: bytes) -> bool:
 class _Closed(Exception):
     """The peer closed the connection or went silent."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, stalled: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.stalled = stalled
 
 
 class IngestConnection:
@@ -188,20 +198,20 @@ class IngestConnection:
             await self._send(h11.InformationalResponse(status_code=100, headers=[]))
         first = await self._first_bytes()
         sink = await self.handler.admit(head)
-        closed_by_hub = False
+        ending = StreamEnding("connection_lost", "the connection ended unexpectedly")
         try:
-            ended = await self._relay(sink, head.camera, first)
+            ending = await self._relay(sink, head.camera, first)
         except asyncio.CancelledError:
             # the hub is shutting down, or an admin disconnected this edge
-            ended, closed_by_hub = False, True
+            ending = StreamEnding("closed_by_hub")
         finally:
             await sink.finish()
-            self.handler.release(head.camera, sink)
-        if closed_by_hub:
+            self.handler.release(head.camera, sink, ending)
+        if ending.reason == "closed_by_hub":
             self.log.info("%s: closed the connection of edge %s", head.camera, self.peer)
             await self._respond(503, "the hub closed this stream (shutdown or disconnect)\n",
                                 "text/plain")
-        if ended:
+        if ending.reason == "clean_shutdown":
             body = {"camera": head.camera, "segments": self.handler.segments_of(sink),
                     "bytes": self.handler.bytes_of(sink)}
             await self._respond(200, json.dumps(body) + "\n", "application/json")
@@ -219,22 +229,23 @@ class IngestConnection:
             raise IngestRejected(415, "the body is not MPEG-TS (no 0x47 sync byte every 188 bytes)")
         return buffered
 
-    async def _relay(self, sink: StreamSink, camera: str, first: bytes) -> bool:
+    async def _relay(self, sink: StreamSink, camera: str, first: bytes) -> StreamEnding:
         await sink.feed(first)
         while True:
             try:
                 batch, ended = await self._next_batch()
             except _Closed as exc:
                 self.log.warning("%s: edge %s %s", camera, self.peer, exc.reason)
-                return False
+                return StreamEnding("stalled" if exc.stalled else "connection_lost",
+                                    f"the edge {exc.reason}")
             except h11.RemoteProtocolError as exc:
                 self.log.warning("%s: edge %s sent a broken stream: %s", camera, self.peer, exc)
-                return False
+                return StreamEnding("connection_lost", f"the edge sent a broken stream: {exc}")
             if batch:
                 await sink.feed(batch)
             if ended:
                 self.log.info("%s: edge %s ended its stream", camera, self.peer)
-                return True
+                return StreamEnding("clean_shutdown", "the edge ended its stream")
 
     async def _next_batch(self) -> tuple[bytes, bool]:
         """Wait a batch interval, then take every chunk that arrived; tell if the body ended.
@@ -277,7 +288,7 @@ class IngestConnection:
                 async with asyncio.timeout(timeout):
                     data = await self.reader.read(READ_SIZE)
             except TimeoutError:
-                raise _Closed(f"sent nothing for {timeout:g} s (stalled)") from None
+                raise _Closed(f"sent nothing for {timeout:g} s (stalled)", stalled=True) from None
             except ConnectionError:
                 raise _Closed("reset the connection") from None
             if not data and self.http.their_state is h11.SEND_BODY:

@@ -18,6 +18,7 @@ from nvrlib.names import is_valid_camera_name
 from .catalog import Catalog, RunInfo, parse_incoming_name
 from .models import Camera, Run, Segment, utcnow
 from .probe import ProbeError, probe
+from .retention import finish_deletions
 from .storage import INCOMING, LIVE, SEGMENT_SUFFIX, Storage, durable_move
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class ReconcileReport:
     quarantined: list[str] = dataclasses.field(default_factory=list)
     missing: list[str] = dataclasses.field(default_factory=list)
     runs_closed: int = 0
+    deletions_finished: int = 0  # retention deletions a stop interrupted, completed now
 
 
 def reconcile(catalog: Catalog, storage: Storage) -> ReconcileReport:
@@ -42,6 +44,8 @@ def reconcile(catalog: Catalog, storage: Storage) -> ReconcileReport:
     report = ReconcileReport()
     report.reaped = reap_stale_ffmpeg(storage.root)
     report.runs_closed = _close_open_runs(catalog)
+    # before the walk: a half-deleted segment's file must not be recovered as uncataloged
+    report.deletions_finished = finish_deletions(catalog, storage)
     known = _known_paths(catalog)
     for path in sorted(_segment_files(storage)):
         relative = str(storage.relative(path))
@@ -204,6 +208,6 @@ def _log_report(report: ReconcileReport) -> None:
         logger.warning("recovered segment %s", path)
     for path in report.missing:
         logger.warning("catalog row for %s marked missing: the file is gone", path)
-    logger.info("reconciled storage: %d recovered, %d quarantined, %d missing, %d runs closed",
-                len(report.recovered), len(report.quarantined), len(report.missing),
-                report.runs_closed)
+    logger.info("reconciled storage: %d recovered, %d quarantined, %d missing, %d runs closed, "
+                "%d deletions finished", len(report.recovered), len(report.quarantined),
+                len(report.missing), report.runs_closed, report.deletions_finished)

@@ -47,7 +47,8 @@ class StreamStats:
     segments: int = 0
     bytes_dropped: int = 0
     last_segment_end: dt.datetime | None = None
-    last_data_at: float | None = None
+    last_segment_at: float | None = None  # time.monotonic() when the last segment was cataloged
+    last_data_at: float | None = None  # time.monotonic() when the edge last sent bytes
 
 
 class Segmenter:
@@ -148,6 +149,11 @@ class Segmenter:
         """Wait until supervision ended and every listed segment is cataloged."""
         if self._task is not None:
             await asyncio.shield(self._task)
+
+    @property
+    def restart_requested(self) -> bool:
+        """Tell whether the current ffmpeg is being restarted on request (not dying)."""
+        return self._restart_requested
 
     @property
     def state(self) -> State:
@@ -293,6 +299,7 @@ class Segmenter:
         if isinstance(segment, FinishedSegment):
             self.stats.segments += 1
             self.stats.last_segment_end = segment.end
+            self.stats.last_segment_at = time.monotonic()
             if self.anchor is not None and self.anchor.pts is None and run.anchor_pts is not None:
                 # later runs of this connection share the clock mapping the first one learned
                 self.anchor = Anchor(wall=run.anchor_wall, pts=run.anchor_pts, exact=False)

@@ -7,11 +7,14 @@ import fcntl
 import os
 from pathlib import Path
 
+from nvrlib.names import is_valid_camera_name
+
 from .errors import StorageLocked
 
 INCOMING = ".incoming"
 LIVE = ".live"
 QUARANTINE = ".quarantine"
+THUMBS = ".thumbs"  # the web app's thumbnail cache: <root>/.thumbs/<camera>/<segment id>.jpg
 LOCK_FILE = ".hub.lock"
 SEGMENT_SUFFIX = ".ts"
 
@@ -59,6 +62,17 @@ class Storage:
         if not candidate.is_relative_to(self.root):
             raise ValueError(f"catalog path {relative!r} escapes the storage root")
         return candidate
+
+    def thumbnail_path(self, camera: str, segment_id: int) -> Path:
+        """Return where the web app caches a thumbnail: <root>/.thumbs/<camera>/<id>.jpg."""
+        folder = camera if is_valid_camera_name(camera) else "_unnamed"
+        return self.root / THUMBS / folder / f"{segment_id}.jpg"
+
+    def disk_space(self) -> tuple[int, int]:
+        """Return (total, free) bytes of the filesystem holding the root."""
+        # f_bavail, not f_bfree: what an unprivileged writer can still use, as df shows it
+        stats = os.statvfs(self.root)
+        return stats.f_blocks * stats.f_frsize, stats.f_bavail * stats.f_frsize
 
     def lock(self) -> None:
         """Take the storage's exclusive lock, so two hubs never write the same files."""

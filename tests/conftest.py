@@ -15,10 +15,11 @@ def hub_factory(tmp_path: Path) -> Iterator:
     """Make real hubs on 127.0.0.1 (each in its own folder); all are stopped at the end."""
     hubs: list[Hub] = []
 
-    def make(config: str = "", segment_seconds: float = 2.0, name: str = "hub") -> Hub:
+    def make(config: str = "", segment_seconds: float = 2.0, name: str = "hub",
+             env: dict[str, str] | None = None) -> Hub:
         workdir = tmp_path / name
         workdir.mkdir(exist_ok=True)
-        hub = Hub(workdir, config=config, segment_seconds=segment_seconds)
+        hub = Hub(workdir, config=config, segment_seconds=segment_seconds, env=env)
         hubs.append(hub)
         return hub
 

@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select
 from nvrlib.names import InvalidName, validate_camera_name
 from recorder.control import ACTIONS as HUB_ACTIONS
 from recorder.ffmpeg import scrub
-from recorder.models import Camera, CameraStatus, Command, Run, Segment
+from recorder.models import Camera, CameraStatus, Command, Outage, RecordingLock, Run, Segment
 
 from .extensions import db
 from .security import now
@@ -418,8 +418,9 @@ def remove_pull_camera(name: str, user: str, timeout: float | None = None) -> Ou
     db.session.commit()
     outcome = _send_and_wait(name, "reload", user, timeout)
     if outcome.result is not None and not _has_footage(camera.id):
-        db.session.execute(delete(CameraStatus).where(CameraStatus.camera_id == camera.id))
-        db.session.execute(delete(Run).where(Run.camera_id == camera.id))
+        # with no footage, its outages explain nothing and its locks protect nothing
+        for table in (CameraStatus, Run, Outage, RecordingLock):
+            db.session.execute(delete(table).where(table.camera_id == camera.id))
         db.session.delete(camera)
         db.session.commit()
     logger.info("%s removed pull camera %s", user, name)

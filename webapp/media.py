@@ -26,7 +26,6 @@ import av
 import cv2
 
 from nvrlib.ffmpeg_bin import ffmpeg_exe
-from nvrlib.names import is_valid_camera_name
 from recorder.storage import Storage
 
 from .catalog_queries import SegmentRow, Span, iso_utc, tiles
@@ -35,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 UTC = dt.timezone.utc
 HLS_VERSION = 3  # decimal EXTINF durations
-THUMBS_DIR = ".thumbs"
 THUMB_WIDTH = 320
 THUMB_JPEG_QUALITY = 80
 EXPORTS_DIR = ".exports"
@@ -119,8 +117,8 @@ def segment_file(root: str | Path, relative: str) -> Path:
 
 def thumbnail_path(root: str | Path, camera: str, segment_id: int) -> Path:
     """Return where the thumbnail of a segment is cached: <root>/.thumbs/<camera>/<id>.jpg."""
-    folder = camera if is_valid_camera_name(camera) else "_unnamed"
-    return Path(root).resolve() / THUMBS_DIR / folder / f"{segment_id}.jpg"
+    # the hub's retention deletes it with the segment, so the layout lives in one place
+    return Storage(Path(root)).thumbnail_path(camera, segment_id)
 
 
 def render_thumbnail(source: Path, width: int = THUMB_WIDTH) -> bytes:

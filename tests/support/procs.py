@@ -112,12 +112,23 @@ class LoggedProcess:
         self._close_output()
 
 
+ALERT_VARIABLES = ("SENDGRID_API_KEY", "SENDGRID_API_HOST", "ALERT_EMAIL_TO", "ALERT_EMAIL_FROM")
+
+
+def hub_environment(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any real SendGrid settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in ALERT_VARIABLES}
+    env.update(extra)
+    return env
+
+
 class Hub:
     """A real `python -m recorder` on 127.0.0.1 with its own storage and catalog."""
 
     def __init__(self, workdir: Path, config: str = "", segment_seconds: float = 2.0,
-                 port: int | None = None) -> None:
+                 port: int | None = None, env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
+        self.env = env or {}
         self.port = port or free_port()
         self.storage = workdir / "recordings"
         self.db_path = workdir / "nvr.db"
@@ -134,7 +145,7 @@ class Hub:
                 "--storage", str(self.storage), "--db", self.db_url,
                 "--segment-seconds", f"{self.segment_seconds:g}",
                 "--config", str(self.config_path), "--log-level", "DEBUG"]
-        self.process = LoggedProcess(argv, cwd=self.workdir)
+        self.process = LoggedProcess(argv, cwd=self.workdir, env=hub_environment(self.env))
         self.runs.append(self.process)
         self.process.wait_line(r"hub listening on", timeout)
         return self

@@ -257,6 +257,24 @@ def test_remove_a_pull_camera(app: Flask, as_admin: FlaskClient, hub: FakeHub,
     assert (camera_row(app, "yard").url, camera_row(app, "yard").enabled) == (None, False)
 
 
+def test_remove_a_pull_camera_that_had_an_outage_and_a_lock(app: Flask, as_admin: FlaskClient,
+                                                            hub: FakeHub, clock: FakeClock) -> None:
+    # no footage: its outages explain nothing and its locks protect nothing, so they go too
+    from recorder.models import Outage, RecordingLock
+    from webapp.extensions import db
+
+    add_camera(app, "garden", kind="pull", url=PULL_URL)
+    with app.app_context():
+        camera_id = camera_row(app, "garden").id
+        db.session.add(Outage(camera_id=camera_id, started_at=clock.now, reason="connection_lost",
+                              detail=""))
+        db.session.add(RecordingLock(camera_id=camera_id, start_time=clock.now,
+                                     end_time=clock.now + dt.timedelta(hours=1)))
+        db.session.commit()
+    assert as_admin.post("/admin/cameras/garden/remove").status_code == 302
+    assert camera_row(app, "garden") is None
+
+
 def test_the_panel_fits_a_phone(app: Flask, as_admin: FlaskClient) -> None:
     # on a narrow screen only the name and state columns show; the rest is stacked in the first
     add_camera(app, "porch", peer="192.0.2.7:50000")

@@ -1,0 +1,306 @@
+"""The hub's health checks, run on APScheduler: streams, disk, retention, catalog, heartbeat.
+
+Every job is a coroutine on the hub's event loop that hands disk and database work to the
+catalog thread, so a check never races the catalog writer and never blocks the loop. See
+docs/design/health.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import select
+
+from .alerts import AlertEvent
+from .catalog import Catalog
+from .models import HubStatus, Segment, utcnow
+from .retention import RetentionReport
+from .states import State
+from .storage import Storage
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+logger = logging.getLogger(__name__)
+
+STATUS_INTERVAL = 5.0  # seconds between heartbeats in hub_status
+RETENTION_SHORT_REPEAT = dt.timedelta(hours=24)  # one "can't keep N days" alert per camera a day
+RETENTION_CATCH_UP_CALLS = 30  # after days were lowered on a big catalog: up to ~1 min of work
+DISK_LOW_HYSTERESIS = 2.0  # percent above the threshold before a new disk-low alert can be sent
+CATALOG_CHECK_RECENT = dt.timedelta(days=2)  # the periodic check looks at recent footage only
+UNLISTED_GRACE_SECONDS = 120  # a final file younger than this may still be being cataloged
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """The outcome of one health check, as /api/v1/health and /metrics show it."""
+
+    ok: bool
+    detail: str
+    at: dt.datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """The check as the hub_status.checks JSON holds it."""
+        return {"ok": self.ok, "detail": self.detail, "at": self.at.isoformat()}
+
+
+class HealthMonitor:
+    """Schedules and runs the hub's health checks and acts on what they find."""
+
+    def __init__(self, hub: Hub, clock: Callable[[], float] = time.monotonic) -> None:
+        self.hub = hub
+        self.config = hub.config
+        self.clock = clock
+        self.scheduler = AsyncIOScheduler(timezone=dt.timezone.utc)
+        self.checks: dict[str, CheckResult] = {}
+        self.started_at = utcnow()
+        self.started_mono = clock()
+        self.disk_low_alerted = False
+        self.retention_alerted: dict[str, dt.datetime] = {}
+        self.deleted_segments = 0
+        self.deleted_bytes = 0
+        self.disk_total = self.disk_free = self.footage = 0
+        self.stalled: set[str] = set()
+        self.missed_after_restart: set[str] = set()
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Schedule every check (the first runs come at once)."""
+        now = dt.datetime.now(dt.timezone.utc)
+        jobs: list[tuple[Callable[[], Any], float, str]] = [
+            (self.check_streams, self.config.health_interval, "streams"),
+            (self.check_disk, self.config.disk_check_interval, "disk"),
+            (self.run_retention, self.config.retention.interval, "retention"),
+            (self.check_catalog, self.config.catalog_check_interval, "catalog"),
+            (self.publish, STATUS_INTERVAL, "heartbeat"),
+        ]
+        for func, seconds, name in jobs:
+            # max_instances=1 + coalesce: a slow check is never stacked up behind itself
+            self.scheduler.add_job(self._guarded(func, name), "interval", seconds=seconds,
+                                   id=name, name=name, next_run_time=now, max_instances=1,
+                                   coalesce=True, misfire_grace_time=max(int(seconds), 1))
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        """Stop scheduling checks and write the hub's stop time."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self._in_catalog(self._write_status, True)
+
+    def _guarded(self, func: Callable[[], Any], name: str) -> Callable[[], Any]:
+        async def job() -> None:
+            try:
+                await func()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a failing check must never take recording down
+                logger.exception("health check %s failed", name)
+                self._set(name, False, f"the check itself failed: {exc}")
+        job.__name__ = f"health_{name}"
+        return job
+
+    # -- checks -------------------------------------------------------------------------------
+
+    async def check_streams(self) -> None:
+        """Restart stalled streams (no new segment for 2 x segment + margin) and report them."""
+        problems = []
+        for name, segmenter in list(self.hub.segmenters().items()):
+            if segmenter.state is State.FAILED:
+                problems.append(f"{name} failed")
+            limit = self.config.stall_seconds_for(name)
+            idle = self._seconds_without_segment(segmenter)
+            if idle is None or idle < limit:
+                self.stalled.discard(name)
+                continue
+            if segmenter.kind == "push" and not self._data_arriving(segmenter, limit):
+                continue  # a silent edge is the ingest stall timeout's to drop, not ffmpeg's fault
+            problems.append(f"{name} stalled")
+            if name in self.stalled:
+                continue  # already restarted once for this stall; the state machine backs off
+            self.stalled.add(name)
+            logger.warning("%s: no new segment for %.0f s (limit %.0f s): restarting ffmpeg",
+                           name, idle, limit)
+            await segmenter.restart()
+            self.hub.raise_alert("stalled", name, {
+                "seconds_without_segment": round(idle, 1),
+                "restarts": segmenter.machine.restarts + 1})
+        await self._remind_missing_after_restart()
+        self._set("streams", not problems, ", ".join(problems) or "every stream is recording")
+
+    def _seconds_without_segment(self, segmenter: Any) -> float | None:
+        if segmenter.state is not State.RUNNING or segmenter.machine.started_at is None:
+            return None
+        since = max(segmenter.machine.started_at, segmenter.stats.last_segment_at or 0.0)
+        return self.clock() - since
+
+    def _data_arriving(self, segmenter: Any, limit: float) -> bool:
+        last = segmenter.stats.last_data_at
+        return last is not None and self.clock() - last < limit
+
+    async def _remind_missing_after_restart(self) -> None:
+        """Report cameras that recorded before the hub (re)started and have not come back."""
+        grace = 2 * self.config.stall_margin + 2 * self.config.segment_seconds
+        if self.clock() - self.started_mono < grace:
+            return
+        streaming = self.hub.segmenters()
+        for name, outage in list(self.hub.open_outages.items()):
+            if outage.reason != "hub_stopped" or name in streaming or name in self.missed_after_restart:
+                continue
+            self.missed_after_restart.add(name)
+            self.hub.raise_alert("offline", name, {
+                "reason": "connection_lost", "peer": "", "since": outage.started_at.isoformat(),
+                "last_segment_end": None,
+                "detail": f"did not reconnect within {grace:.0f} s after the hub started"})
+
+    async def check_disk(self) -> None:
+        """Delete the oldest footage if the disk is nearly full; alert when space is low."""
+        report: RetentionReport = await self._in_catalog(self.hub.retention.emergency)
+        await self._after_retention(report)
+        usage = await self._in_catalog(self.hub.retention.disk)
+        self.disk_total, self.disk_free, self.footage = (usage.total_bytes, usage.free_bytes,
+                                                         usage.footage_bytes)
+        free_percent = 100.0 * usage.free_bytes / usage.total_bytes if usage.total_bytes else 0.0
+        threshold = self.config.alerts.disk_low_percent
+        low = free_percent < threshold
+        if low and not self.disk_low_alerted:
+            self.disk_low_alerted = True
+            self.hub.raise_alert("disk_low", None, {
+                "free_bytes": usage.free_bytes, "total_bytes": usage.total_bytes,
+                "free_percent": round(free_percent, 2), "threshold_percent": threshold})
+        elif free_percent >= threshold + DISK_LOW_HYSTERESIS:
+            self.disk_low_alerted = False
+        self._set("disk", not low, f"{usage.free_bytes / 1e9:.2f} GB free ({free_percent:.1f}%), "
+                  f"footage {usage.footage_bytes / 1e9:.2f} GB")
+
+    async def run_retention(self) -> None:
+        """Run the regular retention pass (days and size budgets) until it has caught up."""
+        for _ in range(RETENTION_CATCH_UP_CALLS):
+            # each call is time-boxed on the catalog thread; segments queued meanwhile go
+            # first, because every call is a new job behind them
+            report: RetentionReport = await self._in_catalog(self.hub.retention.run_pass)
+            await self._after_retention(report)
+            if not report.more:
+                break
+
+    async def _after_retention(self, report: RetentionReport) -> None:
+        self.deleted_segments += report.deleted_segments
+        self.deleted_bytes += report.deleted_bytes
+        if report.emergency:  # recorder.retention has logged what it deleted
+            self.hub.raise_alert("disk_emergency", None, {
+                "free_bytes": report.free_after, "total_bytes": report.total_bytes,
+                "deleted_segments": report.deleted_segments,
+                "deleted_bytes": report.deleted_bytes,
+                "only_locked_left": report.only_locked_left})
+        now = utcnow()
+        for shortfall in report.shortfalls:
+            last = self.retention_alerted.get(shortfall.camera)
+            if last is not None and now - last < RETENTION_SHORT_REPEAT:
+                continue
+            self.retention_alerted[shortfall.camera] = now
+            self.hub.raise_alert("retention_short", shortfall.camera, {
+                "configured_days": shortfall.configured_days,
+                "kept_days": round(shortfall.kept_days, 2), "cause": shortfall.cause})
+        if report.emergency or report.shortfalls or report.deleted_segments:
+            short = ", ".join(f"{s.camera} keeps {s.kept_days:.1f} of {s.configured_days:g} days"
+                              for s in report.shortfalls)
+            ok = not report.only_locked_left and not report.shortfalls
+            self._set("retention", ok, short or ("only locked footage is left"
+                                                 if report.only_locked_left else
+                                                 f"deleted {report.deleted_segments} segments"))
+        elif "retention" not in self.checks:
+            self._set("retention", True, "within every limit")
+
+    async def check_catalog(self) -> None:
+        """Compare recent catalog rows with the files on disk (start-up does the full check)."""
+        missing, unlisted = await self._in_catalog(recent_consistency, self.hub.catalog,
+                                                   self.hub.storage)
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} cataloged segment(s) missing on disk, e.g. {missing[0]}")
+        if unlisted:
+            problems.append(f"{len(unlisted)} file(s) on disk not in the catalog, e.g. {unlisted[0]}")
+        for problem in problems:
+            logger.warning("catalog check: %s", problem)
+        self._set("catalog", not problems, "; ".join(problems) or "catalog matches the disk")
+
+    # -- heartbeat ----------------------------------------------------------------------------
+
+    async def publish(self) -> None:
+        """Write the hub's heartbeat, disk figures, email state and check results."""
+        self._set("alerts", True, self._email_detail())
+        await self._in_catalog(self._write_status, False)
+
+    def _email_detail(self) -> str:
+        state = self.hub.alerts.email_state()
+        if not state.enabled:
+            return "email is off (no SendGrid API key): alerts are logged and stored"
+        return f"email to {len(state.recipients)} address(es) ({state.recipients_source})"
+
+    def _write_status(self, stopped: bool) -> None:
+        state = self.hub.alerts.email_state()
+        now = utcnow()
+        with self.hub.catalog.sessions.begin() as session:
+            row = session.get(HubStatus, 1) or HubStatus(id=1)
+            row.pid, row.started_at = os.getpid(), self.started_at
+            row.heartbeat_at, row.stopped_at = now, (now if stopped else None)
+            row.disk_total_bytes, row.disk_free_bytes = self.disk_total, self.disk_free
+            row.footage_bytes = self.footage
+            row.email_enabled, row.recipients_source = state.enabled, state.recipients_source
+            row.recipients = ", ".join(state.recipients)
+            row.checks = json.dumps({k: v.as_json() for k, v in self.checks.items()})
+            row.retention_deleted_segments = self.deleted_segments
+            row.retention_deleted_bytes = self.deleted_bytes
+            session.add(row)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _set(self, name: str, ok: bool, detail: str) -> None:
+        self.checks[name] = CheckResult(ok, detail[:500], utcnow())
+
+    async def _in_catalog(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.hub.executor, func, *args)
+
+
+def recent_consistency(catalog: Catalog, storage: Storage,
+                       now: dt.datetime | None = None) -> tuple[list[str], list[str]]:
+    """Return (cataloged recent segments missing on disk, recent files not in the catalog).
+
+    Only the last CATALOG_CHECK_RECENT of footage is compared, so the check stays cheap on a
+    catalog of millions of rows; start-up reconciliation compares everything.
+    """
+    now = now or utcnow()
+    first_day = (now - CATALOG_CHECK_RECENT).date()
+    since = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.timezone.utc)
+    with catalog.session() as session:
+        rows = session.execute(select(Segment.path, Segment.status)
+                               .where(Segment.start_time >= since - dt.timedelta(hours=1))).all()
+    known = {path for path, _ in rows}
+    missing = [path for path, status in rows
+               if status == "ok" and not storage.resolve_catalog_path(path).exists()]
+    days = {f"{first_day + dt.timedelta(days=n):%Y-%m-%d}"
+            for n in range((now.date() - first_day).days + 1)}
+    unlisted = []
+    wall = time.time()
+    for camera_dir in _camera_dirs(storage):
+        for day in days:
+            for path in (camera_dir / day).glob("*.ts"):
+                relative = str(storage.relative(path))
+                if relative not in known and wall - path.stat().st_mtime > UNLISTED_GRACE_SECONDS:
+                    unlisted.append(relative)
+    return sorted(missing), sorted(unlisted)
+
+
+def _camera_dirs(storage: Storage) -> list[Any]:
+    if not storage.root.is_dir():
+        return []
+    return [p for p in storage.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
