@@ -51,11 +51,17 @@ BLUEPRINTS: tuple[str, ...] = (
     "webapp.live",
     "webapp.admin",
     "webapp.api",
+    "webapp.events",
+    "webapp.alerting",
+    "webapp.protect",
+    "webapp.monitoring",
 )
 # Links of the navbar: (endpoint, label, admins only); shown once the endpoint exists.
 NAV_ITEMS: tuple[tuple[str, str, bool], ...] = (
     ("recordings.index", "Recordings", False),
     ("live.index", "Live", False),
+    ("events.index", "Events", False),
+    ("protect.index", "Locks", False),
     ("admin.index", "Admin", True),
     ("users.index", "Users", True),
 )

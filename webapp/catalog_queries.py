@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sqlalchemy import Result, Select, select
+from sqlalchemy import Result, Select, or_, select
 
-from recorder.models import Camera, Segment
+from recorder.models import Camera, Outage, Segment
 
 from .extensions import db
 
@@ -107,16 +107,65 @@ class Interval:
         return (self.end - self.start).total_seconds()
 
 
+# What each outage reason (recorder.models.Outage.reason) means, in words for people.
+OUTAGE_REASONS: dict[str, str] = {
+    "clean_shutdown": "edge shut down cleanly",
+    "connection_lost": "connection lost",
+    "stalled": "stalled (no data)",
+    "failing": "ffmpeg failing",
+    "disconnected": "disconnected by an admin",
+    "disabled": "disabled",
+    "hub_stopped": "hub stopped",
+}
+
+
+def outage_reason_text(reason: str) -> str:
+    """Return an outage reason in words (an unknown code is shown as it is)."""
+    return OUTAGE_REASONS.get(reason, reason.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class OutageSpan(Interval):
+    """An outage of a camera, clipped to the stretch of time asked about."""
+
+    reason: str = ""
+    detail: str = ""
+    ongoing: bool = False  # still open: it runs to "now"
+
+    @property
+    def text(self) -> str:
+        """Return the reason in words."""
+        return outage_reason_text(self.reason)
+
+
+@dataclass(frozen=True)
+class Gap(Interval):
+    """A stretch without footage, with the outages that overlap it (if any)."""
+
+    outages: tuple[OutageSpan, ...] = ()
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Return the reasons of the outages, in order, once each."""
+        return tuple(dict.fromkeys(outage.reason for outage in self.outages))
+
+    @property
+    def label(self) -> str:
+        """Return the reasons in words (``""`` for a gap no outage explains)."""
+        return ", ".join(outage_reason_text(reason) for reason in self.reasons)
+
+
 @dataclass(frozen=True)
 class Timeline:
-    """Where a camera has footage on one day, and where it has none."""
+    """Where a camera has footage on one day, where it has none, and the outages that say why."""
 
     camera: str
     day: dt.date
     start: dt.datetime  # the day's first instant (UTC)
     end: dt.datetime  # the next day's first instant (UTC)
     covered: list[Interval] = field(default_factory=list)
-    gaps: list[Interval] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    outages: list[OutageSpan] = field(default_factory=list)  # clipped to the day and to now
 
     @property
     def covered_seconds(self) -> float:
@@ -303,16 +352,48 @@ def day_bounds(day: dt.date, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
     return start, end
 
 
+def outages_between(camera: str, start: dt.datetime, end: dt.datetime,
+                    now: dt.datetime | None = None) -> list[OutageSpan]:
+    """Return a camera's outages overlapping ``[start, end)``, clipped to it, oldest first.
+
+    An ongoing outage (no end yet) runs to ``now``, or to ``end`` when ``now`` is not given.
+    """
+    camera_id = _camera_id(camera)
+    if camera_id is None:
+        return []
+    query = (select(Outage.started_at, Outage.ended_at, Outage.reason, Outage.detail)
+             .where(Outage.camera_id == camera_id, Outage.started_at < end,
+                    or_(Outage.ended_at.is_(None), Outage.ended_at > start))
+             .order_by(Outage.started_at, Outage.id))
+    spans = []
+    for started, ended, reason, detail in db.session.execute(query):
+        stop = ended if ended is not None else (now if now is not None else end)
+        clipped = OutageSpan(max(started, start), min(stop, end), reason, detail or "",
+                             ended is None)
+        if clipped.end > clipped.start:
+            spans.append(clipped)
+    return spans
+
+
+def label_gaps(gaps: Sequence[Interval], outages: Sequence[OutageSpan]) -> list[Gap]:
+    """Attach to each gap the outages overlapping it (a gap is not split where they start)."""
+    return [Gap(gap.start, gap.end,
+                tuple(o for o in outages if o.start < gap.end and o.end > gap.start))
+            for gap in gaps]
+
+
 def day_timeline(camera: str, day: dt.date, tz: dt.tzinfo,
                  now: dt.datetime | None = None) -> Timeline:
-    """Return a camera's covered intervals and gaps on ``day`` (in ``tz``), clipped to the day.
+    """Return a camera's covered intervals, gaps and outages on ``day`` (in ``tz``).
 
-    Gaps stop at ``now`` when given: the future is not missing footage.
+    Everything is clipped to the day. Gaps and ongoing outages stop at ``now`` when given: the
+    future is not missing footage. Each gap carries the reasons of the outages overlapping it.
     """
     day_start, day_end = day_bounds(day, tz)
     spans = segment_spans(camera, day_start, day_end)
     covered = merge_intervals((max(start, day_start), min(end, day_end))
                               for _, start, end, _, _ in spans)
     gaps_end = day_end if now is None else max(day_start, min(day_end, now))
-    return Timeline(camera, day, day_start, day_end, covered,
-                    gaps_between(covered, day_start, gaps_end))
+    outages = outages_between(camera, day_start, gaps_end, now)
+    gaps = label_gaps(gaps_between(covered, day_start, gaps_end), outages)
+    return Timeline(camera, day, day_start, day_end, covered, gaps, outages)

@@ -13,7 +13,7 @@ from typing import Any
 from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy.engine import make_url
 
-from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, load_file, read_toml
+from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, AlertsConfig, load_file, read_toml
 from recorder.errors import ConfigError
 from recorder.models import utcnow
 
@@ -34,7 +34,7 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 
-_WEBAPP_KEYS = {"host", "port", "users_db", "trusted_proxies"}
+_WEBAPP_KEYS = {"host", "port", "users_db", "trusted_proxies", "public_metrics"}
 
 
 class Config:
@@ -76,6 +76,10 @@ class Config:
     CLOCK = utcnow  # injectable for tests: returns an aware UTC datetime
     TRUSTED_PROXIES = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are honoured
     CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY
+    # /metrics without a login or token ([webapp] public_metrics): for a trusted network only.
+    PUBLIC_METRICS = False
+    # /api/v1/health calls the disk low below this free percentage (the hub's [alerts] value).
+    DISK_LOW_PERCENT = AlertsConfig.disk_low_percent
 
 
 def absolute_sqlite_url(url: str) -> str:
@@ -171,20 +175,30 @@ def load_webapp_section(path: Path) -> dict[str, Any]:
 def settings_from(config_file: Path | None, flags: Mapping[str, Any]) -> dict[str, Any]:
     """Merge the shared config file and command-line flags (which win) into CLI settings.
 
-    Returns host, port, db, storage, users_db and trusted_proxies, each with its default.
+    Returns host, port, db, storage, users_db, trusted_proxies, public_metrics and
+    disk_low_percent, each with its default.
     """
     values: dict[str, Any] = {"host": DEFAULT_HOST, "port": DEFAULT_PORT, "db": DEFAULT_DB,
-                              "storage": DEFAULT_STORAGE, "users_db": None, "trusted_proxies": 0}
+                              "storage": DEFAULT_STORAGE, "users_db": None, "trusted_proxies": 0,
+                              "public_metrics": False,
+                              "disk_low_percent": AlertsConfig.disk_low_percent}
     if config_file is not None:
         hub = load_file(config_file)  # also validates the hub's keys: one file, one truth
         values.update({k: hub[k] for k in ("db", "storage") if k in hub})
+        alerts = hub.get("alerts")
+        if isinstance(alerts, dict) and "disk_low_percent" in alerts:
+            values["disk_low_percent"] = alerts["disk_low_percent"]
         values.update(load_webapp_section(config_file))
+        if not isinstance(values["public_metrics"], bool):
+            raise ConfigError("config: [webapp] public_metrics must be true or false")
     values.update({k: v for k, v in flags.items() if v is not None})
     try:
         values["port"] = int(values["port"])
         values["trusted_proxies"] = int(values["trusted_proxies"])
+        values["disk_low_percent"] = float(values["disk_low_percent"])
     except (TypeError, ValueError):
-        raise ConfigError("port and trusted_proxies must be whole numbers") from None
+        raise ConfigError("port and trusted_proxies must be whole numbers, "
+                          "alerts.disk_low_percent a number") from None
     if not 0 <= values["port"] <= 65535:
         raise ConfigError(f"port {values['port']} is out of range")
     return values
@@ -196,6 +210,9 @@ def flask_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": str(settings["db"]),
         "STORAGE_ROOT": str(settings["storage"]),
         "TRUSTED_PROXIES": int(settings.get("trusted_proxies") or 0),
+        "PUBLIC_METRICS": bool(settings.get("public_metrics", False)),
+        "DISK_LOW_PERCENT": float(settings.get("disk_low_percent",
+                                               AlertsConfig.disk_low_percent)),
     }
     if settings.get("users_db"):
         overrides["USERS_DB_URL"] = str(settings["users_db"])

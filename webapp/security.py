@@ -29,7 +29,13 @@ from .models import User, hash_api_token
 logger = logging.getLogger(__name__)
 
 # The only endpoints an anonymous visitor reaches; tests/webapp/test_guard.py holds the same list.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static"})
+# monitoring.health is a load balancer's probe: it answers counts only, never names or paths.
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "monitoring.health"})
+# Endpoints an anonymous visitor reaches only when the app's config key is true (e.g. a
+# Prometheus server on a trusted network scraping without a token: [webapp] public_metrics).
+OPTIONALLY_PUBLIC = {"monitoring.metrics": "PUBLIC_METRICS"}
+# Endpoints for machines: without credentials they answer 401, never the login page.
+MACHINE_ENDPOINTS = frozenset({"monitoring.metrics"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 API_PREFIX = "/api/"
 AUTH_AT = "auth_at"  # session key: when this session was authenticated (UNIX seconds)
@@ -141,8 +147,8 @@ def _on_login_from_cookie(_sender: Flask, user: User, **_extra: Any) -> None:
 
 
 def unauthorized() -> ResponseReturnValue:
-    """Answer an anonymous request: 401 JSON under /api/, else a redirect to the login page."""
-    if is_api_request():
+    """Answer an anonymous request: 401 JSON under /api/ and /metrics, else the login page."""
+    if is_api_request() or request.endpoint in MACHINE_ENDPOINTS:
         response = api_error(401, "authentication required: log in, or send "
                                   "'Authorization: Bearer <token>'")
         response.headers["WWW-Authenticate"] = 'Bearer realm="nvr"'
@@ -168,13 +174,19 @@ def _expire_stale_session() -> None:
     g.session_expired = True
 
 
+def _public_by_config(endpoint: str) -> bool:
+    key = OPTIONALLY_PUBLIC.get(endpoint)
+    return key is not None and bool(current_app.config.get(key))
+
+
 def guard_request() -> ResponseReturnValue | None:
     """Expire old sessions, require a login on every non-public route, then check CSRF."""
     _expire_stale_session()
     endpoint = request.endpoint
     if endpoint is None:  # no such route: let the 404/405 handler answer
         return None
-    if endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
+    if (endpoint not in PUBLIC_ENDPOINTS and not _public_by_config(endpoint)
+            and not current_user.is_authenticated):
         return unauthorized()
     # A Bearer token is no ambient credential (a browser never adds it), so it needs no CSRF token.
     if (request.method not in SAFE_METHODS and g.get("auth_method") != "token"

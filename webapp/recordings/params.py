@@ -74,7 +74,10 @@ def parse_time(value: str, name: str, tz: dt.tzinfo = UTC) -> dt.datetime:
         raise ParamError(name, f"not an ISO-8601 time: {value!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-14:00 is in the year 10000
+        raise ParamError(name, f"out of range: {value!r}") from None
 
 
 def optional_time(args: Mapping[str, str], name: str, tz: dt.tzinfo) -> dt.datetime | None:

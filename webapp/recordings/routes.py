@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 
 from .. import catalog_queries, media
 from ..catalog_queries import Interval, Timeline, iso_utc
+from ..protect import locks
 from ..security import now
 from . import bp
 from .params import (
@@ -87,6 +88,7 @@ def index() -> ResponseReturnValue:
     context: dict[str, Any] = {
         "args": args, "cameras": catalog_queries.camera_names(), "page": page, "error": error,
         "page_no": page_no, "sort_labels": SORT_LABELS,
+        "protected_ids": locks.protected_ids(page.rows) if page else set(),
         "prev_url": _page_url(args, page_no - 1) if page and page_no > 1 else None,
         "next_url": _page_url(args, page_no + 1) if page and page.has_next else None,
     }
@@ -105,6 +107,30 @@ def _timeline_bars(timeline: Timeline, span: float) -> list[dict[str, Any]]:
              "x": round((interval.start - timeline.start).total_seconds(), 3),
              "width": round(max(interval.seconds, least), 3)}
             for interval in timeline.covered]
+
+
+def _outage_bars(timeline: Timeline, span: float) -> list[dict[str, Any]]:
+    """Return the SVG rectangles of the outages, drawn only where they leave a gap."""
+    least = span / 800
+    bars = []
+    for gap in timeline.gaps:
+        for outage in timeline.outages:
+            start, end = max(gap.start, outage.start), min(gap.end, outage.end)
+            if end <= start:
+                continue
+            bars.append({"outage": outage, "start": start, "end": end,
+                         "x": round((start - timeline.start).total_seconds(), 3),
+                         "width": round(max((end - start).total_seconds(), least), 3)})
+    return bars
+
+
+def _lock_bars(camera: str, timeline: Timeline, span: float) -> list[dict[str, Any]]:
+    """Return the SVG rectangles of the stretches of the day that locks protect."""
+    least = span / 800
+    return [{"interval": interval,
+             "x": round((interval.start - timeline.start).total_seconds(), 3),
+             "width": round(max(interval.seconds, least), 3)}
+            for interval in locks.locked_intervals(camera, timeline.start, timeline.end)]
 
 
 def _play_url(camera: str, interval: Interval) -> str:
@@ -139,8 +165,12 @@ def timeline(camera: str) -> ResponseReturnValue:
         day_text = request.args.get("day", "").strip()
         day = (parse_date(day_text, "day") if day_text
                else (at or now()).astimezone(tz).date())
+        if not dt.date.min < day < dt.date.max:  # its bounds in UTC would overflow
+            raise ParamError("day", f"out of range: {day.isoformat()}")
     except ParamError as exc:
         abort(400, str(exc))
+    except OverflowError:  # an "at" in 9999-12-31 read in a zone east of UTC
+        abort(400, "at: out of range")
     day_timeline = catalog_queries.day_timeline(camera, day, tz, now=now())
     span = (day_timeline.end - day_timeline.start).total_seconds()
     future = max(0.0, (day_timeline.end - max(now(), day_timeline.start)).total_seconds())
@@ -148,6 +178,8 @@ def timeline(camera: str) -> ResponseReturnValue:
     context = {
         "camera": camera, "cameras": catalog_queries.camera_names(), "timeline": day_timeline,
         "span": span, "bars": _timeline_bars(day_timeline, span), "tz_name": tz_name,
+        "outage_bars": _outage_bars(day_timeline, span),
+        "lock_bars": _lock_bars(camera, day_timeline, span),
         "future_x": span - future, "future_width": future,
         "ticks": [round(span * hour / 24, 3) for hour in range(1, 24)],
         "day_url": lambda d: url_for("recordings.timeline", camera=camera, day=d.isoformat(),

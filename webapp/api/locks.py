@@ -1,0 +1,124 @@
+"""API endpoints for recording locks (docs/api.md, "Locks"): footage retention must keep.
+
+Any user may list and create locks; a lock is deleted by an admin or by the user who made it.
+The rules are `webapp.protect.locks`', the same as the Locks page's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+from flask import jsonify, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from ..protect import locks
+from ..recordings.params import (
+    MAX_OFFSET, ParamError, int_param, optional_time, parse_time, parse_tz,
+)
+from ..security import api_error, current_user_is_admin
+from . import bp
+
+LIST_PARAMS = frozenset({"camera", "start", "end", "tz", "limit", "offset"})
+RANGE_FIELDS = frozenset({"camera", "start", "end", "note", "tz"})
+RECORDING_FIELDS = frozenset({"recording", "note"})
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+
+
+def _error(exc: locks.LockError | ParamError) -> flask.Response:
+    return api_error(getattr(exc, "status", 400), str(exc))
+
+
+@bp.get("/locks")
+def list_locks() -> ResponseReturnValue:
+    """List locks, latest range first; ``camera`` and ``start``/``end`` narrow the list."""
+    args = request.args
+    try:
+        unknown = sorted(set(args) - LIST_PARAMS)
+        if unknown:
+            raise ParamError(unknown[0], "unknown parameter")
+        tz = parse_tz(args.get("tz"))
+        start, end = optional_time(args, "start", tz), optional_time(args, "end", tz)
+        limit = int_param(args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = int_param(args, "offset", 0, 0, MAX_OFFSET)
+        camera = args.get("camera", "").strip() or None
+        rows, has_next = locks.list_locks(camera, start, end, limit, offset)
+    except (ParamError, locks.LockError) as exc:
+        return _error(exc)
+    response = jsonify([row.to_json() for row in rows])
+    if has_next:
+        next_args = {**args.to_dict(), "offset": str(offset + limit)}
+        response.headers["Link"] = f'<{url_for("api.list_locks", **next_args)}>; rel="next"'
+    return response
+
+
+@bp.get("/locks/<int:lock_id>")
+def get_lock(lock_id: int) -> ResponseReturnValue:
+    """Return one lock."""
+    try:
+        return jsonify(locks.get_lock(lock_id).to_json())
+    except locks.LockError as exc:
+        return _error(exc)
+
+
+def _string(data: dict[str, Any], key: str, required: bool = True) -> str:
+    value = data.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise ParamError(key, "must be a string" + ("" if required else " or absent"))
+    return value
+
+
+def _create(data: dict[str, Any]) -> locks.LockView:
+    """Lock one recording ({"recording": id}) or a range ({"camera", "start", "end"})."""
+    note = _string(data, "note", required=False)
+    user = current_user.username
+    if "recording" in data:
+        unknown = sorted(set(data) - RECORDING_FIELDS)
+        if unknown:
+            raise ParamError(unknown[0], "not allowed with recording")
+        recording = data["recording"]
+        if not isinstance(recording, int) or isinstance(recording, bool):
+            raise ParamError("recording", "must be a recording's id (a whole number)")
+        return locks.lock_recording(recording, note, user)
+    unknown = sorted(set(data) - RANGE_FIELDS)
+    if unknown:
+        raise ParamError(unknown[0], "unknown field")
+    if "camera" not in data:
+        raise ParamError("camera", "required: a camera's name, or null for every camera")
+    camera = data["camera"]
+    if camera is not None and not isinstance(camera, str):
+        raise ParamError("camera", "must be a camera's name, or null for every camera")
+    tz = parse_tz(_string(data, "tz", required=False))
+    start = parse_time(_string(data, "start"), "start", tz)
+    end = parse_time(_string(data, "end"), "end", tz)
+    return locks.create_lock(camera, start, end, note, user)
+
+
+@bp.post("/locks")
+def create_lock() -> ResponseReturnValue:
+    """Create a lock: {"camera": name or null, "start", "end", "note"} or {"recording": id}."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return api_error(400, "expected a JSON object (Content-Type: application/json)")
+    try:
+        view = _create(data)
+    except (ParamError, locks.LockError) as exc:
+        return _error(exc)
+    response = jsonify(view.to_json())
+    response.status_code = 201
+    response.headers["Location"] = url_for("api.get_lock", lock_id=view.id)
+    return response
+
+
+@bp.delete("/locks/<int:lock_id>")
+def delete_lock(lock_id: int) -> ResponseReturnValue:
+    """Delete a lock (admins, or the user who made it): 204, and its footage may go again."""
+    try:
+        locks.remove_lock(lock_id, current_user.username, current_user_is_admin())
+    except locks.LockError as exc:
+        return _error(exc)
+    return "", 204

@@ -1,0 +1,266 @@
+"""Read-only queries over the alerts and outages of the catalog, for the events page and API.
+
+Alerts and outages live in two tables; a page of events is one ``UNION ALL`` of their
+(time, source, id) keys, sorted newest first and cut with LIMIT/OFFSET in the database, then the
+page's rows are read by id. An alert's time is when it was raised; an outage's is when it
+started, and a time range matches an outage that overlaps it (an open one runs to "now").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, String, literal_column, or_, select, union_all
+
+from recorder.models import Alert, Camera, Outage
+
+from ..catalog_queries import MAX_PAGE_SIZE, outage_reason_text
+from ..extensions import db
+from ..recordings.params import ParamError, choice, optional_time, parse_tz
+
+logger = logging.getLogger(__name__)
+
+# Alert.kind: what each means, in words for people (the filter's labels and the badges).
+ALERT_KINDS: dict[str, str] = {
+    "new_camera": "new camera",
+    "offline": "camera offline",
+    "online": "camera back online",
+    "failing": "stream failing",
+    "stalled": "stream stalled",
+    "disk_low": "disk space low",
+    "disk_emergency": "disk nearly full",
+    "retention_short": "retention cut short",
+    "summary": "summary",
+    "test": "test email",
+}
+# Alert.status: the delivery states, with what each means (the badges' titles).
+DELIVERY_STATUSES: dict[str, str] = {
+    "pending": "waiting to be emailed (the hub retries with backoff)",
+    "sent": "emailed",
+    "failed": "the hub gave up emailing it",
+    "logged": "email is off: stored and logged only",
+    "muted": "the camera's alerts were muted: stored, not emailed",
+    "suppressed": "debounced: counted in a summary instead",
+}
+# The Bootstrap badge of each delivery status on the pages.
+STATUS_BADGES: dict[str, str] = {
+    "sent": "text-bg-success", "pending": "text-bg-primary", "failed": "text-bg-danger",
+    "logged": "text-bg-secondary", "muted": "text-bg-dark", "suppressed": "text-bg-light border",
+}
+OUTAGE = "outage"
+ALL = "all"
+EVENT_TYPES: tuple[str, ...] = (ALL, *ALERT_KINDS, OUTAGE)
+SOURCE_ALERT = "alert"
+SOURCE_OUTAGE = "outage"
+FILTER_PARAMS = ("camera", "type", "start", "end", "tz")
+
+
+def kind_text(kind: str) -> str:
+    """Return an alert kind in words (an unknown kind is shown as it is)."""
+    return ALERT_KINDS.get(kind, kind.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    """What the events list keeps; None means "any". Times are aware UTC."""
+
+    camera: str | None = None
+    type: str = ALL  # one of EVENT_TYPES
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """One alert, as the events page and API show it."""
+
+    id: int
+    at: dt.datetime  # when the hub (or the web app) raised it
+    kind: str
+    camera: str | None
+    subject: str
+    body: str
+    status: str
+    attempts: int
+    last_error: str
+    sent_at: dt.datetime | None
+    next_attempt_at: dt.datetime | None
+    recipients: str
+    requested_by: str
+    details: dict[str, Any] = field(default_factory=dict)
+    source: str = SOURCE_ALERT
+
+    @property
+    def kind_text(self) -> str:
+        """Return the kind in words."""
+        return kind_text(self.kind)
+
+    @property
+    def status_title(self) -> str:
+        """Return what the delivery status means."""
+        return DELIVERY_STATUSES.get(self.status, self.status)
+
+
+@dataclass(frozen=True)
+class OutageEvent:
+    """One outage of a camera (``end`` None while it is still going on)."""
+
+    id: int
+    camera: str
+    start: dt.datetime
+    end: dt.datetime | None
+    reason: str
+    detail: str
+    source: str = SOURCE_OUTAGE
+
+    @property
+    def at(self) -> dt.datetime:
+        """Return when the outage started (its place in the list)."""
+        return self.start
+
+    @property
+    def ongoing(self) -> bool:
+        """Tell whether the outage is still going on."""
+        return self.end is None
+
+    @property
+    def reason_text(self) -> str:
+        """Return the reason in words."""
+        return outage_reason_text(self.reason)
+
+    def seconds(self, now: dt.datetime) -> float:
+        """Return how long it lasted, or has lasted until ``now`` if it is still going on."""
+        return max(0.0, ((self.end or now) - self.start).total_seconds())
+
+
+Event = AlertEvent | OutageEvent
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of events, newest first; ``has_next`` tells whether another page follows."""
+
+    events: list[Event]
+    has_next: bool
+    limit: int
+    offset: int
+
+
+def parse_filters(args: Mapping[str, str]) -> EventFilters:
+    """Validate the filter parameters shared by the page and the API (not paging)."""
+    tz = parse_tz(args.get("tz"))
+    start = optional_time(args, "start", tz)
+    end = optional_time(args, "end", tz)
+    if start is not None and end is not None and end <= start:
+        raise ParamError("end", "must be after start")
+    camera = args.get("camera", "").strip() or None
+    if camera is not None and len(camera) > 64:
+        raise ParamError("camera", "longer than a camera name can be (64 characters)")
+    return EventFilters(camera, choice(args, "type", EVENT_TYPES, ALL), start, end)
+
+
+def camera_choices() -> list[str]:
+    """Return the cameras of the catalog and any other camera an alert names, sorted."""
+    names = set(db.session.scalars(select(Camera.name)))
+    names.update(db.session.scalars(select(Alert.camera).where(Alert.camera.is_not(None))
+                                    .distinct()))
+    return sorted(names)
+
+
+def _alert_keys(filters: EventFilters) -> Select:
+    query = select(Alert.created_at.label("at"),
+                   literal_column("'alert'", String).label("source"), Alert.id.label("id"))
+    if filters.type not in (ALL, OUTAGE):
+        query = query.where(Alert.kind == filters.type)
+    if filters.camera is not None:
+        query = query.where(Alert.camera == filters.camera)
+    if filters.start is not None:
+        query = query.where(Alert.created_at >= filters.start)
+    if filters.end is not None:
+        query = query.where(Alert.created_at < filters.end)
+    return query
+
+
+def _outage_keys(filters: EventFilters, camera_id: int | None) -> Select:
+    query = select(Outage.started_at.label("at"),
+                   literal_column("'outage'", String).label("source"), Outage.id.label("id"))
+    if filters.camera is not None:
+        query = query.where(Outage.camera_id == camera_id)
+    if filters.end is not None:
+        query = query.where(Outage.started_at < filters.end)
+    if filters.start is not None:
+        query = query.where(or_(Outage.ended_at.is_(None), Outage.ended_at > filters.start))
+    return query
+
+
+def _keys(filters: EventFilters) -> Select | None:
+    """Return the query of the matching events' keys, or None when nothing can match."""
+    parts = []
+    if filters.type != OUTAGE:
+        parts.append(_alert_keys(filters))
+    if filters.type in (ALL, OUTAGE):
+        camera_id = None
+        if filters.camera is not None:
+            camera_id = db.session.scalar(select(Camera.id).where(Camera.name == filters.camera))
+        if filters.camera is None or camera_id is not None:
+            parts.append(_outage_keys(filters, camera_id))
+    if not parts:
+        return None
+    keys = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+    # Newest first; the source and id break ties so that pages never overlap.
+    return select(keys.c.source, keys.c.id).order_by(keys.c.at.desc(), keys.c.source,
+                                                     keys.c.id.desc())
+
+
+def _details(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def alert_event(row: Alert) -> AlertEvent:
+    """Return the event of an alert row."""
+    return AlertEvent(row.id, row.created_at, row.kind, row.camera, row.subject, row.body,
+                      row.status, row.attempts, row.last_error or "", row.sent_at,
+                      row.next_attempt_at, row.recipients or "", row.requested_by or "",
+                      _details(row.details))
+
+
+def _load(keys: list[tuple[str, int]]) -> list[Event]:
+    alert_ids = [key for source, key in keys if source == SOURCE_ALERT]
+    outage_ids = [key for source, key in keys if source == SOURCE_OUTAGE]
+    loaded: dict[tuple[str, int], Event] = {}
+    if alert_ids:
+        for alert in db.session.scalars(select(Alert).where(Alert.id.in_(alert_ids))):
+            loaded[(SOURCE_ALERT, alert.id)] = alert_event(alert)
+    if outage_ids:
+        rows = db.session.execute(
+            select(Outage.id, Camera.name, Outage.started_at, Outage.ended_at, Outage.reason,
+                   Outage.detail)
+            .join(Camera, Camera.id == Outage.camera_id).where(Outage.id.in_(outage_ids)))
+        for outage_id, camera, start, end, reason, detail in rows:
+            loaded[(SOURCE_OUTAGE, outage_id)] = OutageEvent(outage_id, camera, start, end,
+                                                             reason, detail or "")
+    return [loaded[key] for key in keys if key in loaded]
+
+
+def events(filters: EventFilters, limit: int = 50, offset: int = 0) -> EventPage:
+    """Return one page of the alerts and outages matching ``filters``, newest first."""
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    offset = max(0, offset)
+    query = _keys(filters)
+    if query is None:
+        return EventPage([], False, limit, offset)
+    # One more row than asked tells whether a next page exists, without counting the matches.
+    # A plain core query: name the catalog's bind (the session has two).
+    result = db.session.execute(query.limit(limit + 1).offset(offset),
+                                bind_arguments={"mapper": Alert})
+    keys = [(source, key) for source, key in result]
+    return EventPage(_load(keys[:limit]), len(keys) > limit, limit, offset)

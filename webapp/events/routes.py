@@ -1,0 +1,42 @@
+"""Views of the events blueprint: the alerts and outages, filtered and paged."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from ..recordings.params import MAX_OFFSET, ParamError, int_param
+from ..security import current_user_is_admin, now
+from . import bp, queries
+
+PAGE_SIZE = 50
+MAX_PAGE = MAX_OFFSET // PAGE_SIZE
+
+
+def _page_url(args: Mapping[str, str], page: int) -> str:
+    return url_for("events.index", **{**args, "page": str(page)})
+
+
+@bp.route("/")
+def index() -> ResponseReturnValue:
+    """List alerts and outages, newest first, by camera, type and time range; page them."""
+    args = {key: value for key, value in request.args.items()
+            if key in (*queries.FILTER_PARAMS, "page")}
+    page, error, error_field, page_no = None, None, None, 1
+    try:
+        page_no = int_param(args, "page", 1, 1, MAX_PAGE)
+        filters = queries.parse_filters(args)
+        page = queries.events(filters, PAGE_SIZE, (page_no - 1) * PAGE_SIZE)
+    except ParamError as exc:
+        error, error_field = str(exc), exc.name
+    context: dict[str, Any] = {
+        "args": args, "cameras": queries.camera_choices(), "page": page, "error": error,
+        "error_field": error_field, "page_no": page_no, "kinds": queries.ALERT_KINDS,
+        "status_badges": queries.STATUS_BADGES, "now": now(), "admin": current_user_is_admin(),
+        "prev_url": _page_url(args, page_no - 1) if page and page_no > 1 else None,
+        "next_url": _page_url(args, page_no + 1) if page and page.has_next else None,
+    }
+    return render_template("events/index.html", **context), 400 if error else 200

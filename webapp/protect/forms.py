@@ -1,0 +1,42 @@
+"""Forms of the protect blueprint: a time range to lock, and the buttons that POST."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+from .locks import MAX_NOTE_LENGTH
+
+ALL_CAMERAS = ""  # the camera choice that means "every camera" (a NULL camera_id)
+
+
+class LockForm(FlaskForm):
+    """A time range of one camera or of all, read in the browser's time zone, and a note."""
+
+    camera = SelectField("Camera", validate_choice=False)  # checked against the catalog
+    start = StringField("From", validators=[DataRequired("Give the start of the range.")],
+                        render_kw={"type": "datetime-local", "step": "1"})
+    end = StringField("To", validators=[DataRequired("Give the end of the range.")],
+                      render_kw={"type": "datetime-local", "step": "1"})
+    tz = HiddenField(render_kw={"data-tz": ""})  # recordings.js fills in the browser's zone
+    note = StringField("Note", validators=[Length(max=MAX_NOTE_LENGTH)],
+                       render_kw={"maxlength": MAX_NOTE_LENGTH,
+                                  "placeholder": "Why keep it, e.g. \"parcel stolen\""})
+    next = HiddenField()  # where to go back to after locking (a page of this site)
+    submit = SubmitField("Protect")
+
+
+class NoteForm(FlaskForm):
+    """The Protect button of one recording: an optional note and where to go back to."""
+
+    note = StringField("Note", validators=[Length(max=MAX_NOTE_LENGTH)])
+    next = HiddenField()
+    submit = SubmitField("Protect")
+
+
+class ActionForm(FlaskForm):
+    """A button that POSTs with the CSRF token (Remove)."""
+
+    next = HiddenField()
+    submit = SubmitField("OK")
