@@ -176,6 +176,10 @@ class AlertCenter:
         else:
             count = len(self._state_or_config().recipients)
             logger.info("email alerts go to %d address(es) via %s", count, self._config.api_host)
+            if not valid_email(self._config.email_from):
+                logger.warning("alerts are sent from %s, which SendGrid refuses: set ALERT_EMAIL_FROM "
+                               "or [alerts] email_from to a sender verified in your account",
+                               self._config.email_from)
         self._threads = [threading.Thread(target=self._store_loop, name="alerts-store", daemon=True),
                          threading.Thread(target=self._send_loop, name="alerts-send", daemon=True)]
         for thread in self._threads:

@@ -1,5 +1,6 @@
 """The hub's TOML config is strict: unknown keys and bad values are named in the error."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,48 @@ def test_missing_config_file_is_a_clear_error(tmp_path):
 ])
 def test_listen_addresses_parse(value, expected):
     assert parse_listen(value) == expected
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_readme_config_example_is_valid(tmp_path):
+    block = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    (tmp_path / "token").write_text("secret\n")
+    (tmp_path / "key").write_text("SG.key\n")
+    block = block.replace("/etc/nvr/ingest.token", str(tmp_path / "token"))
+    block = block.replace("/etc/nvr/sendgrid.key", str(tmp_path / "key"))
+    config = build_config(load_file(write(tmp_path, block)), {}, {})
+    assert config.alerts.api_key == "SG.key" and config.alerts.email_to == ("owner@example.com",)
+    assert (config.retention.days, config.retention.max_gb) == (30, 2000)
+    assert config.camera("driveway-test").retention_days == 7
+
+
+def test_the_environment_overrides_the_alerts_section(tmp_path):
+    path = write(tmp_path, '[alerts]\nemail_to = "a@example.com"\nsendgrid_api_host = '
+                           '"https://api.sendgrid.com"\n')
+    environ = {"SENDGRID_API_KEY": "SG.env", "ALERT_EMAIL_TO": "b@example.com, c@example.com",
+               "ALERT_EMAIL_FROM": "hub@example.com", "SENDGRID_API_HOST": "http://127.0.0.1:9"}
+    alerts = build_config(load_file(path), {}, environ).alerts
+    assert alerts.api_key == "SG.env" and alerts.api_host == "http://127.0.0.1:9"
+    assert alerts.email_to == ("b@example.com", "c@example.com")
+    assert alerts.email_from == "hub@example.com" and alerts.email_to_from_environment
+    assert "SG.env" not in repr(alerts)  # the key never reaches a log line
+    assert build_config(load_file(path), {}, {}).alerts.email_to == ("a@example.com",)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[alerts]\nemail_to = "not-an-address"\n', "alerts.email_to"),
+    ("[alerts]\nsurprise = 1\n", "alerts: unknown key 'surprise'"),
+    ('[alerts]\nsendgrid_api_host = "ftp://x"\n', "alerts.sendgrid_api_host"),
+    ("[alerts]\ndebounce_burst = 0\n", "alerts.debounce_burst"),
+    ("[retention]\ndays = -1\n", "retention.days"),
+    ("[retention]\nmax_percent = 150\n", "retention.max_percent"),
+    ("[retention]\nkeep = 3\n", "retention: unknown key 'keep'"),
+    ('retention = 3\n', "[retention] must be a table"),
+    ('[[cameras]]\nname = "a"\nretention_gb = "lots"\n', "cameras[0].retention_gb"),
+    ("health_interval = 0\n", "health_interval"),
+])
+def test_bad_alert_and_retention_settings_are_named(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config(load_file(write(tmp_path, text)), {}, {})
