@@ -256,3 +256,33 @@ def test_sendgrid_failing_delays_no_segment_and_the_alert_arrives_after_a_retry(
     assert hub.stop() == 0, hub.output[-3000:]
     (status, attempts, _, _), = [r for r in alert_rows(hub, "new_camera") if r[2] == "flaky"]
     assert status == "sent" and attempts >= 2
+
+
+def test_a_hub_crash_is_an_outage_not_an_email_and_a_camera_that_never_returns_is(hub_factory,
+                                                                                  sendgrid):
+    hub = start_hub(hub_factory, sendgrid, config="stall_margin = 1\n")
+    edge = start_edge(hub, "porch")
+    with running(edge):
+        wait_for(lambda: segments(hub.db_path, "porch"), 30, "a first segment")
+        sendgrid.wait_for(of_kind("new_camera", "porch"), 30)
+        wait_for(lambda: camera_online(hub, "porch"), 10, "the status row saying online")
+        hub.process.kill()  # a crash: no clean shutdown, no outage written
+        edge.kill()  # ... and the camera does not come back either
+    hub.start()
+    mail = sendgrid.wait_for(of_kind("offline", "porch"), 30).json
+    assert "did not reconnect" in body_of(mail)
+    (reason, _, ended), = outages(hub, "porch")
+    assert reason == "hub_stopped" and ended is None
+    again = start_edge(hub, "porch")
+    with running(again):
+        sendgrid.wait_for(of_kind("online", "porch"), 30)
+        wait_for(lambda: outages(hub, "porch")[0][2] is not None, 10, "the outage closed")
+    assert hub.stop() == 0, hub.output[-3000:]
+
+
+def camera_online(hub, camera: str) -> bool:
+    """What the hub's last status row says of a camera."""
+    with sqlite3.connect(hub.db_path, timeout=10) as conn:
+        row = conn.execute("SELECT s.online FROM camera_status s JOIN cameras c ON c.id ="
+                           " s.camera_id WHERE c.name = ?", (camera,)).fetchone()
+    return bool(row and row[0])
