@@ -4,7 +4,8 @@
     python -m webapp create-user NAME [--admin] [common flags]   (password: stdin or $NVR_PASSWORD)
     python -m webapp ensure-admin [--host H] [--port P] [common flags]
 
-Common flags: --config FILE (the hub's TOML file; [webapp] host/port/users_db/trusted_proxies),
+Common flags: --config FILE (the hub's TOML file; [webapp] host/port/users_db/trusted_proxies/
+public_metrics),
 --db URL, --storage DIR, --users-db URL, --log-level. Flags beat the file; the defaults are the
 hub's, so with no flags the web app and the hub find the same catalog.
 """
@@ -51,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
     """Build the argument parser (subcommands serve, create-user, ensure-admin)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="the hub's TOML config file (its [webapp] "
-                        "table: host, port, users_db, trusted_proxies)")
+                        "table: host, port, users_db, trusted_proxies, public_metrics)")
     common.add_argument("--db", help=f"catalog database URL (default {DEFAULT_DB})")
     common.add_argument("--storage", help=f"recordings folder (default {DEFAULT_STORAGE})")
     common.add_argument("--users-db", help="users database URL (default: users.db beside a "

@@ -52,6 +52,11 @@ class Config:
     PERMANENT_SESSION_LIFETIME = dt.timedelta(hours=12)
     REMEMBER_COOKIE_DURATION = dt.timedelta(days=14)
     SESSION_COOKIE_NAME = "nvr_session"
+    # The session cookie is written only when the session changes. Re-sending it with every
+    # response let a slow thumbnail, answered with the cookie it was requested with, overwrite
+    # the cookie a form's redirect had just set, and lose that redirect's flash message.
+    # Sessions still end PERMANENT_SESSION_LIFETIME after login (security._expire_stale_session).
+    SESSION_REFRESH_EACH_REQUEST = False
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False  # also set on every HTTPS response (see webapp.security)
