@@ -6,7 +6,15 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-venv.sh requirements-dev.txt
 bash scripts/install-test-deps.sh
 set +e
-.venv/bin/python -m pytest "$@"
+# Two workers, one test file each at a time (module fixtures stay in one process): the e2e
+# tests mostly wait on real time (live streams, timeouts), so this halves the wall time.
+# NVR_TEST_WORKERS=0 runs everything in this process.
+workers="${NVR_TEST_WORKERS:-2}"
+if [ "$workers" = "0" ]; then
+    .venv/bin/python -m pytest "$@"
+else
+    .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
+fi
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
