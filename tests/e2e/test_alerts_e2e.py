@@ -10,14 +10,13 @@ import datetime as dt
 import re
 import socket
 import sqlite3
-import subprocess
 import sys
 import time
 
 import pytest
 
-from nvrlib.ffmpeg_bin import ffmpeg_exe
-from tests.support.media import segments
+from tests.support.media import encoded_ts, segments
+from tests.support.media import http_chunk as chunk
 from tests.support.procs import LoggedProcess, ffmpeg_pusher, running, wait_for
 from tests.support.sendgrid_stub import SendGridStub
 
@@ -147,15 +146,8 @@ def test_killed_edge_is_reported_as_connection_lost(hub_factory, sendgrid):
 @pytest.fixture(scope="module")
 def ts_bytes() -> bytes:
     """Two seconds of real H.264 in MPEG-TS."""
-    argv = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi",
-            "-i", "testsrc2=size=320x240:rate=25", "-t", "2", "-c:v", "libx264", "-g", "25",
-            "-pix_fmt", "yuv420p", "-f", "mpegts", "pipe:1"]
-    return subprocess.run(argv, check=True, capture_output=True, timeout=60).stdout
+    return encoded_ts(2)
 
-
-def chunk(data: bytes) -> bytes:
-    """Encode one HTTP chunk."""
-    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
 def open_stream(hub, camera: str, first: bytes) -> socket.socket:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 
 import pytest
 
-from nvrlib.ffmpeg_bin import ffmpeg_exe
-from tests.support.media import decode_fully, segments
+from tests.support.media import decode_fully, encoded_ts, segments
+from tests.support.media import http_chunk as chunk
 from tests.support.procs import ffmpeg_pusher, running, wait_for
 
 TOKEN = "s3cret-token"
@@ -32,10 +31,7 @@ enabled = false
 @pytest.fixture(scope="module")
 def ts_bytes() -> bytes:
     """Four seconds of real H.264 in MPEG-TS, as an encoder would send it."""
-    argv = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi",
-            "-i", "testsrc2=size=320x240:rate=25", "-t", "4", "-c:v", "libx264", "-g", "25",
-            "-pix_fmt", "yuv420p", "-f", "mpegts", "pipe:1"]
-    return subprocess.run(argv, check=True, capture_output=True, timeout=60).stdout
+    return encoded_ts(4)
 
 
 def request_head(camera: str, token: str | None = TOKEN, method: str = "POST",
@@ -47,10 +43,6 @@ def request_head(camera: str, token: str | None = TOKEN, method: str = "POST",
         lines.append(f"Authorization: Bearer {token}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
-
-def chunk(data: bytes) -> bytes:
-    """Encode one HTTP chunk."""
-    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
 def exchange(port: int, payload: bytes, timeout: float = 10.0) -> bytes:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import av
+
+from nvrlib.ffmpeg_bin import ffmpeg_exe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,3 +96,16 @@ def first_frame(path: Path):
         for frame in container.decode(video=0):
             return frame.to_ndarray(format="bgr24")
     raise AssertionError(f"{path} has no frame")
+
+
+def encoded_ts(seconds: float, size: str = "320x240", rate: int = 25) -> bytes:
+    """Real H.264 in MPEG-TS, as an encoder would send it (bundled ffmpeg, test pattern)."""
+    argv = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+            "-i", f"testsrc2=size={size}:rate={rate}", "-t", f"{seconds:g}", "-c:v", "libx264",
+            "-g", str(rate), "-pix_fmt", "yuv420p", "-f", "mpegts", "pipe:1"]
+    return subprocess.run(argv, check=True, capture_output=True, timeout=60).stdout
+
+
+def http_chunk(data: bytes) -> bytes:
+    """Encode one HTTP/1.1 chunk of a chunked request body."""
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
