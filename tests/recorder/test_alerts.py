@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import time
@@ -20,17 +21,36 @@ from recorder.alert_messages import Suppressed, iso_utc
 from recorder.alerts import AlertCenter, AlertEvent, Debouncer, EmailState, debounce_key
 from recorder.config import AlertsConfig, alerts_config
 from recorder.models import Alert, Camera, Setting, utcnow
+from tests.support.postgres import create_database, postgres_cluster, postgres_unavailable_reason
 from tests.support.procs import wait_for
+from tests.support.requirements import require
 from tests.support.sendgrid_stub import SendGridStub
 
 OWNER = "owner@example.com"
 SECOND = "second@example.com"
 
 
+_databases = itertools.count()
+# the tests that also run on PostgreSQL (the catalog URL a hub may be given)
+BOTH_BACKENDS = pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def pg_cluster() -> Iterator[str]:
+    """One throwaway PostgreSQL cluster for the module's PostgreSQL cases."""
+    require(postgres_unavailable_reason())
+    with postgres_cluster("nvr") as url:
+        yield url
+
+
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[sqlalchemy.Engine]:
-    """A migrated SQLite catalog file, as the hub opens it."""
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'nvr.db'}")
+def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[sqlalchemy.Engine]:
+    """A migrated catalog as the hub opens it: a SQLite file, or (parametrized) PostgreSQL."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        url = create_database(request.getfixturevalue("pg_cluster"), f"alerts{next(_databases)}")
+    else:
+        url = f"sqlite:///{tmp_path / 'nvr.db'}"
+    engine = db.make_engine(url)
     db.upgrade(engine)
     yield engine
     engine.dispose()
@@ -167,6 +187,7 @@ def test_each_alert_kind_reaches_sendgrid_with_camera_subject_and_times(
     assert json.loads(row.details) == details
 
 
+@BOTH_BACKENDS
 def test_muted_camera_alerts_are_stored_but_not_emailed(
         make_center: Callable[..., AlertCenter], stub: SendGridStub, engine: sqlalchemy.Engine) -> None:
     """A camera muted by an admin gets 'muted' rows; an expired mute and other cameras still mail."""
@@ -184,6 +205,7 @@ def test_muted_camera_alerts_are_stored_but_not_emailed(
     assert sorted(r.json["custom_args"]["camera"] for r in stub.requests) == ["porch", "yard"]
 
 
+@BOTH_BACKENDS
 def test_flapping_camera_sends_burst_then_one_summary(
         make_center: Callable[..., AlertCenter], stub: SendGridStub, engine: sqlalchemy.Engine) -> None:
     """Ten offline/online alerts in a 2-s window send 2 emails and 1 summary; the rest are suppressed."""
@@ -217,6 +239,7 @@ def test_flapping_camera_sends_burst_then_one_summary(
     assert len(subjects) == 4, subjects  # driveway x2, porch, summary: not ten
 
 
+@BOTH_BACKENDS
 def test_sendgrid_500_is_retried_with_backoff_until_delivered(
         make_center: Callable[..., AlertCenter], stub: SendGridStub, engine: sqlalchemy.Engine,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -320,6 +343,7 @@ def test_start_says_where_email_goes(
     assert lines == [f"email alerts go to 2 address(es) via {stub.url}"]
 
 
+@BOTH_BACKENDS
 def test_test_email_inserted_by_the_web_app_is_sent(
         make_center: Callable[..., AlertCenter], stub: SendGridStub, engine: sqlalchemy.Engine) -> None:
     """A pending 'test' row another process inserts is picked up by polling and emailed."""
