@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs every run of every health check at INFO (one line a second or more);
+    # its warnings (a missed or skipped run) still show.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         file_values = load_file(args.config) if args.config else {}
         config = build_config(file_values, {

@@ -70,14 +70,14 @@ def hub_shim(argv: list[str]) -> int:
 
     original = hub.Hub.release
 
-    def release(self: hub.Hub, camera: str, sink: object) -> None:
+    def release(self: hub.Hub, camera: str, sink: object, *rest: object) -> None:
         stats = getattr(sink, "stats", None)
         if stats is not None:
             record = {"camera": camera, "bytes_in": stats.bytes_in,
                       "bytes_dropped": stats.bytes_dropped, "segments": stats.segments}
             with open(results, "a", encoding="utf-8") as out:
                 out.write(json.dumps(record) + "\n")
-        original(self, camera, sink)
+        original(self, camera, sink, *rest)  # type: ignore[arg-type]
 
     hub.Hub.release = release  # type: ignore[method-assign]
     return cli.main(argv[1:])
