@@ -24,10 +24,12 @@ import importlib
 import logging
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from argon2 import Parameters
-from flask import Flask
+from flask import Flask, send_from_directory
+from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
 
@@ -66,6 +68,13 @@ NAV_ITEMS: tuple[tuple[str, str, bool], ...] = (
     ("users.index", "Users", True),
 )
 MIGRATION_ATTEMPTS = 5
+# Third-party front-end files (Bootstrap, hls.js) live outside our packages: see its README.
+VENDOR_DIR = Path(__file__).resolve().parent.parent / "third_party" / "web"
+
+
+def vendor_static(filename: str) -> ResponseReturnValue:
+    """Serve a vendored third-party file (public and cacheable, like the app's own static files)."""
+    return send_from_directory(VENDOR_DIR, filename)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -92,6 +101,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         if app.config["MIGRATE_ON_START"]:
             _migrate(db.engines[None], db.engines[USERS_BIND])
 
+    app.add_url_rule("/static/vendor/<path:filename>", endpoint="vendor_static",
+                     view_func=vendor_static)
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).bp)
     app.jinja_env.globals.update(nav_items=lambda: _nav_items(app),

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 # The only endpoints an anonymous visitor reaches; tests/webapp/test_guard.py holds the same list.
 # monitoring.health is a load balancer's probe: it answers counts only, never names or paths.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "monitoring.health"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "vendor_static", "monitoring.health"})
 # Endpoints an anonymous visitor reaches only when the app's config key is true (e.g. a
 # Prometheus server on a trusted network scraping without a token: [webapp] public_metrics).
 OPTIONALLY_PUBLIC = {"monitoring.metrics": "PUBLIC_METRICS"}
@@ -203,7 +203,7 @@ def set_security_headers(response: flask.Response) -> flask.Response:
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if request.endpoint != "static" and "Cache-Control" not in headers:
+    if request.endpoint not in ("static", "vendor_static") and "Cache-Control" not in headers:
         # Pages show who is logged in and what they may see: keep them out of shared caches
         # and the back button after logout.
         headers["Cache-Control"] = "no-store"

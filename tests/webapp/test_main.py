@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -65,6 +67,13 @@ def test_bootstrap_and_hls_are_served_locally(client: FlaskClient) -> None:
         with client.get(path) as response:
             assert response.status_code == 200, path
             assert path.rsplit("/", 1)[-1] in page or "hls" in path or response.content_length
+
+
+@pytest.mark.parametrize("path", ["/static/vendor/../../webapp/config.py",
+                                  "/static/vendor/%2e%2e/%2e%2e/README.md",
+                                  "/static/vendor/nothing.js"])
+def test_vendored_files_never_leave_their_folder(client: FlaskClient, path: str) -> None:
+    assert client.get(path).status_code == 404
 
 
 def test_page_frame_is_responsive_and_themable(client: FlaskClient, auth: AuthActions,
