@@ -3,9 +3,11 @@
 The server itself is ``rtsp_server.py`` beside this file, run with the SYSTEM python
 because PyGObject and GStreamer are Debian packages (``scripts/install-test-deps.sh``)::
 
-    from tests.support.rtsp import rtsp_server, rtsp_server_available, unavailable_reason
+    from tests.support.requirements import require
+    from tests.support.rtsp import rtsp_server, unavailable_reason
 
-    @pytest.mark.skipif(not rtsp_server_available(), reason=unavailable_reason() or "")
+    require(unavailable_reason(), module_level=True)   # a missing GStreamer fails, never skips
+
     def test_pull():
         with rtsp_server(user="admin", password="secret") as cam:
             pull(cam.url)              # rtsp://admin:secret@127.0.0.1:PORT/cam
