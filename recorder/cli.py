@@ -8,9 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, load_file
-from .errors import RecorderError
-from .hub import Hub
+from recorder.config import DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, load_file
+from recorder.errors import RecorderError
+from recorder.hub import Hub
 
 logger = logging.getLogger("recorder")
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from nvrlib.names import InvalidName, validate_camera_name
 
-from .errors import ConfigError
+from recorder.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable
 
 from sqlalchemy import select, update
 
-from .catalog import Catalog
-from .models import Camera, CameraStatus, Command, utcnow
-from .states import State
+from nvrlib.catalog.models import Camera, CameraStatus, Command, utcnow
+from recorder.store.catalog import Catalog
+from recorder.supervise.states import State
 
 logger = logging.getLogger(__name__)
 

@@ -10,21 +10,24 @@ import signal
 
 from sqlalchemy import select
 
-from . import control, db, live, outages
-from .alerts import AlertCenter, AlertEvent
-from .catalog import Catalog
-from .config import HubConfig
-from .errors import IngestRejected
-from .ffmpeg import scrub
-from .health import HealthMonitor
-from .ingest import IngestRequest, StreamEnding, StreamSink, start_server, token_matches
-from .models import utcnow
-from .outages import QUIET_REASONS, OutageInfo
-from .reconcile import ReconcileReport, reconcile
-from .retention import Retention
-from .segmenter import Anchor, Segmenter
-from .states import RestartPolicy, State
-from .storage import Storage
+from nvrlib.catalog import db
+from nvrlib.catalog.models import utcnow
+from recorder import control
+from recorder.config import HubConfig
+from recorder.errors import IngestRejected
+from recorder.health import outages
+from recorder.health.alerts import AlertCenter, AlertEvent
+from recorder.health.monitor import HealthMonitor
+from recorder.health.outages import QUIET_REASONS, OutageInfo
+from recorder.ingest.server import IngestRequest, StreamEnding, StreamSink, start_server, token_matches
+from recorder.store.catalog import Catalog
+from recorder.store.reconcile import ReconcileReport, reconcile
+from recorder.store.retention import Retention
+from recorder.store.storage import Storage
+from recorder.supervise import live
+from recorder.supervise.ffmpeg import scrub
+from recorder.supervise.segmenter import Anchor, Segmenter
+from recorder.supervise.states import RestartPolicy, State
 
 logger = logging.getLogger(__name__)
 

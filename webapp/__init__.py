@@ -14,7 +14,7 @@ Nothing else is needed for safety: every route already requires a logged-in user
 token), and every POST/PUT/PATCH/DELETE a CSRF token (form field ``csrf_token`` or header
 ``X-CSRFToken``), in ``webapp.security.guard_request``. Admin-only views add
 ``@admin_required`` from ``webapp.security``. Query the catalog with ``db.session`` and the
-models of ``recorder.models``; the users live in ``webapp.models`` (the "users" bind).
+models of ``nvrlib.catalog.models``; the users live in ``webapp.models`` (the "users" bind).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
 
-from recorder import db as catalog_db
+from nvrlib.catalog import db as catalog_db
 
 from . import security, users_migrations
 from .auth.throttle import THROTTLE_EXTENSION, LoginThrottle

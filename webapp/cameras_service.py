@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import delete, func, select
 
+from nvrlib.catalog.models import Camera, CameraStatus, Command, Outage, RecordingLock, Run, Segment
 from nvrlib.names import InvalidName, validate_camera_name
 from recorder.control import ACTIONS as HUB_ACTIONS
-from recorder.ffmpeg import scrub
-from recorder.models import Camera, CameraStatus, Command, Outage, RecordingLock, Run, Segment
+from recorder.supervise.ffmpeg import scrub
 
 from .extensions import db
 from .security import now

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Result, Select, or_, select
 
-from recorder.models import Camera, Outage, Segment
+from nvrlib.catalog.models import Camera, Outage, Segment
 
 from .extensions import db
 
@@ -107,7 +107,7 @@ class Interval:
         return (self.end - self.start).total_seconds()
 
 
-# What each outage reason (recorder.models.Outage.reason) means, in words for people.
+# What each outage reason (nvrlib.catalog.models.Outage.reason) means, in words for people.
 OUTAGE_REASONS: dict[str, str] = {
     "clean_shutdown": "edge shut down cleanly",
     "connection_lost": "connection lost",

@@ -27,8 +27,8 @@ import waitress
 from flask import Flask
 from sqlalchemy import func, select
 
+from nvrlib.catalog.db import redacted
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE
-from recorder.db import redacted
 from recorder.errors import RecorderError
 
 from . import create_app

@@ -13,9 +13,9 @@ from typing import Any
 from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy.engine import make_url
 
+from nvrlib.catalog.models import utcnow
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, AlertsConfig, load_file, read_toml
 from recorder.errors import ConfigError
-from recorder.models import utcnow
 
 logger = logging.getLogger(__name__)
 

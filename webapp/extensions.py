@@ -7,7 +7,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
-# One session for both databases: the catalog models (recorder.models.Base, no bind key) use the
+# One session for both databases: the catalog models (nvrlib.catalog.models.Base, no bind key) use the
 # default engine, the users models (webapp.models.UsersBase, metadata bind_key "users") use the
 # "users" bind. Flask-SQLAlchemy's session picks the engine from each table's metadata.
 db = SQLAlchemy()

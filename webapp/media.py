@@ -2,7 +2,7 @@
 
 Nothing here reads a request: the views in ``webapp.api.recordings`` and
 ``webapp.recordings.routes`` turn requests into these calls. Every file is found from a catalog
-path through `recorder.storage.Storage.resolve_catalog_path`, which refuses paths that leave the
+path through `recorder.store.storage.Storage.resolve_catalog_path`, which refuses paths that leave the
 storage root; ffmpeg runs with an argument list, never a shell.
 """
 
@@ -26,7 +26,7 @@ import av
 import cv2
 
 from nvrlib.ffmpeg_bin import ffmpeg_exe
-from recorder.storage import Storage
+from recorder.store.storage import Storage
 
 from .catalog_queries import SegmentRow, Span, iso_utc, tiles
 

@@ -15,7 +15,7 @@ from flask_login import UserMixin
 from sqlalchemy import Boolean, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from recorder.models import UTCDateTime, utcnow
+from nvrlib.catalog.models import UTCDateTime, utcnow
 
 from .config import USERS_BIND
 

@@ -43,8 +43,8 @@ if str(REPO) not in sys.path:
 
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
-from recorder.db import make_engine, upgrade  # noqa: E402
-from recorder.models import Camera, Run, Segment  # noqa: E402
+from nvrlib.catalog.db import make_engine, upgrade  # noqa: E402
+from nvrlib.catalog.models import Camera, Run, Segment  # noqa: E402
 
 UTC = dt.timezone.utc
 BASE = dt.datetime(2026, 1, 1, tzinfo=UTC)

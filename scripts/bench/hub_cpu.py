@@ -347,7 +347,7 @@ class Bench:
         self.byte_rate = source.stat().st_size / self.duration
 
     def segment_output(self, folder: Path) -> list[str]:
-        # exactly the hub's options (recorder/ffmpeg.py), with the list in a file, not a pipe
+        # exactly the hub's options (recorder/supervise/ffmpeg.py), with the list in a file, not a pipe
         return ["-map", "0:v:0", "-map", "0:a?", "-c", "copy",
                 "-copyts", "-muxdelay", "0", "-muxpreload", "0",
                 "-f", "segment", "-segment_time", f"{SEGMENT_SECONDS:g}",

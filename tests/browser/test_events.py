@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recorder.db import make_engine
-from recorder.models import Alert, Camera, Outage
+from nvrlib.catalog.db import make_engine
+from nvrlib.catalog.models import Alert, Camera, Outage
 from tests.support.procs import wait_for
 
 from .support import Console, Page, expect, horizontal_overflow

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from recorder.db import make_engine
-from recorder.models import Camera, CameraStatus, Command
+from nvrlib.catalog.db import make_engine
+from nvrlib.catalog.models import Camera, CameraStatus, Command
 from sqlalchemy.orm import Session
 from tests.support.media import segments
 from tests.support.procs import ffmpeg_pusher, running, wait_for

@@ -51,7 +51,7 @@ def test_catalog_is_sqlite_wal_with_full_sync(tmp_path):
     try:
         with sqlite3.connect(hub.db_path) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        from recorder.db import make_engine
+        from nvrlib.catalog.db import make_engine
 
         engine = make_engine(hub.db_url)
         with engine.connect() as conn:

@@ -15,8 +15,8 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, literal_column, select, text
 
-from recorder.db import alembic_config
-from recorder.models import Camera, Run, Segment
+from nvrlib.catalog.db import alembic_config
+from nvrlib.catalog.models import Camera, Run, Segment
 from tests.support.postgres import (
     create_database, postgres_available, postgres_cluster, postgres_unavailable_reason,
 )

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from nvrlib.catalog import db
+from nvrlib.catalog.models import Camera, RecordingLock
 from nvrlib.ffmpeg_bin import ffmpeg_exe
-from recorder import db
-from recorder.models import Camera, RecordingLock
 from tests.support.media import segments
 from tests.support.procs import LoggedProcess, ffmpeg_pusher, running, wait_for
 from tests.support.requirements import require

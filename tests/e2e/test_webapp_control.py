@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from recorder.models import utcnow
+from nvrlib.catalog.models import utcnow
 from tests.support.media import segments
 from tests.support.procs import Hub, ffmpeg_pusher, running, wait_for
 from tests.support.rtsp import rtsp_server, unavailable_reason

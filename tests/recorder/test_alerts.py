@@ -16,11 +16,11 @@ import sqlalchemy
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from recorder import db
-from recorder.alert_messages import Suppressed, iso_utc
-from recorder.alerts import AlertCenter, AlertEvent, Debouncer, EmailState, debounce_key
+from nvrlib.catalog import db
+from nvrlib.catalog.models import Alert, Camera, Setting, utcnow
 from recorder.config import AlertsConfig, alerts_config
-from recorder.models import Alert, Camera, Setting, utcnow
+from recorder.health.alerts import AlertCenter, AlertEvent, Debouncer, EmailState, debounce_key
+from recorder.health.messages import Suppressed, iso_utc
 from tests.support.postgres import create_database, postgres_cluster, postgres_unavailable_reason
 from tests.support.procs import wait_for
 from tests.support.requirements import require
@@ -315,7 +315,7 @@ def test_without_api_key_alerts_are_logged_and_stored(
         make_center: Callable[..., AlertCenter], stub: SendGridStub, engine: sqlalchemy.Engine,
         caplog: pytest.LogCaptureFixture) -> None:
     """With no SENDGRID_API_KEY the hub says so once, then logs and stores each alert."""
-    caplog.set_level(logging.INFO, logger="recorder.alerts")
+    caplog.set_level(logging.INFO, logger="recorder.health.alerts")
     center = make_center(api_key=None)
     center.notify(event("offline", "driveway", reason="connection_lost"))
     center.notify(event("online", "driveway", outage_seconds=5, reason="connection_lost"))
@@ -337,7 +337,7 @@ def test_start_says_where_email_goes(
         make_center: Callable[..., AlertCenter], stub: SendGridStub,
         caplog: pytest.LogCaptureFixture) -> None:
     """With a key the hub logs one line naming how many addresses and which API host."""
-    caplog.set_level(logging.INFO, logger="recorder.alerts")
+    caplog.set_level(logging.INFO, logger="recorder.health.alerts")
     make_center()
     lines = [r.getMessage() for r in caplog.records if "email alerts" in r.getMessage()]
     assert lines == [f"email alerts go to 2 address(es) via {stub.url}"]

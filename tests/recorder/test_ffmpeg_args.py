@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.ffmpeg import (
+from recorder.supervise.ffmpeg import (
     StderrRing, parse_segment_list_line, pull_segmenter_argv, push_segmenter_argv, scrub,
 )
 

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from recorder.alert_messages import (
+from recorder.health.messages import (
     REASONS, Suppressed, compose, compose_summary, duration_text, iso_utc, local_text,
 )
 from recorder.config import AlertsConfig
-from recorder.mailer import Delivery, Mailer, Outgoing, build_mail
+from recorder.health.mailer import Delivery, Mailer, Outgoing, build_mail
 from tests.support.procs import free_port
 from tests.support.sendgrid_stub import SendGridStub
 

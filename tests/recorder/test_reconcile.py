@@ -8,12 +8,12 @@ import subprocess
 import pytest
 from sqlalchemy import select
 
+from nvrlib.catalog import db
+from nvrlib.catalog.models import Segment
 from nvrlib.ffmpeg_bin import ffmpeg_exe
-from recorder import db
-from recorder.catalog import Catalog, RunInfo
-from recorder.models import Segment
-from recorder.reconcile import reconcile
-from recorder.storage import Storage
+from recorder.store.catalog import Catalog, RunInfo
+from recorder.store.reconcile import reconcile
+from recorder.store.storage import Storage
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from recorder import db
-from recorder.catalog import Catalog
+from nvrlib.catalog import db
+from nvrlib.catalog.models import Camera, RecordingLock, Segment
 from recorder.config import CameraConfig, HubConfig, RetentionConfig
-from recorder.models import Camera, RecordingLock, Segment
-from recorder.reconcile import reconcile
-from recorder.retention import DiskUsage, Retention, Shortfall, finish_deletions
-from recorder.storage import Storage
+from recorder.store.catalog import Catalog
+from recorder.store.reconcile import reconcile
+from recorder.store.retention import DiskUsage, Retention, Shortfall, finish_deletions
+from recorder.store.storage import Storage
 from tests.support.postgres import create_database, postgres_cluster, postgres_unavailable_reason
 from tests.support.requirements import require
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from recorder.states import InvalidTransition, ProcessStateMachine, RestartPolicy, State
+from recorder.supervise.states import InvalidTransition, ProcessStateMachine, RestartPolicy, State
 
 
 class FakeClock:

@@ -260,7 +260,7 @@ def test_remove_a_pull_camera(app: Flask, as_admin: FlaskClient, hub: FakeHub,
 def test_remove_a_pull_camera_that_had_an_outage_and_a_lock(app: Flask, as_admin: FlaskClient,
                                                             hub: FakeHub, clock: FakeClock) -> None:
     # no footage: its outages explain nothing and its locks protect nothing, so they go too
-    from recorder.models import Outage, RecordingLock
+    from nvrlib.catalog.models import Outage, RecordingLock
     from webapp.extensions import db
 
     add_camera(app, "garden", kind="pull", url=PULL_URL)

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from recorder.models import Alert, Camera, HubStatus, Setting
+from nvrlib.catalog.models import Alert, Camera, HubStatus, Setting
 from webapp.extensions import db
 
 from .helpers import Account, FakeClock, csrf_token_of

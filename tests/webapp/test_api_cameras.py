@@ -17,11 +17,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from nvrlib.catalog.db import make_engine
+from nvrlib.catalog.models import Camera, CameraStatus, Command, Segment
 from recorder import control as hub_control
-from recorder.catalog import Catalog
-from recorder.db import make_engine
-from recorder.models import Camera, CameraStatus, Command, Segment
-from recorder.storage import Storage
+from recorder.store.catalog import Catalog
+from recorder.store.storage import Storage
 from webapp import cameras_service
 from webapp.extensions import db
 from webapp.models import User

@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from recorder.models import Alert, Camera, Outage
+from nvrlib.catalog.models import Alert, Camera, Outage
 from webapp import catalog_queries
 from webapp.extensions import db
 

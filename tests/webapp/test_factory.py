@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
-from recorder.models import Camera, Segment
+from nvrlib.catalog.models import Camera, Segment
 from webapp import create_app
 from webapp.config import default_users_db, finalize, load_or_create_secret, settings_from
 from webapp.extensions import db

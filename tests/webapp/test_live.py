@@ -15,9 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from nvrlib.ffmpeg_bin import ffmpeg_exe
-from recorder import ffmpeg as hub_ffmpeg
-from recorder import live as hub_live
-from recorder import storage as hub_storage
+from recorder.store import storage as hub_storage
+from recorder.supervise import ffmpeg as hub_ffmpeg
+from recorder.supervise import live as hub_live
 from webapp.live import files
 
 from .helpers import FakeClock

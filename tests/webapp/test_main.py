@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from recorder.models import Camera, Segment
+from nvrlib.catalog.models import Camera, Segment
 from webapp.extensions import db
 
 from .helpers import UTC, Account, AuthActions

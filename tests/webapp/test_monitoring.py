@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event, select
 
-from recorder.models import Alert, Camera, CameraStatus, HubStatus, Segment
+from nvrlib.catalog.models import Alert, Camera, CameraStatus, HubStatus, Segment
 from webapp.config import flask_overrides, settings_from
 from webapp.extensions import db
 from webapp.models import User

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from recorder.models import Camera, RecordingLock
+from nvrlib.catalog.models import Camera, RecordingLock
 from webapp.extensions import db
 from webapp.models import User
 

@@ -18,8 +18,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from nvrlib.catalog.models import Camera, Run, Segment
 from nvrlib.ffmpeg_bin import ffmpeg_exe
-from recorder.models import Camera, Run, Segment
 from webapp.extensions import db
 
 from .helpers import Account, AuthActions

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from nvrlib.catalog.models import Alert, Camera, HubStatus, Setting
 from recorder.config import valid_email
-from recorder.models import Alert, Camera, HubStatus, Setting
 
 from ..extensions import db
 from ..security import now

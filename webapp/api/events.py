@@ -12,7 +12,7 @@ from flask import jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from recorder.models import Alert
+from nvrlib.catalog.models import Alert
 
 from ..alerting import service
 from ..catalog_queries import iso_utc

@@ -20,7 +20,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.wsgi import wrap_file
 
-from recorder.models import Camera
+from nvrlib.catalog.models import Camera
 
 from .. import catalog_queries, media
 from ..catalog_queries import SegmentRow, iso_utc

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Select, String, literal_column, or_, select, union_all
 
-from recorder.models import Alert, Camera, Outage
+from nvrlib.catalog.models import Alert, Camera, Outage
 
 from ..catalog_queries import MAX_PAGE_SIZE, outage_reason_text
 from ..extensions import db

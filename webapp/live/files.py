@@ -2,7 +2,7 @@
 
 While someone watches a camera, the hub writes ``<STORAGE_ROOT>/.live/<camera>/live.m3u8`` and
 ~1-second MPEG-TS pieces beside it, deleting the oldest as new ones come. "Someone watches"
-means the web app touched ``.wanted`` in that folder less than 20 s ago (recorder/live.py),
+means the web app touched ``.wanted`` in that folder less than 20 s ago (recorder/supervise/live.py),
 which it does on every fetch of the playlist. No request path reaches the disk unchecked: the
 camera name passes the hub's own validator, the piece's name a strict pattern, and the resolved
 path must still lie in the camera's live folder.
@@ -21,9 +21,9 @@ from nvrlib.names import is_valid_camera_name
 
 logger = logging.getLogger(__name__)
 
-LIVE_DIR = ".live"  # recorder.storage.LIVE
-PLAYLIST = "live.m3u8"  # recorder.ffmpeg.LIVE_PLAYLIST
-WANTED_MARK = ".wanted"  # recorder.live.WANTED_MARK
+LIVE_DIR = ".live"  # recorder.store.storage.LIVE
+PLAYLIST = "live.m3u8"  # recorder.supervise.ffmpeg.LIVE_PLAYLIST
+WANTED_MARK = ".wanted"  # recorder.supervise.live.WANTED_MARK
 SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]{1,128}\.ts")
 # The hub rewrites the playlist every second while it records; one this old was left behind
 # by a hub that died without cleaning up, and would only make the player stall.

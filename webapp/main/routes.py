@@ -9,7 +9,7 @@ from flask import render_template
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from recorder.models import Camera, Segment
+from nvrlib.catalog.models import Camera, Segment
 
 from ..extensions import db
 from . import bp

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from recorder.models import Alert, Camera, CameraStatus, HubStatus, Segment
+from nvrlib.catalog.models import Alert, Camera, CameraStatus, HubStatus, Segment
 
 from ..cameras_service import STALE_AFTER, STOPPED, UNKNOWN
 from ..extensions import db
@@ -27,7 +27,7 @@ HUB_STATUS_ID = 1
 # The hub beats every few seconds; none for this long means it is stopped, hung or cut off.
 HEARTBEAT_MAX_AGE = dt.timedelta(seconds=30)
 FAILED = "failed"
-# Every state a camera can report (recorder.states.State), plus "unknown" for a silent hub.
+# Every state a camera can report (recorder.supervise.states.State), plus "unknown" for a silent hub.
 CAMERA_STATES = ("stopped", "starting", "running", "backoff", "stopping", FAILED, UNKNOWN)
 # Alert.status values, so that a status with no alert yet still reads 0.
 ALERT_STATUSES = ("pending", "sent", "failed", "logged", "muted", "suppressed")

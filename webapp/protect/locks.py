@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Select, or_, select
 
-from recorder.models import Camera, RecordingLock, Segment
+from nvrlib.catalog.models import Camera, RecordingLock, Segment
 
 from ..catalog_queries import Interval, SegmentRow, iso_utc, merge_intervals
 from ..extensions import db

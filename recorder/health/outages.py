@@ -7,8 +7,8 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from .catalog import Catalog
-from .models import Camera, CameraStatus, Outage
+from nvrlib.catalog.models import Camera, CameraStatus, Outage
+from recorder.store.catalog import Catalog
 
 # Outages an admin or the hub's own stop caused: kept for the timeline, never emailed.
 QUIET_REASONS = frozenset({"disconnected", "disabled", "hub_stopped"})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nvrlib.names import is_valid_camera_name
 
-from .errors import StorageLocked
+from recorder.errors import StorageLocked
 
 INCOMING = ".incoming"
 LIVE = ".live"
@@ -37,7 +37,7 @@ class Storage:
         return path
 
     def live_dir(self, camera: str) -> Path:
-        """Return the folder of a camera's on-demand live HLS (see recorder/live.py)."""
+        """Return the folder of a camera's on-demand live HLS (see recorder/supervise/live.py)."""
         return self.root / LIVE / camera
 
     def final_path(self, camera: str, start: dt.datetime, run_id: str, seq: int) -> Path:

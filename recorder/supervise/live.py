@@ -17,7 +17,7 @@ import signal
 import time
 from pathlib import Path
 
-from . import ffmpeg
+from recorder.supervise import ffmpeg
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import python_http_client
 import sendgrid
 from sendgrid.helpers.mail import Category, CustomArg, Mail, To
 
-from .config import AlertsConfig
+from recorder.config import AlertsConfig
 
 logger = logging.getLogger(__name__)
 

@@ -15,20 +15,20 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Executor
+from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
-from .alerts import AlertEvent
-from .catalog import Catalog
-from .models import HubStatus, Segment, utcnow
-from .retention import RetentionReport
-from .states import State
-from .storage import Storage
-
-if TYPE_CHECKING:
-    from .hub import Hub
+from nvrlib.catalog.models import HubStatus, Segment, utcnow
+from recorder.health.alerts import AlertCenter, AlertEvent
+from recorder.health.outages import OutageInfo
+from recorder.store.catalog import Catalog
+from recorder.store.retention import Retention, RetentionReport
+from recorder.store.storage import Storage
+from recorder.supervise.segmenter import Segmenter
+from recorder.supervise.states import State
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +53,27 @@ class CheckResult:
         return {"ok": self.ok, "detail": self.detail, "at": self.at.isoformat()}
 
 
+class HubView(Protocol):
+    """The narrow part of the hub that the health checks read and act on (no import of hub)."""
+
+    alerts: AlertCenter
+    catalog: Catalog
+    executor: Executor
+    open_outages: dict[str, OutageInfo]
+    retention: Retention
+    storage: Storage
+
+    def raise_alert(self, kind: str, camera: str | None, details: dict[str, object]) -> None:
+        """Hand an alert to the alert center."""
+
+    def segmenters(self) -> dict[str, Segmenter]:
+        """Every live segmenter by camera name."""
+
+
 class HealthMonitor:
     """Schedules and runs the hub's health checks and acts on what they find."""
 
-    def __init__(self, hub: Hub, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, hub: HubView, clock: Callable[[], float] = time.monotonic) -> None:
         self.hub = hub
         self.config = hub.config
         self.clock = clock
@@ -195,7 +212,7 @@ class HealthMonitor:
     async def _after_retention(self, report: RetentionReport) -> None:
         self.deleted_segments += report.deleted_segments
         self.deleted_bytes += report.deleted_bytes
-        if report.emergency:  # recorder.retention has logged what it deleted
+        if report.emergency:  # recorder.store.retention has logged what it deleted
             self.hub.raise_alert("disk_emergency", None, {
                 "free_bytes": report.free_after, "total_bytes": report.total_bytes,
                 "deleted_segments": report.deleted_segments,

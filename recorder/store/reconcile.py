@@ -15,11 +15,11 @@ from sqlalchemy import select, update
 
 from nvrlib.names import is_valid_camera_name
 
-from .catalog import Catalog, RunInfo, parse_incoming_name
-from .models import Camera, Run, Segment, utcnow
-from .probe import ProbeError, probe
-from .retention import finish_deletions
-from .storage import INCOMING, LIVE, SEGMENT_SUFFIX, Storage, durable_move
+from nvrlib.catalog.models import Camera, Run, Segment, utcnow
+from recorder.store.catalog import Catalog, RunInfo, parse_incoming_name
+from recorder.store.probe import ProbeError, probe
+from recorder.store.retention import finish_deletions
+from recorder.store.storage import INCOMING, LIVE, SEGMENT_SUFFIX, Storage, durable_move
 
 logger = logging.getLogger(__name__)
 

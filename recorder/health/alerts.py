@@ -30,12 +30,12 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .alert_messages import (
+from recorder.health.messages import (
     Message, Suppressed, compose, compose_summary, duration_text, label_for, summary_details,
 )
-from .config import AlertsConfig, valid_email
-from .mailer import Delivery, Mailer, Outgoing
-from .models import Alert, Camera, Setting, utcnow
+from nvrlib.catalog.models import Alert, Camera, Setting, utcnow
+from recorder.config import AlertsConfig, valid_email
+from recorder.health.mailer import Delivery, Mailer, Outgoing
 
 logger = logging.getLogger(__name__)
 

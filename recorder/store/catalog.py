@@ -12,9 +12,9 @@ from pathlib import Path
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Camera, Run, Segment, utcnow
-from .probe import ProbeError, probe
-from .storage import Storage, durable_move
+from nvrlib.catalog.models import Camera, Run, Segment, utcnow
+from recorder.store.probe import ProbeError, probe
+from recorder.store.storage import Storage, durable_move
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import h11
 
 from nvrlib.names import InvalidName, validate_camera_name
 
-from .errors import IngestRejected
+from recorder.errors import IngestRejected
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ Rules (issue 4; the order of steps is in docs/design/recording.md, "Delete"):
   not come back (deleted files still held open), a call stops after deleting twice what it
   needed and leaves the rest to the next check. Recording is never stopped or throttled for
   space: deleting old footage is how room is made.
-- **Locks.** A segment that shares any instant with a :class:`~recorder.models.RecordingLock`
+- **Locks.** A segment that shares any instant with a :class:`~nvrlib.catalog.models.RecordingLock`
   of its camera, or with a lock of every camera (``camera_id`` NULL), is never deleted by any
   rule, not even in an emergency: a lock is a person's explicit decision (evidence, an
   incident), and silently breaking it is worse than a full disk. A zero-length lock protects
@@ -65,10 +65,10 @@ from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from .catalog import Catalog
-from .config import HubConfig
-from .models import Camera, RecordingLock, Segment, utcnow
-from .storage import SEGMENT_SUFFIX, Storage, fsync_dir
+from nvrlib.catalog.models import Camera, RecordingLock, Segment, utcnow
+from recorder.config import HubConfig
+from recorder.store.catalog import Catalog
+from recorder.store.storage import SEGMENT_SUFFIX, Storage, fsync_dir
 
 logger = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 
-from . import ffmpeg
-from .catalog import Catalog, FinishedSegment, RunInfo
-from .reconcile import recover_run_leftovers
-from .models import utcnow
-from .live import LiveTap
-from .states import ProcessStateMachine, RestartPolicy, State
+from nvrlib.catalog.models import utcnow
+from recorder.store.catalog import Catalog, FinishedSegment, RunInfo
+from recorder.store.reconcile import recover_run_leftovers
+from recorder.supervise import ffmpeg
+from recorder.supervise.live import LiveTap
+from recorder.supervise.states import ProcessStateMachine, RestartPolicy, State
 
 logger = logging.getLogger(__name__)
 
