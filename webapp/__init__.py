@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ from argon2 import Parameters
 from flask import Flask, send_from_directory
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, event
-from sqlalchemy.exc import OperationalError
 
 from nvrlib.catalog import db as catalog_db
 
@@ -67,7 +65,6 @@ NAV_ITEMS: tuple[tuple[str, str, bool], ...] = (
     ("admin.index", "Admin", True),
     ("users.index", "Users", True),
 )
-MIGRATION_ATTEMPTS = 5
 # Third-party front-end files (Bootstrap, hls.js) live outside our packages: see its README.
 VENDOR_DIR = Path(__file__).resolve().parent.parent / "third_party" / "web"
 
@@ -125,17 +122,10 @@ def _use_sqlite_pragmas(engine: Engine) -> None:
 
 def _migrate(catalog: Engine, users: Engine) -> None:
     """Bring both schemas up to date (idempotent), even if the hub has not started yet."""
-    for attempt in range(1, MIGRATION_ATTEMPTS + 1):
-        try:
-            catalog_db.upgrade(catalog)
-            users_migrations.upgrade(users)
-            return
-        except OperationalError as exc:
-            # The hub may be creating the same catalog this very moment (both started together).
-            if attempt == MIGRATION_ATTEMPTS:
-                raise
-            logger.warning("database migration failed (%s); retrying", exc.orig)
-            time.sleep(attempt * 0.5)
+    # Each upgrade holds its database's migration lock: a hub or another web app migrating
+    # the same catalog at this moment makes us wait, then find the schema up to date.
+    catalog_db.upgrade(catalog)
+    users_migrations.upgrade(users)
 
 
 def _nav_items(app: Flask) -> list[tuple[str, str]]:

@@ -26,6 +26,7 @@ from typing import Any
 import waitress
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from nvrlib.catalog.db import redacted
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE
@@ -154,7 +155,12 @@ def ensure_first_admin(app: Flask) -> str | None:
         user = User(username=FIRST_ADMIN, role=ROLE_ADMIN, created_at=app.config["CLOCK"]())
         user.set_password(password)
         db.session.add(user)
-        db.session.commit()
+        try:
+            db.session.commit()
+        except IntegrityError:
+            # Another web app started at the same moment made the admin (and printed it).
+            db.session.rollback()
+            return None
     logger.info("no users yet: created the admin account %r", FIRST_ADMIN)
     return password
 

@@ -127,15 +127,7 @@ def default_secret_file(users_url: str, catalog_url: str) -> Path:
 def load_or_create_secret(path: Path) -> str:
     """Read the secret key from ``path``, creating it (mode 0600) on first use."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass  # made earlier, or by another process starting at the same moment
-    else:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+    if not path.exists() and _create_secret(path):
         logger.info("generated a new secret key in %s", path)
     secret = path.read_text(encoding="ascii").strip()
     if not secret:
@@ -143,6 +135,25 @@ def load_or_create_secret(path: Path) -> str:
     if path.stat().st_mode & 0o077:
         logger.warning("secret key file %s is readable by other users; chmod 600 it", path)
     return secret
+
+
+def _create_secret(path: Path) -> bool:
+    """Make ``path`` appear whole with a new key; False if another process made it first."""
+    # Written aside and linked into place: a web app starting at the same moment never
+    # reads a file that exists but is still empty.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
+        return True
+    except FileExistsError:
+        return False  # made by another process starting at the same moment
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def finalize(config: dict[str, Any]) -> None:

@@ -1,18 +1,36 @@
-"""Database engine set-up (durable SQLite pragmas) and migrations applied at start."""
+"""Database engine set-up (durable SQLite pragmas) and migrations applied at start.
+
+Hubs and web apps started together on one fresh catalog all migrate it at start; each one's
+upgrade runs under a migration lock (`migration_lock`), so one creates the schema and the
+others wait for it, then find the schema up to date (docs/design/architecture.md).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import hashlib
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+CATALOG_LOCK = "catalog"  # the name of the catalog's migration lock (see migration_lock)
+# Beside a SQLite database "nvr.db": "nvr.db-migrate.lock" (as SQLite's own "-wal", "-shm").
+LOCK_FILE_SUFFIX = "-migrate.lock"
+
+
+class MigrationLockError(OSError):
+    """The migration lock file cannot be opened (an OSError: the hub exits 1 with it)."""
 
 
 def sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -46,12 +64,88 @@ def alembic_config() -> AlembicConfig:
     return cfg
 
 
+def advisory_key(name: str) -> int:
+    """Return the PostgreSQL advisory lock key of a migration lock (a stable signed 64-bit int)."""
+    digest = hashlib.sha256(f"nvr-migrations:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lock_file_of(engine: Engine) -> Path | None:
+    """Return the migration lock file of a SQLite database file (None: not a file)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    database = Path(url.database)
+    return database.with_name(database.name + LOCK_FILE_SUFFIX)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on ``path`` (created 0600); released when the block ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_RDONLY is enough for flock, and opens a lock file another user made readable.
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise MigrationLockError(
+            exc.errno, f"cannot open the migration lock {path}: {exc.strerror} (the hub and "
+            f"the web app must both be able to read it; it sits beside the database)") from None
+    try:
+        _flock_waiting(fd, str(path))
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock, as does dying
+
+
+def _flock_waiting(fd: int, what: str) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+    logger.info("waiting for another process to finish migrating (%s)", what)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _advisory_lock(connection: Connection, name: str) -> None:
+    """Take a transaction-scoped PostgreSQL advisory lock on ``connection``, waiting for it."""
+    key = advisory_key(name)
+    taken = connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
+    if not taken.scalar():
+        logger.info("waiting for another process to finish migrating (the %s database)", name)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+@contextlib.contextmanager
+def migration_lock(engine: Engine, name: str = CATALOG_LOCK) -> Iterator[Connection]:
+    """Open a transaction on ``engine`` that holds the database's migration lock.
+
+    PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback (or when
+    the connection dies). SQLite: an exclusive ``flock`` on a file beside the database, held
+    until the transaction ended. Another process that wants it waits; a process that dies
+    while holding it releases it.
+    """
+    lock_file = lock_file_of(engine)
+    with contextlib.ExitStack() as stack:
+        if lock_file is not None:
+            stack.enter_context(_file_lock(lock_file))
+        connection = stack.enter_context(engine.begin())
+        if engine.dialect.name == "postgresql":
+            _advisory_lock(connection, name)
+        yield connection
+
+
+def upgrade_locked(engine: Engine, config: AlembicConfig, name: str) -> None:
+    """Run ``alembic upgrade head`` with ``config`` under the migration lock ``name``."""
+    with migration_lock(engine, name) as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
 def upgrade(engine: Engine) -> None:
-    """Apply every migration that the database lacks (idempotent)."""
-    cfg = alembic_config()
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+    """Apply every migration that the catalog lacks (idempotent; one process at a time)."""
+    upgrade_locked(engine, alembic_config(), CATALOG_LOCK)
 
 
 def redacted(url: str) -> str:

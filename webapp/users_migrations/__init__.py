@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine
+
+from nvrlib.catalog import db as catalog_db
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 # Its own version table, so the users schema could even share a database with the catalog.
 VERSION_TABLE = "users_alembic_version"
+# Its own migration lock too: web apps starting together migrate the users database one at a time.
+LOCK_NAME = "users"
 
 
 def alembic_config() -> AlembicConfig:
@@ -21,8 +24,5 @@ def alembic_config() -> AlembicConfig:
 
 
 def upgrade(engine: Engine) -> None:
-    """Apply every users migration that the database lacks (idempotent)."""
-    cfg = alembic_config()
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+    """Apply every users migration that the database lacks (idempotent; one process at a time)."""
+    catalog_db.upgrade_locked(engine, alembic_config(), LOCK_NAME)
