@@ -152,6 +152,23 @@ def set_enabled(catalog: Catalog, name: str, enabled: bool) -> bool:
         return True
 
 
+def approve_pending(catalog: Catalog) -> list[str]:
+    """Approve every camera still awaiting approval; return their names (run at hub start).
+
+    With approval not required, pending means nothing: such a camera records like any other.
+    Earlier hubs left cameras they admitted automatically as pending for ever (with
+    Approve/Reject buttons, and never counted as offline); this brings them right.
+    """
+    with catalog.sessions.begin() as session:
+        names = list(session.scalars(select(Camera.name).where(Camera.approval == "pending")))
+        if names:
+            session.execute(update(Camera).where(Camera.approval == "pending")
+                            .values(approval="approved"))
+    if names:
+        logger.info("approval is not required: approved %s", ", ".join(sorted(names)))
+    return names
+
+
 @dataclasses.dataclass(frozen=True)
 class PullCamera:
     """A camera the hub should pull, from the config file or the database."""

@@ -93,6 +93,8 @@ class Hub:
             logger.warning("the last hub stopped unexpectedly while recording %s", ", ".join(crashed))
         self.open_outages = await loop.run_in_executor(self.executor, outages.open_outages,
                                                        self.catalog)
+        if not self.config.require_approval:
+            await loop.run_in_executor(self.executor, control.approve_pending, self.catalog)
         self.catalog.on_new_camera = self._on_new_camera
         self.alerts.start()
         if not self.config.ingest_token and not any(c.token for c in self.config.cameras):
@@ -304,7 +306,8 @@ class Hub:
     async def _check_allowed(self, name: str, location: str, configured: bool) -> None:
         loop = asyncio.get_running_loop()
         verdict = await loop.run_in_executor(self.executor, self.catalog.admission, name, location,
-                                             configured, self.config.allow_new_cameras)
+                                             configured, self.config.allow_new_cameras,
+                                             self.config.require_approval)
         if verdict == "unknown":
             raise IngestRejected(404, f"unknown camera {name} (allow_new_cameras is off)")
         if verdict == "disabled":

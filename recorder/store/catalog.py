@@ -88,19 +88,21 @@ class Catalog:
             session.flush()
             return camera.id
 
-    def admission(self, name: str, location: str, configured: bool, allow_new: bool) -> str:
+    def admission(self, name: str, location: str, configured: bool, allow_new: bool,
+                  require_approval: bool = False) -> str:
         """Decide on a pushing camera: 'ok', 'pending', 'unknown', 'disabled' or 'rejected'.
 
-        A camera seen for the first time gets its row here, approved if the config file
-        names it and pending (awaiting an admin) otherwise.
+        A camera seen for the first time gets its row here: approved if the config file
+        names it or no approval is required, else pending (awaiting an admin).
         """
         with self.sessions.begin() as session:
             camera = session.scalar(select(Camera).where(Camera.name == name))
             if camera is None:
                 if not (configured or allow_new):
                     return "unknown"
+                approved = configured or not require_approval
                 camera = Camera(name=name, location=location, kind="push", enabled=True,
-                                approval="approved" if configured else "pending")
+                                approval="approved" if approved else "pending")
                 session.add(camera)
                 session.flush()
                 logger.info("new camera %s connected for the first time", name)

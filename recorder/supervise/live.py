@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 WANTED_MARK = ".wanted"
 WANTED_FRESH_SECONDS = 20.0  # a watching browser re-fetches the playlist every ~1 s
 TAP_BUFFER_LIMIT = 4 * 1024 * 1024
+STOP_TIMEOUT = 2.0  # seconds a tap may take to stop before it is killed
 
 
 def wanted(live_dir: Path, now: float | None = None) -> bool:
@@ -87,15 +88,29 @@ class LiveTap:
         self.proc.stdin.write(data)
 
     async def stop(self) -> None:
-        """Stop the tap's ffmpeg and remove its pieces."""
+        """Stop the tap's ffmpeg and remove its pieces (bounded: about STOP_TIMEOUT s at most)."""
         if self.alive and self.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 5)
-            except TimeoutError:
+            # A pushed tap's ffmpeg sits in read() on its stdin and does not wake up for
+            # SIGTERM; it took the kill after the timeout, and the control loop (which also
+            # writes every camera's status) waited that long per tap: with two cameras
+            # watched, status went stale and every camera showed as "hub silent". End of
+            # input stops it at once; SIGTERM (pulled taps) and SIGKILL are the fallbacks.
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            if not await self._exited(STOP_TIMEOUT / 2):
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.send_signal(signal.SIGTERM)
+            if not await self._exited(STOP_TIMEOUT / 2):
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
                 await self.proc.wait()
         clear(self.live_dir)
         self.log.info("live view stopped")
+
+    async def _exited(self, timeout: float) -> bool:
+        assert self.proc is not None
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True

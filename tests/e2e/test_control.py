@@ -95,11 +95,11 @@ def test_restart_disconnect_disable_enable(control):
     assert catalog.wait_result(catalog.command("nobody", "restart")) == "not streaming"
 
 
-def test_new_camera_is_recorded_and_awaits_approval(control):
+def test_new_camera_is_recorded_and_approved(control):
     hub, catalog = control
     with running(pusher := ffmpeg_pusher(hub.url("stranger"), seconds=3)):
         pusher.proc.wait(30)
-    assert catalog.camera("stranger").approval == "pending"
+    assert catalog.camera("stranger").approval == "approved"
     wait_for(lambda: segments(hub.db_path, "stranger"), 10, "the new camera's footage")
 
 
@@ -109,6 +109,30 @@ def test_approval_can_be_required(hub_factory):
         pusher.proc.wait(30)
     hub.process.wait_line(r"rejected: 403 camera stranger is awaiting an admin's approval")
     assert not segments(hub.db_path, "stranger")
+    hub.stop()
+    hub.start()  # pending stays pending while approval is required
+    catalog = Catalog(hub)
+    try:
+        assert catalog.camera("stranger").approval == "pending"
+    finally:
+        catalog.engine.dispose()
+
+
+def test_cameras_left_pending_without_required_approval_are_approved_at_start(hub_factory):
+    hub = hub_factory(segment_seconds=2).start()
+    with running(pusher := ffmpeg_pusher(hub.url("stranger"), seconds=3)):
+        pusher.proc.wait(30)
+    assert hub.stop() == 0
+    catalog = Catalog(hub)
+    try:
+        with Session(catalog.engine) as session, session.begin():
+            # as an older hub left an automatically admitted camera: pending for ever
+            session.scalar(select(Camera).where(Camera.name == "stranger")).approval = "pending"
+        hub.start()
+        hub.process.wait_line(r"approval is not required: approved stranger")
+        assert catalog.camera("stranger").approval == "approved"
+    finally:
+        catalog.engine.dispose()
 
 
 def test_pull_camera_added_in_the_database_is_pulled_after_reload(control):

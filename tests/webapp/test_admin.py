@@ -75,6 +75,24 @@ def test_the_table_shows_state_uptime_last_segment_rates_and_edge(app: Flask,
     assert "since <time datetime=\"2026-03-01T09:30:00+00:00\"" in html
 
 
+def test_a_camera_that_should_record_but_does_not_shows_offline(app: Flask,
+                                                                as_admin: FlaskClient) -> None:
+    add_camera(app, "shed", state="stopped", online=False)
+    add_camera(app, "stranger", approval="pending", state="stopped", online=False)
+    add_camera(app, "attic", enabled=False, state="stopped", online=False)
+    html = page(as_admin)
+
+    def badge(camera: str) -> tuple[str, ...]:
+        row = html.split(f'data-admin-camera="{camera}"', 1)[1]
+        found = re.search(r'data-field="state"><span class="badge ([^"]+)"[^>]*>([^<]+)<', row)
+        assert found is not None
+        return found.groups()
+
+    assert badge("shed") == ("text-bg-danger", "offline")
+    assert badge("stranger") == ("text-bg-danger", "offline")
+    assert badge("attic") == ("text-bg-secondary", "stopped")  # disabled: stopped on purpose
+
+
 def test_buttons_match_each_camera(app: Flask, as_admin: FlaskClient) -> None:
     add_camera(app, "porch")
     add_camera(app, "garden", kind="pull", url=PULL_URL)

@@ -133,14 +133,25 @@ def test_health_is_degraded_but_200_when_a_camera_is_not_recording(
     assert (status, body["status"], body["cameras"]) == (200, "degraded", cameras)
 
 
-def test_pending_and_rejected_cameras_do_not_degrade_health(app: Flask,
-                                                            client: FlaskClient) -> None:
+def test_a_dark_pending_camera_counts_as_offline_a_rejected_one_does_not(
+        app: Flask, client: FlaskClient) -> None:
     seed_hub(app)
     seed_camera(app, "new-one", approval="pending", state="stopped", online=False)
     seed_camera(app, "refused", approval="rejected", enabled=False, reported=False)
     status, body, _ = health(client)
+    assert (status, body["status"]) == (200, "degraded")
+    assert body["cameras"] == {"total": 2, "online": 0, "offline": 1, "failed": 0}
+
+
+def test_rejected_and_disabled_cameras_do_not_degrade_health(app: Flask,
+                                                             client: FlaskClient) -> None:
+    seed_hub(app)
+    seed_camera(app, "porch")
+    seed_camera(app, "refused", approval="rejected", enabled=False, reported=False)
+    seed_camera(app, "attic", enabled=False, state="stopped", online=False)
+    status, body, _ = health(client)
     assert (status, body["status"]) == (200, "ok")
-    assert body["cameras"] == {"total": 2, "online": 0, "offline": 0, "failed": 0}
+    assert body["cameras"] == {"total": 3, "online": 1, "offline": 0, "failed": 0}
 
 
 def test_health_is_degraded_when_a_check_fails(app: Flask, client: FlaskClient) -> None:
@@ -303,6 +314,7 @@ def test_metrics_report_each_camera_the_hub_and_the_alerts(seeded: Flask,
     assert cam("nvr_camera_footage_bytes", "shed") == 700
     assert cam("nvr_camera_alerts_muted", "shed") == 1
     assert cam("nvr_camera_alerts_muted", "porch") == 0
+    assert cam("nvr_camera_offline", "shed") == 1 and cam("nvr_camera_offline", "porch") == 0
 
     assert found[("nvr_hub_up", ())] == 1
     assert found[("nvr_hub_heartbeat_age_seconds", ())] == 2.5

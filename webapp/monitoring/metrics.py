@@ -29,6 +29,8 @@ def _per_camera(cameras: list[CameraView]) -> Iterator[Metric]:
                            lambda c: c.fps),
         "nvr_camera_bitrate_bits_per_second": ("Bits per second arriving, over the hub's last "
                                                "few seconds", lambda c: c.bitrate_bps),
+        "nvr_camera_offline": ("1 if the camera should record (enabled, approved or pending) "
+                               "but is not streaming to the hub", lambda c: c.offline),
         "nvr_camera_alerts_muted": ("1 while an admin has muted the camera's alert emails",
                                     lambda c: 1.0 if c.alerts_muted else 0.0),
     }

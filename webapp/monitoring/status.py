@@ -59,7 +59,7 @@ class CameraView:
     """One camera's latest status, with a silent hub's last word turned into "unknown"."""
 
     name: str
-    expected: bool  # enabled and approved: the hub should be recording it
+    expected: bool  # enabled and not rejected (approved or pending): it should be recording
     state: str
     online: bool
     fps: float
@@ -75,6 +75,11 @@ class CameraView:
     def failed(self) -> bool:
         """Tell whether the hub gave up restarting this camera's stream for now."""
         return self.state == FAILED
+
+    @property
+    def offline(self) -> bool:
+        """Tell whether the camera should record but does not (failed ones count too)."""
+        return self.expected and not self.online
 
 
 def _checks(text: str | None) -> dict[str, bool]:
@@ -117,7 +122,8 @@ def read_cameras(current: dt.datetime) -> list[CameraView]:
 
 def _camera_view(camera: Camera, status: CameraStatus | None,
                  current: dt.datetime) -> CameraView:
-    expected = camera.enabled and camera.approval == "approved"
+    # A pending camera wants to record too (it only waits for an admin): dark, it is offline.
+    expected = camera.enabled and camera.approval != "rejected"
     muted = camera.alerts_muted_until is not None and camera.alerts_muted_until > current
     if status is None:  # the hub never ran this camera
         return CameraView(camera.name, expected, UNKNOWN, False, 0.0, 0.0, 0, 0, 0, 0, None,

@@ -37,6 +37,13 @@
     if (camera.stale) {
       el.className = "badge text-bg-warning";
       el.textContent = "hub silent";
+    } else if (!camera.online && camera.state !== "backoff" && camera.state !== "failed" &&
+               camera.enabled && camera.approval !== "rejected") {
+      // as the page itself: a camera that should record and does not is offline, whatever
+      // its ffmpeg's state (usually "stopped": its edge went away)
+      el.className = "badge text-bg-danger";
+      el.title = "It should be recording but is not (" + camera.state + ")";
+      el.textContent = "offline";
     } else {
       var failing = camera.state === "backoff" || camera.state === "failed";
       el.className = "badge " + (camera.online ? "text-bg-success" : failing ? "text-bg-danger" : "text-bg-secondary");
