@@ -49,14 +49,14 @@ def parse_fields(headers: Mapping[str, str], epoch: float | None) -> ProtocolFie
     mode = headers.get("x-nvr-mode", "live").strip().lower() or "live"
     if mode not in ("live", "backfill"):
         raise IngestRejected(400, f"unknown X-NVR-Mode {mode[:20]!r}; use live or backfill")
+    if mode == "backfill" and version < 2:
+        raise IngestRejected(400, "X-NVR-Mode: backfill needs X-NVR-Protocol: 2")
     spool = _spool(headers.get("x-nvr-spool"))
     fields = ProtocolFields(version=version, mode=mode, spool=spool,
                             backfill_id=_backfill_id(headers.get("x-nvr-backfill-id"), mode),
                             spool_dropped=_spool_dropped(headers.get("x-nvr-spool-dropped"), mode))
     if version >= 2 and epoch is None:
         raise IngestRejected(400, "X-NVR-Protocol: 2 needs X-NVR-Stream-Epoch (acks are in PTS)")
-    if fields.backfill and version < 2:
-        raise IngestRejected(400, "X-NVR-Mode: backfill needs X-NVR-Protocol: 2")
     return fields
 
 
