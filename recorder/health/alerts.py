@@ -45,8 +45,11 @@ SEND_BATCH = 20
 EMAIL_TO_SETTING = "alerts.email_to"  # written by the web app: comma-separated addresses
 EMAIL_OFF = "email is off: no SENDGRID_API_KEY"
 
-NEVER_DEBOUNCED = frozenset({"new_camera", "test"})
-KIND_KEYED = frozenset({"disk_low", "disk_emergency", "summary"})  # one key per kind, not camera
+NEVER_DEBOUNCED = frozenset({"test"})
+# one key per kind, not per camera; new cameras too: a host inventing names must not send
+# one email per name (the first is emailed at once, the rest in one summary)
+KIND_KEYED = frozenset({"disk_low", "disk_emergency", "summary", "new_camera"})
+KIND_BURST = {"new_camera": 1}  # emails per window for these kinds, instead of debounce_burst
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +106,7 @@ class Debouncer:
         if window is None or now >= window.ends_at:
             window = DebounceWindow(key, alert.kind, camera, now + self.window)
             self._windows[key] = window
-        if window.emailed < self.burst:
+        if window.emailed < KIND_BURST.get(window.kind, self.burst):
             window.emailed += 1
             return True
         window.suppressed.append(alert)
@@ -293,8 +296,9 @@ class AlertCenter:
         if event.camera is not None and self._muted(session, event.camera, now):
             return "muted"  # a muted camera's alerts count toward no debounce window
         key = debounce_key(event.kind, event.camera)
+        camera = event.camera if key is not None and key.startswith("camera:") else None
         if key is not None and not self._debouncer.admit(
-                key, event.camera, now, Suppressed(at, event.kind, message.headline)):
+                key, camera, now, Suppressed(at, event.kind, message.headline)):
             return "suppressed"
         return "pending" if self._mailer is not None else "logged"
 
