@@ -290,7 +290,7 @@ class QuietLog:
         self.burst.hit(key, "shown" if shown else "left out")
         self._lines[key] += 1
         if shown:
-            self.log.log(level, message, *args)
+            self.log.log(level, message, *args, stacklevel=2)
 
     def _summarise(self, burst: Burst) -> None:
         left_out = burst.kinds["left out"]

@@ -233,7 +233,11 @@ class IngestConnection:
         buffered = b""
         async with deadline(self.stall_timeout, "the first MPEG-TS packets"):
             while len(buffered) < SYNC_CHECK_BYTES:
-                event = await self._next_event(self.stall_timeout)
+                try:
+                    event = await self._next_event(self.stall_timeout)
+                except _Closed as exc:  # a half-closed peer still reads the answer
+                    raise IngestRejected(400, f"the body ended before any MPEG-TS packet: the "
+                                              f"edge {exc.reason}") from None
                 if isinstance(event, h11.Data):
                     buffered += bytes(event.data)
                 else:
