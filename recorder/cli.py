@@ -11,7 +11,7 @@ from pathlib import Path
 from recorder.config import DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, load_file
 from recorder.errors import RecorderError
 from recorder.hub import Hub
-from recorder.ingest.guard import raise_open_file_limit
+from recorder.ingest.guard import flush_logs, raise_open_file_limit
 
 logger = logging.getLogger("recorder")
 
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             "segment_seconds": args.segment_seconds, "ingest_token_file": args.token_file,
         })
         asyncio.run(Hub(config).run())
+        flush_logs()  # the counts of refusals and left-out lines of the last burst
     except RecorderError as exc:
         logger.error("%s", exc)
         return 2

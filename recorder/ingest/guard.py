@@ -16,6 +16,7 @@ import logging
 import os
 import resource
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -33,7 +34,8 @@ CLOCK_SLACK = 0.01  # seconds: asyncio's timers may fire this much before their 
 MAX_TRACKED_SOURCES = 4096  # beyond this, sources share one bucket: memory stays bounded
 QUIET_WINDOW = 60.0  # a burst of log-worthy events is summarised at least this often
 BURST_GAP = 5.0  # seconds without such an event that end a burst
-LINES_PER_SOURCE = 5  # full log lines per source address and outcome in a burst
+LINES_PER_SOURCE = 5  # full log lines per source address and outcome in a burst ...
+LINES_PER_BURST = 50  # ... and in all: a sustained flood logs ~50 lines a minute
 ACCEPT_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -185,6 +187,15 @@ class ConnectionGuard:
         return None
 
 
+_BURSTS: weakref.WeakSet[Burst] = weakref.WeakSet()
+
+
+def flush_logs() -> None:
+    """Summarise every burst still open (the hub is stopping)."""
+    for burst in list(_BURSTS):
+        burst.flush()
+
+
 class Burst:
     """A run of like events: the first is logged by the caller, the rest are counted here.
 
@@ -200,6 +211,7 @@ class Burst:
         self.count = 0  # events after the first
         self.sources: set[str] = set()
         self.kinds: collections.Counter[str] = collections.Counter()
+        _BURSTS.add(self)
 
     def hit(self, source: str = "", kind: str = "") -> bool:
         """Count one event; return True if it starts a burst (the caller logs it in full)."""
@@ -248,19 +260,23 @@ def _call_later(delay: float, callback: Callable[[], None]) -> None:
 
 
 class RefusalLog:
-    """Logs the first refused connection of a burst, then one count when the burst ends."""
+    """Logs the first refused connection of each status in a burst, then one count."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.burst = Burst(self._summarise, clock=clock)
+        self._logged: set[int] = set()  # statuses logged in full in this burst
 
     def note(self, source: str, refusal: Refusal) -> None:
-        """Count one refused connection; log it if it starts a burst."""
-        if self.burst.hit(source, str(refusal.status)):
+        """Count one refused connection; log it if it is the burst's first of its status."""
+        self.burst.expire()
+        self.burst.hit(source, str(refusal.status))
+        if refusal.status not in self._logged:
+            self._logged.add(refusal.status)
             logger.warning("refusing ingest connections: %s (from %s; further refusals are "
                            "counted)", refusal.reason, source)
 
-    @staticmethod
-    def _summarise(burst: Burst) -> None:
+    def _summarise(self, burst: Burst) -> None:
+        self._logged.clear()
         if not burst.count:
             return
         statuses = ", ".join(f"{n} x {kind}" for kind, n in sorted(burst.kinds.items()))
@@ -276,26 +292,34 @@ class QuietLog:
     """
 
     def __init__(self, log: logging.Logger, per_source: int = LINES_PER_SOURCE,
+                 per_burst: int = LINES_PER_BURST,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.log, self.per_source = log, per_source
+        self.log, self.per_source, self.per_burst = log, per_source, per_burst
         self.burst = Burst(self._summarise, clock=clock)
         self._lines: collections.Counter[str] = collections.Counter()
+        self._shown = 0
+        self._left_out: set[str] = set()  # keys that had lines left out
 
     def __call__(self, level: int, key: str, message: str, *args: object) -> None:
         """Log one line about ``key``, unless it already had its share in this burst."""
         self.burst.expire()
         if key not in self._lines and len(self._lines) >= MAX_TRACKED_SOURCES:
             key = "*"
-        shown = self._lines[key] < self.per_source
+        shown = self._lines[key] < self.per_source and self._shown < self.per_burst
         self.burst.hit(key, "shown" if shown else "left out")
         self._lines[key] += 1
-        if shown:
+        if not shown:
+            self._left_out.add(key)
+        else:
+            self._shown += 1
             self.log.log(level, message, *args, stacklevel=2)
 
     def _summarise(self, burst: Burst) -> None:
         left_out = burst.kinds["left out"]
-        noisy = sorted(s for s, n in self._lines.items() if n > self.per_source)
+        noisy = sorted(self._left_out)
         self._lines.clear()  # the next burst: every source gets its share again
+        self._left_out.clear()
+        self._shown = 0
         if left_out:
             self.log.warning("%d more ingest log lines like the above left out in %.0f s (%s)",
                              left_out, burst.seconds(),

@@ -201,6 +201,19 @@ def test_rejections_are_logged_a_few_per_source_then_counted(
     assert lines[-1].startswith("480 more ingest log lines like the above left out")
 
 
+def test_a_flood_from_many_sources_is_logged_in_at_most_a_few_dozen_lines(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    log = logging.getLogger("test.quiet")
+    quiet = QuietLog(log, clock=clock)
+    with caplog.at_level(logging.INFO, "test.quiet"):
+        for minute in range(10):
+            for i in range(2000):
+                quiet(logging.WARNING, f"10.{i // 250}.{i % 250}.1 408", "rejected %d", i)
+                clock.now += 0.03
+    assert len(caplog.records) <= 10 * 51
+
+
 def test_failed_accepts_are_logged_once_per_burst_with_a_count(
         caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
