@@ -6,6 +6,7 @@ import collections
 import contextlib
 import errno
 import os
+import pathlib
 import re
 import resource
 import select
@@ -196,3 +197,43 @@ def test_a_flood_of_slow_connections_neither_stops_recording_nor_fills_the_log(
         assert abs(gap) <= 0.041, f"gap of {gap:.3f} s between {before.path} and {after_row.path}"
     for row in rows[-3:]:
         assert decode_fully(hub.storage / row.path).errors == 0
+
+
+def test_the_hub_raises_its_open_file_limit_to_the_hard_limit(tmp_path) -> None:
+    hub = Hub(tmp_path, argv_prefix=("prlimit", "--nofile=1024:4096"))
+    try:
+        hub.start()
+        hub.process.wait_line(r"raised the open-file limit from 1024 to 4096 descriptors")
+        limits = pathlib.Path(f"/proc/{hub.process.proc.pid}/limits").read_text()
+        assert re.search(r"Max open files\s+4096\s+4096", limits), limits
+        assert hub.stop() == 0
+    finally:
+        for run in hub.runs:
+            run.kill_group()
+
+
+def test_failed_accepts_are_logged_once_per_burst_with_a_count(
+        tmp_path, flood_client_descriptors: None) -> None:
+    """With almost no descriptor to spare, accept() itself fails; the log says so twice."""
+    hub = Hub(tmp_path, config="fd_reserve = 16\n", argv_prefix=("prlimit", "--nofile=128:128"))
+    socks = []
+    try:
+        hub.start()
+        for i in range(400):  # all at once: asyncio accepts up to 100 before any is refused
+            sock = socket.socket()
+            socks.append(sock)
+            sock.setblocking(False)
+            sock.bind((f"127.0.1.{1 + i % 50}", 0))
+            sock.connect_ex(("127.0.0.1", hub.port))
+        hub.process.wait_line(r"cannot accept ingest connections: Too many open files")
+    finally:
+        for sock in socks:
+            sock.close()
+        hub.stop()
+        for run in hub.runs:
+            run.kill_group()
+    log = hub.output
+    assert log.count("cannot accept ingest connections") == 1
+    assert re.search(r"\d+ more failed accepts of ingest connections in \d+ s", log), log[-2000:]
+    assert "Traceback" not in log and "socket.accept() out of system resource" not in log
+    assert len(log) < 30_000
