@@ -47,9 +47,8 @@ EMAIL_OFF = "email is off: no SENDGRID_API_KEY"
 
 NEVER_DEBOUNCED = frozenset({"test"})
 # one key per kind, not per camera; new cameras too: a host inventing names must not send
-# one email per name (the first is emailed at once, the rest in one summary)
+# one email per name (the first debounce_burst are emailed at once, the rest in one summary)
 KIND_KEYED = frozenset({"disk_low", "disk_emergency", "summary", "new_camera"})
-KIND_BURST = {"new_camera": 1}  # emails per window for these kinds, instead of debounce_burst
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +105,7 @@ class Debouncer:
         if window is None or now >= window.ends_at:
             window = DebounceWindow(key, alert.kind, camera, now + self.window)
             self._windows[key] = window
-        if window.emailed < KIND_BURST.get(window.kind, self.burst):
+        if window.emailed < self.burst:
             window.emailed += 1
             return True
         window.suppressed.append(alert)

@@ -451,6 +451,10 @@ class VideoWatchdog:
         self._window_start = clock()
         self._base = 0  # counter.total when the window started
 
+    def restart(self) -> None:
+        """Start the first window now."""
+        self._window_start, self._base = self._clock(), self.counter.total
+
     def feed(self, data: bytes) -> None:
         """Take relayed bytes."""
         self.counter.feed(data, enough=self._base + self.min_bytes)

@@ -236,8 +236,8 @@ class IngestConnection:
                 try:
                     event = await self._next_event(self.stall_timeout)
                 except _Closed as exc:  # a half-closed peer still reads the answer
-                    raise IngestRejected(400, f"the body ended before any MPEG-TS packet: the "
-                                              f"edge {exc.reason}") from None
+                    raise IngestRejected(408 if exc.stalled else 400, "the body ended before any "
+                                         f"MPEG-TS packet: the edge {exc.reason}") from None
                 if isinstance(event, h11.Data):
                     buffered += bytes(event.data)
                 else:
@@ -247,6 +247,7 @@ class IngestConnection:
         return buffered
 
     async def _relay(self, sink: StreamSink, camera: str, first: bytes) -> StreamEnding:
+        self.watchdog.restart()  # its first window starts with the stream, not the connection
         self.watchdog.feed(first)
         await sink.feed(first)
         while True:

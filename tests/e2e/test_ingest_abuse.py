@@ -135,12 +135,11 @@ def test_invented_camera_names_are_rate_limited_per_address_and_emailed_once(hub
         assert push(hub.port, "porch", ts_bytes, source="127.0.0.7") == 200  # another address
         assert cameras(hub) == ["fake00", "fake01", "fake02", "porch"]
 
-        wait_for(lambda: len(alert_statuses(hub, "new_camera")) == 4, 10, "4 new-camera alerts")
-        wait_for(lambda: alert_statuses(hub, "new_camera")[0] == "sent", 10, "the first emailed")
-        assert alert_statuses(hub, "new_camera") == ["sent"] + ["suppressed"] * 3
+        wait_for(lambda: alert_statuses(hub, "new_camera") == ["sent"] * 3 + ["suppressed"], 10,
+                 "3 new-camera alerts emailed, the 4th held for the summary")
         new_camera_mails = [r for r in sendgrid.accepted
                             if r.json["custom_args"]["kind"] == "new_camera"]
-        assert len(new_camera_mails) == 1  # the rest wait for one summary at the window's end
+        assert len(new_camera_mails) == 3  # not 20: and the rest wait for one summary
         assert hub.stop() == 0
         assert alert_statuses(hub, "summary") in (["sent"], ["pending"])
 
