@@ -19,7 +19,7 @@ from recorder.health import outages
 from recorder.health.alerts import AlertCenter, AlertEvent
 from recorder.health.monitor import HealthMonitor
 from recorder.health.outages import QUIET_REASONS, OutageInfo
-from recorder.ingest.guard import IngestLimits, NewNameLimiter
+from recorder.ingest.guard import IngestLimits, NewNameLimiter, source_of
 from recorder.ingest.server import IngestRequest, StreamEnding, StreamSink, start_server, token_matches
 from recorder.store.catalog import Catalog
 from recorder.store.reconcile import ReconcileReport, reconcile
@@ -209,7 +209,7 @@ class Hub:
         standing = await loop.run_in_executor(self.executor, catalog_standing, self.catalog, name)
         if standing == "pull":
             raise IngestRejected(409, f"camera {name} is pulled by the hub, not pushed")
-        source = request.peer.rpartition(":")[0].strip("[]")
+        source = source_of((request.peer.rpartition(":")[0].strip("[]"),))
         if standing == "new" and self.config.allow_new_cameras and \
                 not self.new_names.allow(source, name):
             raise IngestRejected(429, f"too many new camera names from {source} (at most "

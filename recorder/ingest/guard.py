@@ -12,6 +12,7 @@ import collections
 import contextlib
 import dataclasses
 import errno
+import ipaddress
 import logging
 import os
 import resource
@@ -51,10 +52,17 @@ class IngestLimits:
 
 
 def source_of(peername: Any) -> str:
-    """Return the address part of a socket's peer name (the key of per-source limits)."""
-    if isinstance(peername, tuple) and peername:
+    """Return the source a peer counts as for per-source limits: its IPv4 address, or its
+    IPv6 /64 (one host can use a whole /64, so per-address limits would not hold it)."""
+    if not (isinstance(peername, tuple) and peername):
+        return "?"
+    try:
+        address = ipaddress.ip_address(str(peername[0]).split("%")[0])
+    except ValueError:
         return str(peername[0])
-    return "?"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(getattr(address, "ipv4_mapped", None) or address)
 
 
 # -- descriptors ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from recorder.errors import ConfigError, IngestRejected
 from recorder.hub import ingest_limits
 from recorder.ingest.guard import (
     AcceptErrorLog, ConnectionGuard, FdBudget, IngestLimits, NewNameLimiter, PayloadCounter,
-    QuietLog, VideoWatchdog, deadline, payload_of,
+    QuietLog, VideoWatchdog, deadline, payload_of, source_of,
 )
 from tests.support.media import encoded_ts
 
@@ -120,6 +120,18 @@ def test_a_real_stream_rolls_from_window_to_window(real_ts: bytes) -> None:
 
 
 # -- connections ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("peername", "source"), [
+    (("10.0.0.7", 5555), "10.0.0.7"),
+    (("2001:db8:1:2:aaaa::1", 5555, 0, 0), "2001:db8:1:2::/64"),  # a host owns its /64
+    (("2001:db8:1:2:bbbb::9", 5555, 0, 0), "2001:db8:1:2::/64"),
+    (("::ffff:10.0.0.7", 5555, 0, 0), "10.0.0.7"),
+    (("fe80::1%eth0", 5555, 0, 2), "fe80::/64"),
+    (None, "?"),
+])
+def test_a_source_is_an_ipv4_address_or_an_ipv6_64(peername: object, source: str) -> None:
+    assert source_of(peername) == source
+
 
 def guard_with(fds_in_use: int, **limits: int) -> tuple[ConnectionGuard, FakeClock]:
     clock = FakeClock()
