@@ -11,6 +11,7 @@ from pathlib import Path
 from recorder.config import DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, load_file
 from recorder.errors import RecorderError
 from recorder.hub import Hub
+from recorder.ingest.guard import flush_logs, raise_open_file_limit
 
 logger = logging.getLogger("recorder")
 
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     # APScheduler logs every run of every health check at INFO (one line a second or more);
     # its warnings (a missed or skipped run) still show.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
+    _raise_open_file_limit()
     try:
         file_values = load_file(args.config) if args.config else {}
         config = build_config(file_values, {
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             "segment_seconds": args.segment_seconds, "ingest_token_file": args.token_file,
         })
         asyncio.run(Hub(config).run())
+        flush_logs()  # the counts of refusals and left-out lines of the last burst
     except RecorderError as exc:
         logger.error("%s", exc)
         return 2
@@ -52,3 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("cannot start: %s", exc)
         return 1
     return 0
+
+
+def _raise_open_file_limit() -> None:
+    # systemd starts services with a soft limit of 1024 descriptors; every ingest connection
+    # and every ffmpeg pipe takes one, so the hub takes all the hard limit allows.
+    before, after = raise_open_file_limit()
+    if after > before:
+        logger.info("raised the open-file limit from %d to %d descriptors", before, after)
+    else:
+        logger.info("open-file limit: %d descriptors (the hard limit)", after)

@@ -91,6 +91,14 @@ class HubConfig:
     live_view: bool = True  # a rolling 1-s HLS per camera for the web app's live view
     stall_timeout: float = 15.0
     max_streams: int = 256
+    # ingest limits (docs/design/protocol.md, "Limits")
+    head_timeout: float = 10.0  # the whole request head must arrive within this
+    max_connections: int = 1024  # open ingest connections in total
+    max_connections_per_source: int = 32  # ... and per source address
+    fd_reserve: int = 256  # descriptors kept free for recording; new connections never use them
+    min_video_bytes: int = 2048  # video payload per stall_timeout below which a stream is stalled
+    new_cameras_per_source: int = 3  # camera names the catalog does not know yet, per source ...
+    new_camera_window: float = 600.0  # ... per this many seconds; more get 429
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     fail_after: int = 10
@@ -125,6 +133,8 @@ class HubConfig:
 _TOP_KEYS = {
     "listen", "storage", "db", "segment_seconds", "ingest_token", "ingest_token_file",
     "allow_new_cameras", "require_approval", "live_view", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
+    "head_timeout", "max_connections", "max_connections_per_source", "fd_reserve",
+    "min_video_bytes", "new_cameras_per_source", "new_camera_window",
     "fail_after", "failed_retry_seconds", "stall_margin", "health_interval",
     "disk_check_interval", "catalog_check_interval", "cameras", "alerts", "retention",
 }
@@ -311,6 +321,23 @@ def load_file(path: Path) -> dict[str, Any]:
     return hub
 
 
+# key: (low, high, type) of the ingest limits (docs/design/protocol.md, "Limits")
+_INGEST_LIMITS: dict[str, tuple[float, float, type]] = {
+    "head_timeout": (0.5, 300, float), "max_connections": (1, 1_000_000, int),
+    "max_connections_per_source": (1, 1_000_000, int), "fd_reserve": (16, 1_000_000, int),
+    "min_video_bytes": (0, 10**9, int), "new_cameras_per_source": (0, 100_000, int),
+    "new_camera_window": (1, 30 * 86400, float),
+}
+
+
+def _ingest_limits(values: Mapping[str, Any]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for key, (low, high, kind) in _INGEST_LIMITS.items():
+        if key in values:
+            kwargs[key] = kind(_number(values, key, "config", low, high))
+    return kwargs
+
+
 def build_config(file_values: dict[str, Any], overrides: dict[str, Any],
                  environ: Mapping[str, str] | None = None) -> HubConfig:
     """Merge file values, command-line overrides (which win) and the environment into a HubConfig."""
@@ -341,6 +368,7 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any],
     for key in ("allow_new_cameras", "require_approval", "live_view"):
         if key in values:
             kwargs[key] = bool(values[key])
+    kwargs.update(_ingest_limits(values))
     cameras = tuple(_camera_from_table(i, t) for i, t in enumerate(values.get("cameras", [])))
     names = [c.name for c in cameras]
     if len(names) != len(set(names)):

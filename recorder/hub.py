@@ -11,7 +11,7 @@ import signal
 from sqlalchemy import select
 
 from nvrlib.catalog import db
-from nvrlib.catalog.models import utcnow
+from nvrlib.catalog.models import Camera, utcnow
 from recorder import control
 from recorder.config import HubConfig
 from recorder.errors import IngestRejected
@@ -20,6 +20,7 @@ from recorder.health.alerts import AlertCenter, AlertEvent
 from recorder.health.monitor import HealthMonitor
 from recorder.health.outages import QUIET_REASONS, OutageInfo
 from recorder.ingest import backfill
+from recorder.ingest.guard import IngestLimits, NewNameLimiter, source_of
 from recorder.ingest.protocol import TICK, DurableProgress, ProtocolFields
 from recorder.ingest.server import IngestRequest, StreamEnding, StreamSink, start_server, token_matches
 from recorder.store.catalog import Catalog, FinishedSegment
@@ -73,6 +74,7 @@ class Hub:
         # version 2: one backfill upload per camera, and how far each request is durable
         self.backfills: dict[str, Segmenter] = {}
         self.progress: dict[StreamSink, DurableProgress] = {}
+        self.new_names = NewNameLimiter(config.new_cameras_per_source, config.new_camera_window)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -107,7 +109,8 @@ class Hub:
 
     async def _serve(self) -> None:
         self.server = await start_server(self, self.config.listen_host, self.config.listen_port,
-                                         self.config.stall_timeout, self._track_connection)
+                                         self.config.stall_timeout, self._track_connection,
+                                         ingest_limits(self.config))
         await self.sync_pulls()
         self.control_task = asyncio.create_task(self._control_loop(), name="control")
         self.health.start()
@@ -167,6 +170,10 @@ class Hub:
     def precheck(self, request: IngestRequest) -> None:
         """Reject a request early on what needs no database: token, state, conflicts, limits."""
         name = request.camera
+        camera = self.config.camera(name)
+        # before the token: no token, however right, lets footage be forged under a pulled camera
+        if (camera is not None and camera.is_pull) or name in self.pulled:
+            raise IngestRejected(409, f"camera {name} is pulled by the hub, not pushed")
         self._check_token(request)
         if request.protocol.backfill:  # not the live slot: its own rules (ingest/backfill.py)
             backfill.precheck(self.config, request, self.backfills, self._stream_count(),
@@ -174,9 +181,6 @@ class Hub:
             return
         if self.stopping.is_set():
             raise IngestRejected(503, "the hub is shutting down")
-        camera = self.config.camera(name)
-        if camera is not None and camera.is_pull:
-            raise IngestRejected(409, f"camera {name} is pulled by the hub, not pushed")
         if camera is not None and not camera.enabled:
             raise IngestRejected(423, f"camera {name} is disabled")
         if name in self.pushed:
@@ -186,6 +190,7 @@ class Hub:
 
     async def admit(self, request: IngestRequest) -> StreamSink:
         """Claim a camera for a new edge connection, or raise IngestRejected."""
+        await self._check_pushable(request)
         self.precheck(request)  # again: the state may have changed while the body started
         if request.protocol.backfill:
             return await self._admit_backfill(request)
@@ -268,6 +273,22 @@ class Hub:
 
     def _stream_count(self) -> int:
         return len(self.pushed) + len(self.pulled) + len(self.backfills)
+
+    async def _check_pushable(self, request: IngestRequest) -> None:
+        """Refuse a pull camera of the catalog (409) and new names beyond the rate limit (429)."""
+        name = request.camera
+        if self.config.camera(name) is not None:
+            return
+        loop = asyncio.get_running_loop()
+        standing = await loop.run_in_executor(self.executor, catalog_standing, self.catalog, name)
+        if standing == "pull":
+            raise IngestRejected(409, f"camera {name} is pulled by the hub, not pushed")
+        source = source_of((request.peer.rpartition(":")[0].strip("[]"),))
+        if standing == "new" and self.config.allow_new_cameras and \
+                not request.protocol.backfill and not self.new_names.allow(source, name):
+            raise IngestRejected(429, f"too many new camera names from {source} (at most "
+                                      f"{self.config.new_cameras_per_source} per "
+                                      f"{self.config.new_camera_window:g} s); retry later")
 
     def release(self, camera: str, sink: StreamSink, ending: StreamEnding) -> None:
         """Forget the connection that held a camera, and record why it went offline."""
@@ -554,3 +575,19 @@ class Hub:
                 last_segment_end=segmenter.stats.last_segment_end,
                 last_error="\n".join(segmenter.stderr.tail(5)) if failing else ""))
         return samples
+
+
+def catalog_standing(catalog: Catalog, name: str) -> str:
+    """Say what the catalog knows of a camera name: 'pull', 'known' or 'new' (catalog thread)."""
+    with catalog.session() as session:
+        row = session.execute(select(Camera.url).where(Camera.name == name)).first()
+    if row is None:
+        return "new"
+    return "pull" if row.url is not None else "known"
+
+
+def ingest_limits(config: HubConfig) -> IngestLimits:
+    """The ingest server's limits from the hub's config."""
+    return IngestLimits(head_timeout=config.head_timeout, max_connections=config.max_connections,
+                        max_connections_per_source=config.max_connections_per_source,
+                        fd_reserve=config.fd_reserve, min_video_bytes=config.min_video_bytes)

@@ -45,8 +45,10 @@ SEND_BATCH = 20
 EMAIL_TO_SETTING = "alerts.email_to"  # written by the web app: comma-separated addresses
 EMAIL_OFF = "email is off: no SENDGRID_API_KEY"
 
-NEVER_DEBOUNCED = frozenset({"new_camera", "test"})
-KIND_KEYED = frozenset({"disk_low", "disk_emergency", "summary"})  # one key per kind, not camera
+NEVER_DEBOUNCED = frozenset({"test"})
+# one key per kind, not per camera; new cameras too: a host inventing names must not send
+# one email per name (the first debounce_burst are emailed at once, the rest in one summary)
+KIND_KEYED = frozenset({"disk_low", "disk_emergency", "summary", "new_camera"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,8 +295,9 @@ class AlertCenter:
         if event.camera is not None and self._muted(session, event.camera, now):
             return "muted"  # a muted camera's alerts count toward no debounce window
         key = debounce_key(event.kind, event.camera)
+        camera = event.camera if key is not None and key.startswith("camera:") else None
         if key is not None and not self._debouncer.admit(
-                key, event.camera, now, Suppressed(at, event.kind, message.headline)):
+                key, camera, now, Suppressed(at, event.kind, message.headline)):
             return "suppressed"
         return "pending" if self._mailer is not None else "logged"
 

@@ -25,7 +25,8 @@ REASONS: dict[str, tuple[str, str]] = {
 
 # what a debounce summary calls alerts that are not about one camera
 KIND_LABELS = {"disk_low": "disk space low", "disk_emergency": "disk nearly full",
-               "summary": "alert summaries", "retention_short": "retention"}
+               "summary": "alert summaries", "retention_short": "retention",
+               "new_camera": "new cameras"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,9 @@ import h11
 from nvrlib.names import InvalidName, validate_camera_name
 
 from recorder.errors import IngestRejected
+from recorder.ingest.guard import (
+    ConnectionGuard, IngestLimits, QuietLog, VideoWatchdog, deadline, quiet_accept_errors, source_of,
+)
 from recorder.ingest.protocol import (
     ACK_CONTENT_TYPE, DurableProgress, ProtocolFields, encode_ack, encode_closed, encode_done,
     parse_fields,
@@ -28,7 +31,6 @@ logger = logging.getLogger(__name__)
 TS_PACKET = 188
 SYNC_BYTE = 0x47
 SYNC_CHECK_BYTES = 3 * TS_PACKET
-HEAD_TIMEOUT = 10.0
 READ_SIZE = 1024 * 1024
 BATCH_SECONDS = 0.5
 MAX_HEAD_BYTES = 16 * 1024
@@ -170,31 +172,41 @@ class IngestConnection:
     """One accepted TCP connection carrying one camera's stream."""
 
     def __init__(self, handler: IngestHandler, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, stall_timeout: float) -> None:
+                 writer: asyncio.StreamWriter, stall_timeout: float,
+                 limits: IngestLimits = IngestLimits(), quiet: QuietLog | None = None) -> None:
         self.handler, self.reader, self.writer = handler, reader, writer
         self.stall_timeout = stall_timeout
+        self.limits = limits
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         peer = writer.get_extra_info("peername") or ("?", 0)
         self.peer = f"{peer[0]}:{peer[1]}"
+        self.source = source_of(peer)
         self.log = logger
+        # rejections are per connection: a flood of them is logged in short (guard.QuietLog)
+        self.quiet = quiet or QuietLog(logger)
+        self.watchdog = VideoWatchdog(limits.min_video_bytes, stall_timeout)
 
     async def serve(self) -> None:
         """Read the request, stream its body into the camera's segmenter, answer."""
         try:
             await self._serve()
         except IngestRejected as exc:
-            self.log.warning("ingest from %s rejected: %d %s", self.peer, exc.status, exc.reason)
+            self.quiet(logging.WARNING, f"{self.source} {exc.status}",
+                       "ingest from %s rejected: %d %s", self.peer, exc.status, exc.reason)
             await self._respond(exc.status, exc.reason + "\n", "text/plain")
         except h11.RemoteProtocolError as exc:
-            self.log.warning("ingest from %s rejected: not valid HTTP (%s)", self.peer, exc)
+            self.quiet(logging.WARNING, f"{self.source} 400",
+                       "ingest from %s rejected: not valid HTTP (%s)", self.peer, exc)
             await self._respond(400, f"bad request: {exc}\n", "text/plain")
         except _Closed as exc:
-            self.log.debug("ingest from %s closed before a request: %s", self.peer, exc.reason)
+            self.quiet(logging.DEBUG, f"{self.source} closed",
+                       "ingest from %s closed before a request: %s", self.peer, exc.reason)
         finally:
             self.writer.close()
 
     async def _serve(self) -> None:
-        request = await self._next_event(HEAD_TIMEOUT)
+        async with deadline(self.limits.head_timeout, "the request head"):
+            request = await self._next_event(self.limits.head_timeout)
         if not isinstance(request, h11.Request):
             raise IngestRejected(400, "expected an HTTP request")
         head = parse_request_head(request, self.peer)
@@ -230,33 +242,46 @@ class IngestConnection:
     async def _first_bytes(self) -> bytes:
         # Validate the body before anything is spawned for it: garbage never reaches disk.
         buffered = b""
-        while len(buffered) < SYNC_CHECK_BYTES:
-            event = await self._next_event(self.stall_timeout)
-            if isinstance(event, h11.Data):
-                buffered += bytes(event.data)
-            else:
-                raise IngestRejected(400, "the body ended before any MPEG-TS packet")
+        async with deadline(self.stall_timeout, "the first MPEG-TS packets"):
+            while len(buffered) < SYNC_CHECK_BYTES:
+                try:
+                    event = await self._next_event(self.stall_timeout)
+                except _Closed as exc:  # a half-closed peer still reads the answer
+                    raise IngestRejected(408 if exc.stalled else 400, "the body ended before any "
+                                         f"MPEG-TS packet: the edge {exc.reason}") from None
+                if isinstance(event, h11.Data):
+                    buffered += bytes(event.data)
+                else:
+                    raise IngestRejected(400, "the body ended before any MPEG-TS packet")
         if not looks_like_mpegts(buffered):
             raise IngestRejected(415, "the body is not MPEG-TS (no 0x47 sync byte every 188 bytes)")
         return buffered
 
     async def _relay(self, sink: StreamSink, camera: str, first: bytes) -> StreamEnding:
+        self.watchdog.restart()  # its first window starts with the stream, not the connection
+        self.watchdog.feed(first)
         await sink.feed(first)
         while True:
             try:
                 batch, ended = await self._next_batch()
             except _Closed as exc:
-                self.log.warning("%s: edge %s %s", camera, self.peer, exc.reason)
+                reason = (exc.stalled and self.watchdog.starved()) or exc.reason
+                self.log.warning("%s: edge %s %s", camera, self.peer, reason)
                 return StreamEnding("stalled" if exc.stalled else "connection_lost",
-                                    f"the edge {exc.reason}")
+                                    f"the edge {reason}")
             except h11.RemoteProtocolError as exc:
                 self.log.warning("%s: edge %s sent a broken stream: %s", camera, self.peer, exc)
                 return StreamEnding("connection_lost", f"the edge sent a broken stream: {exc}")
             if batch:
+                self.watchdog.feed(batch)
                 await sink.feed(batch)
             if ended:
                 self.log.info("%s: edge %s ended its stream", camera, self.peer)
                 return StreamEnding("clean_shutdown", "the edge ended its stream")
+            starved = self.watchdog.starved()  # padding or a trickle does not hold a camera
+            if starved:
+                self.log.warning("%s: edge %s %s", camera, self.peer, starved)
+                return StreamEnding("stalled", f"the edge {starved}")
 
     async def _next_batch(self) -> tuple[bytes, bool]:
         """Wait a batch interval, then take every chunk that arrived; tell if the body ended.
@@ -274,7 +299,7 @@ class IngestConnection:
             if not transport.is_closing():
                 transport.resume_reading()
         chunks: list[bytes] = []
-        event = await self._next_event(self.stall_timeout)
+        event = await self._next_event(self.watchdog.read_timeout(self.stall_timeout))
         while True:
             if isinstance(event, h11.Data):
                 chunks.append(bytes(event.data))
@@ -379,11 +404,28 @@ class _AckWriter:
 
 
 async def start_server(handler: IngestHandler, host: str, port: int, stall_timeout: float,
-                       on_connection: Callable[[asyncio.Task[None]], None]) -> asyncio.Server:
+                       on_connection: Callable[[asyncio.Task[None]], None],
+                       limits: IngestLimits = IngestLimits()) -> asyncio.Server:
     """Listen for ingest connections; each one is served by its own task."""
+    guard = ConnectionGuard(limits)
+    quiet = QuietLog(logger)
+    quiet_accept_errors(asyncio.get_running_loop())
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connection = IngestConnection(handler, reader, writer, stall_timeout)
+        source = source_of(writer.get_extra_info("peername"))
+        sock = writer.get_extra_info("socket")
+        refusal = guard.open(source, sock.fileno() if sock is not None else 0)
+        if refusal is not None:  # closed at once: a flood never holds descriptors
+            writer.write(refusal.response())
+            writer.close()
+            return
+        try:
+            await _serve_admitted(reader, writer)
+        finally:
+            guard.close(source)
+
+    async def _serve_admitted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = IngestConnection(handler, reader, writer, stall_timeout, limits, quiet)
         task = asyncio.current_task()
         assert task is not None
         on_connection(task)

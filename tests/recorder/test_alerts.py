@@ -386,7 +386,28 @@ def test_stop_stores_everything_queued(
     for i in range(30):
         center.notify(event("new_camera", f"cam{i}", peer="10.0.0.9", approval="approved"))
     center.stop(timeout=5)
-    assert len(alerts(engine)) == 30
+    assert len([row for row in alerts(engine) if row.kind == "new_camera"]) == 30
+
+
+def test_new_cameras_are_emailed_once_then_summarised_across_cameras(
+        make_center: Callable[..., AlertCenter], stub: SendGridStub, engine: sqlalchemy.Engine) -> None:
+    """Twenty invented camera names send debounce_burst emails and one summary, not twenty."""
+    center = make_center(debounce_window=2.0)
+    for i in range(20):
+        center.notify(event("new_camera", f"fake{i:02d}", peer="10.0.0.66", approval="pending",
+                            camera_kind="push", location=""))
+    center.flush(5)
+    summary = stub.wait_for(lambda j: j["custom_args"]["kind"] == "summary", timeout=10)
+    assert summary.json["subject"] == ("[NVR] new cameras: 17 more alerts in the last 2 s "
+                                       "(17 new_camera); last: new_camera")
+    body = summary.json["content"][0]["value"]
+    assert "new camera fake19 connected from 10.0.0.66" in body and "Camera:" not in body
+    rows = [row for row in alerts(engine) if row.kind == "new_camera"]
+    assert [row.status for row in rows] == ["sent"] * 3 + ["suppressed"] * 17
+    assert alert_where(engine, kind="summary").camera is None
+    wait_for(lambda: len(stub.accepted) == 4, 5, "four emails")
+    assert sorted(r.json["custom_args"]["kind"] for r in stub.accepted) == \
+        ["new_camera"] * 3 + ["summary"]
 
 
 def test_stop_stores_the_summary_of_an_open_window(
@@ -471,11 +492,11 @@ def test_no_recipients_fails_the_alert(
     ("disk_low", None, "kind:disk_low"),
     ("disk_emergency", None, "kind:disk_emergency"),
     ("summary", "driveway", "kind:summary"),
-    ("new_camera", "driveway", None),
+    ("new_camera", "driveway", "kind:new_camera"),
     ("test", None, None),
 ])
 def test_debounce_key(kind: str, camera: str | None, key: str | None) -> None:
-    """Camera alerts debounce per camera, hub-wide ones per kind; new cameras and tests never."""
+    """Camera alerts debounce per camera, hub-wide ones and new cameras per kind; tests never."""
     assert debounce_key(kind, camera) == key
 
 

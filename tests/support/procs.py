@@ -126,8 +126,10 @@ class Hub:
     """A real `python -m recorder` on 127.0.0.1 with its own storage and catalog."""
 
     def __init__(self, workdir: Path, config: str = "", segment_seconds: float = 2.0,
-                 port: int | None = None, env: dict[str, str] | None = None) -> None:
+                 port: int | None = None, env: dict[str, str] | None = None,
+                 argv_prefix: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
+        self.argv_prefix = argv_prefix  # e.g. ("prlimit", "--nofile=1024:1024")
         self.env = env or {}
         self.port = port or free_port()
         self.storage = workdir / "recordings"
@@ -141,7 +143,8 @@ class Hub:
 
     def start(self, timeout: float = 30.0) -> Hub:
         """Start the hub and wait until it listens."""
-        argv = [sys.executable, "-m", "recorder", "--listen", f"127.0.0.1:{self.port}",
+        argv = [*self.argv_prefix, sys.executable, "-m", "recorder",
+                "--listen", f"127.0.0.1:{self.port}",
                 "--storage", str(self.storage), "--db", self.db_url,
                 "--segment-seconds", f"{self.segment_seconds:g}",
                 "--config", str(self.config_path), "--log-level", "DEBUG"]
