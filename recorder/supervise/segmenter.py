@@ -7,6 +7,7 @@ import collections
 import dataclasses
 import datetime as dt
 import logging
+import math
 import os
 import secrets
 import signal
@@ -18,7 +19,7 @@ from pathlib import Path
 from nvrlib.catalog.models import utcnow
 from recorder.store.catalog import Catalog, FinishedSegment, RunInfo
 from recorder.store.reconcile import recover_run_leftovers
-from recorder.supervise import ffmpeg
+from recorder.supervise import ffmpeg, pts
 from recorder.supervise.live import LiveTap
 from recorder.supervise.states import ProcessStateMachine, RestartPolicy, State
 
@@ -26,6 +27,12 @@ logger = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
 PENDING_LIMIT_BYTES = 16 * 1024 * 1024
+# A pushed run starts once the stream's clock is known (a relay batch comes every 0.5 s);
+# a stream without readable PTS starts after this long, unshifted.
+PTS_WAIT_SECONDS = 2.0
+# How far below the first PTS ffmpeg's shifted timeline starts: room for B-frames and audio a
+# little behind the first video PES, and never past one segment (or the muxer would cut twice).
+PTS_MARGIN_SECONDS = 1.0
 
 
 @dataclasses.dataclass
@@ -77,6 +84,8 @@ class Segmenter:
         self._pending: collections.deque[bytes] = collections.deque()
         self._pending_bytes = 0
         self._input_closed = False
+        self._last_pts: int | None = None  # 90 kHz ticks of the last video PES fed
+        self._pts_known = asyncio.Event()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -92,6 +101,10 @@ class Segmenter:
         """Pass MPEG-TS bytes to ffmpeg; buffer them (bounded) while it restarts."""
         self.stats.bytes_in += len(data)
         self.stats.last_data_at = time.monotonic()
+        ticks = pts.last_video_pts(data)
+        if ticks is not None:
+            self._last_pts = ticks
+            self._pts_known.set()
         if self.tap is not None:
             self.tap.feed(data)
         proc = self._proc
@@ -107,6 +120,7 @@ class Segmenter:
     async def finish(self) -> None:
         """End of input: let ffmpeg finish the open segment, then wait for everything."""
         self._input_closed = True
+        self._pts_known.set()
         proc = self._proc
         if proc is not None and proc.stdin is not None and not self._pending:
             self.machine.stopping()
@@ -118,6 +132,7 @@ class Segmenter:
         """Stop ffmpeg cleanly (the open segment is finished) and wait for the catalog."""
         self._stop.set()
         self._wake.set()
+        self._pts_known.set()
         if self._proc is not None and self._proc.returncode is None:
             self.machine.stopping()
             self._signal(signal.SIGTERM)
@@ -193,13 +208,13 @@ class Segmenter:
             await self._drain_catalog()
 
     async def _one_run(self) -> tuple[int | None, RunInfo]:
-        run = self._new_run()
+        run = self._new_run(await self._pts_offset())
         await self._run_in_catalog(self.catalog.start_run, run, self.kind, self.peer)
         self.machine.starting()
         read_fd, write_fd = os.pipe()
         progress_read, progress_write = os.pipe()
         try:
-            argv = self._argv(run.run_id, write_fd, progress_write)
+            argv = self._argv(run, write_fd, progress_write)
             self._proc = await asyncio.create_subprocess_exec(
                 *ffmpeg.with_parent_death_signal(argv),
                 stdin=asyncio.subprocess.PIPE if self.kind == "push" else asyncio.subprocess.DEVNULL,
@@ -219,7 +234,35 @@ class Segmenter:
             self._signal(signal.SIGTERM)
         return await self._watch(self._proc, run, read_fd, progress_read), run
 
-    def _new_run(self) -> RunInfo:
+    async def _pts_offset(self) -> float:
+        """Seconds to shift this run's timeline back by, so that it starts near 0."""
+        if self.kind != "push":
+            return 0.0  # ffmpeg starts each RTSP session's clock at 0
+        if self._last_pts is None:
+            try:
+                await asyncio.wait_for(self._pts_known.wait(), PTS_WAIT_SECONDS)
+            except TimeoutError:
+                self.log.debug("no PTS in the first bytes: ffmpeg runs on the stream's clock")
+        # the new ffmpeg first gets the buffered bytes, else what arrives after the last batch
+        ticks = self._first_pending_pts()
+        ticks = self._last_pts if ticks is None else ticks
+        if ticks is None:
+            return 0.0
+        margin = min(PTS_MARGIN_SECONDS, self.segment_seconds / 2)
+        offset = max(math.floor((pts.seconds(ticks) - margin) * 1000) / 1000, 0.0)
+        if offset:
+            self.log.info("stream clock at %.3f s: this run shifts it back by %.3f s",
+                          pts.seconds(ticks), offset)
+        return offset
+
+    def _first_pending_pts(self) -> int | None:
+        for chunk in self._pending:
+            ticks = pts.first_video_pts(chunk)
+            if ticks is not None:
+                return ticks
+        return None
+
+    def _new_run(self, pts_offset: float = 0.0) -> RunInfo:
         if self.kind == "pull":
             # Each RTSP session has its own clock, and ffmpeg starts it at 0 with the first
             # RTP packet, which arrives about now.
@@ -227,17 +270,20 @@ class Segmenter:
         elif self.anchor is None:
             # A pusher without X-NVR-Stream-Epoch: its first frame arrived about now.
             self.anchor = Anchor(wall=utcnow(), pts=None, exact=False)
+        # the run's anchor is in its own (shifted) timeline, like its files and list lines
+        anchor_pts = None if self.anchor.pts is None else self.anchor.pts - pts_offset
         return RunInfo(run_id=secrets.token_hex(4), camera=self.camera, location=self.location,
-                       anchor_wall=self.anchor.wall, anchor_pts=self.anchor.pts,
-                       anchor_exact=self.anchor.exact)
+                       anchor_wall=self.anchor.wall, anchor_pts=anchor_pts,
+                       anchor_exact=self.anchor.exact, pts_offset=pts_offset)
 
-    def _argv(self, run_id: str, list_fd: int, progress_fd: int) -> list[str]:
-        pattern = ffmpeg.incoming_pattern(self.incoming_dir, run_id)
+    def _argv(self, run: RunInfo, list_fd: int, progress_fd: int) -> list[str]:
+        pattern = ffmpeg.incoming_pattern(self.incoming_dir, run.run_id)
         if self.kind == "pull":
             assert self.url is not None
             return ffmpeg.pull_segmenter_argv(self.url, pattern, self.segment_seconds, list_fd,
                                               progress_fd)
-        return ffmpeg.push_segmenter_argv(pattern, self.segment_seconds, list_fd, progress_fd)
+        return ffmpeg.push_segmenter_argv(pattern, self.segment_seconds, list_fd, progress_fd,
+                                          pts_offset=run.pts_offset)
 
     async def _watch(self, proc: asyncio.subprocess.Process, run: RunInfo, list_fd: int,
                      progress_fd: int) -> int:
@@ -301,8 +347,10 @@ class Segmenter:
             self.stats.last_segment_end = segment.end
             self.stats.last_segment_at = time.monotonic()
             if self.anchor is not None and self.anchor.pts is None and run.anchor_pts is not None:
-                # later runs of this connection share the clock mapping the first one learned
-                self.anchor = Anchor(wall=run.anchor_wall, pts=run.anchor_pts, exact=False)
+                # later runs of this connection share the clock mapping the first one learned,
+                # kept in the stream's own timeline (each run shifts it by its own offset)
+                self.anchor = Anchor(wall=run.anchor_wall, pts=run.anchor_pts + run.pts_offset,
+                                     exact=False)
             for callback in self.on_segment:
                 callback(segment)
 
