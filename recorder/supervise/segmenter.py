@@ -89,6 +89,7 @@ class Segmenter:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._run: RunInfo | None = None  # the run whose row is open in the catalog
         self._catalog_jobs: set[asyncio.Future[object]] = set()
 
     # -- public API -------------------------------------------------------------------------
@@ -149,21 +150,26 @@ class Segmenter:
                 self.log.warning("ffmpeg did not stop within %.0f s: sending %s",
                                  STOP_GRACE_SECONDS, signal.Signals(signum).name)
                 self._stop.set()
+                self._wake.set()
                 self._signal(signum)
         await self.wait()
 
     async def restart(self) -> None:
         """Restart ffmpeg now (its open segment is finished first), without back-off."""
-        self._restart_requested = True
         if self._proc is not None and self._proc.returncode is None:
+            self._restart_requested = True
             self._signal(signal.SIGTERM)
         else:
-            self._wake.set()  # cut a back-off short
+            self._wake.set()  # cut a back-off or a FAILED wait short
 
     async def wait(self) -> None:
-        """Wait until supervision ended and every listed segment is cataloged."""
-        if self._task is not None:
+        """Wait until supervision ended and every listed segment is cataloged (never raises)."""
+        if self._task is None:
+            return
+        try:
             await asyncio.shield(self._task)
+        except Exception:  # _supervise guards itself; a connection must still be released
+            self.log.exception("supervision ended with an error")
 
     @property
     def restart_requested(self) -> bool:
@@ -187,33 +193,81 @@ class Segmenter:
             while not self._stop.is_set():
                 if self._input_closed and not self._pending and self._proc is not None:
                     break  # input ended while ffmpeg was backing off: nothing left to write
-                returncode, run = await self._one_run()
-                delay = self.machine.exited(returncode, made_progress=run.entries > 0)
-                await self._end_run(run.run_id, returncode)
-                if self.anchor is not None and self.anchor.pts is None:
-                    self.anchor = None  # nothing learned: the next run anchors at its own start
-                if self._input_closed and self._pending:
-                    continue  # ffmpeg died with input still buffered: write it out first
-                if delay is None or self._input_closed:
+                try:
+                    delay = await self._cycle()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a bug or a resource shortage must not end supervision
+                    delay = await self._supervision_failed(exc)
+                if delay is None:
                     break
-                if self._restart_requested:
-                    self._restart_requested, delay = False, 0.0
-                    self.log.info("ffmpeg restarted on request")
-                else:
-                    self._log_exit(returncode, delay)
                 await self._sleep(delay)
         finally:
+            if self._pending_bytes:
+                self.log.warning("%d buffered bytes were never recorded", self._pending_bytes)
             if self.machine.state is not State.STOPPED:
                 self.machine.stopping()
             await self._drain_catalog()
 
+    async def _cycle(self) -> float | None:
+        """Run ffmpeg once; return the delay before the next run, or None to end supervision."""
+        returncode, run = await self._one_run()
+        delay = self.machine.exited(returncode, made_progress=run.entries > 0)
+        await self._end_run(run.run_id, returncode)
+        if self.anchor is not None and self.anchor.pts is None:
+            self.anchor = None  # nothing learned: the next run anchors at its own start
+        if self._input_closed and self._pending and returncode is not None:
+            return 0.0  # ffmpeg died with input still buffered: write it out first
+        if delay is None or self._input_closed:
+            return None
+        if self._restart_requested:
+            self._restart_requested = False
+            self.log.info("ffmpeg restarted on request")
+            return 0.0
+        self._log_exit(returncode, delay)
+        return delay
+
+    async def _supervision_failed(self, exc: Exception) -> float | None:
+        """Survive an unexpected error: stop a stray ffmpeg, close the run, go FAILED, retry."""
+        self.log.error("supervision failed (%s: %s); the camera is FAILED", type(exc).__name__,
+                       exc, exc_info=exc)
+        self.stderr.add(f"hub error: {type(exc).__name__}: {exc}")
+        self._restart_requested = False
+        await self._kill_stray()
+        run, self._run = self._run, None
+        if run is not None:
+            try:
+                await self._end_run(run.run_id, None, reason="hub error")
+            except Exception as again:  # the catalog may be what fails; recovery runs at start-up
+                self.log.error("cannot close run %s: %s", run.run_id, again)
+        delay = self.machine.crashed(f"{type(exc).__name__}: {exc}")
+        if delay is None or self._stop.is_set() or self._input_closed:
+            return None
+        self.log.warning("retrying in %.0f s (or at once on Restart)", delay)
+        return delay
+
+    async def _kill_stray(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        self._signal(signal.SIGKILL)
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_GRACE_SECONDS)
+        except TimeoutError:
+            self.log.error("ffmpeg pid %d survived SIGKILL", proc.pid)
+
     async def _one_run(self) -> tuple[int | None, RunInfo]:
         run = self._new_run(await self._pts_offset())
         await self._run_in_catalog(self.catalog.start_run, run, self.kind, self.peer)
+        self._run = run
         self.machine.starting()
-        read_fd, write_fd = os.pipe()
-        progress_read, progress_write = os.pipe()
+        fds: list[int] = []
         try:
+            # pipes and the spawn need descriptors: a shortage is a failed start, not a crash
+            read_fd, write_fd = os.pipe()
+            fds += [read_fd, write_fd]
+            progress_read, progress_write = os.pipe()
+            fds += [progress_read, progress_write]
             argv = self._argv(run, write_fd, progress_write)
             self._proc = await asyncio.create_subprocess_exec(
                 *ffmpeg.with_parent_death_signal(argv),
@@ -221,13 +275,13 @@ class Segmenter:
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
                 pass_fds=(write_fd, progress_write), start_new_session=True)
         except OSError as exc:
-            os.close(read_fd)
-            os.close(progress_read)
+            for fd in fds:
+                os.close(fd)
             self.log.error("cannot start ffmpeg: %s", exc)
+            self.stderr.add(f"cannot start ffmpeg: {exc}")
             return None, run
-        finally:
-            os.close(write_fd)
-            os.close(progress_write)
+        os.close(write_fd)
+        os.close(progress_write)
         self.log.info("ffmpeg started (pid %d, run %s)", self._proc.pid, run.run_id)
         if self._stop.is_set():  # stop() came while we were spawning: it could not signal us
             self.machine.stopping()
@@ -361,10 +415,12 @@ class Segmenter:
         if self._catalog_jobs:
             await asyncio.gather(*self._catalog_jobs, return_exceptions=True)
 
-    async def _end_run(self, run_id: str, returncode: int | None) -> None:
-        reason = "stopped" if self.machine.state is State.STOPPED else f"exit {returncode}"
+    async def _end_run(self, run_id: str, returncode: int | None, reason: str = "") -> None:
+        reason = reason or ("stopped" if self.machine.state is State.STOPPED
+                            else f"exit {returncode}")
         await self._drain_catalog()
         await self._run_in_catalog(self.catalog.end_run, run_id, reason)
+        self._run = None
         # an ffmpeg killed mid-segment leaves its open file behind: recover it right away
         report = await self._run_in_catalog(recover_run_leftovers, self.catalog, self.camera, run_id)
         self.stats.segments += len(report.recovered)  # type: ignore[attr-defined]

@@ -138,10 +138,13 @@ class Hub:
         self.segment_seconds = segment_seconds
         self.process: LoggedProcess | None = None
         self.runs: list[LoggedProcess] = []
+        # run the hub through this, e.g. ["prlimit", "--nofile=64", "--"] (it must exec)
+        self.argv_prefix: list[str] = []
 
     def start(self, timeout: float = 30.0) -> Hub:
         """Start the hub and wait until it listens."""
-        argv = [sys.executable, "-m", "recorder", "--listen", f"127.0.0.1:{self.port}",
+        argv = [*self.argv_prefix, sys.executable, "-m", "recorder",
+                "--listen", f"127.0.0.1:{self.port}",
                 "--storage", str(self.storage), "--db", self.db_url,
                 "--segment-seconds", f"{self.segment_seconds:g}",
                 "--config", str(self.config_path), "--log-level", "DEBUG"]
