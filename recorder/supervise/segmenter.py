@@ -56,6 +56,7 @@ class StreamStats:
     last_segment_end: dt.datetime | None = None
     last_segment_at: float | None = None  # time.monotonic() when the last segment was cataloged
     last_data_at: float | None = None  # time.monotonic() when the edge last sent bytes
+    created: float = dataclasses.field(default_factory=time.monotonic)  # the segmenter's start
 
 
 class Segmenter:

@@ -23,6 +23,8 @@ from tests.support.media import Row, segments
 from tests.support.procs import ffmpeg_pusher, running, wait_for
 from tests.support.requirements import require
 
+pytestmark = pytest.mark.e2e
+
 SEGMENT = 2.0
 STREAM_AGE = 600.0  # seconds of PTS the streams have "already run"
 CAMERAS = ("porch", "yard")  # porch sends an epoch, yard does not

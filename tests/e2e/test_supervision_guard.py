@@ -16,13 +16,18 @@ import threading
 import time
 from collections.abc import Iterator
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nvrlib.catalog.db import make_engine
 from nvrlib.catalog.models import Alert, Camera, CameraStatus, Command
+from tests.e2e.test_webapp_control import WebApp
 from tests.support.media import segments
 from tests.support.procs import Hub, ffmpeg_pusher, running, wait_for
+from tests.webapp.helpers import dispose
+
+pytestmark = pytest.mark.e2e
 
 NOFILE = 64  # the idle hub holds ~13 descriptors, one pushed camera ~8 more
 CONFIG = """
@@ -124,11 +129,18 @@ def descriptors_used_up(hub: Hub) -> Iterator[None]:
         yield
 
 
-def test_a_camera_survives_a_descriptor_shortage_and_restart_and_disconnect_work(hub_factory):
+def health(web: WebApp) -> tuple[int, dict]:
+    response = web.client.get("/api/v1/health", headers=web.bearer)
+    return response.status_code, response.get_json()
+
+
+def test_a_camera_survives_a_descriptor_shortage_and_restart_and_disconnect_work(hub_factory,
+                                                                                 tmp_path):
     hub = hub_factory(config=CONFIG, segment_seconds=2)
     hub.argv_prefix = [shutil.which("prlimit") or "prlimit", f"--nofile={NOFILE}:{NOFILE}", "--"]
     hub.start()
     control = Control(hub)
+    web = WebApp(hub, tmp_path)
     try:
         with running(pusher := ffmpeg_pusher(hub.url("porch"), size="320x240")):
             wait_for(lambda: segments(hub.db_path, "porch"), 30, "recording")
@@ -136,6 +148,12 @@ def test_a_camera_survives_a_descriptor_shortage_and_restart_and_disconnect_work
                 # the new ffmpeg cannot even get its pipes: FAILED and a "failing" alert
                 assert control.command("porch", "restart") == "ok: ffmpeg restarted"
                 wait_for(lambda: control.state("porch") == "failed", 20, "porch failed")
+                # its edge still sends: "not recording", restarted once, alerted, and the
+                # health probe fails, naming it to a logged-in caller
+                status, body = wait_for(lambda: (h := health(web))[0] == 503 and h, 30,
+                                        "the health probe to fail")
+                assert body["not_recording"] == ["porch"] and body["status"] == "degraded"
+                wait_for(lambda: control.alerts("porch", "stalled"), 20, "a not-recording alert")
             # the shortage hits the spawn, or the catalog work around it (recovering the file
             # the restart cut short): either way the supervision lives on
             hub.process.wait_line(r"porch: (cannot start ffmpeg|supervision failed).*Too many")
@@ -145,6 +163,8 @@ def test_a_camera_survives_a_descriptor_shortage_and_restart_and_disconnect_work
             assert control.command("porch", "restart") == "ok: ffmpeg restarted"
             wait_for(lambda: len(segments(hub.db_path, "porch")) > count + 1, 30,
                      "recording after the restart")
+            wait_for(lambda: health(web)[1]["cameras"]["not_recording"] == 0, 20,
+                     "the health probe to see it record")
             with descriptors_used_up(hub):
                 assert control.command("porch", "restart") == "ok: ffmpeg restarted"
                 wait_for(lambda: control.state("porch") == "failed", 20, "porch failed again")
@@ -159,3 +179,4 @@ def test_a_camera_survives_a_descriptor_shortage_and_restart_and_disconnect_work
                  "the reconnected edge recorded")
     finally:
         control.engine.dispose()
+        dispose(web.app)
