@@ -9,8 +9,12 @@ with an X-NVR-Stream-Epoch (as our edge sends) and one without (a stock camera).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import signal
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
@@ -85,6 +89,20 @@ def restart(db_url: str, camera: str) -> str:
         engine.dispose()
 
 
+def segmenter_pid(hub, camera: str) -> int | None:  # type: ignore[no-untyped-def]
+    """The process id of the hub's ffmpeg that writes a camera's segments."""
+    for pid in hub.ffmpeg_children():
+        with contextlib.suppress(OSError):
+            if f"/{camera}/.incoming/".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    return None
+
+
+def new_run_recorded(watcher: Watcher, camera: str, known: set[str]) -> bool:
+    """Tell whether a run not in ``known`` has cataloged a short first and two whole segments."""
+    return any(len(rows) >= 3 for run, rows in watcher.runs(camera).items() if run not in known)
+
+
 def test_restart_of_a_long_running_stream_keeps_segment_length_and_wall_clock(
         hub_factory, hub_ffmpeg: str) -> None:
     hub = hub_factory(segment_seconds=SEGMENT, env={"NVR_FFMPEG": hub_ffmpeg}).start()
@@ -99,31 +117,34 @@ def test_restart_of_a_long_running_stream_keeps_segment_length_and_wall_clock(
     with running(*pushers):
         for camera in CAMERAS:
             wait_for(lambda c=camera: len(watcher.rows(c)) >= 3, 30, f"{camera}'s first run")
-        first_runs = {camera: next(iter(watcher.runs(camera))) for camera in CAMERAS}
-        for camera in CAMERAS:
+        known = {camera: set(watcher.runs(camera)) for camera in CAMERAS}
+        for camera in CAMERAS:  # the admin panel's Restart
             assert restart(hub.db_url, camera) == "ok: ffmpeg restarted"
         for camera in CAMERAS:
-            # the restarted run's first segment may be short; two whole ones after it
-            wait_for(lambda c=camera: any(len(rows) >= 3 for run, rows in watcher.runs(c).items()
-                                          if run != first_runs[c]), 30, f"{camera} after restart")
+            wait_for(lambda c=camera: new_run_recorded(watcher, c, known[c]), 30,
+                     f"{camera} after the restart")
+            known[camera] = set(watcher.runs(camera))
+        for camera in CAMERAS:  # ffmpeg dies: the supervisor starts a new one after a back-off
+            pid = wait_for(lambda c=camera: segmenter_pid(hub, c), 10, f"{camera}'s ffmpeg")
+            os.kill(pid, signal.SIGKILL)
+        for camera in CAMERAS:
+            wait_for(lambda c=camera: new_run_recorded(watcher, c, known[c]), 30,
+                     f"{camera} after its ffmpeg died")
         # read before the pushers stop: their last segment is cut short when they do
         recorded = {camera: watcher.runs(camera) for camera in CAMERAS}
     for camera in CAMERAS:
-        runs = recorded[camera]
-        assert len(runs) == 2, f"{camera}: one run before the restart and one after: {runs}"
-        before, after = runs[first_runs[camera]], next(r for k, r in runs.items()
-                                                         if k != first_runs[camera])
-        # whole segments, except the first of each run and the one the restart cut short
-        whole = before[1:-1] + after[1:]
-        assert whole and all(abs(r.duration - SEGMENT) <= 0.1 for r in whole), \
-            f"{camera}: {[round(r.duration, 2) for r in before]} then " \
-            f"{[round(r.duration, 2) for r in after]}"
-        # the restart loses at most a moment, and the new run continues the same clock
-        gap = (after[0].start - before[-1].end).total_seconds()
+        runs = sorted(recorded[camera].values(), key=lambda rows: rows[0].start)
+        assert len(runs) == 3, f"{camera}: before the restart, after it, after the kill: {runs}"
+        # whole segments, except the first of each run and the last one a restart cut short
+        whole = [row for rows in runs[:-1] for row in rows[1:-1]] + runs[-1][1:]
+        assert all(abs(row.duration - SEGMENT) <= 0.1 for row in whole), \
+            f"{camera}: {[[round(row.duration, 2) for row in rows] for rows in runs]}"
+        # the admin restart loses at most a moment, and the new run continues the same clock
+        gap = (runs[1][0].start - runs[0][-1].end).total_seconds()
         assert -0.1 <= gap <= 3.0, f"{camera}: {gap:.2f} s between the runs"
         # the stream is live: each segment appears in the catalog right after the time it ends
         # (a run's first ones a little later, while the new ffmpeg probes its input)
-        for rows in (before, after):
+        for rows in runs:
             lags = [(watcher.seen[row.id] - row.end).total_seconds() for row in rows]
             assert all(-2.5 <= lag <= 4.5 for lag in lags) and -2.5 <= lags[-1] <= 2.5, \
                 f"{camera}: segments appeared {[round(lag, 1) for lag in lags]} s after their end"
