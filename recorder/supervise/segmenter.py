@@ -192,8 +192,8 @@ class Segmenter:
     async def _supervise(self) -> None:
         try:
             while not self._stop.is_set():
-                if self._input_closed and not self._pending and self._proc is not None:
-                    break  # input ended while ffmpeg was backing off: nothing left to write
+                if self._input_closed and not self._pending:
+                    break  # input ended while ffmpeg was backing off (or failed): nothing to write
                 try:
                     delay = await self._cycle()
                 except asyncio.CancelledError:
