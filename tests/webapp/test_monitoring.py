@@ -182,6 +182,9 @@ def test_health_fails_with_503_while_a_camera_receives_but_records_nothing(
     response = logged_in(app, viewer_user).get("/api/v1/health")
     assert response.status_code == 503
     assert response.get_json()["not_recording"] == [SECRET_NAME]  # a user is told which
+    found = samples(logged_in(app, viewer_user).get("/metrics").get_data(as_text=True))
+    assert found[("nvr_camera_not_recording", (("camera", SECRET_NAME),))] == 1
+    assert found[("nvr_camera_not_recording", (("camera", "porch"),))] == 0
 
 
 def test_health_ignores_a_not_recording_list_of_a_silent_hub_or_unknown_cameras(
