@@ -29,7 +29,7 @@ from tests.webapp.helpers import dispose
 
 pytestmark = pytest.mark.e2e
 
-NOFILE = 64  # the idle hub holds ~13 descriptors, one pushed camera ~8 more
+NOFILE = 48  # the idle hub holds ~13 descriptors, one pushed camera ~8 more
 CONFIG = """
 fail_after = 2
 backoff_initial = 0.5
