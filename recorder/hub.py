@@ -388,7 +388,7 @@ class Hub:
             tail = "\n".join(segmenter.stderr.tail(5))
             self.raise_alert("failing", name, {
                 "failures": segmenter.machine.consecutive_failures, "last_error": tail,
-                "retry_in_seconds": self.config.failed_retry_seconds})
+                "retry_in_seconds": segmenter.machine.retry_in})
             self._spawn_event(self._went_offline(name, "failing", tail, segmenter.peer,
                                                  segmenter.stats.last_segment_end))
         elif (segmenter.kind == "pull" and new is State.BACKOFF and not segmenter.restart_requested

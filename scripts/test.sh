@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-venv.sh requirements-dev.txt
 bash scripts/install-test-deps.sh
+bash scripts/unpack-debian-ffmpeg.sh  # a second ffmpeg (Debian's 5.1) for tests/e2e
 set +e
 # Two workers, one test file each at a time (module fixtures stay in one process): the e2e
 # tests mostly wait on real time (live streams, timeouts), so this halves the wall time.

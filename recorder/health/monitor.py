@@ -47,10 +47,15 @@ class CheckResult:
     ok: bool
     detail: str
     at: dt.datetime
+    # the streams check names the cameras that are not recording (health.md, "Not recording")
+    not_recording: list[str] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The check as the hub_status.checks JSON holds it."""
-        return {"ok": self.ok, "detail": self.detail, "at": self.at.isoformat()}
+        data: dict[str, Any] = {"ok": self.ok, "detail": self.detail, "at": self.at.isoformat()}
+        if self.not_recording is not None:
+            data["not_recording"] = self.not_recording
+        return data
 
 
 class HubView(Protocol):
@@ -129,40 +134,51 @@ class HealthMonitor:
     # -- checks -------------------------------------------------------------------------------
 
     async def check_streams(self) -> None:
-        """Restart stalled streams (no new segment for 2 x segment + margin) and report them."""
-        problems = []
+        """Restart streams that write no segment while their source sends, and report them."""
+        problems, not_recording = [], []
         for name, segmenter in list(self.hub.segmenters().items()):
-            if segmenter.state is State.FAILED:
-                problems.append(f"{name} failed")
             limit = self.config.stall_seconds_for(name)
-            idle = self._seconds_without_segment(segmenter)
+            idle = self._seconds_without_segment(segmenter, limit)
             if idle is None or idle < limit:
                 self.stalled.discard(name)
+                if segmenter.state is State.FAILED:
+                    problems.append(f"{name} failed")
                 continue
-            if segmenter.kind == "push" and not self._data_arriving(segmenter, limit):
-                continue  # a silent edge is the ingest stall timeout's to drop, not ffmpeg's fault
-            problems.append(f"{name} stalled")
+            not_recording.append(name)
+            problems.append(f"{name} is not recording (no segment for {idle:.0f} s, "
+                            f"{segmenter.state.value})")
             if name in self.stalled:
-                continue  # already restarted once for this stall; the state machine backs off
+                continue  # already restarted once for this episode; the state machine backs off
             self.stalled.add(name)
-            logger.warning("%s: no new segment for %.0f s (limit %.0f s): restarting ffmpeg",
-                           name, idle, limit)
+            logger.warning("%s: not recording: no new segment for %.0f s (limit %.0f s) while "
+                           "its source sends: restarting ffmpeg (%s)", name, idle, limit,
+                           segmenter.state.value)
             await segmenter.restart()
             self.hub.raise_alert("stalled", name, {
-                "seconds_without_segment": round(idle, 1),
+                "seconds_without_segment": round(idle, 1), "state": segmenter.state.value,
                 "restarts": segmenter.machine.restarts + 1})
         await self._remind_missing_after_restart()
-        self._set("streams", not problems, ", ".join(problems) or "every stream is recording")
+        self._set("streams", not problems, ", ".join(problems) or "every stream is recording",
+                  not_recording=not_recording)
 
-    def _seconds_without_segment(self, segmenter: Any) -> float | None:
+    def _seconds_without_segment(self, segmenter: Any, limit: float) -> float | None:
+        """Seconds a stream that should be recording has written nothing (None: not expected).
+
+        A pushed stream whose edge sends bytes should be recorded whatever state its ffmpeg is
+        in (a FAILED or stuck camera included), counted from the connection or its last
+        segment, across restarts; a silent edge is the ingest stall timeout's to drop. A pulled
+        stream's ffmpeg is its connection: it is expected to record while RUNNING, counted
+        from that run's start.
+        """
+        last_segment = segmenter.stats.last_segment_at or 0.0
+        if segmenter.kind == "push":
+            last_data = segmenter.stats.last_data_at
+            if last_data is None or self.clock() - last_data >= limit:
+                return None
+            return self.clock() - max(segmenter.stats.created, last_segment)
         if segmenter.state is not State.RUNNING or segmenter.machine.started_at is None:
             return None
-        since = max(segmenter.machine.started_at, segmenter.stats.last_segment_at or 0.0)
-        return self.clock() - since
-
-    def _data_arriving(self, segmenter: Any, limit: float) -> bool:
-        last = segmenter.stats.last_data_at
-        return last is not None and self.clock() - last < limit
+        return self.clock() - max(segmenter.machine.started_at, last_segment)
 
     async def _remind_missing_after_restart(self) -> None:
         """Report cameras that recorded before the hub (re)started and have not come back."""
@@ -281,8 +297,9 @@ class HealthMonitor:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _set(self, name: str, ok: bool, detail: str) -> None:
-        self.checks[name] = CheckResult(ok, detail[:500], utcnow())
+    def _set(self, name: str, ok: bool, detail: str,
+             not_recording: list[str] | None = None) -> None:
+        self.checks[name] = CheckResult(ok, detail[:500], utcnow(), not_recording)
 
     async def _in_catalog(self, func: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.hub.executor, func, *args)

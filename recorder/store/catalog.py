@@ -36,6 +36,10 @@ class RunInfo:
     anchor_pts: float | None
     # True when the anchor came from the stream (X-NVR-Stream-Epoch) rather than a guess.
     anchor_exact: bool = False
+    # Seconds this run's ffmpeg subtracts from the stream's PTS (-output_ts_offset): the run's
+    # files, list lines and anchor_pts are all in that shifted timeline, so nothing else needs
+    # it; the segmenter uses it to hand a learned anchor back in the stream's own timeline.
+    pts_offset: float = 0.0
     codec: str = ""
     width: int = 0
     height: int = 0

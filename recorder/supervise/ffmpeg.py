@@ -33,13 +33,18 @@ def _progress(progress_fd: int | None) -> list[str]:
     return ["-progress", f"pipe:{progress_fd}", "-stats_period", "2"]
 
 
-def _segment_output(pattern: Path, segment_seconds: float, list_fd: int) -> list[str]:
+def _segment_output(pattern: Path, segment_seconds: float, list_fd: int,
+                    pts_offset: float = 0.0) -> list[str]:
     # -copyts keeps the stream's own PTS, so a segment's times map back to wall-clock time;
     # muxdelay/muxpreload 0 keep the files' PTS equal to the listed ones. MPEG-TS survives
     # truncation, so a segment cut short by a crash still plays up to its last packet.
+    # -output_ts_offset -X moves a stream that is already X s in back near 0: ffmpeg 5.1's
+    # segment muxer counts its cuts from PTS 0 in every new process, and would otherwise cut
+    # at every keyframe until its count caught up (recording.md, "Rotate").
+    shift = ["-output_ts_offset", f"{-pts_offset:.3f}"] if pts_offset else []
     return [
         "-map", "0:v:0", "-map", "0:a?", "-c", "copy",
-        "-copyts", "-muxdelay", "0", "-muxpreload", "0",
+        "-copyts", *shift, "-muxdelay", "0", "-muxpreload", "0",
         "-f", "segment",
         "-segment_time", f"{segment_seconds:g}",
         # a keyframe a hair before the boundary (capture-clock jitter) still cuts there,
@@ -73,12 +78,15 @@ def _common_head() -> list[str]:
 
 
 def push_segmenter_argv(pattern: Path, segment_seconds: float, list_fd: int,
-                        progress_fd: int | None = None) -> list[str]:
-    """Build the argv of a segmenter fed MPEG-TS on its stdin by the hub."""
+                        progress_fd: int | None = None, pts_offset: float = 0.0) -> list[str]:
+    """Build the argv of a segmenter fed MPEG-TS on its stdin by the hub.
+
+    ``pts_offset`` (seconds, >= 0, whole milliseconds) is subtracted from every timestamp.
+    """
     return [
         *_common_head(), *_progress(progress_fd),
         "-f", "mpegts", "-i", "pipe:0",
-        *_segment_output(pattern, segment_seconds, list_fd),
+        *_segment_output(pattern, segment_seconds, list_fd, pts_offset),
     ]
 
 

@@ -7,6 +7,7 @@ import collections
 import dataclasses
 import datetime as dt
 import logging
+import math
 import os
 import secrets
 import signal
@@ -18,7 +19,7 @@ from pathlib import Path
 from nvrlib.catalog.models import utcnow
 from recorder.store.catalog import Catalog, FinishedSegment, RunInfo
 from recorder.store.reconcile import recover_run_leftovers
-from recorder.supervise import ffmpeg
+from recorder.supervise import ffmpeg, pts
 from recorder.supervise.live import LiveTap
 from recorder.supervise.states import ProcessStateMachine, RestartPolicy, State
 
@@ -26,6 +27,12 @@ logger = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
 PENDING_LIMIT_BYTES = 16 * 1024 * 1024
+# A pushed run starts once the stream's clock is known (a relay batch comes every 0.5 s);
+# a stream without readable PTS starts after this long, unshifted.
+PTS_WAIT_SECONDS = 2.0
+# How far below the first PTS ffmpeg's shifted timeline starts: room for B-frames and audio a
+# little behind the first video PES, and never past one segment (or the muxer would cut twice).
+PTS_MARGIN_SECONDS = 1.0
 
 
 @dataclasses.dataclass
@@ -49,6 +56,7 @@ class StreamStats:
     last_segment_end: dt.datetime | None = None
     last_segment_at: float | None = None  # time.monotonic() when the last segment was cataloged
     last_data_at: float | None = None  # time.monotonic() when the edge last sent bytes
+    created: float = dataclasses.field(default_factory=time.monotonic)  # the segmenter's start
 
 
 class Segmenter:
@@ -77,9 +85,12 @@ class Segmenter:
         self._pending: collections.deque[bytes] = collections.deque()
         self._pending_bytes = 0
         self._input_closed = False
+        self._last_pts: int | None = None  # 90 kHz ticks of the last video PES fed
+        self._pts_known = asyncio.Event()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._run: RunInfo | None = None  # the run whose row is open in the catalog
         self._catalog_jobs: set[asyncio.Future[object]] = set()
 
     # -- public API -------------------------------------------------------------------------
@@ -92,6 +103,10 @@ class Segmenter:
         """Pass MPEG-TS bytes to ffmpeg; buffer them (bounded) while it restarts."""
         self.stats.bytes_in += len(data)
         self.stats.last_data_at = time.monotonic()
+        ticks = pts.last_video_pts(data)
+        if ticks is not None:
+            self._last_pts = ticks
+            self._pts_known.set()
         if self.tap is not None:
             self.tap.feed(data)
         proc = self._proc
@@ -107,6 +122,7 @@ class Segmenter:
     async def finish(self) -> None:
         """End of input: let ffmpeg finish the open segment, then wait for everything."""
         self._input_closed = True
+        self._pts_known.set()
         proc = self._proc
         if proc is not None and proc.stdin is not None and not self._pending:
             self.machine.stopping()
@@ -118,6 +134,7 @@ class Segmenter:
         """Stop ffmpeg cleanly (the open segment is finished) and wait for the catalog."""
         self._stop.set()
         self._wake.set()
+        self._pts_known.set()
         if self._proc is not None and self._proc.returncode is None:
             self.machine.stopping()
             self._signal(signal.SIGTERM)
@@ -134,21 +151,26 @@ class Segmenter:
                 self.log.warning("ffmpeg did not stop within %.0f s: sending %s",
                                  STOP_GRACE_SECONDS, signal.Signals(signum).name)
                 self._stop.set()
+                self._wake.set()
                 self._signal(signum)
         await self.wait()
 
     async def restart(self) -> None:
         """Restart ffmpeg now (its open segment is finished first), without back-off."""
-        self._restart_requested = True
         if self._proc is not None and self._proc.returncode is None:
+            self._restart_requested = True
             self._signal(signal.SIGTERM)
         else:
-            self._wake.set()  # cut a back-off short
+            self._wake.set()  # cut a back-off or a FAILED wait short
 
     async def wait(self) -> None:
-        """Wait until supervision ended and every listed segment is cataloged."""
-        if self._task is not None:
+        """Wait until supervision ended and every listed segment is cataloged (never raises)."""
+        if self._task is None:
+            return
+        try:
             await asyncio.shield(self._task)
+        except Exception:  # _supervise guards itself; a connection must still be released
+            self.log.exception("supervision ended with an error")
 
     @property
     def restart_requested(self) -> bool:
@@ -170,56 +192,132 @@ class Segmenter:
     async def _supervise(self) -> None:
         try:
             while not self._stop.is_set():
-                if self._input_closed and not self._pending and self._proc is not None:
-                    break  # input ended while ffmpeg was backing off: nothing left to write
-                returncode, run = await self._one_run()
-                delay = self.machine.exited(returncode, made_progress=run.entries > 0)
-                await self._end_run(run.run_id, returncode)
-                if self.anchor is not None and self.anchor.pts is None:
-                    self.anchor = None  # nothing learned: the next run anchors at its own start
-                if self._input_closed and self._pending:
-                    continue  # ffmpeg died with input still buffered: write it out first
-                if delay is None or self._input_closed:
+                if self._input_closed and not self._pending:
+                    break  # input ended while ffmpeg was backing off (or failed): nothing to write
+                try:
+                    delay = await self._cycle()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a bug or a resource shortage must not end supervision
+                    delay = await self._supervision_failed(exc)
+                if delay is None:
                     break
-                if self._restart_requested:
-                    self._restart_requested, delay = False, 0.0
-                    self.log.info("ffmpeg restarted on request")
-                else:
-                    self._log_exit(returncode, delay)
                 await self._sleep(delay)
         finally:
+            if self._pending_bytes:
+                self.log.warning("%d buffered bytes were never recorded", self._pending_bytes)
             if self.machine.state is not State.STOPPED:
                 self.machine.stopping()
             await self._drain_catalog()
 
-    async def _one_run(self) -> tuple[int | None, RunInfo]:
-        run = self._new_run()
-        await self._run_in_catalog(self.catalog.start_run, run, self.kind, self.peer)
-        self.machine.starting()
-        read_fd, write_fd = os.pipe()
-        progress_read, progress_write = os.pipe()
+    async def _cycle(self) -> float | None:
+        """Run ffmpeg once; return the delay before the next run, or None to end supervision."""
+        returncode, run = await self._one_run()
+        delay = self.machine.exited(returncode, made_progress=run.entries > 0)
+        await self._end_run(run.run_id, returncode)
+        if self.anchor is not None and self.anchor.pts is None:
+            self.anchor = None  # nothing learned: the next run anchors at its own start
+        if self._input_closed and self._pending and returncode is not None:
+            return 0.0  # ffmpeg died with input still buffered: write it out first
+        if delay is None or self._input_closed:
+            return None
+        if self._restart_requested:
+            self._restart_requested = False
+            self.log.info("ffmpeg restarted on request")
+            return 0.0
+        self._log_exit(returncode, delay)
+        return delay
+
+    async def _supervision_failed(self, exc: Exception) -> float | None:
+        """Survive an unexpected error: stop a stray ffmpeg, close the run, go FAILED, retry."""
+        self.log.error("supervision failed (%s: %s); the camera is FAILED", type(exc).__name__,
+                       exc, exc_info=exc)
+        self.stderr.add(f"hub error: {type(exc).__name__}: {exc}")
+        self._restart_requested = False
+        await self._kill_stray()
+        run, self._run = self._run, None
+        if run is not None:
+            try:
+                await self._end_run(run.run_id, None, reason="hub error")
+            except Exception as again:  # the catalog may be what fails; recovery runs at start-up
+                self.log.error("cannot close run %s: %s", run.run_id, again)
+        delay = self.machine.crashed(f"{type(exc).__name__}: {exc}")
+        if delay is None or self._stop.is_set() or self._input_closed:
+            return None
+        self.log.warning("retrying in %.0f s (or at once on Restart)", delay)
+        return delay
+
+    async def _kill_stray(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        self._signal(signal.SIGKILL)
         try:
-            argv = self._argv(run.run_id, write_fd, progress_write)
+            await asyncio.wait_for(proc.wait(), STOP_GRACE_SECONDS)
+        except TimeoutError:
+            self.log.error("ffmpeg pid %d survived SIGKILL", proc.pid)
+
+    async def _one_run(self) -> tuple[int | None, RunInfo]:
+        run = self._new_run(await self._pts_offset())
+        await self._run_in_catalog(self.catalog.start_run, run, self.kind, self.peer)
+        self._run = run
+        self.machine.starting()
+        fds: list[int] = []
+        try:
+            # pipes and the spawn need descriptors: a shortage is a failed start, not a crash
+            read_fd, write_fd = os.pipe()
+            fds += [read_fd, write_fd]
+            progress_read, progress_write = os.pipe()
+            fds += [progress_read, progress_write]
+            argv = self._argv(run, write_fd, progress_write)
             self._proc = await asyncio.create_subprocess_exec(
                 *ffmpeg.with_parent_death_signal(argv),
                 stdin=asyncio.subprocess.PIPE if self.kind != "pull" else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
                 pass_fds=(write_fd, progress_write), start_new_session=True)
         except OSError as exc:
-            os.close(read_fd)
-            os.close(progress_read)
+            for fd in fds:
+                os.close(fd)
             self.log.error("cannot start ffmpeg: %s", exc)
+            self.stderr.add(f"cannot start ffmpeg: {exc}")
             return None, run
-        finally:
-            os.close(write_fd)
-            os.close(progress_write)
+        os.close(write_fd)
+        os.close(progress_write)
         self.log.info("ffmpeg started (pid %d, run %s)", self._proc.pid, run.run_id)
         if self._stop.is_set():  # stop() came while we were spawning: it could not signal us
             self.machine.stopping()
             self._signal(signal.SIGTERM)
         return await self._watch(self._proc, run, read_fd, progress_read), run
 
-    def _new_run(self) -> RunInfo:
+    async def _pts_offset(self) -> float:
+        """Seconds to shift this run's timeline back by, so that it starts near 0."""
+        if self.kind != "push":
+            return 0.0  # ffmpeg starts each RTSP session's clock at 0
+        if self._last_pts is None:
+            try:
+                await asyncio.wait_for(self._pts_known.wait(), PTS_WAIT_SECONDS)
+            except TimeoutError:
+                self.log.debug("no PTS in the first bytes: ffmpeg runs on the stream's clock")
+        # the new ffmpeg first gets the buffered bytes, else what arrives after the last batch
+        ticks = self._first_pending_pts()
+        ticks = self._last_pts if ticks is None else ticks
+        if ticks is None:
+            return 0.0
+        margin = min(PTS_MARGIN_SECONDS, self.segment_seconds / 2)
+        offset = max(math.floor((pts.seconds(ticks) - margin) * 1000) / 1000, 0.0)
+        if offset:
+            self.log.info("stream clock at %.3f s: this run shifts it back by %.3f s",
+                          pts.seconds(ticks), offset)
+        return offset
+
+    def _first_pending_pts(self) -> int | None:
+        for chunk in self._pending:
+            ticks = pts.first_video_pts(chunk)
+            if ticks is not None:
+                return ticks
+        return None
+
+    def _new_run(self, pts_offset: float = 0.0) -> RunInfo:
         if self.kind == "pull":
             # Each RTSP session has its own clock, and ffmpeg starts it at 0 with the first
             # RTP packet, which arrives about now.
@@ -227,17 +325,20 @@ class Segmenter:
         elif self.anchor is None:
             # A pusher without X-NVR-Stream-Epoch: its first frame arrived about now.
             self.anchor = Anchor(wall=utcnow(), pts=None, exact=False)
+        # the run's anchor is in its own (shifted) timeline, like its files and list lines
+        anchor_pts = None if self.anchor.pts is None else self.anchor.pts - pts_offset
         return RunInfo(run_id=secrets.token_hex(4), camera=self.camera, location=self.location,
-                       anchor_wall=self.anchor.wall, anchor_pts=self.anchor.pts,
-                       anchor_exact=self.anchor.exact)
+                       anchor_wall=self.anchor.wall, anchor_pts=anchor_pts,
+                       anchor_exact=self.anchor.exact, pts_offset=pts_offset)
 
-    def _argv(self, run_id: str, list_fd: int, progress_fd: int) -> list[str]:
-        pattern = ffmpeg.incoming_pattern(self.incoming_dir, run_id)
+    def _argv(self, run: RunInfo, list_fd: int, progress_fd: int) -> list[str]:
+        pattern = ffmpeg.incoming_pattern(self.incoming_dir, run.run_id)
         if self.kind == "pull":
             assert self.url is not None
             return ffmpeg.pull_segmenter_argv(self.url, pattern, self.segment_seconds, list_fd,
                                               progress_fd)
-        return ffmpeg.push_segmenter_argv(pattern, self.segment_seconds, list_fd, progress_fd)
+        return ffmpeg.push_segmenter_argv(pattern, self.segment_seconds, list_fd, progress_fd,
+                                          pts_offset=run.pts_offset)
 
     async def _watch(self, proc: asyncio.subprocess.Process, run: RunInfo, list_fd: int,
                      progress_fd: int) -> int:
@@ -301,8 +402,10 @@ class Segmenter:
             self.stats.last_segment_end = segment.end
             self.stats.last_segment_at = time.monotonic()
             if self.anchor is not None and self.anchor.pts is None and run.anchor_pts is not None:
-                # later runs of this connection share the clock mapping the first one learned
-                self.anchor = Anchor(wall=run.anchor_wall, pts=run.anchor_pts, exact=False)
+                # later runs of this connection share the clock mapping the first one learned,
+                # kept in the stream's own timeline (each run shifts it by its own offset)
+                self.anchor = Anchor(wall=run.anchor_wall, pts=run.anchor_pts + run.pts_offset,
+                                     exact=False)
             for callback in self.on_segment:
                 callback(segment)
 
@@ -313,10 +416,12 @@ class Segmenter:
         if self._catalog_jobs:
             await asyncio.gather(*self._catalog_jobs, return_exceptions=True)
 
-    async def _end_run(self, run_id: str, returncode: int | None) -> None:
-        reason = "stopped" if self.machine.state is State.STOPPED else f"exit {returncode}"
+    async def _end_run(self, run_id: str, returncode: int | None, reason: str = "") -> None:
+        reason = reason or ("stopped" if self.machine.state is State.STOPPED
+                            else f"exit {returncode}")
         await self._drain_catalog()
         await self._run_in_catalog(self.catalog.end_run, run_id, reason)
+        self._run = None
         # an ffmpeg killed mid-segment leaves its open file behind: recover it right away
         report = await self._run_in_catalog(recover_run_leftovers, self.catalog, self.camera, run_id)
         self.stats.segments += len(report.recovered)  # type: ignore[attr-defined]

@@ -22,7 +22,10 @@ class State(enum.Enum):
 
 
 _EDGES: dict[State, set[State]] = {
-    State.STOPPED: {State.STARTING},  # STOPPED -> STARTING: a stream (re)starts
+    State.STOPPED: {
+        State.STARTING,  # STOPPED -> STARTING: a stream (re)starts
+        State.FAILED,    # STOPPED -> FAILED: supervision failed before the first spawn
+    },
     State.STARTING: {
         State.RUNNING,   # STARTING -> RUNNING: alive for `startsecs`
         State.BACKOFF,   # STARTING -> BACKOFF: died before `startsecs`
@@ -30,7 +33,7 @@ _EDGES: dict[State, set[State]] = {
         State.FAILED,    # STARTING -> FAILED: could not even be spawned, too often
     },
     State.RUNNING: {State.BACKOFF, State.STOPPING},  # died / stop asked
-    State.BACKOFF: {State.STARTING, State.FAILED, State.STOPPED},
+    State.BACKOFF: {State.STARTING, State.FAILED, State.STOPPED},  # FAILED: too many, or an error
     State.STOPPING: {State.STOPPED},
     State.FAILED: {State.STARTING, State.STOPPED},  # slow retry or manual restart / stop
 }
@@ -69,6 +72,7 @@ class ProcessStateMachine:
         self.consecutive_failures = 0
         self.started_at: float | None = None
         self.last_exit: int | None = None
+        self.retry_in: float | None = None  # the delay chosen when it last went FAILED
         self.listeners: list[Callable[[State, State, str], None]] = []
 
     def transition(self, new: State, reason: str = "") -> None:
@@ -121,7 +125,30 @@ class ProcessStateMachine:
         if self.consecutive_failures >= self.policy.fail_after:
             if self.state is State.RUNNING:
                 self.transition(State.BACKOFF, f"exit {returncode}")
+            self.retry_in = self.policy.failed_retry
             self.transition(State.FAILED, f"{self.consecutive_failures} failures in a row")
             return self.policy.failed_retry
         self.transition(State.BACKOFF, f"exit {returncode}")
         return self.policy.delay(self.consecutive_failures)
+
+    def crashed(self, reason: str) -> float | None:
+        """Record that supervising the process failed (a hub error, not an exit): go FAILED.
+
+        Returns the delay before the next try: the back-off while fewer than ``fail_after``
+        tries failed in a row (a descriptor shortage passes), then ``failed_retry``; None if
+        a stop was asked meanwhile.
+        """
+        if self.state is State.STOPPING:
+            self.transition(State.STOPPED, reason)
+            return None
+        self.consecutive_failures += 1
+        if self.consecutive_failures < self.policy.fail_after:
+            delay = self.policy.delay(self.consecutive_failures)
+        else:
+            delay = self.policy.failed_retry
+        self.retry_in = delay
+        if self.state is State.RUNNING:
+            self.transition(State.BACKOFF, reason)
+        if self.state is not State.FAILED:
+            self.transition(State.FAILED, reason)
+        return delay

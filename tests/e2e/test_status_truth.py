@@ -121,7 +121,7 @@ def test_a_camera_admitted_automatically_is_approved_and_offline_when_its_pusher
     report = wait_for(lambda: (r := health(web))["cameras"]["offline"] == 1 and r, 10,
                       "health to count porch offline")
     assert report["status"] == "degraded"
-    assert report["cameras"] == {"total": 1, "online": 0, "offline": 1, "failed": 0}
+    assert report["cameras"] == {"total": 1, "online": 0, "offline": 1, "failed": 0, "not_recording": 0}
     metrics = web.client.get("/metrics", headers=web.bearer).get_data(as_text=True)
     assert 'nvr_camera_offline{camera="porch"} 1.0' in metrics
     assert 'title="It should be recording but is not (stopped)">offline</span>' in admin_page(web)

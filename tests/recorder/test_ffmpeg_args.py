@@ -33,6 +33,14 @@ def test_segmenters_copy_without_reencoding_and_list_segments_on_a_pipe():
         assert argv[argv.index("-segment_list") + 1] == "pipe:7"
         assert argv[argv.index("-segment_format") + 1] == "mpegts"
     assert pull[pull.index("-rtsp_transport") + 1] == "tcp"
+    assert "-output_ts_offset" not in push + pull  # a stream that starts near PTS 0 stays as is
+
+
+def test_a_stream_already_far_in_is_shifted_back_on_the_output_side():
+    argv = push_segmenter_argv(Path("/s/cam/.incoming/ab-%06d.ts"), 10, 7, pts_offset=599.25)
+    offset = argv.index("-output_ts_offset")
+    assert argv[offset + 1] == "-599.250"
+    assert argv.index("-i") < offset < argv.index("-f", argv.index("-i"))  # an output option
 
 
 @pytest.mark.parametrize(("line", "parsed"), [

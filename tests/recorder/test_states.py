@@ -78,3 +78,41 @@ def test_listeners_see_every_transition(machine):
     machine.starting()
     machine.exited(1)
     assert seen == [(State.STOPPED, State.STARTING), (State.STARTING, State.BACKOFF)]
+
+
+@pytest.mark.parametrize("before", ["stopped", "starting", "running", "backoff", "failed"])
+def test_a_supervision_error_in_any_state_means_failed_and_a_retry(machine, before):
+    """An exception in the hub (not an ffmpeg exit) is FAILED at once, wherever it struck."""
+    seen = []
+    if before != "stopped":
+        machine.starting()
+    if before == "running":
+        machine.clock.now += 5
+        machine.maybe_running()
+    if before == "backoff":
+        machine.clock.now += 0.1
+        machine.exited(1)
+    if before == "failed":
+        assert machine.crashed("first") == 1
+    machine.listeners.append(lambda old, new, reason: seen.append(new))
+    delay = machine.crashed("OSError: [Errno 24] Too many open files")
+    assert machine.state is State.FAILED and delay == machine.retry_in
+    assert delay == (2 if before in ("backoff", "failed") else 1)  # the back-off, not 300 s
+    assert seen[-1:] == ([] if before == "failed" else [State.FAILED])
+    machine.starting()  # a retry, or a Restart, leaves FAILED
+    assert machine.state is State.STARTING
+
+
+def test_repeated_supervision_errors_slow_down_to_the_failed_retry(machine):
+    delays = [machine.crashed("boom")]
+    for _ in range(5):
+        machine.starting()
+        delays.append(machine.crashed("boom"))
+    assert delays == [1, 2, 4, 8, 300, 300]
+
+
+def test_a_supervision_error_during_a_stop_just_stops(machine):
+    machine.starting()
+    machine.stopping()
+    assert machine.crashed("boom") is None
+    assert machine.state is State.STOPPED

@@ -140,6 +140,8 @@ class Hub:
         self.segment_seconds = segment_seconds
         self.process: LoggedProcess | None = None
         self.runs: list[LoggedProcess] = []
+        # run the hub through this, e.g. ["prlimit", "--nofile=64", "--"] (it must exec)
+        self.argv_prefix: list[str] = []
 
     def start(self, timeout: float = 30.0) -> Hub:
         """Start the hub and wait until it listens."""
@@ -185,14 +187,19 @@ class Hub:
 
 
 def ffmpeg_pusher(url: str, seconds: float | None = None, token: str | None = None,
-                  size: str = "640x360", rate: int = 25, extra_headers: str = "") -> LoggedProcess:
-    """Start a stock ffmpeg CLI pushing a live test pattern to ``url`` (no edge code)."""
+                  size: str = "640x360", rate: int = 25, extra_headers: str = "",
+                  output_args: tuple[str, ...] = ()) -> LoggedProcess:
+    """Start a stock ffmpeg CLI pushing a live test pattern to ``url`` (no edge code).
+
+    ``output_args`` go before the output, e.g. ("-output_ts_offset", "600") for a stream
+    whose PTS start 600 s in.
+    """
     source = f"testsrc2=size={size}:rate={rate}"
     argv = [ffmpeg_exe(), "-hide_banner", "-loglevel", "warning", "-re", "-f", "lavfi", "-i", source]
     if seconds is not None:
         argv += ["-t", f"{seconds:g}"]
     argv += ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", str(rate),
-             "-pix_fmt", "yuv420p", "-f", "mpegts"]
+             "-pix_fmt", "yuv420p", *output_args, "-f", "mpegts"]
     headers = extra_headers
     if token:
         headers += f"Authorization: Bearer {token}\r\n"

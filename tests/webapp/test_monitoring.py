@@ -103,7 +103,7 @@ def test_health_is_ok_without_a_login_when_the_hub_beats_and_cameras_record(
     assert body == {
         "status": "ok", "time": "2026-03-01T12:00:00.000Z", "database": "ok",
         "hub": {"running": True, "heartbeat_age_seconds": 5.0},
-        "cameras": {"total": 2, "online": 1, "offline": 0, "failed": 0},
+        "cameras": {"total": 2, "online": 1, "offline": 0, "failed": 0, "not_recording": 0},
         "disk": {"total_bytes": 1000 * GB, "free_bytes": 400 * GB, "free_percent": 40.0,
                  "low": False},
         "checks": {"catalog": {"ok": True}, "disk": {"ok": True}},
@@ -114,15 +114,15 @@ def test_health_is_ok_without_a_login_when_the_hub_beats_and_cameras_record(
 
 @pytest.mark.parametrize(("setup", "cameras"), [
     (lambda app: seed_camera(app, "porch", state="stopped", online=False),
-     {"total": 1, "online": 0, "offline": 1, "failed": 0}),
+     {"total": 1, "online": 0, "offline": 1, "failed": 0, "not_recording": 0}),
     (lambda app: seed_camera(app, "porch", state="failed", online=False, restarts=9),
-     {"total": 1, "online": 0, "offline": 0, "failed": 1}),
+     {"total": 1, "online": 0, "offline": 0, "failed": 1, "not_recording": 0}),
     # the hub stopped refreshing the row: the camera is offline, whatever the row says
     (lambda app: seed_camera(app, "porch", updated_at=app.config["CLOCK"]()
                              - dt.timedelta(minutes=2)),
-     {"total": 1, "online": 0, "offline": 1, "failed": 0}),
+     {"total": 1, "online": 0, "offline": 1, "failed": 0, "not_recording": 0}),
     (lambda app: seed_camera(app, "porch", reported=False),  # no status row at all yet
-     {"total": 1, "online": 0, "offline": 1, "failed": 0}),
+     {"total": 1, "online": 0, "offline": 1, "failed": 0, "not_recording": 0}),
 ], ids=["offline", "failed", "stale-row", "never-reported"])
 def test_health_is_degraded_but_200_when_a_camera_is_not_recording(
         app: Flask, client: FlaskClient, setup: Callable[[Flask], None],
@@ -140,7 +140,7 @@ def test_a_dark_pending_camera_counts_as_offline_a_rejected_one_does_not(
     seed_camera(app, "refused", approval="rejected", enabled=False, reported=False)
     status, body, _ = health(client)
     assert (status, body["status"]) == (200, "degraded")
-    assert body["cameras"] == {"total": 2, "online": 0, "offline": 1, "failed": 0}
+    assert body["cameras"] == {"total": 2, "online": 0, "offline": 1, "failed": 0, "not_recording": 0}
 
 
 def test_rejected_and_disabled_cameras_do_not_degrade_health(app: Flask,
@@ -151,7 +151,7 @@ def test_rejected_and_disabled_cameras_do_not_degrade_health(app: Flask,
     seed_camera(app, "attic", enabled=False, state="stopped", online=False)
     status, body, _ = health(client)
     assert (status, body["status"]) == (200, "ok")
-    assert body["cameras"] == {"total": 3, "online": 1, "offline": 0, "failed": 0}
+    assert body["cameras"] == {"total": 3, "online": 1, "offline": 0, "failed": 0, "not_recording": 0}
 
 
 def test_health_is_degraded_when_a_check_fails(app: Flask, client: FlaskClient) -> None:
@@ -169,6 +169,44 @@ def test_health_is_degraded_when_the_disk_is_low(make_app: Callable[..., Flask])
     assert (status, body["status"]) == (200, "degraded")
     assert body["disk"] == {"total_bytes": 1000 * GB, "free_bytes": 149 * GB,
                             "free_percent": 14.9, "low": True}
+
+
+def streams_check(*not_recording: str) -> dict[str, Any]:
+    """hub_status.checks as the hub writes them while cameras receive but record nothing."""
+    detail = ", ".join(f"{name} is not recording (no segment for 40 s, failed)"
+                       for name in not_recording)
+    return {"streams": {"ok": not not_recording, "detail": detail or "every stream is recording",
+                        "at": "x", "not_recording": list(not_recording)},
+            "catalog": {"ok": True, "detail": "", "at": "x"}}
+
+
+def test_health_fails_with_503_while_a_camera_receives_but_records_nothing(
+        app: Flask, client: FlaskClient, viewer_user: Account) -> None:
+    seed_hub(app, checks=streams_check(SECRET_NAME))
+    seed_camera(app, SECRET_NAME, state="failed", online=False)
+    seed_camera(app, "porch")
+    status, body, text = health(client)
+    assert (status, body["status"]) == (503, "degraded")
+    assert body["cameras"] == {"total": 2, "online": 1, "offline": 0, "failed": 1,
+                               "not_recording": 1}
+    assert SECRET_NAME not in text  # an anonymous probe gets counts only
+    response = logged_in(app, viewer_user).get("/api/v1/health")
+    assert response.status_code == 503
+    assert response.get_json()["not_recording"] == [SECRET_NAME]  # a user is told which
+    found = samples(logged_in(app, viewer_user).get("/metrics").get_data(as_text=True))
+    assert found[("nvr_camera_not_recording", (("camera", SECRET_NAME),))] == 1
+    assert found[("nvr_camera_not_recording", (("camera", "porch"),))] == 0
+
+
+def test_health_ignores_a_not_recording_list_of_a_silent_hub_or_unknown_cameras(
+        app: Flask, client: FlaskClient) -> None:
+    seed_hub(app, checks=streams_check("gone-camera"))
+    seed_camera(app, "porch")
+    status, body, _ = health(client)
+    assert body["cameras"]["not_recording"] == 0 and status == 200
+    seed_hub(app, heartbeat_age=60.0, checks=streams_check("porch"))
+    status, body, _ = health(client)
+    assert (status, body["status"], body["cameras"]["not_recording"]) == (503, "down", 0)
 
 
 @pytest.mark.parametrize(("hub", "age"), [

@@ -80,6 +80,16 @@ def _camera_details(cameras: list[CameraView], current: dt.datetime) -> Iterator
     yield size
 
 
+def _not_recording(cameras: list[CameraView], hub: HubView) -> Iterator[Metric]:
+    """1 for each camera the running hub says receives but records nothing (health.md)."""
+    names = set(hub.not_recording) if hub.running else set()
+    family = GaugeMetricFamily("nvr_camera_not_recording", "1 while the camera's edge sends but "
+                               "the hub writes no segment of it, else 0", labels=["camera"])
+    for camera in cameras:
+        family.add_metric([camera.name], 1.0 if camera.name in names else 0.0)
+    yield family
+
+
 def _hub(hub: HubView) -> Iterator[Metric]:
     """The hub's heartbeat, disk, retention and health-check series."""
     yield GaugeMetricFamily("nvr_hub_up", "1 if the hub's heartbeat is at most 30 s old",
@@ -123,9 +133,11 @@ class CatalogCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family, read from the catalog now."""
         cameras = read_cameras(self.current)
+        hub = read_hub(self.current)
         yield from _per_camera(cameras)
         yield from _camera_details(cameras, self.current)
-        yield from _hub(read_hub(self.current))
+        yield from _not_recording(cameras, hub)
+        yield from _hub(hub)
         yield from _alerts()
 
 

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from flask import current_app, jsonify, request
+from flask_login import current_user
 from flask.typing import ResponseReturnValue
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,23 +42,42 @@ def _disk(hub: HubView) -> dict[str, Any]:
             "low": percent < float(current_app.config["DISK_LOW_PERCENT"])}
 
 
+def _not_recording(hub: HubView, cameras: list[CameraView]) -> list[str]:
+    """The cameras the running hub says receive data but write nothing (names in the catalog)."""
+    known = {camera.name for camera in cameras}
+    return [name for name in hub.not_recording if name in known] if hub.running else []
+
+
 def health_report(current: dt.datetime) -> dict[str, Any]:
     """Read the catalog and judge the system: ok, degraded or down (raises if it cannot)."""
     hub = read_hub(current)
-    cameras = _camera_counts(read_cameras(current))
+    views = read_cameras(current)
+    cameras = _camera_counts(views)
+    not_recording = _not_recording(hub, views)
+    cameras["not_recording"] = len(not_recording)
     disk = _disk(hub)
     if not hub.running:
         status = DOWN
-    elif (cameras["offline"] or cameras["failed"] or disk["low"]
+    elif (cameras["offline"] or cameras["failed"] or not_recording or disk["low"]
           or not all(hub.checks.values())):
         status = DEGRADED
     else:
         status = OK
     age = round(hub.heartbeat_age, 1) if hub.heartbeat_age is not None else None
-    return {"status": status, "time": iso_utc(current), "database": "ok",
-            "hub": {"running": hub.running, "heartbeat_age_seconds": age},
-            "cameras": cameras, "disk": disk,
-            "checks": {name: {"ok": ok} for name, ok in sorted(hub.checks.items())}}
+    report = {"status": status, "time": iso_utc(current), "database": "ok",
+              "hub": {"running": hub.running, "heartbeat_age_seconds": age},
+              "cameras": cameras, "disk": disk,
+              "checks": {name: {"ok": ok} for name, ok in sorted(hub.checks.items())}}
+    if not_recording and current_user.is_authenticated:
+        report["not_recording"] = not_recording  # names only for a logged-in user or a token
+    return report
+
+
+def _http_status(report: dict[str, Any]) -> int:
+    # a camera that receives but records nothing fails the probe like a dead hub: the
+    # footage is being lost now, and everything else about it looks fine
+    down = report["status"] == DOWN or (report["cameras"] or {}).get("not_recording")
+    return 503 if down else 200
 
 
 def _catalog_failed(exc: SQLAlchemyError, what: str) -> None:
@@ -70,7 +90,7 @@ def _catalog_failed(exc: SQLAlchemyError, what: str) -> None:
 
 @bp.get("/api/v1/health")
 def health() -> ResponseReturnValue:
-    """Tell a load balancer whether the NVR works: 200 (ok, degraded) or 503 (down)."""
+    """Tell a load balancer whether the NVR works: 200, or 503 if down or a camera records nothing."""
     current = now()
     try:
         report = health_report(current)
@@ -79,7 +99,7 @@ def health() -> ResponseReturnValue:
         report = {"status": DOWN, "time": iso_utc(current), "database": "error",
                   "hub": {"running": False, "heartbeat_age_seconds": None},
                   "cameras": None, "disk": None, "checks": {}}
-    return jsonify(report), 503 if report["status"] == DOWN else 200
+    return jsonify(report), _http_status(report)
 
 
 @bp.get("/metrics")

@@ -45,6 +45,8 @@ class HubView:
     retention_deleted_segments: int
     retention_deleted_bytes: int
     checks: dict[str, bool]
+    # cameras whose edge sends but which write no segment, per the hub's streams check
+    not_recording: tuple[str, ...] = ()
 
     @property
     def free_percent(self) -> float | None:
@@ -108,7 +110,19 @@ def read_hub(current: dt.datetime) -> HubView:
     return HubView(fresh and not stopped, age, row.disk_total_bytes or 0,
                    row.disk_free_bytes or 0, row.footage_bytes or 0,
                    row.retention_deleted_segments or 0, row.retention_deleted_bytes or 0,
-                   _checks(row.checks))
+                   _checks(row.checks), _not_recording(row.checks))
+
+
+def _not_recording(text: str | None) -> tuple[str, ...]:
+    """Read the names the hub's streams check lists as not recording (health.md)."""
+    try:
+        entry: Any = json.loads(text or "{}").get("streams")
+    except (ValueError, AttributeError):
+        return ()  # _checks has said so already
+    names = entry.get("not_recording") if isinstance(entry, dict) else None
+    if not isinstance(names, list):
+        return ()
+    return tuple(sorted(str(name) for name in names))
 
 
 def read_cameras(current: dt.datetime) -> list[CameraView]:

@@ -1,0 +1,31 @@
+"""The ffmpeg builds the hub is tested with: the imageio-ffmpeg wheel's and Debian's own.
+
+Debian's (5.1 on Debian 12, what a hub installed from Debian packages runs) is unpacked, not
+installed, by scripts/unpack-debian-ffmpeg.sh, which scripts/test.sh runs: installing it would
+change the ffmpeg of every other test (nvrlib/ffmpeg_bin.py prefers the system's).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+DEFAULT_DIR = "/var/cache/nvr-tests/debian-ffmpeg"
+
+
+def debian_ffmpeg() -> Path:
+    """Where scripts/unpack-debian-ffmpeg.sh puts its wrapper."""
+    return Path(os.environ.get("NVR_DEBIAN_FFMPEG_DIR", DEFAULT_DIR)) / "bin" / "ffmpeg"
+
+
+def unavailable_reason() -> str | None:
+    """Say why Debian's ffmpeg cannot run here, or None when it can."""
+    exe = debian_ffmpeg()
+    if not exe.exists():
+        return f"Debian's ffmpeg is not unpacked at {exe}: run scripts/unpack-debian-ffmpeg.sh"
+    result = subprocess.run([str(exe), "-hide_banner", "-version"], capture_output=True,
+                            timeout=30, check=False)
+    if result.returncode != 0:
+        return f"{exe} does not run: {result.stderr.decode(errors='replace')[-300:]}"
+    return None
