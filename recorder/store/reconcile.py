@@ -20,6 +20,7 @@ from recorder.store.catalog import Catalog, RunInfo, parse_incoming_name
 from recorder.store.probe import ProbeError, probe
 from recorder.store.retention import finish_deletions
 from recorder.store.storage import INCOMING, LIVE, SEGMENT_SUFFIX, Storage, durable_move
+from recorder.store.trim import TrimError, TrimResult, trim_segment
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class ReconcileReport:
     recovered: list[str] = dataclasses.field(default_factory=list)
     quarantined: list[str] = dataclasses.field(default_factory=list)
     missing: list[str] = dataclasses.field(default_factory=list)
+    trimmed: list[str] = dataclasses.field(default_factory=list)  # recovered with a torn end cut
     runs_closed: int = 0
     deletions_finished: int = 0  # retention deletions a stop interrupted, completed now
 
@@ -139,19 +141,28 @@ def _segment_files(storage: Storage) -> list[Path]:
 def _recover_file(catalog: Catalog, storage: Storage, path: Path, report: ReconcileReport) -> None:
     try:
         info, seq = _run_info_for(catalog, storage, path)
-        result = probe(path, decode=True)
-        if result.decoded_frames == 0:
-            raise ProbeError("no decodable frame")
-    except (ProbeError, LookupError) as exc:
+        # cut a torn end back to the last complete frame (durably) before anything reads times
+        cut = trim_segment(path)
+        result = probe(path)  # demux only: trim_segment has just decoded every frame
+    except (ProbeError, TrimError, LookupError) as exc:
         target = storage.quarantine_path(path)
         durable_move(path, target)
         report.quarantined.append(str(storage.relative(target)))
         logger.warning("quarantined %s: %s", path.name, exc)
         return
     info.codec, info.width, info.height = result.codec, result.width, result.height
-    note = "interrupted segment" if path.parent.name == INCOMING else "found on disk, not cataloged"
-    segment = catalog.catalog_recovered(info, path, seq, result.first_pts, result.end_pts, note)
+    segment = catalog.catalog_recovered(info, path, seq, result.first_pts, result.end_pts,
+                                        _note(path, cut))
     report.recovered.append(str(storage.relative(segment.path)))
+    if cut.trimmed:
+        report.trimmed.append(report.recovered[-1])
+
+
+def _note(path: Path, cut: TrimResult) -> str:
+    note = "interrupted segment" if path.parent.name == INCOMING else "found on disk, not cataloged"
+    if cut.trimmed:
+        note += f"; torn end cut ({cut.size_before - cut.size_after} bytes: {cut.reason})"
+    return note
 
 
 def _run_info_for(catalog: Catalog, storage: Storage, path: Path) -> tuple[RunInfo, int]:
@@ -209,5 +220,6 @@ def _log_report(report: ReconcileReport) -> None:
     for path in report.missing:
         logger.warning("catalog row for %s marked missing: the file is gone", path)
     logger.info("reconciled storage: %d recovered, %d quarantined, %d missing, %d runs closed, "
-                "%d deletions finished", len(report.recovered), len(report.quarantined),
-                len(report.missing), report.runs_closed, report.deletions_finished)
+                "%d deletions finished, %d torn ends cut", len(report.recovered),
+                len(report.quarantined), len(report.missing), report.runs_closed,
+                report.deletions_finished, len(report.trimmed))
