@@ -13,7 +13,7 @@ decodes every audio and video packet and cuts at the first one the decoder compl
 (an error message, a corrupt packet or frame), which catches the second kind. Every cut lands
 on the first TS packet of a PES, so the file keeps every frame that was complete, and a file
 that already decodes cleanly is left as it is (trimming is idempotent). The rules are in
-docs/design/recording.md, "Recover at start-up".
+docs/design/recording.md, "Cut a torn segment back".
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ def _decode_all(container: av.container.InputContainer, logs: list) -> _Scan:
             last_position[packet.stream_index] = pos
             position[(packet.stream_index, packet.pts)] = pos
         decoded = _decode(packet, damage, pos)
-        if len(logs) > seen or packet.is_corrupt:
+        if packet.is_corrupt or any(_is_complaint(entry) for entry in logs[seen:]):
             damage.append(pos)
         seen = len(logs)
         for frame in decoded:
@@ -321,6 +321,13 @@ def _decode_all(container: av.container.InputContainer, logs: list) -> _Scan:
     return _Scan(first, sum(1 for p in frames if first is None or p < first))
 
 
+def _is_complaint(entry: tuple[int, str, str]) -> bool:
+    """An error, or H.264's note that a slice ran past its data (a frame cut a few bytes short
+    decodes from the zero padding, and FFmpeg says so only at debug level)."""
+    level, _, message = entry
+    return level <= av.logging.ERROR or "bytestream overread" in message
+
+
 def _decode(packet: av.Packet, damage: list[int], pos: int) -> list:
     try:
         return list(packet.decode())
@@ -330,12 +337,12 @@ def _decode(packet: av.Packet, damage: list[int], pos: int) -> list:
 
 
 class _errors_captured:
-    """Collect FFmpeg's error messages of this thread while the block runs."""
+    """Collect FFmpeg's messages of this thread while the block runs."""
 
     def __enter__(self) -> list:
         self._level = av.logging.get_level()
-        # PyAV drops FFmpeg's messages unless a level is set; ERROR is what `ffmpeg -v error` shows
-        av.logging.set_level(av.logging.ERROR)
+        # PyAV drops FFmpeg's messages unless a level is set; DEBUG for _is_complaint's overread
+        av.logging.set_level(av.logging.DEBUG)
         self._capture = av.logging.Capture(True)
         return self._capture.__enter__()
 
