@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +15,7 @@ from nvrlib.catalog import db
 from nvrlib.catalog.models import Segment
 from nvrlib.ffmpeg_bin import ffmpeg_exe
 from recorder.store.catalog import Catalog, RunInfo
-from recorder.store.reconcile import reconcile, recover_run_leftovers
+from recorder.store.reconcile import reap_stale_ffmpeg, reconcile, recover_run_leftovers
 from recorder.store.storage import Storage
 from tests.support.media import ffmpeg_complaints, pyav_complaints
 
@@ -143,3 +146,41 @@ def test_a_second_hub_cannot_take_the_same_storage(tmp_path):
     second.lock()
     second.unlock()
 
+
+
+def test_a_stale_ffmpeg_gets_sigterm_and_finishes_its_open_segment(tmp_path):
+    incoming = Storage(tmp_path / "rec").incoming_dir("porch")
+    # like an orphaned RTSP pull: it records until told to stop
+    stale = subprocess.Popen(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
+         "-i", "testsrc2=size=160x120:rate=25", "-c:v", "libx264", "-g", "25", "-f", "segment",
+         "-segment_time", "100", "-segment_format", "mpegts", str(incoming / "abcdef12-%06d.ts")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        time.sleep(1.5)  # no condition to wait for: the footage sits unseen in its buffers
+        assert reap_stale_ffmpeg(tmp_path / "rec", grace=10) == [stale.pid]
+        assert stale.wait(1) == 255  # it exited by itself after SIGTERM, not killed
+    finally:
+        stale.kill()
+        stale.wait()
+    [path] = incoming.iterdir()
+    assert path.stat().st_size > 0 and ffmpeg_complaints(path) == ""
+
+
+def test_a_stale_ffmpeg_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
+    incoming = Storage(tmp_path / "rec").incoming_dir("porch")
+    # a process that looks like an ffmpeg writing there, and ignores SIGTERM
+    code = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); " \
+           "print(flush=True); time.sleep(60)"
+    stubborn = subprocess.Popen([sys.executable, "-c", code, "ffmpeg", str(incoming / "x.ts")],
+                                stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        stubborn.stdout.readline()  # its handler is installed
+        reaped = reap_stale_ffmpeg(tmp_path / "rec", grace=0.5)
+        assert reaped == [stubborn.pid]
+        assert stubborn.wait(5) == -signal.SIGKILL
+    finally:
+        stubborn.kill()
+        stubborn.wait()
+        stubborn.stdout.close()
