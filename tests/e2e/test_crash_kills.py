@@ -87,8 +87,8 @@ def all_connected_since(hub, moment: float) -> bool:
 
 def kill_hub(hub, rng: random.Random, with_ffmpegs: bool) -> int:
     """SIGKILL the hub; ``with_ffmpegs``: its ffmpegs too, as a cgroup kill or the OOM killer
-    would (otherwise they get the parent-death SIGTERM). Then tear half of the files they left,
-    as a kill in the middle of a large write does. Return how many files were torn."""
+    would (otherwise they get the parent-death SIGTERM). Then tear the files they left with
+    bytes in, as a kill in the middle of a large write does. Return how many were torn."""
     children = hub.ffmpeg_children() if with_ffmpegs else []
     hub.process.kill()
     for pid in children:
@@ -96,7 +96,7 @@ def kill_hub(hub, rng: random.Random, with_ffmpegs: bool) -> int:
             os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not hub.ffmpeg_children(), 10, "the hub's ffmpegs to be gone")
     left = sorted(p for p in hub.storage.glob("*/.incoming/*.ts") if tearable(p))
-    return sum(tear(path, rng) for path in left if rng.random() < 0.5)
+    return sum(tear(path, rng) for path in left)
 
 
 def tearable(path) -> bool:
@@ -135,15 +135,17 @@ def test_hub_killed_repeatedly_leaves_only_cleanly_decodable_footage(hub_factory
     with running(*edges):
         wait_for(lambda: all(segments(hub.db_path, c) for c in CAMERAS), 30,
                  "every camera recording")
-        kills, torn = kill_repeatedly(hub, rng, rng.randint(5, 6))
+        kills, torn = kill_repeatedly(hub, rng, rng.randint(6, 7))
         wait_for(lambda: all(segments(hub.db_path, c)[-1].start.timestamp() > kills[-1]
                              for c in CAMERAS), 20, "every camera recording after the last kill")
         stopped = time.time()
         assert hub.stop() == 0, hub.output[-3000:]  # the clean stop, edges still pushing
     report = f"seed {seed}, kills at {[round(k % 100, 2) for k in kills]}, {torn} files torn"
-    # every torn file was cut back, or quarantined when no complete frame was left
+    # every torn file was cut back, or quarantined when no complete frame was left. (How many
+    # files a kill leaves with bytes in is up to timing, mostly 1-5 a run, sometimes none:
+    # tests/recorder/test_trim.py tears real streams at every kind of offset.)
     summaries = re.findall(r"(\d+) quarantined, .* (\d+) torn ends cut", hub.output)
-    assert sum(int(q) + int(c) for q, c in summaries) >= torn > 0, report
+    assert sum(int(q) + int(c) for q, c in summaries) >= torn, report
 
     for row in segments(hub.db_path):
         if row.status == "ok":
