@@ -20,8 +20,13 @@ from recorder.store.catalog import Catalog, RunInfo, parse_incoming_name
 from recorder.store.probe import ProbeError, probe
 from recorder.store.retention import finish_deletions
 from recorder.store.storage import INCOMING, LIVE, SEGMENT_SUFFIX, Storage, durable_move
+from recorder.store.trim import TrimError, TrimResult, trim_segment
 
 logger = logging.getLogger(__name__)
+
+# How long a stale ffmpeg gets to finish its open segment after SIGTERM before SIGKILL: an
+# ffmpeg whose stdin is gone finishes in well under a second; one pulling RTSP needs a moment.
+REAP_GRACE_SECONDS = 3.0
 
 _FINAL_NAME_RE = re.compile(
     r"(?P<camera>.+)-(?P<stamp>\d{8}T\d{6})\.(?P<ms>\d{3})Z-(?P<run>[0-9a-f]{8,16})-(?P<seq>\d{6,})\.ts")
@@ -35,6 +40,7 @@ class ReconcileReport:
     recovered: list[str] = dataclasses.field(default_factory=list)
     quarantined: list[str] = dataclasses.field(default_factory=list)
     missing: list[str] = dataclasses.field(default_factory=list)
+    trimmed: list[str] = dataclasses.field(default_factory=list)  # recovered with a torn end cut
     runs_closed: int = 0
     deletions_finished: int = 0  # retention deletions a stop interrupted, completed now
 
@@ -67,23 +73,40 @@ def recover_run_leftovers(catalog: Catalog, camera: str, run_id: str) -> Reconci
     return report
 
 
-def reap_stale_ffmpeg(storage_root: Path) -> list[int]:
-    """Kill ffmpeg processes left writing into this storage's .incoming folders by a dead hub."""
+def reap_stale_ffmpeg(storage_root: Path, grace: float = REAP_GRACE_SECONDS) -> list[int]:
+    """Stop ffmpeg processes left writing into this storage's .incoming folders by a dead hub.
+
+    Each gets SIGTERM and up to ``grace`` seconds to finish its open segment (most are
+    already finishing: the parent-death signal is SIGTERM too); survivors get SIGKILL.
+    """
+    stale = [pid for pid in _pids() if _writes_into(_cmdline(pid), storage_root)]
+    signalled = _signal_all(stale, signal.SIGTERM)
+    _wait_gone(signalled, grace)
+    survivors = [pid for pid in signalled if not _is_gone(pid)]
+    _wait_gone(_signal_all(survivors, signal.SIGKILL))
+    if survivors:
+        logger.warning("%d stale ffmpeg process(es) ignored SIGTERM and were killed", len(survivors))
+    return signalled
+
+
+def _writes_into(argv: list[str], storage_root: Path) -> bool:
+    """True for an ffmpeg with an output (or input) in an .incoming or live folder of the root."""
     root = str(storage_root) + os.sep
     markers = (os.sep + INCOMING + os.sep, root + LIVE + os.sep)
-    reaped = []
-    for pid in _pids():
-        argv = _cmdline(pid)
-        if argv and any("ffmpeg" in os.path.basename(a) for a in argv[:4]) and \
-                any(a.startswith(root) and (markers[0] in a[len(root) - 1:] or
-                                            a.startswith(markers[1])) for a in argv):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                reaped.append(pid)
-            except ProcessLookupError:
-                pass
-    _wait_gone(reaped)
-    return reaped
+    return bool(argv) and any("ffmpeg" in os.path.basename(a) for a in argv[:4]) and \
+        any(a.startswith(root) and (markers[0] in a[len(root) - 1:] or a.startswith(markers[1]))
+            for a in argv)
+
+
+def _signal_all(pids: list[int], signum: int) -> list[int]:
+    sent = []
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+            sent.append(pid)
+        except ProcessLookupError:
+            pass
+    return sent
 
 
 def _pids() -> list[int]:
@@ -101,10 +124,12 @@ def _cmdline(pid: int) -> list[str]:
 def _wait_gone(pids: list[int], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     for pid in pids:
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-            if _is_zombie(pid):
-                break
+        while time.monotonic() < deadline and not _is_gone(pid):
             time.sleep(0.02)
+
+
+def _is_gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
 
 
 def _is_zombie(pid: int) -> bool:
@@ -139,19 +164,28 @@ def _segment_files(storage: Storage) -> list[Path]:
 def _recover_file(catalog: Catalog, storage: Storage, path: Path, report: ReconcileReport) -> None:
     try:
         info, seq = _run_info_for(catalog, storage, path)
-        result = probe(path, decode=True)
-        if result.decoded_frames == 0:
-            raise ProbeError("no decodable frame")
-    except (ProbeError, LookupError) as exc:
+        # cut a torn end back to the last complete frame (durably) before anything reads times
+        cut = trim_segment(path)
+        result = probe(path)  # demux only: trim_segment has just decoded every frame
+    except (ProbeError, TrimError, LookupError) as exc:
         target = storage.quarantine_path(path)
         durable_move(path, target)
         report.quarantined.append(str(storage.relative(target)))
         logger.warning("quarantined %s: %s", path.name, exc)
         return
     info.codec, info.width, info.height = result.codec, result.width, result.height
-    note = "interrupted segment" if path.parent.name == INCOMING else "found on disk, not cataloged"
-    segment = catalog.catalog_recovered(info, path, seq, result.first_pts, result.end_pts, note)
+    segment = catalog.catalog_recovered(info, path, seq, result.first_pts, result.end_pts,
+                                        _note(path, cut))
     report.recovered.append(str(storage.relative(segment.path)))
+    if cut.trimmed:
+        report.trimmed.append(report.recovered[-1])
+
+
+def _note(path: Path, cut: TrimResult) -> str:
+    note = "interrupted segment" if path.parent.name == INCOMING else "found on disk, not cataloged"
+    if cut.trimmed:
+        note += f"; torn end cut ({cut.size_before - cut.size_after} bytes: {cut.reason})"
+    return note
 
 
 def _run_info_for(catalog: Catalog, storage: Storage, path: Path) -> tuple[RunInfo, int]:
@@ -203,11 +237,12 @@ def _mark_missing(catalog: Catalog, storage: Storage) -> list[str]:
 
 def _log_report(report: ReconcileReport) -> None:
     if report.reaped:
-        logger.warning("killed %d stale ffmpeg process(es): %s", len(report.reaped), report.reaped)
+        logger.warning("stopped %d stale ffmpeg process(es): %s", len(report.reaped), report.reaped)
     for path in report.recovered:
         logger.warning("recovered segment %s", path)
     for path in report.missing:
         logger.warning("catalog row for %s marked missing: the file is gone", path)
     logger.info("reconciled storage: %d recovered, %d quarantined, %d missing, %d runs closed, "
-                "%d deletions finished", len(report.recovered), len(report.quarantined),
-                len(report.missing), report.runs_closed, report.deletions_finished)
+                "%d deletions finished, %d torn ends cut", len(report.recovered),
+                len(report.quarantined), len(report.missing), report.runs_closed,
+                report.deletions_finished, len(report.trimmed))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 from sqlalchemy import select
@@ -12,8 +15,9 @@ from nvrlib.catalog import db
 from nvrlib.catalog.models import Segment
 from nvrlib.ffmpeg_bin import ffmpeg_exe
 from recorder.store.catalog import Catalog, RunInfo
-from recorder.store.reconcile import reconcile
+from recorder.store.reconcile import reap_stale_ffmpeg, reconcile, recover_run_leftovers
 from recorder.store.storage import Storage
+from tests.support.media import ffmpeg_complaints, pyav_complaints
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +71,7 @@ def test_uncataloged_final_file_is_cataloged_at_the_time_its_name_gives(catalog,
 
 @pytest.mark.parametrize(("folder", "name", "content"), [
     ("porch", "deadbeef-000000.ts", b"\x47" + bytes(188 * 20)),  # no decodable frame
+    ("porch", "deadbeef-000001.ts", b""),  # opened by ffmpeg, nothing written yet
     ("porch", "holiday.ts", None),  # a name the hub never writes
     ("bad name", "deadbeef-000000.ts", None),  # a folder that is no camera name
 ])
@@ -77,7 +82,38 @@ def test_files_that_cannot_be_cataloged_are_quarantined_not_deleted(
     path.write_bytes(content if content is not None else sample_ts)
     report = reconcile(catalog, catalog.storage)
     assert len(report.quarantined) == 1 and not rows(catalog)
-    assert (catalog.storage.root / ".quarantine" / folder / name).exists()
+    quarantined = catalog.storage.root / ".quarantine" / folder / name
+    assert quarantined.read_bytes() == (content if content is not None else sample_ts)
+
+
+@pytest.mark.parametrize("recover", ["at start-up", "after its ffmpeg died"])
+def test_a_torn_interrupted_file_is_cut_to_its_last_complete_frame_then_cataloged(
+        catalog, sample_ts, recover):
+    info = RunInfo(run_id="abcdef12", camera="porch", location="",
+                   anchor_wall=dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc), anchor_pts=None)
+    catalog.start_run(info, kind="push", peer="")
+    torn = sample_ts[:len(sample_ts) * 2 // 3 + 101]  # mid-packet, inside a frame
+    (catalog.storage.incoming_dir("porch") / "abcdef12-000003.ts").write_bytes(torn)
+    if recover == "at start-up":
+        report = reconcile(catalog, catalog.storage)
+    else:
+        report = recover_run_leftovers(catalog, "porch", "abcdef12")
+    [row] = rows(catalog)
+    assert report.trimmed == report.recovered == [row.path]
+    assert row.recovered and row.note.startswith("interrupted segment; torn end cut (")
+    path = catalog.storage.root / row.path
+    assert row.size_bytes == path.stat().st_size < len(torn)
+    assert path.read_bytes() == torn[:row.size_bytes]
+    assert ffmpeg_complaints(path) == "" and pyav_complaints(path) == []
+    assert 1.5 < row.duration < 2.1
+
+
+def test_an_intact_file_found_on_disk_is_cataloged_unchanged(catalog, sample_ts):
+    (catalog.storage.incoming_dir("porch") / "abcdef12-000000.ts").write_bytes(sample_ts)
+    report = reconcile(catalog, catalog.storage)
+    [row] = rows(catalog)
+    assert report.trimmed == [] and row.note == "interrupted segment"
+    assert (catalog.storage.root / row.path).read_bytes() == sample_ts
 
 
 def test_rows_whose_file_vanished_are_marked_missing_not_deleted(catalog, sample_ts):
@@ -110,3 +146,41 @@ def test_a_second_hub_cannot_take_the_same_storage(tmp_path):
     second.lock()
     second.unlock()
 
+
+
+def test_a_stale_ffmpeg_gets_sigterm_and_finishes_its_open_segment(tmp_path):
+    incoming = Storage(tmp_path / "rec").incoming_dir("porch")
+    # like an orphaned RTSP pull: it records until told to stop
+    stale = subprocess.Popen(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
+         "-i", "testsrc2=size=160x120:rate=25", "-c:v", "libx264", "-g", "25", "-f", "segment",
+         "-segment_time", "100", "-segment_format", "mpegts", str(incoming / "abcdef12-%06d.ts")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        time.sleep(1.5)  # no condition to wait for: the footage sits unseen in its buffers
+        assert reap_stale_ffmpeg(tmp_path / "rec", grace=10) == [stale.pid]
+        assert stale.wait(1) == 255  # it exited by itself after SIGTERM, not killed
+    finally:
+        stale.kill()
+        stale.wait()
+    [path] = incoming.iterdir()
+    assert path.stat().st_size > 0 and ffmpeg_complaints(path) == ""
+
+
+def test_a_stale_ffmpeg_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
+    incoming = Storage(tmp_path / "rec").incoming_dir("porch")
+    # a process that looks like an ffmpeg writing there, and ignores SIGTERM
+    code = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); " \
+           "print(flush=True); time.sleep(60)"
+    stubborn = subprocess.Popen([sys.executable, "-c", code, "ffmpeg", str(incoming / "x.ts")],
+                                stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        stubborn.stdout.readline()  # its handler is installed
+        reaped = reap_stale_ffmpeg(tmp_path / "rec", grace=0.5)
+        assert reaped == [stubborn.pid]
+        assert stubborn.wait(5) == -signal.SIGKILL
+    finally:
+        stubborn.kill()
+        stubborn.wait()
+        stubborn.stdout.close()

@@ -110,3 +110,36 @@ def encoded_ts(seconds: float, size: str = "320x240", rate: int = 25) -> bytes:
 def http_chunk(data: bytes) -> bytes:
     """Encode one HTTP/1.1 chunk of a chunked request body."""
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def ffmpeg_complaints(path: Path) -> str:
+    """What `ffmpeg -v error -i FILE -f null -` prints: empty for a file that decodes cleanly."""
+    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
+            "-f", "null", "-"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60).stderr.strip()
+
+
+def pyav_complaints(path: Path) -> list[str]:
+    """PyAV's error messages, corrupt packets and corrupt frames over every A/V packet."""
+    import av.logging
+
+    complaints: list[str] = []
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        # not local: frame-threaded decoders log from their worker threads
+        with av.logging.Capture(False) as logs, av.open(str(path)) as container:
+            for packet in container.demux([s for s in container.streams
+                                           if s.type in ("video", "audio")]):
+                if packet.is_corrupt:
+                    complaints.append(f"corrupt packet at byte {packet.pos}")
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as exc:
+                    complaints.append(f"{exc} at byte {packet.pos}")
+                    continue
+                complaints += [f"corrupt frame pts {f.pts}" for f in frames if f.is_corrupt]
+            complaints += [message.strip() for _, _, message in logs]
+    finally:
+        av.logging.set_level(previous)
+    return complaints
