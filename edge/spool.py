@@ -505,3 +505,41 @@ def _probe_pts(path: Path) -> list[int]:
             return [p.pts for p in container.demux(stream) if p.pts is not None]
     except (av.FFmpegError, IndexError):
         return []
+
+
+class NullSpool:
+    """``--no-spool``: the same interface, keeping nothing (what the hub misses is lost)."""
+
+    folder = None
+    dropped_total = 0.0
+
+    def append(self, epoch_ms: int, chunk: Chunk, *, boundary: bool = False) -> None:
+        """Keep nothing."""
+
+    def close_timeline(self) -> None:
+        """Nothing to close."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def ack(self, epoch_ms: int, from_pts: int, below_pts: int) -> int:
+        """Nothing to delete."""
+        return 0
+
+    def live_begin(self, epoch_ms: int, start: int) -> LiveRange:
+        """Return a range nobody keeps."""
+        return LiveRange(0, epoch_ms, start)
+
+    def live_end(self, live: LiveRange) -> None:
+        """Nothing to release."""
+
+    def next_span(self, max_seconds: float, max_bytes: int) -> Span | None:
+        """Nothing to backfill."""
+        return None
+
+    def take_dropped(self) -> float:
+        """Nothing dropped (nothing kept)."""
+        return 0.0
+
+    def give_back_dropped(self, seconds: float) -> None:
+        """Nothing to put back."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -45,7 +46,9 @@ def edge_process(tmp_path: Path) -> Iterator[Callable[..., Edge]]:
                 "--size", "320x240", "--bitrate", "300k", *args]
         log = tmp_path / f"edge-{len(started)}.log"
         log_file = log.open("w")
-        proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL,
+        # The default spool lives under the user's state directory: keep it in the test's.
+        env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+        proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, env=env,
                                 stdout=subprocess.DEVNULL, stderr=log_file)
         edge = Edge(proc, log)
         started.append((edge, log_file))
@@ -71,7 +74,7 @@ def test_file_with_no_loop_ends_cleanly_after_a_complete_upload(
     assert request.target == "/ingest/v1/driveway-front-door"
     assert request.complete and request.status == 200
     fmt, codec, pts, keys = decode_ts(request.body_path)
-    assert (fmt, codec) == ("mpegts", "h264") and keys[0] == 0
+    assert (fmt, codec) == ("mpegts", "h264") and keys[0] == pts[0] < 90  # PTS 0: the epoch ms
     assert VIDEO_FRAMES - 2 <= len(pts) <= VIDEO_FRAMES
 
 
@@ -109,5 +112,6 @@ def test_sigint_stops_a_stream_waiting_for_an_unreachable_hub(
 
 def test_exit_code_is_one_when_no_camera_can_run(tmp_path: Path) -> None:
     config = parse_args(["--hub", "127.0.0.1", "--port", "1", "--location", "x",
-                         "--camera", str(tmp_path / "missing.mp4"), "--no-loop"])
+                         "--camera", str(tmp_path / "missing.mp4"), "--no-loop",
+                         "--spool-dir", str(tmp_path / "spool")])
     assert run(config, threading.Event()) == 1
