@@ -42,7 +42,11 @@ class Received:
     acks: list[float] = dataclasses.field(default_factory=list)  # durable_pts sent (v2)
     pts: list[int] = dataclasses.field(default_factory=list)  # video PES PTS seen
     ended: str | None = None  # "done" or "closed" (v2)
+    opened: float = dataclasses.field(default_factory=time.monotonic)
     _ts_rest: bytes = b""
+
+    def started_before(self, other: Received) -> bool:
+        return self.opened < other.opened
 
     @property
     def v2(self) -> bool:
