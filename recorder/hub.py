@@ -19,8 +19,10 @@ from recorder.health import outages
 from recorder.health.alerts import AlertCenter, AlertEvent
 from recorder.health.monitor import HealthMonitor
 from recorder.health.outages import QUIET_REASONS, OutageInfo
+from recorder.ingest import backfill
+from recorder.ingest.protocol import TICK, DurableProgress, ProtocolFields
 from recorder.ingest.server import IngestRequest, StreamEnding, StreamSink, start_server, token_matches
-from recorder.store.catalog import Catalog
+from recorder.store.catalog import Catalog, FinishedSegment
 from recorder.store.reconcile import ReconcileReport, reconcile
 from recorder.store.retention import Retention
 from recorder.store.storage import Storage
@@ -68,6 +70,9 @@ class Hub:
         # why the hub itself closed a camera's edge connection (disconnected, disabled, ...)
         self.closing: dict[str, str] = {}
         self.event_tasks: set[asyncio.Task[None]] = set()
+        # version 2: one backfill upload per camera, and how far each request is durable
+        self.backfills: dict[str, Segmenter] = {}
+        self.progress: dict[StreamSink, DurableProgress] = {}
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -161,6 +166,10 @@ class Hub:
         """Reject a request early on what needs no database: token, state, conflicts, limits."""
         name = request.camera
         self._check_token(request)
+        if request.protocol.backfill:  # not the live slot: its own rules (ingest/backfill.py)
+            backfill.precheck(self.config, request, self.backfills, self._stream_count(),
+                              self.stopping.is_set())
+            return
         if self.stopping.is_set():
             raise IngestRejected(503, "the hub is shutting down")
         camera = self.config.camera(name)
@@ -176,6 +185,8 @@ class Hub:
     async def admit(self, request: IngestRequest) -> StreamSink:
         """Claim a camera for a new edge connection, or raise IngestRejected."""
         self.precheck(request)  # again: the state may have changed while the body started
+        if request.protocol.backfill:
+            return await self._admit_backfill(request)
         name = request.camera
         camera = self.config.camera(name)
         location = camera.location if camera and camera.location else request.location
@@ -190,13 +201,79 @@ class Hub:
         task = asyncio.current_task()
         if task is not None:
             self.push_tasks[name] = task
+        self._track_progress(segmenter, request)
         segmenter.start()
         logger.info("%s: edge %s connected (location %r)", name, request.peer, location)
-        self._spawn_event(self._came_online(name, request.peer))
+        self._spawn_event(self._came_online(name, request.peer, request.protocol))
+        if request.protocol.spool_dropped > 0:
+            self._spawn_event(self._spool_dropped(name, request.protocol.spool_dropped))
         return segmenter
+
+    async def _admit_backfill(self, request: IngestRequest) -> StreamSink:
+        name = request.camera
+        camera = self.config.camera(name)
+        location = camera.location if camera and camera.location else request.location
+        segmenter = Segmenter(camera=name, location=location, kind="backfill",
+                              incoming_dir=self.storage.incoming_dir(name),
+                              segment_seconds=self.config.segment_seconds_for(name),
+                              policy=self.policy, catalog=self.catalog,
+                              catalog_executor=self.executor, peer=request.peer,
+                              anchor=self._anchor(request))
+        self.backfills[name] = segmenter  # claimed before the await: a second one gets 409
+        try:
+            verdict = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.catalog.camera_verdict, name)
+            backfill.check_verdict(self.config, name, verdict)
+        except IngestRejected:
+            del self.backfills[name]
+            raise
+        self._track_progress(segmenter, request)
+        segmenter.start()
+        logger.info("%s: %s started", name, backfill.describe(request))
+        return segmenter
+
+    def _track_progress(self, segmenter: Segmenter, request: IngestRequest) -> None:
+        """Advance a version-2 request's acks as its segments become durable."""
+        if not request.protocol.acks or segmenter.anchor is None:
+            return
+        progress = DurableProgress()
+        origin = segmenter.anchor.wall  # the request's PTS 0 (X-NVR-Stream-Epoch)
+        self.progress[segmenter] = progress
+
+        def on_segment(segment: FinishedSegment) -> None:
+            if segment.run is None or segment.last_pts is None:
+                return  # unknown end: the next segment's ack covers this one
+            pts = segment.run.seconds_after(origin, segment.last_pts)
+            if pts is not None:
+                progress.advance(pts + TICK)  # every frame up to and with the last one
+
+        def on_state(_old: State, new: State, reason: str) -> None:
+            # ffmpeg died or was restarted: bytes in flight are gone, so acks must stop here
+            if new in (State.BACKOFF, State.FAILED):
+                progress.freeze(f"recorder restarted ({reason or new.value})")
+
+        segmenter.on_segment.append(on_segment)
+        segmenter.machine.listeners.append(on_state)
+
+    def progress_of(self, sink: StreamSink) -> DurableProgress:
+        """How far a version-2 request's footage is durable (a frozen one if not tracked)."""
+        progress = self.progress.get(sink)
+        if progress is None:
+            progress = DurableProgress()
+            progress.freeze("not tracked")
+        return progress
+
+    def _stream_count(self) -> int:
+        return len(self.pushed) + len(self.pulled) + len(self.backfills)
 
     def release(self, camera: str, sink: StreamSink, ending: StreamEnding) -> None:
         """Forget the connection that held a camera, and record why it went offline."""
+        self.progress.pop(sink, None)
+        if self.backfills.get(camera) is sink:
+            del self.backfills[camera]
+            logger.info("%s: backfill from %s ended (%s)", camera, getattr(sink, "peer", "?"),
+                        ending.reason)
+            return
         if self.pushed.get(camera) is not sink:
             return
         del self.pushed[camera]
@@ -241,7 +318,8 @@ class Hub:
                 "last_segment_end": last_segment_end.isoformat() if last_segment_end else None,
                 "detail": detail})
 
-    async def _came_online(self, camera: str, peer: str) -> None:
+    async def _came_online(self, camera: str, peer: str,
+                           protocol: ProtocolFields | None = None) -> None:
         if camera not in self.open_outages:
             return
         loop = asyncio.get_running_loop()
@@ -254,9 +332,24 @@ class Hub:
         logger.info("%s: back online after %.0f s (%s)", camera, info.seconds, info.reason)
         if info.reason not in QUIET_REASONS or camera in self.health.missed_after_restart:
             self.health.missed_after_restart.discard(camera)
+            # an edge with a spool uploads the gap (backfill); anything else lost it
+            spool = protocol is not None and protocol.spool
             self.raise_alert("online", camera, {
                 "offline_since": info.started_at.isoformat(),
-                "outage_seconds": round(info.seconds, 1), "reason": info.reason, "peer": peer})
+                "outage_seconds": round(info.seconds, 1), "reason": info.reason, "peer": peer,
+                "gap": "backfill" if spool else "lost",
+                "dropped_seconds": round(protocol.spool_dropped, 1) if protocol else 0.0})
+
+    async def _spool_dropped(self, camera: str, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            found = await loop.run_in_executor(self.executor, self.catalog.add_dropped_seconds,
+                                               camera, seconds)
+        except Exception:  # accounting only: recording goes on
+            logger.exception("%s: cannot record dropped spool footage", camera)
+            return
+        logger.warning("%s: the edge's spool dropped %.1f s of footage%s", camera, seconds,
+                       "" if found else " (no outage to add it to)")
 
     def _on_new_camera(self, name: str, location: str, kind: str, approval: str) -> None:
         # runs on the catalog thread; notify() only queues

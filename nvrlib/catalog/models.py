@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
-    BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+    BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -84,6 +84,8 @@ class Run(Base):
     anchor_pts: Mapped[float | None] = mapped_column(Float, nullable=True)
     peer: Mapped[str] = mapped_column(String(128), default="")
     location: Mapped[str] = mapped_column(String(128), default="")
+    # push | pull | backfill (NULL: a run from before migration 0004)
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     camera: Mapped[Camera] = relationship(back_populates="runs")
 
@@ -113,6 +115,8 @@ class Segment(Base):
     # ok | missing (the file is gone) | deleting (retention marked it; the file goes next)
     status: Mapped[str] = mapped_column(String(16), default="ok")
     recovered: Mapped[bool] = mapped_column(Boolean, default=False)
+    # uploaded later from an edge's spool (X-NVR-Mode: backfill), placed in its true time slot
+    backfilled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
@@ -175,6 +179,10 @@ class Outage(Base):
     # clean_shutdown | connection_lost | stalled | failing | disconnected | disabled | hub_stopped
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
+    # seconds of the outage recovered later from the edge's spool (backfilled segments)
+    backfilled_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # seconds the edge's spool had to drop (X-NVR-Spool-Dropped): lost for good
+    dropped_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
     camera: Mapped[Camera] = relationship()
 

@@ -156,7 +156,19 @@ def _online(camera: str, d: Mapping[str, Any], at: dt.datetime) -> tuple[str, li
     lines.append(f"Why it was offline: {sentence}")
     if d.get("peer"):
         lines.append(f"Edge address: {d['peer']}")
+    lines.append(f"Footage of the gap: {_gap_text(d)}")
     return f"{camera} back online after {length}", lines
+
+
+def _gap_text(d: Mapping[str, Any]) -> str:
+    # "backfill": the edge announced a spool (X-NVR-Spool: 1) and uploads the gap itself
+    if d.get("gap") != "backfill":
+        return "lost (the camera's edge keeps no spool, so nothing of the outage was recorded)"
+    dropped = _number(d.get("dropped_seconds"))
+    text = "will be recovered: the edge spooled it and is uploading it (back-filled footage)"
+    if dropped > 0:
+        text += f"; {duration_text(dropped)} of it was lost when the edge's spool was full"
+    return text
 
 
 def _failing(camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tuple[str, list[str]]:

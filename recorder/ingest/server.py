@@ -18,6 +18,10 @@ import h11
 from nvrlib.names import InvalidName, validate_camera_name
 
 from recorder.errors import IngestRejected
+from recorder.ingest.protocol import (
+    ACK_CONTENT_TYPE, DurableProgress, ProtocolFields, encode_ack, encode_closed, encode_done,
+    parse_fields,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ class IngestRequest:
     location: str
     epoch: float | None
     peer: str
+    protocol: ProtocolFields = ProtocolFields()  # version 2: mode, backfill id, spool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +84,9 @@ class IngestHandler(Protocol):
     def bytes_of(self, sink: StreamSink) -> int:
         """Count the bytes a connection delivered, for the final response."""
 
+    def progress_of(self, sink: StreamSink) -> DurableProgress:
+        """How far a version-2 request's footage is durable, for its acks."""
+
 
 def parse_request_head(request: h11.Request, peer: str) -> IngestRequest:
     """Validate method, path and headers of an ingest request, or raise IngestRejected."""
@@ -89,13 +97,10 @@ def parse_request_head(request: h11.Request, peer: str) -> IngestRequest:
     camera = _camera_from_path(target.path)
     headers = {name.decode("latin-1").lower(): value.decode("latin-1")
                for name, value in request.headers}
-    mode = headers.get("x-nvr-mode", "live").strip().lower()
-    if mode == "backfill":
-        raise IngestRejected(501, "backfill uploads are reserved for a later protocol version")
-    if mode != "live":
-        raise IngestRejected(400, f"unknown X-NVR-Mode {mode[:20]!r}")
+    epoch = _epoch(headers)
     return IngestRequest(camera=camera, token=_token(headers, target.query),
-                         location=_location(headers), epoch=_epoch(headers), peer=peer)
+                         location=_location(headers), epoch=epoch, peer=peer,
+                         protocol=parse_fields(headers, epoch))
 
 
 def _camera_from_path(path: str) -> str:
@@ -198,8 +203,11 @@ class IngestConnection:
             await self._send(h11.InformationalResponse(status_code=100, headers=[]))
         first = await self._first_bytes()
         sink = await self.handler.admit(head)
+        acks = _AckWriter(self, self.handler.progress_of(sink)) if head.protocol.acks else None
         ending = StreamEnding("connection_lost", "the connection ended unexpectedly")
         try:
+            if acks is not None:
+                await acks.start()
             ending = await self._relay(sink, head.camera, first)
         except asyncio.CancelledError:
             # the hub is shutting down, or an admin disconnected this edge
@@ -207,6 +215,9 @@ class IngestConnection:
         finally:
             await sink.finish()
             self.handler.release(head.camera, sink, ending)
+        if acks is not None:
+            await acks.finish(ending, self.handler.segments_of(sink), self.handler.bytes_of(sink))
+            return
         if ending.reason == "closed_by_hub":
             self.log.info("%s: closed the connection of edge %s", head.camera, self.peer)
             await self._respond(503, "the hub closed this stream (shutdown or disconnect)\n",
@@ -312,6 +323,59 @@ class IngestConnection:
             self.writer.write(data)
             async with asyncio.timeout(5):
                 await self.writer.drain()
+
+
+class _AckWriter:
+    """The early 200 of a version-2 request and its ndjson acks (protocol.md, Version 2)."""
+
+    def __init__(self, connection: IngestConnection, progress: DurableProgress) -> None:
+        self.connection, self.progress = connection, progress
+        self.task: asyncio.Task[None] | None = None
+        self.sent: float | None = None
+        self.broken = False
+
+    async def start(self) -> None:
+        """Answer 200 at once, while the body still streams, and start sending acks."""
+        headers = [("Content-Type", ACK_CONTENT_TYPE), ("Transfer-Encoding", "chunked")]
+        await self._send(h11.Response(status_code=200, headers=headers))
+        self.task = asyncio.create_task(self._acks())
+
+    async def _acks(self) -> None:
+        while not self.broken:
+            await self.progress.changed()
+            await self._send_ack()
+
+    async def _send_ack(self) -> None:
+        pts = self.progress.durable_pts
+        if pts is not None and pts != self.sent:
+            self.sent = pts
+            await self._send(h11.Data(data=encode_ack(pts)))
+
+    async def finish(self, ending: StreamEnding, segments: int, size: int) -> None:
+        """Send the last line (done or closed) and end the response."""
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        pts = self.progress.durable_pts
+        if ending.reason == "clean_shutdown" and self.progress.frozen is None:
+            last = encode_done(segments, size, pts)
+        else:
+            last = encode_closed(self.progress.frozen or ending.reason)
+        if ending.reason != "clean_shutdown":
+            await self._send_ack()  # the final segment's, if not sent yet
+        await self._send(h11.Data(data=last))
+        await self._send(h11.EndOfMessage())
+
+    async def _send(self, event: h11.Event) -> None:
+        if self.broken:
+            return
+        try:
+            await self.connection._send(event)
+        except (h11.LocalProtocolError, ConnectionError, TimeoutError) as exc:
+            # the edge went away or stopped reading: it keeps its spool, nothing is lost
+            self.broken = True
+            self.connection.log.info("acks to %s stopped: %s", self.connection.peer,
+                                     exc or type(exc).__name__)
 
 
 async def start_server(handler: IngestHandler, host: str, port: int, stall_timeout: float,

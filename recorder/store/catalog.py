@@ -9,16 +9,20 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from nvrlib.catalog.models import Camera, Run, Segment, utcnow
+from nvrlib.catalog.models import Camera, Outage, Run, Segment, utcnow
 from recorder.store.probe import ProbeError, probe
-from recorder.store.storage import Storage, durable_move
+from recorder.store.storage import Storage, durable_move, fsync_dir
+from recorder.store.ts_tail import last_video_pts, unwrap_near
 
 logger = logging.getLogger(__name__)
 
 _INCOMING_NAME_RE = re.compile(r"(?P<run>[0-9a-f]{8,16})-(?P<seq>\d{6,})\.ts")
+# Cataloged segments of a camera tile time up to a frame's jitter: gaps this small between
+# them (or at a backfilled segment's edges) still count as covered.
+COVER_TOLERANCE = dt.timedelta(seconds=0.1)
 
 
 @dataclasses.dataclass
@@ -36,11 +40,23 @@ class RunInfo:
     width: int = 0
     height: int = 0
     entries: int = 0
+    # an upload from an edge's spool (kind "backfill"): its segments are marked and deduplicated
+    backfilled: bool = False
 
     def wall(self, pts: float) -> dt.datetime:
         """Map a PTS (seconds) of this run's stream to a UTC wall-clock time."""
         anchor_pts = self.anchor_pts if self.anchor_pts is not None else pts
         return self.anchor_wall + dt.timedelta(seconds=pts - anchor_pts)
+
+    def seconds_after(self, origin: dt.datetime, pts: float) -> float | None:
+        """Map a PTS of this run to seconds after ``origin`` (a request's PTS 0), via the anchor.
+
+        The run's timeline may be shifted against the request's (ffmpeg options), so the
+        two are related only through the anchor; None while the anchor is not known yet.
+        """
+        if self.anchor_pts is None:
+            return None
+        return (pts - self.anchor_pts) + (self.anchor_wall - origin).total_seconds()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +70,11 @@ class FinishedSegment:
     end: dt.datetime
     duration: float
     size_bytes: int
+    run: RunInfo | None = None
+    # the last video frame's PTS in the run's timeline (from the file's own PES headers)
+    last_pts: float | None = None
+    # a backfilled segment wholly covered by cataloged footage: deleted, not cataloged (id 0)
+    deduplicated: bool = False
 
 
 def parse_incoming_name(name: str) -> tuple[str, int] | None:
@@ -117,10 +138,13 @@ class Catalog:
 
     def start_run(self, info: RunInfo, kind: str, peer: str) -> None:
         """Record the start of an ffmpeg process and its stream-clock anchor."""
-        camera_id = self.ensure_camera(info.camera, info.location, kind)
+        camera_id = self.ensure_camera(info.camera, info.location,
+                                       "push" if kind == "backfill" else kind)
+        info.backfilled = kind == "backfill"
         with self.sessions.begin() as session:
             session.add(Run(id=info.run_id, camera_id=camera_id, anchor_wall=info.anchor_wall,
-                            anchor_pts=info.anchor_pts, peer=peer, location=info.location))
+                            anchor_pts=info.anchor_pts, peer=peer, location=info.location,
+                            kind=kind))
 
     def end_run(self, run_id: str, reason: str) -> None:
         """Record that an ffmpeg process ended, and why."""
@@ -169,8 +193,12 @@ class Catalog:
         start = info.wall(start_pts)
         duration = max(end_pts - start_pts, 0.0)
         end = start + dt.timedelta(seconds=duration)
-        target = self.storage.final_path(info.camera, start, info.run_id, seq)
         size = source.stat().st_size
+        last_pts = _last_pts(source, end_pts)
+        backfilled = info.backfilled or (recovered and self._is_backfill_run(info.run_id))
+        if backfilled and self._covered(info.camera, start, end):
+            return self._drop_duplicate(info, source, start, end, size, last_pts)
+        target = self.storage.final_path(info.camera, start, info.run_id, seq)
         durable_move(source, target)
         relative = str(self.storage.relative(target))
         with self.sessions.begin() as session:
@@ -178,12 +206,72 @@ class Catalog:
             row = Segment(camera_id=camera_id, run_id=info.run_id, seq=seq, location=info.location,
                           start_time=start, end_time=end, duration=duration, size_bytes=size,
                           path=relative, codec=info.codec, width=info.width, height=info.height,
-                          recovered=recovered, note=note)
+                          recovered=recovered, note=note, backfilled=backfilled)
             session.add(row)
             session.flush()
             segment_id = row.id
-        logger.info("%s: segment %s, %.2f s, %.1f MB", info.camera, relative, duration, size / 1e6)
-        return FinishedSegment(segment_id, info.camera, target, start, end, duration, size)
+            if backfilled:
+                _credit_outages(session, camera_id, start, end)
+        logger.info("%s: %ssegment %s, %.2f s, %.1f MB", info.camera,
+                    "backfilled " if backfilled else "", relative, duration, size / 1e6)
+        return FinishedSegment(segment_id, info.camera, target, start, end, duration, size,
+                               run=info, last_pts=last_pts)
+
+    def _is_backfill_run(self, run_id: str) -> bool:
+        # start-up recovery rebuilds a RunInfo from the run row: the kind is stored there
+        with self.session() as session:
+            return session.scalar(select(Run.kind).where(Run.id == run_id)) == "backfill"
+
+    def _covered(self, camera: str, start: dt.datetime, end: dt.datetime) -> bool:
+        """Tell whether cataloged footage of a camera already covers [start, end] (tiles it)."""
+        with self.session() as session:
+            spans = session.execute(
+                select(Segment.start_time, Segment.end_time).join(Camera)
+                .where(Camera.name == camera, Segment.status == "ok",
+                       Segment.start_time < end, Segment.end_time > start)
+                .order_by(Segment.start_time)).all()
+        reached = start
+        for span_start, span_end in spans:
+            if span_start > reached + COVER_TOLERANCE:
+                return False
+            reached = max(reached, span_end)
+        return reached + COVER_TOLERANCE >= end
+
+    def _drop_duplicate(self, info: RunInfo, source: Path, start: dt.datetime, end: dt.datetime,
+                        size: int, last_pts: float | None) -> FinishedSegment:
+        # durable too: a crash must not bring the duplicate back as a recovered segment
+        source.unlink()
+        fsync_dir(source.parent)
+        logger.info("%s: backfilled %s-%s is already cataloged; dropped %s", info.camera,
+                    start.isoformat(timespec="milliseconds"), end.isoformat(timespec="milliseconds"),
+                    source.name)
+        return FinishedSegment(0, info.camera, source, start, end,
+                               (end - start).total_seconds(), size, run=info, last_pts=last_pts,
+                               deduplicated=True)
+
+    def camera_verdict(self, name: str) -> str:
+        """Tell what a backfill may do for a camera, without creating it: 'ok', 'unknown',
+        'pending', 'disabled' or 'rejected'."""
+        with self.session() as session:
+            camera = session.scalar(select(Camera).where(Camera.name == name))
+            if camera is None:
+                return "unknown"
+            if camera.approval == "rejected":
+                return "rejected"
+            if not camera.enabled:
+                return "disabled"
+            return "pending" if camera.approval == "pending" else "ok"
+
+    def add_dropped_seconds(self, camera: str, seconds: float) -> bool:
+        """Add footage an edge's spool dropped to the camera's open (else latest) outage."""
+        with self.sessions.begin() as session:
+            row = session.scalar(
+                select(Outage).join(Camera).where(Camera.name == camera)
+                .order_by(Outage.ended_at.is_not(None), Outage.started_at.desc()).limit(1))
+            if row is None:
+                return False
+            row.dropped_seconds = (row.dropped_seconds or 0.0) + seconds
+            return True
 
     def catalog_recovered(self, info: RunInfo, source: Path, seq: int, start_pts: float,
                           end_pts: float, note: str) -> FinishedSegment:
@@ -193,3 +281,27 @@ class Catalog:
     def session(self) -> Session:
         """Open a plain session (for reconciliation and tests)."""
         return self.sessions()
+
+
+def _last_pts(source: Path, listed_end: float) -> float | None:
+    try:
+        raw = last_video_pts(source)
+    except OSError as exc:
+        logger.warning("cannot read the last PTS of %s: %s", source.name, exc)
+        return None
+    return None if raw is None else unwrap_near(raw, listed_end)
+
+
+def _credit_outages(session: Session, camera_id: int, start: dt.datetime,
+                    end: dt.datetime) -> None:
+    """Count a backfilled segment's time inside the camera's outages as recovered footage."""
+    now = utcnow()
+    rows = session.scalars(select(Outage).where(
+        Outage.camera_id == camera_id, Outage.started_at < end,
+        or_(Outage.ended_at.is_(None), Outage.ended_at > start)))
+    for outage in rows:
+        outage_end = outage.ended_at or now
+        inside = (min(end, outage_end) - max(start, outage.started_at)).total_seconds()
+        length = (outage_end - outage.started_at).total_seconds()
+        if inside > 0:
+            outage.backfilled_seconds = min((outage.backfilled_seconds or 0.0) + inside, length)

@@ -202,7 +202,7 @@ class Segmenter:
             argv = self._argv(run.run_id, write_fd, progress_write)
             self._proc = await asyncio.create_subprocess_exec(
                 *ffmpeg.with_parent_death_signal(argv),
-                stdin=asyncio.subprocess.PIPE if self.kind == "push" else asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE if self.kind != "pull" else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
                 pass_fds=(write_fd, progress_write), start_new_session=True)
         except OSError as exc:

@@ -29,6 +29,7 @@ class Row:
     height: int
     status: str
     recovered: bool
+    backfilled: bool = False
 
 
 def _utc(text: str) -> dt.datetime:
@@ -39,7 +40,7 @@ def segments(db_path: Path, camera: str | None = None) -> list[Row]:
     """Read the catalog's segment rows, ordered by camera and start time."""
     with sqlite3.connect(db_path, timeout=10) as conn:
         query = ("SELECT s.id, c.name, s.start_time, s.end_time, s.duration, s.size_bytes, s.path,"
-                 " s.codec, s.width, s.height, s.status, s.recovered FROM segments s"
+                 " s.codec, s.width, s.height, s.status, s.recovered, s.backfilled FROM segments s"
                  " JOIN cameras c ON c.id = s.camera_id")
         params: tuple[str, ...] = ()
         if camera is not None:
@@ -47,7 +48,7 @@ def segments(db_path: Path, camera: str | None = None) -> list[Row]:
             params = (camera,)
         rows = conn.execute(query + " ORDER BY c.name, s.start_time", params).fetchall()
     return [Row(r[0], r[1], _utc(r[2]), _utc(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                bool(r[11])) for r in rows]
+                bool(r[11]), bool(r[12])) for r in rows]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,191 @@
+"""Ingest protocol v2 end to end: a real hub, real ffmpeg, a v2 client written from the spec.
+
+Live requests get acks whose durable_pts match what the catalog holds; a backfill upload
+lands in its true time slot marked backfilled, is acknowledged, and is not cataloged twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import sqlite3
+import time
+
+import av
+import pytest
+
+from recorder.ingest.protocol import TICK
+from tests.support.ackclient import AckClient
+from tests.support.media import decode_fully, encoded_ts, segments
+from tests.support.procs import ffmpeg_pusher, running, wait_for
+
+pytestmark = pytest.mark.e2e
+
+UTC = dt.timezone.utc
+FPS = 25
+
+
+@pytest.fixture(scope="module")
+def clip() -> bytes:
+    """12 s of H.264 in MPEG-TS, PTS from ~1.4 s (ffmpeg's mpegts start), 1 s GOPs."""
+    return encoded_ts(12, rate=FPS)
+
+
+def first_pts(data: bytes) -> float:
+    """The first video PTS (seconds) of an MPEG-TS clip."""
+    with av.open(io.BytesIO(data), format="mpegts") as container:
+        stream = container.streams.video[0]
+        return min(p.pts for p in container.demux(stream) if p.pts is not None) * float(
+            stream.time_base)
+
+
+def expected_ack(hub, row, epoch: float) -> float:
+    """The durable_pts a segment earns: its last frame's PTS (request timeline) plus a tick."""
+    decoded = decode_fully(hub.storage / row.path)
+    start = (row.start - dt.datetime.fromtimestamp(epoch, UTC)).total_seconds()
+    last_frame = start + decoded.duration - 1 / FPS
+    return last_frame + TICK
+
+
+def push_v2(hub, camera: str, data: bytes, epoch: float, rate: float | None = None,
+            **kwargs) -> AckClient:
+    """Upload ``data`` as one v2 request and wait for the end of its ack stream."""
+    client = AckClient(hub.port, camera, epoch, **kwargs)
+    try:
+        client.send(data, rate=rate)
+        client.end()
+        client.wait_end(40)
+    finally:
+        client.close()
+    return client
+
+
+def test_live_v2_acks_match_the_catalog_and_v1_still_works(hub_factory, clip):
+    hub = hub_factory(segment_seconds=2).start()
+    epoch = time.time() - 2
+    client = AckClient(hub.port, "porch", epoch)
+    pusher = ffmpeg_pusher(hub.url("stock"), seconds=5)  # a stock v1 pusher beside it
+    with running(pusher):
+        try:
+            client.send(clip, chunk=32 * 1024, rate=len(clip) / 6)  # twice real time
+            wait_for(lambda: len(client.durable()) >= 2, 20, "acks while the body streams")
+            assert client.status == 200
+            client.end()
+            last = client.wait_end(30)
+        finally:
+            client.close()
+        assert pusher.proc.wait(30) == 0, pusher.output
+    assert last is not None and last.done, client.acks
+    rows = segments(hub.db_path, "porch")
+    assert last.segments == len(rows) >= 5
+    assert last.size == len(clip)
+    acks = client.durable()
+    assert acks == sorted(acks), "durable_pts must never go back"
+    expected = [expected_ack(hub, row, epoch) for row in rows]
+    for value in acks:  # each ack is exactly the end of one cataloged segment
+        assert min(abs(value - e) for e in expected) < 5e-6, (value, expected)
+    assert abs(last.durable_pts - expected[-1]) < 5e-6
+    wait_for(lambda: segments(hub.db_path, "stock"), 15, "the stock pusher's footage")
+    assert hub.stop() == 0, hub.output[-3000:]
+    assert not any(r.backfilled for r in segments(hub.db_path))
+
+
+def outage_rows(db_path, camera: str) -> list[tuple]:
+    """(started_at, ended_at, reason, backfilled_seconds, dropped_seconds) of a camera."""
+    with sqlite3.connect(db_path, timeout=10) as conn:
+        return conn.execute(
+            "SELECT o.started_at, o.ended_at, o.reason, o.backfilled_seconds, o.dropped_seconds"
+            " FROM outages o JOIN cameras c ON c.id = o.camera_id WHERE c.name = ?"
+            " ORDER BY o.started_at", (camera,)).fetchall()
+
+
+def online_alerts(db_path, camera: str) -> list[dict]:
+    """Details of the camera's `online` alerts."""
+    with sqlite3.connect(db_path, timeout=10) as conn:
+        rows = conn.execute("SELECT details, body FROM alerts WHERE kind = 'online' AND camera = ?",
+                            (camera,)).fetchall()
+    return [dict(json.loads(details), body=body) for details, body in rows]
+
+
+def wall(epoch: float, pts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch + pts, UTC)
+
+
+def test_backfill_fills_the_gap_in_its_true_slot_once(hub_factory, clip):
+    hub = hub_factory(segment_seconds=2).start()
+    four, six = encoded_ts(4, rate=FPS), encoded_ts(6, rate=FPS)
+    lead = first_pts(six)  # ffmpeg's mpegts muxer starts PTS at 1.4 s plus the B-frame delay
+    # before the outage: 4 s live, at real time, from an edge with a spool
+    gone = push_v2(hub, "yard", four, time.time() - lead, rate=len(four) / 4,
+                   extra={"X-NVR-Spool": "1"})
+    assert gone.acks[-1].done
+    cut = time.time()
+    time.sleep(5)  # the outage: the edge spools instead of sending
+    live = AckClient(hub.port, "yard", time.time() - lead,
+                     extra={"X-NVR-Spool": "1", "X-NVR-Spool-Dropped": "1.5"})
+    try:
+        # the edge reconnects (live first), then uploads the gap from its spool
+        live.send(clip[:len(clip) // 4])
+        backfill_epoch = cut - lead  # the clip's first frame is the instant of the cut
+        first = push_v2(hub, "yard", six, backfill_epoch, mode="backfill", backfill_id="gap-1")
+        assert first.status == 200 and first.acks[-1].done, first.acks
+        filled = [r for r in segments(hub.db_path, "yard") if r.backfilled]
+        assert first.acks[-1].segments == len(filled) >= 3
+        assert abs((filled[0].start - dt.datetime.fromtimestamp(cut, UTC)).total_seconds()) < 0.01
+        assert abs(sum(r.duration for r in filled) - 6) < 0.1
+        assert first.acks[-1].durable_pts == pytest.approx(lead + 6 - 1 / FPS + TICK, abs=1e-6)
+
+        again = push_v2(hub, "yard", six, backfill_epoch, mode="backfill", backfill_id="gap-1")
+        assert again.acks[-1].done and again.acks[-1].segments == len(filled)
+        assert [r for r in segments(hub.db_path, "yard") if r.backfilled] == filled
+
+        shifted = push_v2(hub, "yard", six, backfill_epoch + 3, mode="backfill", backfill_id="g2")
+        assert shifted.acks[-1].done
+        kept = [r for r in segments(hub.db_path, "yard") if r.backfilled and r not in filled]
+        starts = [round((r.start - filled[0].start).total_seconds(), 1) for r in kept]
+        assert 3.0 not in starts, "a wholly covered segment was cataloged twice"
+        assert 5.0 in starts, "a partly covered segment must be kept"
+    finally:
+        live.close()
+    wait_for(lambda: online_alerts(hub.db_path, "yard"), 15, "the online alert")
+    alert = online_alerts(hub.db_path, "yard")[0]
+    assert alert["gap"] == "backfill" and alert["dropped_seconds"] == 1.5
+    assert "back-filled" in alert["body"] or "backfill" in alert["body"], alert["body"]
+    (outage,) = [o for o in outage_rows(hub.db_path, "yard") if o[1] is not None]
+    length = (dt.datetime.fromisoformat(outage[1]) - dt.datetime.fromisoformat(outage[0]))
+    assert outage[4] == 1.5
+    assert length.total_seconds() - 0.5 <= outage[3] <= length.total_seconds() + 1e-6, outage
+    assert hub.stop() == 0, hub.output[-3000:]
+
+
+def status_of(client: AckClient) -> int | None:
+    client.wait_end(15)
+    return client.status
+
+
+def test_backfill_requests_are_checked_before_anything_is_recorded(hub_factory, clip):
+    hub = hub_factory(segment_seconds=2).start()
+    epoch = time.time() - 3600
+    unknown = AckClient(hub.port, "nobody", epoch, mode="backfill", backfill_id="b1")
+    unknown.send(clip[:188 * 20])
+    assert status_of(unknown) == 404
+    unknown.close()
+    no_id = AckClient(hub.port, "nobody", epoch, mode="backfill")
+    assert status_of(no_id) == 400 and b"Backfill-Id" in no_id.body
+    no_id.close()
+    push_v2(hub, "yard", clip[:len(clip) // 6], time.time() - 1.4)  # the camera now exists
+    slow = AckClient(hub.port, "yard", epoch, mode="backfill", backfill_id="b1")
+    try:
+        slow.send(clip[:188 * 50])
+        wait_for(lambda: slow.status == 200, 10, "the first backfill admitted")
+        second = AckClient(hub.port, "yard", epoch, mode="backfill", backfill_id="b2")
+        second.send(clip[:188 * 20])
+        assert status_of(second) == 409 and b"already has a backfill" in second.body
+        second.close()
+        live = push_v2(hub, "yard", clip[:len(clip) // 6], time.time() - 1.4)
+        assert live.status == 200 and live.acks[-1].done, "a backfill must not take the live slot"
+    finally:
+        slow.close()
+    assert hub.stop() == 0, hub.output[-3000:]
+    assert not any(r.backfilled for r in segments(hub.db_path, "nobody"))
