@@ -124,7 +124,10 @@ class IngestServer:
             received = None
             opened = time.monotonic()
             while not self._stop.is_set():
-                event = conn.next_event()
+                try:
+                    event = conn.next_event()
+                except h11.RemoteProtocolError:  # the edge was killed mid-chunk
+                    return
                 if event is h11.NEED_DATA:
                     if received and received.ended is None and self._should_close(received, opened):
                         self._v2_end(sock, conn, received, {"closed": "test hub closes"})

@@ -15,6 +15,7 @@ import pytest
 from edge.__main__ import run
 from edge.cli import parse_args
 from tests.edge.fakehub import TOKEN, VIDEO_FRAMES, IngestServer, decode_ts, wait_until
+from tests.edge.test_uplink import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,3 +116,37 @@ def test_exit_code_is_one_when_no_camera_can_run(tmp_path: Path) -> None:
                          "--camera", str(tmp_path / "missing.mp4"), "--no-loop",
                          "--spool-dir", str(tmp_path / "spool")])
     assert run(config, threading.Event()) == 1
+
+
+def spooled_seconds(folder: Path) -> float:
+    """Footage in closed spool files, from their names (<epoch>-<start>-<last>-<end>.ts)."""
+    ends = [p.stem.split("-") for p in folder.glob("*.ts")]
+    return sum(int(end) - int(start) for _, start, _, end in ends) / 90_000
+
+
+def test_what_an_edge_spooled_before_a_restart_is_back_filled_after_it(
+    ingest_server: Callable[..., IngestServer],
+    edge_process: Callable[..., Edge],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    first = edge_process(port, "--camera", "test", "--name", "gate", "--fps", "15")
+    wait_until(lambda: "hub unreachable, retrying" in first.stderr(), 10, "the outage")
+    folder = tmp_path / "state" / "nvr-edge" / "spool" / "gate"
+    # The camera runs on while the hub is down: its footage goes to the spool.
+    wait_until(lambda: spooled_seconds(folder) >= 3.0, 20, "3 s in closed spool files")
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=10) == 0, first.stderr()
+
+    server = ingest_server(port=port, v2=True)
+    second = edge_process(port, "--camera", "test", "--name", "gate", "--fps", "15")
+    wait_until(lambda: any(r.mode == "backfill" and r.ended == "done" for r in server.requests),
+               20, "the first run's footage back-filled")
+    live = [r for r in server.requests if r.mode == "live"]
+    backfill = next(r for r in server.requests if r.mode == "backfill")
+    # The first run's timeline: an epoch older than the second run's live request.
+    assert float(backfill.headers["x-nvr-stream-epoch"]) < float(
+        live[0].headers["x-nvr-stream-epoch"])
+    _, _, pts, keys = decode_ts(backfill.body_path)
+    assert pts[0] == keys[0] and len(pts) >= 3 * 15
+    assert "spool holds" in second.stderr()
