@@ -15,6 +15,7 @@ On-disk names (``<epoch_ms>``: the timeline's X-NVR-Stream-Epoch in ms; PTS in 9
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import logging
@@ -185,6 +186,7 @@ class Spool:
         # A timeline's last frame lasts until the next would have come: one frame interval.
         self._step = round(TICKS_PER_SECOND / fps)
         self._last_warning = -math.inf
+        self._last_error = -math.inf
         self.dropped_total = 0.0  # seconds evicted unacknowledged, over the spool's life
         self._dropped_unreported = 0.0
         self._lock = threading.Lock()
@@ -205,20 +207,26 @@ class Spool:
         if not chunk.data:
             return
         with self._lock:
-            if self._open and self._open.epoch_ms != epoch_ms:
-                self._close_open(None)
-            if self._discarding(epoch_ms, chunk):
+            try:
+                self._append(epoch_ms, chunk, boundary)
+            except OSError as exc:  # disk full or failing: the live stream must go on
+                self._abandon_open(chunk.pts, exc)
+
+    def _append(self, epoch_ms: int, chunk: Chunk, boundary: bool) -> None:
+        if self._open and self._open.epoch_ms != epoch_ms:
+            self._close_open(None)
+        if self._discarding(epoch_ms, chunk):
+            return
+        if self._open and chunk.keyframe and (boundary or self._due(chunk.pts)):
+            self._close_open(chunk.pts)
+        if self._open is None:
+            if not chunk.keyframe:  # a file must start at a keyframe: nothing to hang it on
+                self._start_discard(epoch_ms, chunk.pts, None)
                 return
-            if self._open and chunk.keyframe and (boundary or self._due(chunk.pts)):
-                self._close_open(chunk.pts)
-            if self._open is None:
-                if not chunk.keyframe:  # a file must start at a keyframe: nothing to hang it on
-                    self._start_discard(epoch_ms, chunk.pts, None)
-                    return
-                self._open = self._new_file(epoch_ms, chunk.pts)
-            self._make_room(len(chunk.data), chunk.pts)
-            if self._open is not None:
-                self._write(chunk)
+            self._open = self._new_file(epoch_ms, chunk.pts)
+        self._make_room(len(chunk.data), chunk.pts)
+        if self._open is not None:
+            self._write(chunk)
 
     def close_timeline(self) -> None:
         """Close the open file (the timeline ended, or the edge stops)."""
@@ -369,6 +377,23 @@ class Spool:
             self._acks = []
             self._count_dropped(_seconds(f.start, pts), live=acked)
             self._start_discard(f.epoch_ms, pts, f.step)
+
+    def _abandon_open(self, pts: int, exc: OSError) -> None:
+        """A write failed: drop the open file and skip to the next keyframe (counted)."""
+        now = time.monotonic()
+        if now - self._last_error >= WARN_EVERY:
+            self._last_error = now
+            self.log.error("spool write failed in %s: %s (the live stream goes on)",
+                           self.folder, exc.strerror or exc)
+        f, self._open = self._open, None
+        if f is None:
+            return
+        with contextlib.suppress(OSError):
+            os.close(f.fd)
+        _unlink(f.path)
+        self._bytes -= f.size
+        self._count_dropped(_seconds(f.start, pts), live=False)
+        self._start_discard(f.epoch_ms, pts, f.step)
 
     def _evict(self, f: SpoolFile) -> None:
         self._delete(f)

@@ -150,7 +150,8 @@ class StreamWorker(threading.Thread):
         if self.tap.keyframe_wanted():
             encoder.force_keyframe()
         chunk = encoder.encode_chunk(frame.image, frame.monotonic)
-        self.spool.append(epoch_ms, chunk, boundary=self.tap.starts_here(chunk))
+        starts_live = self.tap.begin_if_wanted(epoch_ms, chunk)
+        self.spool.append(epoch_ms, chunk, boundary=starts_live)
         self.tap.offer(epoch_ms, chunk)
 
     def _end_timeline(self, encoder: Encoder, epoch_ms: int) -> None:

@@ -63,18 +63,23 @@ class LiveTap:
         with self._cond:
             return self._wanted
 
-    def starts_here(self, chunk: Chunk) -> bool:
-        """Tell whether a live request will start at this chunk (the spool cuts a file here)."""
+    def begin_if_wanted(self, epoch_ms: int, chunk: Chunk) -> bool:
+        """Start the live request's footage at this keyframe if one is wanted; tell if so.
+
+        Called before the chunk goes to the spool, which then cuts a file here.
+        """
+        if not chunk.keyframe:
+            return False
         with self._cond:
-            return self._wanted and chunk.keyframe
+            new_timeline = self._flowing is not None and epoch_ms != self._flowing.epoch_ms
+            if self._wanted or new_timeline:  # a new timeline: the sender opens a new request
+                self._start(epoch_ms, chunk.pts)
+                return True
+            return False
 
     def offer(self, epoch_ms: int, chunk: Chunk) -> None:
-        """Queue a frame if a live request wants it; never blocks."""
+        """Queue a frame if a live request is flowing; never blocks."""
         with self._cond:
-            if self._wanted and chunk.keyframe:
-                self._start(epoch_ms, chunk.pts)
-            elif self._flowing and epoch_ms != self._flowing.epoch_ms and chunk.keyframe:
-                self._start(epoch_ms, chunk.pts)  # a new timeline: the sender starts a new request
             if self._flowing is None:
                 return
             self._items.append(Frame(epoch_ms, chunk))

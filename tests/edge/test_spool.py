@@ -234,3 +234,13 @@ def check(spool: Spool, model: Model, before: dict, max_bytes: int) -> None:
             model.dropped.add(frame)
     counted = (len(model.dropped) + 0) * FPS_SECONDS
     assert spool.dropped_total >= counted - 1e-9
+
+
+def test_a_failing_disk_drops_the_open_file_and_the_spool_goes_on(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 10**9, file_seconds=1.0)
+    frames(spool, 1000, 0, 20)
+    os.close(spool._open.fd)  # noqa: SLF001 - the next write fails with EBADF, like EIO
+    frames(spool, 1000, 20 * STEP, 25)  # fails at frame 20, goes on at the next keyframe, 35
+    spool.close_timeline()
+    assert [f.start for f in spool.files()] == [0, 35 * STEP]
+    assert spool.dropped_total == pytest.approx((35 - 15) * FPS_SECONDS)

@@ -157,7 +157,7 @@ def test_spool_overflow_is_reported_to_the_hub_once(
     server = ingest_server(port=port, v2=True)
     wait_until(lambda: live(server), 10, "the live request")
     dropped = float(live(server)[0].headers["x-nvr-spool-dropped"])
-    assert 2.0 <= dropped <= worker.spool.dropped_total
+    assert 2.0 <= dropped <= worker.spool.dropped_total + 0.001  # sent with 3 decimals
     worker.spool.close_timeline()
 
 
