@@ -38,6 +38,7 @@ V2_ANSWER_TIMEOUT = 5.0
 # The hub finishes and catalogs the last segment before it answers the end of a request.
 FINISH_TIMEOUT = 8.0
 START_TIMEOUT = 5.0  # for the keyframe a live request starts at
+UNREACHABLE_MAX_DELAY = 5.0
 FRAME_WAIT = 0.25
 CAPTURE_JOIN_TIMEOUT = 2.0
 SENDER_JOIN_TIMEOUT = FINISH_TIMEOUT + 2.0
@@ -185,7 +186,12 @@ class LiveSender(threading.Thread):
         self.accepted_after = accepted_after
         self.up = threading.Event()  # a live request is accepted right now
         self.hub_v2 = False  # the hub answered v2 once: silence from it now means trouble
+        # A configuration error (401, 400, 415) is retried every 30 s; anything else (refused,
+        # reset, 409 while the hub still holds the old connection, 503) backs off only up to
+        # 5 s, so the live stream resumes within seconds of the link's return (the spool has
+        # the footage meanwhile, and a refused connection costs the hub nothing).
         self._backoff = backoff or Backoff()
+        self._reconnect = backoff or Backoff(maximum=UNREACHABLE_MAX_DELAY)
         self._outage = Outage(self.log, "hub")
         self._streamed_once = False
         self._next_start: Start | None = None
@@ -200,6 +206,9 @@ class LiveSender(threading.Thread):
             self._close_tap()
 
     def _try_once(self) -> None:
+        if self.worker.stop.is_set():  # no new request while stopping: the spool keeps it
+            self._ended = True
+            return
         if self._next_start is None:
             self.worker.tap.open()
         ok = False
@@ -213,7 +222,8 @@ class LiveSender(threading.Thread):
                 return
             level = logging.ERROR if exc.is_config_error else logging.WARNING
             self._outage.failed(str(exc), level)
-            self.worker.stop.wait(self._backoff.next_delay(at_maximum=exc.is_config_error))
+            backoff = self._backoff if exc.is_config_error else self._reconnect
+            self.worker.stop.wait(backoff.next_delay(at_maximum=exc.is_config_error))
         except Exception:  # a library fault: retry, don't die
             self.log.exception("live request failed; retrying")
             self.worker.stop.wait(self._backoff.next_delay())
@@ -305,6 +315,7 @@ class LiveSender(threading.Thread):
                           "only when a request ends cleanly", self.worker.hub.netloc)
         self.up.set()
         self._backoff.reset()
+        self._reconnect.reset()
         if self._outage.active:
             self._outage.recovered()
         elif not self._streamed_once:

@@ -66,7 +66,8 @@ def test_a_60_s_cut_is_back_filled_once_the_link_returns(hub_factory, tmp_path):
             wait_for(lambda: time.time() - cut >= CUT_SECONDS, CUT_SECONDS, "the end of the cut")
             restored = time.time()
             proxy.restore()
-            edge.wait_line(r"hub reachable again", 30)
+            # The live stream comes back at once: retries are at most ~6 s apart.
+            edge.wait_line(r"hub reachable again", 12)
             # Drained: the outage is in the catalog and the spool holds only the newest footage.
             wait_for(lambda: missing_seconds(hub.db_path, cut, restored) <= MAX_MISSING, 60,
                      "the outage to be back-filled")
