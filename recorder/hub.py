@@ -234,10 +234,11 @@ class Hub:
 
     def _track_progress(self, segmenter: Segmenter, request: IngestRequest) -> None:
         """Advance a version-2 request's acks as its segments become durable."""
-        if not request.protocol.acks or segmenter.anchor is None:
+        if not request.protocol.acks or request.epoch is None:
             return
         progress = DurableProgress()
-        origin = segmenter.anchor.wall  # the request's PTS 0 (X-NVR-Stream-Epoch)
+        # the request's PTS 0; the run's own anchor may sit elsewhere in a shifted timeline
+        origin = dt.datetime.fromtimestamp(request.epoch, dt.timezone.utc)
         self.progress[segmenter] = progress
 
         def on_segment(segment: FinishedSegment) -> None:

@@ -75,6 +75,7 @@ class SegmentRow(NamedTuple):
     status: str
     run_id: str | None
     path: str
+    backfilled: bool = False  # uploaded later from the edge's spool (ingest protocol v2)
 
 
 # Where a segment sits in time, all that playlists and timelines need of it:
@@ -166,11 +167,18 @@ class Timeline:
     covered: list[Interval] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     outages: list[OutageSpan] = field(default_factory=list)  # clipped to the day and to now
+    # the stretches of ``covered`` that were back-filled from an edge's spool after an outage
+    backfilled: list[Interval] = field(default_factory=list)
 
     @property
     def covered_seconds(self) -> float:
         """Return how many seconds of the day have footage."""
         return sum(interval.seconds for interval in self.covered)
+
+    def backfilled_seconds_in(self, interval: Interval) -> float:
+        """Return how many seconds of ``interval`` were back-filled from an edge's spool."""
+        return sum(max(0.0, (min(b.end, interval.end) - max(b.start, interval.start))
+                       .total_seconds()) for b in self.backfilled)
 
 
 def iso_utc(value: dt.datetime) -> str:
@@ -217,7 +225,7 @@ def _like_pattern(text: str) -> str:
 
 _ROW_COLUMNS = (Segment.id, Segment.camera_id, Segment.location, Segment.start_time,
                 Segment.end_time, Segment.duration, Segment.size_bytes, Segment.status,
-                Segment.run_id, Segment.path)
+                Segment.run_id, Segment.path, Segment.backfilled)
 
 
 def _execute(query: Select) -> Result:
@@ -228,9 +236,9 @@ def _execute(query: Select) -> Result:
 
 def _rows(query: Select, names: dict[int, str]) -> list[SegmentRow]:
     return [SegmentRow(seg_id, names.get(camera_id, "?"), location, start, end, duration, size,
-                       status, run_id, path)
-            for (seg_id, camera_id, location, start, end, duration, size, status, run_id, path)
-            in _execute(query)]
+                       status, run_id, path, bool(backfilled))
+            for (seg_id, camera_id, location, start, end, duration, size, status, run_id, path,
+                 backfilled) in _execute(query)]
 
 
 def _camera_names_by_id() -> dict[int, str]:
@@ -296,6 +304,19 @@ def segment_spans(camera: str, start: dt.datetime, end: dt.datetime) -> list[Spa
              .where(Segment.camera_id == camera_id, Segment.status == STATUS_OK))
     query = _overlapping(query, start, end).order_by(Segment.start_time, Segment.id)
     return [tuple(row) for row in _execute(query)]
+
+
+def backfilled_spans(camera: str, start: dt.datetime,
+                     end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Return (start, end) of a camera's playable back-filled segments overlapping the range."""
+    camera_id = _camera_id(camera)
+    if camera_id is None:
+        return []
+    query = (select(Segment.start_time, Segment.end_time)
+             .where(Segment.camera_id == camera_id, Segment.status == STATUS_OK,
+                    Segment.backfilled.is_(True)))
+    query = _overlapping(query, start, end).order_by(Segment.start_time, Segment.id)
+    return [(row[0], row[1]) for row in _execute(query)]
 
 
 def first_segment(camera: str, start: dt.datetime, end: dt.datetime) -> SegmentRow | None:
@@ -396,4 +417,6 @@ def day_timeline(camera: str, day: dt.date, tz: dt.tzinfo,
     gaps_end = day_end if now is None else max(day_start, min(day_end, now))
     outages = outages_between(camera, day_start, gaps_end, now)
     gaps = label_gaps(gaps_between(covered, day_start, gaps_end), outages)
-    return Timeline(camera, day, day_start, day_end, covered, gaps, outages)
+    backfilled = merge_intervals((max(start, day_start), min(end, day_end))
+                                 for start, end in backfilled_spans(camera, day_start, day_end))
+    return Timeline(camera, day, day_start, day_end, covered, gaps, outages, backfilled)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
+import signal
 import sqlite3
+import threading
 import time
 
 import av
@@ -189,3 +192,59 @@ def test_backfill_requests_are_checked_before_anything_is_recorded(hub_factory, 
         slow.close()
     assert hub.stop() == 0, hub.output[-3000:]
     assert not any(r.backfilled for r in segments(hub.db_path, "nobody"))
+
+
+def covered_until(hub, camera: str, epoch: float) -> float:
+    """Request-timeline seconds up to which the camera's cataloged files tile from the start."""
+    rows = segments(hub.db_path, camera)
+    origin = dt.datetime.fromtimestamp(epoch, UTC)
+    end = None
+    for row in rows:
+        assert (hub.storage / row.path).stat().st_size > 0, row.path
+        if end is not None and (row.start - end).total_seconds() > 0.05:
+            break
+        end = row.end
+    return (end - origin).total_seconds() if end else 0.0
+
+
+def test_a_hub_killed_mid_stream_had_cataloged_everything_it_acked(hub_factory, clip):
+    hub = hub_factory(segment_seconds=2).start()
+    epoch = time.time() - first_pts(clip)
+    client = AckClient(hub.port, "porch", epoch)
+    try:
+        sender = threading.Thread(target=client.send, args=(clip,),
+                                  kwargs={"chunk": 16 * 1024, "rate": len(clip) / 12})
+        sender.start()
+        wait_for(lambda: len(client.durable()) >= 3, 20, "three acks")
+        hub.process.kill()  # SIGKILL: no clean finish, no last ack
+        client.wait_end(10)
+        sender.join(15)
+    finally:
+        client.close()
+    acked = client.durable()[-1]
+    assert not any(a.done for a in client.acks)
+    # every frame the hub acknowledged is in a cataloged file already, before any recovery
+    assert covered_until(hub, "porch", epoch) >= acked - TICK - 1e-6, (acked, client.acks)
+
+
+def test_acks_stop_at_an_ffmpeg_death_and_the_request_ends_closed(hub_factory, clip):
+    hub = hub_factory(segment_seconds=2).start()
+    epoch = time.time() - first_pts(clip)
+    client = AckClient(hub.port, "porch", epoch)
+    try:
+        # 8 s of footage: past ffmpeg's 5-s input analysis, so segments are being listed
+        client.send(clip[:len(clip) * 2 // 3], chunk=16 * 1024, rate=len(clip) / 6)
+        wait_for(lambda: client.durable(), 20, "a first ack")
+        (pid,) = hub.ffmpeg_children()
+        os.kill(pid, signal.SIGKILL)  # bytes in its pipe are lost: acks must not pass them
+        hub.process.wait_line(r"ffmpeg exited", 10)
+        frozen = client.durable()[-1]
+        client.send(clip[len(clip) * 2 // 3:], chunk=16 * 1024)
+        client.end()
+        last = client.wait_end(30)
+    finally:
+        client.close()
+    assert last is not None and last.closed and "recorder restarted" in last.closed, client.acks
+    assert client.durable()[-1] == frozen
+    assert len(segments(hub.db_path, "porch")) >= 4  # recording itself went on
+    assert hub.stop() == 0, hub.output[-3000:]

@@ -32,9 +32,16 @@ def test_viewers_list_recordings_with_iso_utc_times(viewer_client: FlaskClient,
     assert response.get_json() == [{
         "id": two_cameras[0], "camera": "porch", "location": "Front porch",
         "start": "2026-03-01T10:00:00.000Z", "end": "2026-03-01T10:00:10.000Z",
-        "duration": 10.0, "size": 1000, "status": "ok",
+        "duration": 10.0, "size": 1000, "status": "ok", "backfilled": False,
         "file": f"/api/v1/recordings/{two_cameras[0]}/file",
     }]
+
+
+def test_backfilled_recordings_say_so(viewer_client: FlaskClient, catalog: CatalogWriter) -> None:
+    catalog.segment("porch", at(-3600), 10,
+                    backfilled=True)
+    (row,) = viewer_client.get("/api/v1/recordings?camera=porch").get_json()
+    assert row["backfilled"] is True
 
 
 def test_a_link_header_points_at_the_next_page(viewer_client: FlaskClient,

@@ -66,12 +66,12 @@ def add_alert(app: Flask, kind: str = "offline", camera: str | None = "porch",
 
 
 def add_outage(app: Flask, camera: str, start: dt.datetime, end: dt.datetime | None,
-               reason: str = "connection_lost", detail: str = "") -> int:
+               reason: str = "connection_lost", detail: str = "", **fields: float) -> int:
     """Store an outage of a camera (which must exist); ``end`` None: it is still going on."""
     with app.app_context():
         camera_id = db.session.scalar(select(Camera.id).where(Camera.name == camera))
         outage = Outage(camera_id=camera_id, started_at=start, ended_at=end, reason=reason,
-                        detail=detail)
+                        detail=detail, **fields)
         db.session.add(outage)
         db.session.commit()
         return outage.id
@@ -185,6 +185,18 @@ def test_outages_show_start_end_duration_and_reason_in_words(as_viewer: FlaskCli
     assert "/recordings/timeline/porch?at=2026-03-01T09:00:00.000Z" in html
 
 
+def test_outages_say_what_the_edge_spool_recovered_and_dropped(app: Flask,
+                                                               as_viewer: FlaskClient) -> None:
+    add_camera(app, "porch")
+    add_outage(app, "porch", ago(minutes=5), ago(minutes=1), backfilled_seconds=200.0,
+               dropped_seconds=40.0)
+    words = text(page_html(as_viewer, "/events/?type=outage"))
+    assert "3 min 20 s back-filled from the edge's spool" in words
+    assert "40.0 s lost (the edge's spool was full)" in words
+    [outage] = as_viewer.get("/api/v1/events?type=outage").get_json()
+    assert (outage["backfilled_seconds"], outage["dropped_seconds"]) == (200.0, 40.0)
+
+
 @pytest.mark.parametrize(("reason", "words"), REASONS.items())
 def test_every_outage_reason_reads_in_words(app: Flask, as_viewer: FlaskClient, reason: str,
                                             words: str) -> None:
@@ -286,6 +298,7 @@ def test_api_lists_alerts_and_outages_with_iso_times(app: Flask, as_viewer: Flas
         "camera": "porch", "start": "2026-03-01T09:00:00.000Z",
         "end": "2026-03-01T09:30:00.000Z", "ongoing": False, "duration": 1800.0,
         "reason": "connection_lost", "reason_text": "connection lost", "detail": "",
+        "backfilled_seconds": 0.0, "dropped_seconds": 0.0,
     }
 
 

@@ -138,6 +138,16 @@ def test_timeline_clips_to_the_day_in_the_given_time_zone(app: Flask,
         (midnight, midnight + dt.timedelta(seconds=30))]
 
 
+def test_timeline_marks_backfilled_stretches_inside_the_footage(app: Flask,
+                                                                catalog: CatalogWriter) -> None:
+    catalog.segment("porch", at(0), 10)
+    catalog.segment("porch", at(10), 10, backfilled=True)  # the edge's spool, after an outage
+    catalog.segment("porch", at(20), 10, backfilled=True)
+    day = timeline(app)
+    assert [(i.start, i.end) for i in day.covered] == [(at(0), at(30))]
+    assert [(i.start, i.end) for i in day.backfilled] == [(at(10), at(30))]
+
+
 def test_timeline_gaps_stop_at_now(app: Flask, catalog: CatalogWriter) -> None:
     catalog.segment("porch", at(0), 10)
     day = timeline(app, now=at(100))
@@ -208,6 +218,28 @@ def test_timeline_page_draws_footage_and_gaps(viewer_client: FlaskClient, catalo
     assert "style=" not in html.split("<svg", 1)[1].split("</svg>", 1)[0]
     assert "50.0 s" in html  # the gap between them
     assert "/recordings/play?camera=porch&amp;start=2026-03-01T10:00:00.000Z" in html
+
+
+def test_timeline_page_hatches_backfilled_footage_with_a_legend(
+        viewer_client: FlaskClient, catalog: CatalogWriter, clock: FakeClock) -> None:
+    catalog.segment("porch", at(0), 10)
+    html = viewer_client.get("/recordings/timeline/porch?day=2026-03-01&tz=UTC").get_data(
+        as_text=True)
+    assert "data-backfilled" not in html and "back-filled" not in html  # no legend without it
+    catalog.segment("porch", at(10), 10, backfilled=True)
+    html = viewer_client.get("/recordings/timeline/porch?day=2026-03-01&tz=UTC").get_data(
+        as_text=True)
+    assert html.count("data-backfilled>") == 1 and 'x="36010.0"' in html
+    assert 'id="nvr-hatch"' in html and "nvr-key-backfilled" in html
+    assert "10.0 s back-filled" in html  # on the footage stretch in the list
+
+
+def test_search_marks_backfilled_recordings(viewer_client: FlaskClient,
+                                            catalog: CatalogWriter) -> None:
+    catalog.segment("porch", at(0), 10)
+    catalog.segment("porch", at(10), 10, backfilled=True)
+    html = viewer_client.get("/recordings/?camera=porch").get_data(as_text=True)
+    assert html.count("data-backfilled") == 1
 
 
 def test_timeline_page_of_an_unknown_camera_is_404(viewer_client: FlaskClient) -> None:

@@ -94,7 +94,8 @@ class CatalogWriter:
 
     def segment(self, camera: str, start: dt.datetime, duration: float = CLIP_SECONDS, *,
                 run_id: str | None = None, path: str | None = None, size: int = 1000,
-                location: str = "", status: str = "ok", source: Path | None = None) -> SegmentInfo:
+                location: str = "", status: str = "ok", source: Path | None = None,
+                backfilled: bool = False) -> SegmentInfo:
         """Add a segment row; with ``source``, copy that file to the row's path first."""
         camera_id = self.camera(camera)
         self._seq += 1
@@ -110,7 +111,7 @@ class CatalogWriter:
             row = Segment(camera_id=camera_id, run_id=run_id, seq=self._seq, location=location,
                           start_time=start, end_time=end, duration=duration, size_bytes=size,
                           path=path, codec="h264", width=160, height=120, status=status,
-                          created_at=start)
+                          created_at=start, backfilled=backfilled)
             db.session.add(row)
             db.session.commit()
             return SegmentInfo(row.id, camera, start, end, path)

@@ -57,7 +57,9 @@ def outage_json(event: OutageEvent, current: dt.datetime) -> dict[str, Any]:
     return {"type": "outage", "id": event.id, "time": iso_utc(event.start),
             "camera": event.camera, "start": iso_utc(event.start), "end": _iso(event.end),
             "ongoing": event.ongoing, "duration": round(event.seconds(current), 3),
-            "reason": event.reason, "reason_text": event.reason_text, "detail": event.detail}
+            "reason": event.reason, "reason_text": event.reason_text, "detail": event.detail,
+            "backfilled_seconds": round(event.backfilled_seconds, 3),
+            "dropped_seconds": round(event.dropped_seconds, 3)}
 
 
 def event_json(event: Event, admin: bool, current: dt.datetime) -> dict[str, Any]:

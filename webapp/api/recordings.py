@@ -54,6 +54,7 @@ def recording_json(row: SegmentRow) -> dict[str, Any]:
     return {"id": row.id, "camera": row.camera, "location": row.location,
             "start": iso_utc(row.start), "end": iso_utc(row.end),
             "duration": round(row.duration, 3), "size": row.size, "status": row.status,
+            "backfilled": row.backfilled,
             "file": url_for("api.recording_file", segment_id=row.id)}
 
 

@@ -117,6 +117,8 @@ class OutageEvent:
     reason: str
     detail: str
     source: str = SOURCE_OUTAGE
+    backfilled_seconds: float = 0.0  # recovered later from the edge's spool
+    dropped_seconds: float = 0.0  # dropped by the edge's full spool: lost
 
     @property
     def at(self) -> dt.datetime:
@@ -243,11 +245,12 @@ def _load(keys: list[tuple[str, int]]) -> list[Event]:
     if outage_ids:
         rows = db.session.execute(
             select(Outage.id, Camera.name, Outage.started_at, Outage.ended_at, Outage.reason,
-                   Outage.detail)
+                   Outage.detail, Outage.backfilled_seconds, Outage.dropped_seconds)
             .join(Camera, Camera.id == Outage.camera_id).where(Outage.id.in_(outage_ids)))
-        for outage_id, camera, start, end, reason, detail in rows:
-            loaded[(SOURCE_OUTAGE, outage_id)] = OutageEvent(outage_id, camera, start, end,
-                                                             reason, detail or "")
+        for outage_id, camera, start, end, reason, detail, filled, dropped in rows:
+            loaded[(SOURCE_OUTAGE, outage_id)] = OutageEvent(
+                outage_id, camera, start, end, reason, detail or "",
+                backfilled_seconds=filled or 0.0, dropped_seconds=dropped or 0.0)
     return [loaded[key] for key in keys if key in loaded]
 
 

@@ -109,6 +109,15 @@ def _timeline_bars(timeline: Timeline, span: float) -> list[dict[str, Any]]:
             for interval in timeline.covered]
 
 
+def _backfill_bars(timeline: Timeline, span: float) -> list[dict[str, Any]]:
+    """Return the SVG rectangles of the back-filled stretches (drawn over the footage)."""
+    least = span / 800
+    return [{"interval": interval,
+             "x": round((interval.start - timeline.start).total_seconds(), 3),
+             "width": round(max(interval.seconds, least), 3)}
+            for interval in timeline.backfilled]
+
+
 def _outage_bars(timeline: Timeline, span: float) -> list[dict[str, Any]]:
     """Return the SVG rectangles of the outages, drawn only where they leave a gap."""
     least = span / 800
@@ -179,6 +188,7 @@ def timeline(camera: str) -> ResponseReturnValue:
         "camera": camera, "cameras": catalog_queries.camera_names(), "timeline": day_timeline,
         "span": span, "bars": _timeline_bars(day_timeline, span), "tz_name": tz_name,
         "outage_bars": _outage_bars(day_timeline, span),
+        "backfill_bars": _backfill_bars(day_timeline, span),
         "lock_bars": _lock_bars(camera, day_timeline, span),
         "future_x": span - future, "future_width": future,
         "ticks": [round(span * hour / 24, 3) for hour in range(1, 24)],
