@@ -259,7 +259,6 @@ class LiveSender(threading.Thread):
             return
         spool = self.worker.spool
         dropped = spool.take_dropped()
-        reported = False
         try:
             with HubConnection(
                 self.worker.hub, self.worker.config.name, epoch=start.epoch_ms / 1000,
@@ -267,10 +266,10 @@ class LiveSender(threading.Thread):
                 mode="live", spool=isinstance(spool, Spool), dropped=dropped,
             ) as conn:
                 last = self._stream(conn, start)
-                reported = True
                 self._finish(conn, start, last)
         finally:
-            if not reported:
+            # An accepted request reported the count; a refused one hands it to the next.
+            if not self.up.is_set():
                 spool.give_back_dropped(dropped)
 
     def _stream(self, conn: HubConnection, start: Start) -> int:
