@@ -110,6 +110,9 @@ class StreamWorker(threading.Thread):
             self._finish(capture)
         self.failed = self._slot.error is not None
         self.log.info("stream ended (%d frames dropped)", self._slot.dropped)
+        if isinstance(self.spool, Spool) and (pending := self.spool.pending_seconds()):
+            self.log.info("spool keeps %.1f s of footage the hub has not acknowledged; it is "
+                          "uploaded when the edge runs again", pending)
 
     def _finish(self, capture: threading.Thread) -> None:
         capture.join(CAPTURE_JOIN_TIMEOUT)

@@ -97,7 +97,8 @@ def test_an_outage_is_spooled_and_backfilled_once_the_live_stream_is_back(
     _, _, pts, keys = decode_ts(backfill.body_path)
     _, _, live_pts, _ = decode_ts(first_live.body_path)
     assert pts[0] == keys[0] < 90 and pts[-1] < live_pts[0]
-    assert pts[-1] / 90_000 >= 3.0
+    # Nothing between: the live request starts one frame after the backfill's last frame.
+    assert live_pts[0] - pts[-1] <= 2 * 6000 and live_pts[0] / 90_000 >= 3.0
     wait_until(lambda: worker.spool.pending_seconds() <= 2.0, 10, "the spool to drain")
     assert live(server)[0].started_before(backfill)
     assert "backfilled" in caplog.text
@@ -208,3 +209,41 @@ def test_pacer_spreads_bytes_at_the_rate() -> None:
     assert pacer.delay(500) == pytest.approx(0.5)
     now[0] = 10.0  # idle time is not saved up as a burst
     assert pacer.delay(1000) == 0.0 and pacer.delay(1) == pytest.approx(1.0)
+
+
+def test_a_new_timeline_ends_the_request_cleanly_and_starts_the_next_at_pts_zero(
+    ingest_server: Callable[..., IngestServer], run_worker: Callable[..., StreamWorker]
+) -> None:
+    server = ingest_server(v2=True, ack_seconds=0.5)
+    worker = run_worker(server.port, max_request_seconds=1.5)  # stands in for the 12 h limit
+    wait_until(lambda: len(live(server)) >= 3, 15, "three live requests")
+    first, second = live(server)[:2]
+    assert first.ended == "done"
+    assert float(second.headers["x-nvr-stream-epoch"]) > float(first.headers["x-nvr-stream-epoch"])
+    _, _, pts, keys = decode_ts(second.body_path)
+    assert pts[0] == keys[0] < 90 and pts[-1] <= 1.6 * 90_000
+    assert not backfills(server)  # a clean end: its "done" acked everything it carried
+    assert all(f.epoch_ms >= round(float(second.headers["x-nvr-stream-epoch"]) * 1000)
+               for f in worker.spool.files())
+
+
+def test_the_live_queue_drops_the_request_when_the_link_falls_10_s_behind(
+    tmp_path: Path,
+) -> None:
+    from edge.encoder import Chunk
+    from edge.tap import END, LiveTap
+
+    spool = Spool(tmp_path, 10**9)
+    tap = LiveTap(spool, max_lag_seconds=10.0)
+    tap.open()
+    assert tap.keyframe_wanted()
+    assert not tap.begin_if_wanted(1000, Chunk(b"p", 0, False))  # waits for a keyframe
+    assert tap.begin_if_wanted(1000, Chunk(b"k", 6000, True))
+    for i in range(1, 151):  # 10 s at 15 fps, nobody reading
+        tap.offer(1000, Chunk(b"x", 6000 * i, i % 15 == 0))
+    assert not tap.lagging
+    tap.offer(1000, Chunk(b"x", 6000 * 152, False))
+    assert tap.lagging and tap.get(0) is None  # the queue is gone: the spool has it all
+    tap.end()
+    assert tap.get(0) is END
+    spool.close()
