@@ -1,8 +1,8 @@
-"""A 60-s network cut between a real edge and a real hub loses (almost) nothing.
+"""A 60-s network cut, or a kill -9 of the hub, loses (almost) nothing of a real edge's footage.
 
-The edge keeps encoding into its spool while the link is down; once it is back the live
-stream resumes and the spool's backlog is back-filled into its true time slot, so at most a
-second of the outage window is missing from the catalog.
+The edge keeps encoding into its spool while the link or the hub is down; once it is back the
+live stream resumes and the spool's backlog is back-filled into its true time slot, so at most
+a second of the outage window is missing from the catalog.
 """
 
 from __future__ import annotations
@@ -81,4 +81,30 @@ def test_a_60_s_cut_is_back_filled_once_the_link_returns(hub_factory, tmp_path):
     assert sum(r.duration for r in filled) >= CUT_SECONDS - 5, hub.output[-3000:]
     assert "backfilled" in edge.output and "blackhole" not in edge.output
     assert not spooled_files(spool)  # the clean stop's final "done" acked the rest
+    assert hub.stop() == 0
+
+
+def test_a_hub_killed_mid_segment_loses_nothing_once_the_spool_drains(hub_factory, tmp_path):
+    hub = hub_factory(segment_seconds=4).start()
+    spool = tmp_path / "spool"
+    edge = start_edge(hub.port, spool)
+    with running(edge):
+        wait_for(lambda: len(segments(hub.db_path, "porch")) >= 2, 30, "live segments")
+        killed = time.time()
+        hub.process.kill()  # kill -9: the open segment and the pipe's bytes were never acked
+        edge.wait_line(r"hub unreachable, retrying", 15)
+        wait_for(lambda: time.time() - killed >= 8, 15, "8 s without a hub")
+        hub.start()
+        back = time.time()
+        edge.wait_line(r"hub reachable again", 15)
+        window = (killed - 3, back + 3)
+        wait_for(lambda: time.time() > window[1] + 4, 15, "the window to be in the past")
+        wait_for(lambda: missing_seconds(hub.db_path, *window) <= MAX_MISSING, 60,
+                 "the crash to be back-filled")
+        assert edge.terminate() == 0, edge.output[-3000:]
+    missing = missing_seconds(hub.db_path, *window)
+    print(f"hub down {back - killed:.1f} s, missing from the catalog {missing:.2f} s")
+    assert missing <= MAX_MISSING
+    assert "backfilled" in edge.output  # what was never acked went again
+    assert not spooled_files(spool)
     assert hub.stop() == 0
