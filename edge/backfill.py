@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 
 from .backoff import Backoff
 from .encoder import TICKS_PER_SECOND
@@ -31,7 +32,9 @@ NOT_SUPPORTED_WAIT = 300.0  # 501 (a v1 hub) or 404: try again now and then
 class Pacer:
     """Spreads bytes over time at a fixed rate (no burst beyond one piece)."""
 
-    def __init__(self, bytes_per_second: float, clock=time.monotonic) -> None:
+    def __init__(
+        self, bytes_per_second: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = bytes_per_second
         self._clock = clock
         self._next = clock()
@@ -124,7 +127,7 @@ class Backfiller(threading.Thread):
                       span.backfill_id, time.monotonic() - began)
 
 
-def _pieces(chunks, size: int):
+def _pieces(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
     for chunk in chunks:
         for i in range(0, len(chunk), size):
             yield chunk[i : i + size]
