@@ -252,12 +252,16 @@ class Spool:
         applied when it closes.
         """
         with self._lock:
-            done = [f for f in self._closed if _acked(f, epoch_ms, from_pts, below_pts)]
-            for f in done:
-                self._delete(f)
+            keep, done = [], []
+            for f in self._closed:  # one pass: a clean end may ack hours of files at once
+                (done if _acked(f, epoch_ms, from_pts, below_pts) else keep).append(f)
+            self._closed = keep
+            self._bytes -= sum(f.size for f in done)
             if self._open and self._open.epoch_ms == epoch_ms and self._open.start >= from_pts:
                 self._acks.append((epoch_ms, from_pts, below_pts))
-            return len(done)
+        for f in done:  # outside the lock: the encoder thread never waits for these
+            _unlink(f.path)
+        return len(done)
 
     def live_begin(self, epoch_ms: int, start: int) -> LiveRange:
         """Mark footage from ``start`` on as going out live (not eligible for backfill)."""
