@@ -39,6 +39,9 @@ V2_ANSWER_TIMEOUT = 5.0
 FINISH_TIMEOUT = 8.0
 START_TIMEOUT = 5.0  # for the keyframe a live request starts at
 UNREACHABLE_MAX_DELAY = 5.0
+# A v2 hub acks each finished segment. Footage sent this far (or 3 ack steps, if the hub's
+# segments are longer) past the last ack means the link eats packets without a reset.
+ACK_TIMEOUT = 60.0
 FRAME_WAIT = 0.25
 CAPTURE_JOIN_TIMEOUT = 2.0
 SENDER_JOIN_TIMEOUT = FINISH_TIMEOUT + 2.0
@@ -63,6 +66,7 @@ class StreamWorker(threading.Thread):
         backfill_rate: int = 4_000_000,
         max_request_seconds: float = MAX_REQUEST_SECONDS,
         accepted_after: float = ACCEPTED_AFTER,
+        ack_timeout: float = ACK_TIMEOUT,
         backoff: Backoff | None = None,
     ) -> None:
         super().__init__(name=f"stream-{config.name}", daemon=True)
@@ -80,7 +84,8 @@ class StreamWorker(threading.Thread):
         self._overlay = Overlay(hub.location or "", config.name)
         self._uploads_stop = threading.Event()  # backfill stops once the encoder ended
         self.tap = LiveTap(self.spool)
-        self.sender = LiveSender(self, accepted_after=accepted_after, backoff=backoff)
+        self.sender = LiveSender(self, accepted_after=accepted_after, ack_timeout=ack_timeout,
+                                 backoff=backoff)
         self.backfiller = (
             Backfiller(config.name, hub, spool, self.sender.up, self._uploads_stop, self.log,
                        rate_bits=backfill_rate)
@@ -181,12 +186,16 @@ class LiveSender(threading.Thread):
     """Keeps a live request open while the camera runs, reconnecting with backoff."""
 
     def __init__(
-        self, worker: StreamWorker, *, accepted_after: float, backoff: Backoff | None
+        self, worker: StreamWorker, *, accepted_after: float, ack_timeout: float = ACK_TIMEOUT,
+        backoff: Backoff | None = None,
     ) -> None:
         super().__init__(name=f"live-{worker.config.name}", daemon=True)
         self.worker = worker
         self.log = worker.log
         self.accepted_after = accepted_after
+        self.ack_timeout = ack_timeout
+        self._ack_step = 0.0  # the longest PTS step between two acks seen: the hub's segments
+        self._last_ack = 0  # PTS of the current request's last ack (its start before one)
         self.up = threading.Event()  # a live request is accepted right now
         self.hub_v2 = False  # the hub answered v2 once: silence from it now means trouble
         # A configuration error (401, 400, 415) is retried every 30 s; anything else (refused,
@@ -262,10 +271,11 @@ class LiveSender(threading.Thread):
             return
         spool = self.worker.spool
         dropped = spool.take_dropped()
+        self._last_ack = start.pts
         try:
             with HubConnection(
                 self.worker.hub, self.worker.config.name, epoch=start.epoch_ms / 1000,
-                on_ack=lambda d: spool.ack(start.epoch_ms, start.pts, ticks(d)),
+                on_ack=lambda durable: self._on_ack(start, durable),
                 mode="live", spool=isinstance(spool, Spool), dropped=dropped,
             ) as conn:
                 last = self._stream(conn, start)
@@ -294,6 +304,7 @@ class LiveSender(threading.Thread):
             else:
                 conn.poll()
             self._check_progress(conn)
+            self._check_acks(conn, start, last)
 
     def _check_progress(self, conn: HubConnection) -> None:
         if self.worker.tap.lagging:
@@ -306,6 +317,23 @@ class LiveSender(threading.Thread):
             self._on_accepted(conn)
         elif self.hub_v2 and waited >= V2_ANSWER_TIMEOUT:
             raise HubUnreachable(f"no answer from {self.worker.hub.netloc}")
+
+    def _check_acks(self, conn: HubConnection, start: Start, last: int) -> None:
+        """Drop a v2 request whose acks stopped: a link that eats packets without a reset."""
+        if conn.protocol != 2:
+            return
+        acked = ticks(conn.durable_pts) if conn.durable_pts is not None else start.pts
+        limit = max(self.ack_timeout, 3 * self._ack_step)
+        if (last - acked) / TICKS_PER_SECOND > limit:
+            raise HubUnreachable(f"no acknowledgement from {self.worker.hub.netloc} for "
+                                 f"{limit:.0f} s of footage")
+
+    def _on_ack(self, start: Start, durable: float) -> None:
+        """Delete what the ack covers, and learn how far apart the hub's acks come."""
+        below = ticks(durable)
+        self._ack_step = max(self._ack_step, (below - self._last_ack) / TICKS_PER_SECOND)
+        self._last_ack = below
+        self.worker.spool.ack(start.epoch_ms, start.pts, below)
 
     def _on_accepted(self, conn: HubConnection) -> None:
         if conn.protocol == 2 and not self.hub_v2:

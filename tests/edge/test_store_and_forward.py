@@ -247,3 +247,19 @@ def test_the_live_queue_drops_the_request_when_the_link_falls_10_s_behind(
     tap.end()
     assert tap.get(0) is END
     spool.close()
+
+
+def test_a_v2_request_whose_acks_stop_is_dropped_and_its_footage_backfilled(
+    ingest_server: Callable[..., IngestServer], run_worker: Callable[..., StreamWorker],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="edge")
+    # The hub takes the bytes but never acks (a link that eats packets, or a stuck hub).
+    server = ingest_server(v2=True, ack_seconds=10_000)
+    run_worker(server.port, ack_timeout=2.0)
+    wait_until(lambda: len(live(server)) >= 2, 15, "a second live request")
+    assert "no acknowledgement from" in caplog.text
+    wait_until(lambda: backfills(server), 10, "the unacknowledged footage sent again")
+    _, _, pts, _ = decode_ts(backfills(server)[0].body_path)
+    _, _, first_pts, _ = decode_ts(live(server)[0].body_path)
+    assert pts[0] == first_pts[0]
