@@ -40,7 +40,8 @@ FINISH_TIMEOUT = 8.0
 START_TIMEOUT = 5.0  # for the keyframe a live request starts at
 UNREACHABLE_MAX_DELAY = 5.0
 # A v2 hub acks each finished segment. Footage sent this far (or 3 ack steps, if the hub's
-# segments are longer) past the last ack means the link eats packets without a reset.
+# segments are longer) past the last ack means the link eats packets without a reset. Armed
+# once an ack was seen, so a hub with long segments is never dropped before its first ack.
 ACK_TIMEOUT = 60.0
 FRAME_WAIT = 0.25
 CAPTURE_JOIN_TIMEOUT = 2.0
@@ -320,7 +321,7 @@ class LiveSender(threading.Thread):
 
     def _check_acks(self, conn: HubConnection, start: Start, last: int) -> None:
         """Drop a v2 request whose acks stopped: a link that eats packets without a reset."""
-        if conn.protocol != 2:
+        if conn.protocol != 2 or not self._ack_step:  # no ack seen yet: the hub's pace unknown
             return
         acked = ticks(conn.durable_pts) if conn.durable_pts is not None else start.pts
         limit = max(self.ack_timeout, 3 * self._ack_step)

@@ -76,7 +76,8 @@ class IngestServer:
 
     def __init__(self, folder: Path, port: int = 0, reject: int | None = None,
                  reject_first: int | None = None, v2: bool = False, ack_seconds: float = 1.0,
-                 close_after: float | None = None, silent: bool = False) -> None:
+                 close_after: float | None = None, silent: bool = False,
+                 ack_limit: int | None = None) -> None:
         self.folder = folder
         self.reject = reject
         self.reject_first = reject_first
@@ -86,6 +87,7 @@ class IngestServer:
         self.ack_seconds = ack_seconds
         self.close_after = close_after
         self.silent = silent
+        self.ack_limit = ack_limit  # stop acking a request after this many acks
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -180,6 +182,8 @@ class IngestServer:
         received.bytes += len(data)
         received.take_ts(data)
         if received.status != 200 or len(received.pts) < 2:
+            return
+        if self.ack_limit is not None and len(received.acks) >= self.ack_limit:
             return
         # A "segment" is durable once ack_seconds of PTS came after the last ack.
         first = received.pts[0] if not received.acks else round(received.acks[-1] * 90_000)
