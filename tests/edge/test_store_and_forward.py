@@ -109,8 +109,9 @@ def test_a_hub_that_closes_the_stream_gets_a_new_request_and_the_gap_backfilled(
 ) -> None:
     server = ingest_server(v2=True, ack_seconds=5.0, close_after=1.5)
     run_worker(server.port)
-    wait_until(lambda: len(live(server)) >= 2 and backfills(server), 20,
-               "a second live request and a backfill")
+    wait_until(lambda: len(live(server)) >= 2 and backfills(server)
+               and backfills(server)[0].ended == "done", 20,
+               "a second live request and a finished backfill")
     first = live(server)[0]
     assert first.ended == "closed"
     _, _, pts, _ = decode_ts(backfills(server)[0].body_path)
@@ -259,7 +260,8 @@ def test_a_v2_request_whose_acks_stop_is_dropped_and_its_footage_backfilled(
     run_worker(server.port, ack_timeout=2.0)
     wait_until(lambda: len(live(server)) >= 2, 15, "a second live request")
     assert "no acknowledgement from" in caplog.text
-    wait_until(lambda: backfills(server), 10, "the unacknowledged footage sent again")
+    wait_until(lambda: backfills(server) and backfills(server)[0].ended == "done", 10,
+               "the unacknowledged footage sent again")
     _, _, pts, _ = decode_ts(backfills(server)[0].body_path)
     _, _, first_pts, _ = decode_ts(live(server)[0].body_path)
-    assert first_pts[0] < pts[0] <= first_pts[-1]  # from the last acked file on, sent again
+    assert first_pts[0] <= pts[0] <= first_pts[-1]  # what the dropped request carried
