@@ -69,8 +69,13 @@ def test_a_60_s_cut_is_back_filled_once_the_link_returns(hub_factory, tmp_path):
             # The live stream comes back at once: retries are at most ~6 s apart.
             edge.wait_line(r"hub reachable again", 12)
             # Drained: the outage is in the catalog and the spool holds only the newest footage.
-            wait_for(lambda: missing_seconds(hub.db_path, cut, restored) <= MAX_MISSING, 60,
-                     "the outage to be back-filled")
+            try:
+                wait_for(lambda: missing_seconds(hub.db_path, cut, restored) <= MAX_MISSING, 60,
+                         "the outage to be back-filled")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {missing_seconds(hub.db_path, cut, restored):.1f} s"
+                                     f" missing\nedge:\n{edge.output[-6000:]}\nhub:\n"
+                                     f"{hub.output[-6000:]}") from None
             wait_for(lambda: len(spooled_files(spool)) <= 3, 30, "the spool to drain")
             assert edge.terminate() == 0, edge.output[-3000:]
     missing = missing_seconds(hub.db_path, cut, restored)
