@@ -129,7 +129,7 @@ def test_backfill_fills_the_gap_in_its_true_slot_once(hub_factory, clip):
                      extra={"X-NVR-Spool": "1", "X-NVR-Spool-Dropped": "1.5"})
     try:
         # the edge reconnects (live first), then uploads the gap from its spool
-        live.send(clip[:len(clip) // 4])
+        live.send(clip[:len(clip) // 8])  # 1.5 s: within ffmpeg's input analysis, no segment yet
         backfill_epoch = cut - lead  # the clip's first frame is the instant of the cut
         first = push_v2(hub, "yard", six, backfill_epoch, mode="backfill", backfill_id="gap-1")
         assert first.status == 200 and first.acks[-1].done, first.acks
