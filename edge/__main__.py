@@ -11,6 +11,7 @@ import time
 
 from .capture import quiet_opencv
 from .cli import EdgeConfig, parse_args
+from .spool import Spool, SpoolError
 from .stream import StreamWorker
 from .uplink import HubAddress
 
@@ -18,8 +19,8 @@ from .uplink import HubAddress
 logger = logging.getLogger("edge")
 
 # After a stop request each stream flushes, sends its last chunk and reads the hub's answer
-# (bounded by uplink timeouts); past this the process exits anyway.
-SHUTDOWN_GRACE = 10.0
+# (bounded by uplink timeouts: stream.FINISH_TIMEOUT); past this the process exits anyway.
+SHUTDOWN_GRACE = 12.0
 
 
 def configure_logging(level: str) -> None:
@@ -40,10 +41,35 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, request_stop)
 
 
+def open_spools(config: EdgeConfig) -> list[Spool | None]:
+    """Open each camera's spool folder (its share of --spool-size), or None with --no-spool."""
+    if config.spool_dir is None:
+        return [None for _ in config.streams]
+    share = config.spool_bytes // max(1, len(config.streams))
+    spools: list[Spool | None] = []
+    try:
+        for stream in config.streams:
+            spools.append(Spool(config.spool_dir / stream.name, share, fps=stream.fps,
+                                log=logging.getLogger(f"edge.spool.{stream.name}")))
+    except SpoolError:
+        for spool in spools:
+            spool.close()
+        raise
+    return spools
+
+
 def run(config: EdgeConfig, stop: threading.Event) -> int:
     """Run every camera until ``stop`` or until all end; return the process exit code."""
     hub = HubAddress(config.hub_host, config.hub_port, config.token, config.location)
-    workers = [StreamWorker(stream, hub, stop) for stream in config.streams]
+    try:
+        spools = open_spools(config)
+    except SpoolError as exc:
+        logger.error("%s", exc)
+        return 1
+    workers = [
+        StreamWorker(stream, hub, stop, spool=spool, backfill_rate=config.backfill_rate)
+        for stream, spool in zip(config.streams, spools)
+    ]
     for worker in workers:
         worker.start()
     while any(w.is_alive() for w in workers) and not stop.wait(0.2):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import socket
 from pathlib import Path
@@ -17,10 +18,13 @@ DEFAULT_PORT = 1025
 DEFAULT_FPS = 15.0
 DEFAULT_SIZE = "1280x720"
 DEFAULT_BITRATE = "2M"
+DEFAULT_SPOOL_SIZE = "4G"
+DEFAULT_BACKFILL_RATE = "4M"
 MAX_LOCATION_LENGTH = 128  # protocol.md: X-NVR-Location is at most 128 printable chars
 
 _SIZE_RE = re.compile(r"(\d+)[xX](\d+)")
 _BITRATE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)")
+_BYTES_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmMgGtT]?)[bB]?")
 _TOKEN_RE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: anything else breaks the header
 
 
@@ -47,6 +51,9 @@ class EdgeConfig:
     streams: tuple[StreamConfig, ...]
     token: str | None = dataclasses.field(default=None, repr=False)
     log_level: str = "INFO"
+    spool_dir: Path | None = None  # None: --no-spool
+    spool_bytes: int = 4_000_000_000  # for all cameras together
+    backfill_rate: int = 4_000_000  # bits per second, per camera
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--loop", action=argparse.BooleanOptionalAction, default=True,
         help="replay video files from the start when they end (default), or end the stream",
+    )
+    p.add_argument(
+        "--spool-dir", type=Path, default=None,
+        help="where footage waits until the hub acknowledges it, one folder per camera "
+        "(default: $XDG_STATE_HOME/nvr-edge/spool or ~/.local/state/nvr-edge/spool)",
+    )
+    p.add_argument(
+        "--spool-size", default=DEFAULT_SPOOL_SIZE,
+        help="the spool's size for all cameras together, e.g. 4G or 500M (4G); when full, "
+        "the oldest footage is dropped",
+    )
+    p.add_argument(
+        "--no-spool", action="store_true",
+        help="keep nothing: footage is lost while the hub is unreachable",
+    )
+    p.add_argument(
+        "--backfill-rate", default=DEFAULT_BACKFILL_RATE,
+        help="upload rate of spooled footage per camera, in bits/s, e.g. 4M (4M)",
     )
     p.add_argument(
         "--log-level", default="INFO", type=str.upper,
@@ -108,7 +133,28 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
     return EdgeConfig(
         hub_host=args.hub, hub_port=args.port, location=location, streams=streams,
         token=read_token(args.token, args.token_file), log_level=args.log_level,
+        spool_dir=None if args.no_spool else (args.spool_dir or default_spool_dir()),
+        spool_bytes=parse_bytes(args.spool_size, "--spool-size"),
+        backfill_rate=parse_bitrate(args.backfill_rate, "--backfill-rate", maximum=10**10),
     )
+
+
+def default_spool_dir() -> Path:
+    """Return the spool's default folder under the user's state directory (XDG)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "nvr-edge" / "spool"
+
+
+def parse_bytes(text: str, flag: str) -> int:
+    """Parse a size such as 4G, 500M or 1000000 into bytes (powers of 1000)."""
+    match = _BYTES_RE.fullmatch(text.strip())
+    if not match:
+        raise ConfigError(f"{flag} {text!r}: expected a size, e.g. 4G or 500M")
+    scale = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}[match.group(2).lower()]
+    size = int(float(match.group(1)) * scale)
+    if size < 10**6:
+        raise ConfigError(f"{flag} {text!r}: must be at least 1M")
+    return size
 
 
 def pair_names(location: str, cameras: list[str], names: list[str]) -> list[tuple[str, Source]]:
@@ -156,15 +202,15 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def parse_bitrate(text: str) -> int:
+def parse_bitrate(text: str, flag: str = "--bitrate", maximum: int = 100_000_000) -> int:
     """Parse a bitrate such as 2M, 800k or 1500000 into bits per second."""
     match = _BITRATE_RE.fullmatch(text.strip())
     if not match:
-        raise ConfigError(f"--bitrate {text!r}: expected a number with k or M, e.g. 2M or 800k")
+        raise ConfigError(f"{flag} {text!r}: expected a number with k or M, e.g. 2M or 800k")
     scale = {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2).lower()]
     bits = int(float(match.group(1)) * scale)
-    if not 50_000 <= bits <= 100_000_000:
-        raise ConfigError(f"--bitrate {text!r}: must be between 50k and 100M")
+    if not 50_000 <= bits <= maximum:
+        raise ConfigError(f"{flag} {text!r}: must be between 50k and {maximum // 10**6}M")
     return bits
 
 

@@ -64,6 +64,15 @@ def to_video_frame(image_bgr: np.ndarray) -> av.VideoFrame:
     return av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
 
 
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """The TS bytes one frame made, with its PTS (90 kHz ticks) and whether it is a keyframe."""
+
+    data: bytes
+    pts: int
+    keyframe: bool
+
+
 class _Buffer:
     """A write-only file object that collects what the muxer writes."""
 
@@ -89,6 +98,9 @@ class Encoder:
         self.start_monotonic = start_monotonic
         self._last_pts = -1
         self._last_key_pts: int | None = None
+        self._force_key = False
+        self._muxed_pts: int | None = None
+        self._muxed_key = False
         self._buffer = _Buffer()
         self._container = av.open(
             self._buffer, mode="w", format="mpegts", buffer_size=IO_BUFFER_SIZE,
@@ -116,13 +128,30 @@ class Encoder:
 
     def encode(self, image_bgr: np.ndarray, capture_monotonic: float) -> bytes:
         """Encode one BGR frame captured at ``capture_monotonic``; return the TS bytes made."""
+        return self.encode_chunk(image_bgr, capture_monotonic).data
+
+    def encode_chunk(self, image_bgr: np.ndarray, capture_monotonic: float) -> Chunk:
+        """Encode one frame; return its TS bytes with their PTS and keyframe flag."""
         frame = to_video_frame(image_bgr)
         pts = self.next_pts(capture_monotonic)
         frame.pts, frame.time_base = pts, TIME_BASE
-        if self._keyframe_due(pts):
-            frame.pict_type = PictureType.I
+        if self._force_key or self._keyframe_due(pts):
+            frame.pict_type = PictureType.I  # an IDR (forced-idr): a request may start here
+            self._force_key = False
+        self._muxed_pts, self._muxed_key = None, False
         self._mux(self._stream.encode(frame))
-        return self._buffer.take()
+        # zerolatency and no B-frames: the packet made is this frame's (same PTS).
+        made_pts = pts if self._muxed_pts is None else self._muxed_pts
+        return Chunk(self._buffer.take(), made_pts, self._muxed_key)
+
+    def force_keyframe(self) -> None:
+        """Make the next frame a keyframe (IDR), e.g. where a new live request starts."""
+        self._force_key = True
+
+    @property
+    def last_pts(self) -> int:
+        """Return the PTS of the last frame encoded (-1 before the first)."""
+        return self._last_pts
 
     def next_pts(self, capture_monotonic: float) -> int:
         """Return the PTS for a frame, bumped past the previous one so PTS strictly increase."""
@@ -156,4 +185,7 @@ class Encoder:
         for packet in packets:
             if packet.is_keyframe:
                 self._last_key_pts = packet.pts
+                self._muxed_key = True
+            if self._muxed_pts is None:
+                self._muxed_pts = packet.pts
             self._container.mux(packet)

@@ -29,6 +29,10 @@ class HubUnreachable(HubError):
     """The hub refused, reset, timed out or closed the connection."""
 
 
+class HubClosed(HubUnreachable):
+    """A v2 hub ended the stream itself (shutdown, admin disconnect)."""
+
+
 class HubRejected(HubError):
     """The hub answered the ingest request with a status other than 200."""
 

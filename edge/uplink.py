@@ -1,17 +1,20 @@
-"""The ingest protocol's client side: one chunked HTTP/1.1 POST of MPEG-TS per connection."""
+"""The ingest protocol's client side: one chunked HTTP/1.1 POST of MPEG-TS per connection (v2)."""
 
 from __future__ import annotations
 
 import dataclasses
 import http
+import json
 import logging
 import select
 import socket
 import time
+from collections.abc import Callable
+from typing import Any
 
 import h11
 
-from .errors import HubRejected, HubUnreachable
+from .errors import HubClosed, HubRejected, HubUnreachable
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +23,7 @@ CONNECT_TIMEOUT = 5.0
 SEND_TIMEOUT = 10.0
 RESPONSE_TIMEOUT = 3.0
 RECV_SIZE = 65536
-USER_AGENT = "nvr-edge/1"
+USER_AGENT = "nvr-edge/2"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +47,11 @@ def ingest_path(camera: str) -> str:
     return f"/ingest/v1/{camera}"
 
 
-def request_headers(hub: HubAddress, epoch: float) -> list[tuple[str, str]]:
-    """Return the ingest request's headers: auth, TS content type, chunked, location, epoch."""
+def request_headers(
+    hub: HubAddress, epoch: float, *, mode: str = "live", backfill_id: str | None = None,
+    spool: bool = False, dropped: float = 0.0,
+) -> list[tuple[str, str]]:
+    """Return the ingest request's headers: auth, TS, chunked, location, epoch and v2's own."""
     headers = [("Host", hub.netloc), ("User-Agent", USER_AGENT)]
     if hub.token:
         headers.append(("Authorization", f"Bearer {hub.token}"))
@@ -53,47 +59,79 @@ def request_headers(hub: HubAddress, epoch: float) -> list[tuple[str, str]]:
     if hub.location:
         headers.append(("X-NVR-Location", hub.location))
     headers.append(("X-NVR-Stream-Epoch", f"{epoch:.3f}"))
+    headers += [("X-NVR-Protocol", "2"), ("X-NVR-Mode", mode)]
+    if backfill_id:
+        headers.append(("X-NVR-Backfill-Id", backfill_id))
+    if spool:
+        headers.append(("X-NVR-Spool", "1"))
+    if dropped > 0:
+        headers.append(("X-NVR-Spool-Dropped", f"{dropped:.3f}"))
     return headers
 
 
 @dataclasses.dataclass(frozen=True)
 class HubResponse:
-    """The hub's final answer to an ingest request."""
+    """The hub's final answer to an ingest request (``done`` is v2's last line, if any)."""
 
     status: int
     reason: str
     body: str
+    done: dict | None = None
 
 
 class HubConnection:
-    """One ingest request in flight: send TS chunks, watch for an early rejection, finish."""
+    """One ingest request in flight: send TS chunks, read the hub's answers meanwhile, finish.
 
-    def __init__(self, hub: HubAddress, camera: str, epoch: float) -> None:
+    A v2 hub answers ``200`` with an ndjson body at once and then acknowledges durable footage
+    line by line (``on_ack`` gets each ``durable_pts``); a v1 hub says nothing until the end
+    unless it rejects the request.
+    """
+
+    def __init__(
+        self, hub: HubAddress, camera: str, epoch: float, *,
+        on_ack: Callable[[float], None] | None = None, **header_options: Any,
+    ) -> None:
         self.hub = hub
         self.camera = camera
         self.opened_at = time.monotonic()
+        self.protocol: int | None = None  # 2 once the hub's early ndjson answer arrived
+        self.durable_pts: float | None = None
+        self.done: dict | None = None
+        self.closed_reason: str | None = None
+        self._on_ack = on_ack
+        self._status, self._reason = 0, ""
+        self._body = bytearray()
+        self._ended = False  # the hub's response is complete
         self._h11 = h11.Connection(our_role=h11.CLIENT)
         self._sock = _connect(hub)
         try:
-            request = h11.Request(
-                method="POST", target=ingest_path(camera), headers=request_headers(hub, epoch)
-            )
+            headers = request_headers(hub, epoch, **header_options)
+            request = h11.Request(method="POST", target=ingest_path(camera), headers=headers)
             self._send_event(request)
         except BaseException:
             self._sock.close()
             raise
 
     def send(self, data: bytes) -> None:
-        """Send one chunk of the body; raise HubRejected if the hub has answered meanwhile."""
-        self._check_early_response()
+        """Send one chunk of the body; raise HubError if the hub rejected or closed meanwhile."""
+        self.poll()
         if data:
             self._send_event(h11.Data(data=data))
 
+    def poll(self) -> None:
+        """Read what the hub sent so far (acks), without blocking; raise if it refused or closed."""
+        while not self._ended and _readable(self._sock):
+            self._pump(time.monotonic() + RESPONSE_TIMEOUT, until_end=False)
+        self._raise_if_answered_early()
+
     def finish(self, timeout: float = RESPONSE_TIMEOUT) -> HubResponse:
-        """End the body with the zero-length chunk and return the hub's response."""
-        self._check_early_response()
+        """End the body with the zero-length chunk and return the hub's (final) response."""
+        self.poll()
         self._send_event(h11.EndOfMessage())
-        return self._read_response(time.monotonic() + timeout)
+        deadline = time.monotonic() + timeout
+        while not self._ended:
+            self._pump(deadline, until_end=True)
+        return HubResponse(self._status, self._reason, self._text(), self.done)
 
     def close(self) -> None:
         """Close the socket (idempotent)."""
@@ -104,6 +142,79 @@ class HubConnection:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _raise_if_answered_early(self) -> None:
+        if self._status and self._status != 200:
+            if not self._ended:  # read the one-line reason in full before reporting it
+                deadline = time.monotonic() + RESPONSE_TIMEOUT
+                while not self._ended:
+                    self._pump(deadline, until_end=True)
+            raise HubRejected(self._status, self._reason, self._text())
+        if self._ended:
+            if self.protocol == 2:
+                why = self.closed_reason or "the response ended"
+                raise HubClosed(f"{self.hub.netloc} closed the stream: {why}")
+            raise HubUnreachable(f"{self.hub.netloc} answered {self._status} before the end")
+
+    def _pump(self, deadline: float, until_end: bool) -> None:
+        """Handle one batch of received bytes (blocking until ``deadline`` if none is there)."""
+        self._h11.receive_data(self._recv(deadline))
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise HubUnreachable(f"{self.hub.netloc} sent a malformed response: {exc}")
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            self._handle(event)
+            if self._ended:
+                return
+
+    def _handle(self, event: h11.Event) -> None:
+        if isinstance(event, h11.Response):
+            self._status, self._reason = event.status_code, _reason(event)
+            if event.status_code == 200 and _is_ndjson(event):
+                self.protocol = 2
+        elif isinstance(event, h11.Data):
+            self._body += event.data
+            if self.protocol == 2:
+                self._read_lines()
+        elif isinstance(event, h11.EndOfMessage):
+            self._ended = True
+        elif isinstance(event, h11.ConnectionClosed):
+            self._ended = True
+            if not self._status:
+                raise HubUnreachable(f"{self.hub.netloc} closed the connection")
+
+    def _read_lines(self) -> None:
+        while b"\n" in self._body:
+            line, _, rest = bytes(self._body).partition(b"\n")
+            self._body = bytearray(rest)
+            if line.strip():
+                self._on_message(line)
+
+    def _on_message(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            logger.warning("hub sent a line that is not JSON: %r", line[:100])
+            return
+        if not isinstance(message, dict):
+            return
+        if "done" in message:
+            self.done = message
+        if "closed" in message:
+            self.closed_reason = str(message["closed"])[:200]
+        durable = message.get("durable_pts")
+        if isinstance(durable, (int, float)) and not isinstance(durable, bool):
+            self.durable_pts = max(durable, self.durable_pts or durable)
+            if self._on_ack is not None:
+                self._on_ack(self.durable_pts)
+
+    def _text(self) -> str:
+        if self.done is not None:
+            return json.dumps(self.done)
+        return _first_line(bytes(self._body))
 
     def _send_event(self, event: h11.Event) -> None:
         try:
@@ -119,41 +230,11 @@ class HubConnection:
             self._sock.sendall(data)
         except OSError as exc:
             # The hub may have answered and closed: its answer is the more useful error.
-            self._check_early_response()
-            raise HubUnreachable(f"sending to {self.hub.netloc} failed: {_describe(exc)}") from exc
-
-    def _check_early_response(self) -> None:
-        # The hub sends nothing while a stream is healthy, so anything readable is a
-        # rejection (or a close): poll without blocking, then read it out in full.
-        if not _readable(self._sock):
-            return
-        response = self._read_response(time.monotonic() + RESPONSE_TIMEOUT)
-        raise HubRejected(response.status, response.reason, response.body)
-
-    def _read_response(self, deadline: float) -> HubResponse:
-        status, reason, body = 0, "", bytearray()
-        while True:
-            event = self._next_event(deadline)
-            if isinstance(event, h11.InformationalResponse):
-                continue
-            if isinstance(event, h11.Response):
-                status, reason = event.status_code, _reason(event)
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                if not status:
-                    raise HubUnreachable(f"{self.hub.netloc} closed the connection")
-                return HubResponse(status, reason, _first_line(bytes(body)))
-
-    def _next_event(self, deadline: float) -> h11.Event | type[h11.NEED_DATA]:
-        while True:
             try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise HubUnreachable(f"{self.hub.netloc} sent a malformed response: {exc}")
-            if event is not h11.NEED_DATA:
-                return event
-            self._h11.receive_data(self._recv(deadline))
+                self.poll()
+            except HubUnreachable:
+                pass
+            raise HubUnreachable(f"sending to {self.hub.netloc} failed: {_describe(exc)}") from exc
 
     def _recv(self, deadline: float) -> bytes:
         remaining = deadline - time.monotonic()
@@ -168,6 +249,13 @@ class HubConnection:
             raise HubUnreachable(f"reading from {self.hub.netloc}: {_describe(exc)}") from exc
         finally:
             self._sock.settimeout(SEND_TIMEOUT)
+
+
+def _is_ndjson(response: h11.Response) -> bool:
+    return any(
+        name == b"content-type" and value.split(b";")[0].strip() == b"application/x-ndjson"
+        for name, value in response.headers
+    )
 
 
 def _connect(hub: HubAddress) -> socket.socket:

@@ -39,6 +39,32 @@ class Received:
     bytes: int = 0
     complete: bool = False  # the final zero-length chunk arrived
     status: int | None = None
+    acks: list[float] = dataclasses.field(default_factory=list)  # durable_pts sent (v2)
+    pts: list[int] = dataclasses.field(default_factory=list)  # video PES PTS seen
+    ended: str | None = None  # "done" or "closed" (v2)
+    opened: float = dataclasses.field(default_factory=time.monotonic)
+    _ts_rest: bytes = b""
+
+    def started_before(self, other: Received) -> bool:
+        return self.opened < other.opened
+
+    @property
+    def v2(self) -> bool:
+        return self.headers.get("x-nvr-protocol") == "2"
+
+    @property
+    def mode(self) -> str:
+        return self.headers.get("x-nvr-mode", "live")
+
+    def take_ts(self, data: bytes) -> None:
+        """Collect the PTS of video PES packets in ``data`` (whole 188-byte packets)."""
+        data = self._ts_rest + data
+        whole = len(data) // 188 * 188
+        self._ts_rest = data[whole:]
+        for i in range(0, whole, 188):
+            pts = pes_pts(data[i : i + 188])
+            if pts is not None:
+                self.pts.append(pts)
 
 
 class IngestServer:
@@ -49,10 +75,19 @@ class IngestServer:
     """
 
     def __init__(self, folder: Path, port: int = 0, reject: int | None = None,
-                 reject_first: int | None = None) -> None:
+                 reject_first: int | None = None, v2: bool = False, ack_seconds: float = 1.0,
+                 close_after: float | None = None, silent: bool = False,
+                 ack_limit: int | None = None) -> None:
         self.folder = folder
         self.reject = reject
         self.reject_first = reject_first
+        # v2: answer 200 ndjson at once and ack every ``ack_seconds`` of PTS; ``close_after``
+        # (s) ends a live stream with {"closed"}; ``silent`` never answers at all.
+        self.v2 = v2
+        self.ack_seconds = ack_seconds
+        self.close_after = close_after
+        self.silent = silent
+        self.ack_limit = ack_limit  # stop acking a request after this many acks
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -89,33 +124,107 @@ class IngestServer:
         conn = h11.Connection(h11.SERVER)
         with sock:
             received = None
+            opened = time.monotonic()
             while not self._stop.is_set():
-                event = conn.next_event()
+                try:
+                    event = conn.next_event()
+                except h11.RemoteProtocolError:  # the edge was killed mid-chunk
+                    return
                 if event is h11.NEED_DATA:
+                    if received and received.ended is None and self._should_close(received, opened):
+                        self._v2_end(sock, conn, received, {"closed": "test hub closes"})
+                        return
                     try:
-                        conn.receive_data(sock.recv(65536))
+                        data = sock.recv(65536)
                     except TimeoutError:
                         continue
                     except OSError:
                         return
+                    conn.receive_data(data)
                 elif isinstance(event, h11.Request):
                     received = self._record(event)
                     status = self._status_for(received)
                     if status != 200:
-                        self._answer(sock, conn, received, status, b"bad bearer token\n")
+                        self._answer(sock, conn, received, status, self._reason(status))
                         return
+                    if received.v2 and self.v2 and not self.silent:
+                        self._v2_start(sock, conn, received)
                 elif isinstance(event, h11.Data):
-                    with received.body_path.open("ab") as body:
-                        body.write(event.data)
-                    received.bytes += len(event.data)
+                    self._take(sock, conn, received, event.data)
                 elif isinstance(event, h11.EndOfMessage):
                     received.complete = True
+                    if self.silent:
+                        return
+                    if received.status == 200:  # v2: the ndjson answer is running
+                        self._v2_end(sock, conn, received, {
+                            "done": True, "segments": 1, "bytes": received.bytes,
+                            "durable_pts": None})
+                        return
                     body = json.dumps({"camera": received.target.rsplit("/", 1)[-1],
                                        "segments": 1, "bytes": received.bytes}).encode()
                     self._answer(sock, conn, received, 200, body)
                     return
                 else:  # ConnectionClosed: the peer went away mid-stream
                     return
+
+    def _reason(self, status: int) -> bytes:
+        return {401: b"bad bearer token\n", 501: b"backfill is not implemented\n"}.get(
+            status, b"no\n")
+
+    def _should_close(self, received: Received, opened: float) -> bool:
+        return (self.close_after is not None and received.status == 200
+                and received.mode == "live" and time.monotonic() - opened >= self.close_after)
+
+    def _take(self, sock: socket.socket, conn: h11.Connection, received: Received,
+              data: bytes) -> None:
+        with received.body_path.open("ab") as body:
+            body.write(data)
+        received.bytes += len(data)
+        received.take_ts(data)
+        if received.status != 200 or len(received.pts) < 2:
+            return
+        if self.ack_limit is not None and len(received.acks) >= self.ack_limit:
+            return
+        # A "segment" is durable once ack_seconds of PTS came after the last ack.
+        first = received.pts[0] if not received.acks else round(received.acks[-1] * 90_000)
+        newest = received.pts[-1]
+        if newest - first >= self.ack_seconds * 90_000:
+            received.acks.append(newest / 90_000)
+            self._send_line(sock, conn, {"durable_pts": newest / 90_000})
+
+    def _v2_start(self, sock: socket.socket, conn: h11.Connection, received: Received) -> None:
+        headers = [("Content-Type", "application/x-ndjson"), ("Transfer-Encoding", "chunked")]
+        received.status = 200
+        self._sendall(sock, conn.send(h11.Response(status_code=200, headers=headers,
+                                                   reason=b"OK")))
+
+    def _send_line(self, sock: socket.socket, conn: h11.Connection, message: dict) -> None:
+        self._sendall(sock, conn.send(h11.Data(data=json.dumps(message).encode() + b"\n")))
+
+    def _v2_end(self, sock: socket.socket, conn: h11.Connection, received: Received,
+                message: dict) -> None:
+        received.ended = "done" if "done" in message else "closed"
+        self._send_line(sock, conn, message)
+        self._sendall(sock, conn.send(h11.EndOfMessage()))
+        self._linger(sock)
+
+    @staticmethod
+    def _sendall(sock: socket.socket, data: bytes) -> None:
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass
+
+    def _linger(self, sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            # Drain what the client still sends so closing does not reset the connection
+            # before it read the answer (a lingering close, as HTTP servers do).
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline and sock.recv(65536):
+                pass
+        except OSError:
+            pass
 
     def _record(self, event: h11.Request) -> Received:
         headers = {k.decode().lower(): v.decode() for k, v in event.headers}
@@ -129,6 +238,8 @@ class IngestServer:
     def _status_for(self, received: Received) -> int:
         if received.headers.get("authorization") != f"Bearer {TOKEN}":
             return 401
+        if received.mode == "backfill" and not (self.v2 and received.v2):
+            return 501
         if self.reject and (self.reject_first is None or len(self.requests) <= self.reject_first):
             return self.reject
         return 200
@@ -141,19 +252,28 @@ class IngestServer:
         data = conn.send(h11.Response(status_code=status, headers=headers, reason=reason))
         data += conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
         received.status = status
-        try:
-            sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
-            # Drain what the client still sends so closing does not reset the connection
-            # before it read the answer (a lingering close, as HTTP servers do).
-            deadline = time.monotonic() + 0.5
-            while time.monotonic() < deadline and sock.recv(65536):
-                pass
-        except OSError:
-            pass
+        self._sendall(sock, data)
+        self._linger(sock)
 
     def total_bytes(self) -> int:
         return sum(r.bytes for r in self.requests)
+
+
+def pes_pts(packet: bytes) -> int | None:
+    """Return the PTS of a video PES that starts in this TS packet, else None."""
+    if packet[0] != 0x47 or not packet[1] & 0x40:  # no payload unit start
+        return None
+    offset = 4
+    if packet[3] & 0x20:  # adaptation field
+        offset += 1 + packet[4]
+    pes = packet[offset:]
+    if len(pes) < 14 or pes[:3] != b"\x00\x00\x01" or not 0xE0 <= pes[3] <= 0xEF:
+        return None
+    if not pes[7] & 0x80:
+        return None
+    p = pes[9:14]
+    return (((p[0] >> 1) & 0x07) << 30) | (p[1] << 22) | ((p[2] >> 1) << 15) | (p[3] << 7) | (
+        p[4] >> 1)
 
 
 def decode_ts(path: Path) -> tuple[str, str, list[int], list[int]]:

@@ -106,3 +106,33 @@ def test_size_must_be_even_for_yuv420p() -> None:
     assert parse_size("640x360") == (640, 360)
     with pytest.raises(ConfigError):
         parse_size("641x360")
+
+
+def test_spool_is_on_by_default_under_the_state_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    config = parse_args([*HUB, "--location", "x"])
+    assert config.spool_dir == tmp_path / "nvr-edge" / "spool"
+    assert (config.spool_bytes, config.backfill_rate) == (4_000_000_000, 4_000_000)
+    monkeypatch.delenv("XDG_STATE_HOME")
+    assert parse_args([*HUB, "--location", "x"]).spool_dir == (
+        Path.home() / ".local" / "state" / "nvr-edge" / "spool")
+
+
+def test_spool_flags() -> None:
+    config = parse_args([*HUB, "--location", "x", "--spool-dir", "/var/spool/nvr",
+                         "--spool-size", "500M", "--backfill-rate", "20M"])
+    assert (config.spool_dir, config.spool_bytes, config.backfill_rate) == (
+        Path("/var/spool/nvr"), 500_000_000, 20_000_000)
+    assert parse_args([*HUB, "--location", "x", "--no-spool"]).spool_dir is None
+
+
+@pytest.mark.parametrize("argv", [["--spool-size", "lots"], ["--spool-size", "10k"],
+                                  ["--backfill-rate", "1k"]])
+def test_bad_spool_flags_exit_with_usage_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_args([*HUB, "--location", "x", *argv])
+    assert exc.value.code == 2 and argv[0] in capsys.readouterr().err

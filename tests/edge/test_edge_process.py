@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from edge.__main__ import run
 from edge.cli import parse_args
 from tests.edge.fakehub import TOKEN, VIDEO_FRAMES, IngestServer, decode_ts, wait_until
+from tests.edge.test_uplink import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +47,9 @@ def edge_process(tmp_path: Path) -> Iterator[Callable[..., Edge]]:
                 "--size", "320x240", "--bitrate", "300k", *args]
         log = tmp_path / f"edge-{len(started)}.log"
         log_file = log.open("w")
-        proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL,
+        # The default spool lives under the user's state directory: keep it in the test's.
+        env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+        proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, env=env,
                                 stdout=subprocess.DEVNULL, stderr=log_file)
         edge = Edge(proc, log)
         started.append((edge, log_file))
@@ -71,7 +75,7 @@ def test_file_with_no_loop_ends_cleanly_after_a_complete_upload(
     assert request.target == "/ingest/v1/driveway-front-door"
     assert request.complete and request.status == 200
     fmt, codec, pts, keys = decode_ts(request.body_path)
-    assert (fmt, codec) == ("mpegts", "h264") and keys[0] == 0
+    assert (fmt, codec) == ("mpegts", "h264") and keys[0] == pts[0] < 90  # PTS 0: the epoch ms
     assert VIDEO_FRAMES - 2 <= len(pts) <= VIDEO_FRAMES
 
 
@@ -90,7 +94,8 @@ def test_sigterm_finishes_every_stream_and_exits_zero(
     wait_until(lambda: len(server.requests) == 2 and server.total_bytes() > 30_000, 15,
                "both test streams")
     edge.proc.send_signal(signal.SIGTERM)
-    assert edge.wait(timeout=5) == 0, edge.stderr()
+    # (10 s: the stop fsyncs each spool's last file, slow on a disk other tests keep busy)
+    assert edge.wait(timeout=10) == 0, edge.stderr()
     stderr = edge.stderr()
     assert sorted(r.target for r in server.requests) == ["/ingest/v1/a", "/ingest/v1/driveway-test"]
     assert all(r.complete and r.status == 200 for r in server.requests)
@@ -104,10 +109,45 @@ def test_sigint_stops_a_stream_waiting_for_an_unreachable_hub(
     edge = edge_process(1, "--camera", "test")  # port 1: connection refused
     wait_until(lambda: "hub unreachable, retrying" in edge.stderr(), 10, "the outage log")
     edge.proc.send_signal(signal.SIGINT)
-    assert edge.wait(timeout=5) == 0, edge.stderr()
+    assert edge.wait(timeout=10) == 0, edge.stderr()
 
 
 def test_exit_code_is_one_when_no_camera_can_run(tmp_path: Path) -> None:
     config = parse_args(["--hub", "127.0.0.1", "--port", "1", "--location", "x",
-                         "--camera", str(tmp_path / "missing.mp4"), "--no-loop"])
+                         "--camera", str(tmp_path / "missing.mp4"), "--no-loop",
+                         "--spool-dir", str(tmp_path / "spool")])
     assert run(config, threading.Event()) == 1
+
+
+def spooled_seconds(folder: Path) -> float:
+    """Footage in closed spool files, from their names (<epoch>-<start>-<last>-<end>.ts)."""
+    ends = [p.stem.split("-") for p in folder.glob("*.ts")]
+    return sum(int(end) - int(start) for _, start, _, end in ends) / 90_000
+
+
+def test_what_an_edge_spooled_before_a_restart_is_back_filled_after_it(
+    ingest_server: Callable[..., IngestServer],
+    edge_process: Callable[..., Edge],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    first = edge_process(port, "--camera", "test", "--name", "gate", "--fps", "15")
+    wait_until(lambda: "hub unreachable, retrying" in first.stderr(), 10, "the outage")
+    folder = tmp_path / "state" / "nvr-edge" / "spool" / "gate"
+    # The camera runs on while the hub is down: its footage goes to the spool.
+    wait_until(lambda: spooled_seconds(folder) >= 3.0, 20, "3 s in closed spool files")
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=10) == 0, first.stderr()
+
+    server = ingest_server(port=port, v2=True)
+    second = edge_process(port, "--camera", "test", "--name", "gate", "--fps", "15")
+    wait_until(lambda: any(r.mode == "backfill" and r.ended == "done" for r in server.requests),
+               20, "the first run's footage back-filled")
+    live = [r for r in server.requests if r.mode == "live"]
+    backfill = next(r for r in server.requests if r.mode == "backfill")
+    # The first run's timeline: an epoch older than the second run's live request.
+    assert float(backfill.headers["x-nvr-stream-epoch"]) < float(
+        live[0].headers["x-nvr-stream-epoch"])
+    _, _, pts, keys = decode_ts(backfill.body_path)
+    assert pts[0] == keys[0] and len(pts) >= 3 * 15
+    assert "spool holds" in second.stderr()

@@ -70,11 +70,15 @@ def test_stream_is_a_chunked_post_with_the_protocol_headers(
     assert headers["transfer-encoding"] == "chunked"
     assert headers["host"] == f"127.0.0.1:{server.port}"
     assert headers["x-nvr-location"] == "front yard"
-    assert before - 0.01 <= float(headers["x-nvr-stream-epoch"]) <= time.time()
+    assert headers["x-nvr-protocol"] == "2" and headers["x-nvr-mode"] == "live"
     # Stopping finishes the request: final zero chunk sent, the hub's 200 read.
     assert request.complete and request.status == 200
     fmt, codec, pts, keys = decode_ts(request.body_path)
-    assert (fmt, codec) == ("mpegts", "h264") and pts[0] == keys[0] == 0 and len(pts) > 10
+    # A live request starts at a keyframe of the encoder's running timeline, whose PTS 0 is
+    # the epoch instant.
+    assert (fmt, codec) == ("mpegts", "h264") and pts[0] == keys[0] and len(pts) > 10
+    first_frame_wall = float(headers["x-nvr-stream-epoch"]) + pts[0] / 90_000
+    assert before - 0.01 <= first_frame_wall <= time.time()
 
 
 def test_rejection_is_logged_once_per_outage_and_retried(
@@ -168,4 +172,5 @@ def test_long_streams_start_a_new_request_that_begins_at_pts_zero(
     assert first.complete and first.status == 200
     assert float(second.headers["x-nvr-stream-epoch"]) > float(first.headers["x-nvr-stream-epoch"])
     _, _, pts, keys = decode_ts(second.body_path)
-    assert pts[0] == keys[0] == 0 and pts[-1] <= 0.6 * 90_000
+    # PTS 0 is the epoch instant (whole ms); the first frame comes within that ms.
+    assert pts[0] == keys[0] < 90 and pts[-1] <= 0.6 * 90_000
