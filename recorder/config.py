@@ -324,7 +324,7 @@ def load_file(path: Path) -> dict[str, Any]:
 # key: (low, high, type) of the ingest limits (docs/design/protocol.md, "Limits")
 _INGEST_LIMITS: dict[str, tuple[float, float, type]] = {
     "head_timeout": (0.5, 300, float), "max_connections": (1, 1_000_000, int),
-    "max_connections_per_source": (1, 1_000_000, int), "fd_reserve": (16, 1_000_000, int),
+    "max_connections_per_source": (1, 1_000_000, int), "fd_reserve": (0, 1_000_000, int),
     "min_video_bytes": (0, 10**9, int), "new_cameras_per_source": (0, 100_000, int),
     "new_camera_window": (1, 30 * 86400, float),
 }

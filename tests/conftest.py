@@ -10,6 +10,17 @@ import pytest
 from tests.support.procs import Hub
 
 
+@pytest.fixture(autouse=True)
+def own_state_directory(tmp_path_factory: pytest.TempPathFactory,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give each test its own XDG state folder, so edges it starts keep their spools apart.
+
+    An edge spools under $XDG_STATE_HOME by default and uploads what it finds there: two tests
+    sharing that folder would back-fill one test's footage into another test's hub.
+    """
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def hub_factory(tmp_path: Path) -> Iterator:
     """Make real hubs on 127.0.0.1 (each in its own folder); all are stopped at the end."""

@@ -103,10 +103,18 @@ def pull_segmenter_argv(url: str, pattern: Path, segment_seconds: float, list_fd
     ]
 
 
-def with_parent_death_signal(argv: list[str]) -> list[str]:
-    """Prefix argv so the child gets SIGTERM if the hub dies (Linux setpriv)."""
+def with_parent_death_signal(argv: list[str], fed_by_hub: bool = False) -> list[str]:
+    """Prefix argv so the child gets SIGTERM if the hub dies (Linux setpriv).
+
+    An ffmpeg the hub feeds on stdin needs no signal: when the hub dies its stdin ends, and
+    ffmpeg finishes the open segment with everything it was given. A death signal would do
+    harm there: Linux sends it again each time the child passes to another of the dying
+    hub's threads, and at its second signal ffmpeg aborts its writes and loses what it had
+    buffered (often the whole open segment). Pulled cameras read the network, which never
+    ends by itself, so they keep the signal.
+    """
     setpriv = shutil.which("setpriv")
-    if setpriv is None:
+    if setpriv is None or fed_by_hub:
         return argv
     return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 

@@ -67,7 +67,7 @@ class LiveTap:
             source = ["-nostdin", "-rtsp_transport", "tcp", "-timeout", "10000000", "-i", self.url]
         argv = [*head, *source, *ffmpeg.live_output(self.live_dir, secrets.token_hex(3))]
         self.proc = await asyncio.create_subprocess_exec(
-            *ffmpeg.with_parent_death_signal(argv),
+            *ffmpeg.with_parent_death_signal(argv, fed_by_hub=self.url is None),
             stdin=asyncio.subprocess.PIPE if self.url is None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True)

@@ -271,7 +271,7 @@ class Segmenter:
             fds += [progress_read, progress_write]
             argv = self._argv(run, write_fd, progress_write)
             self._proc = await asyncio.create_subprocess_exec(
-                *ffmpeg.with_parent_death_signal(argv),
+                *ffmpeg.with_parent_death_signal(argv, fed_by_hub=self.kind != "pull"),
                 stdin=asyncio.subprocess.PIPE if self.kind != "pull" else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
                 pass_fds=(write_fd, progress_write), start_new_session=True)

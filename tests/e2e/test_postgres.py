@@ -179,7 +179,7 @@ def test_kill_9_then_restart_reconciles_on_postgresql(hub_factory, pg):
     rows = pg_segments(engine, "porch")
     recovered = [r for r in rows if r.recovered]
     assert len(recovered) == left and sum(r.duration for r in recovered) > 0.5, recovered
-    assert all(r.note == "interrupted segment" for r in recovered)
+    assert all(r.note.startswith("interrupted segment") for r in recovered), recovered
     assert rows[:len(before)] == before and rows[-left:] == recovered
     assert_tiles(rows)
     assert_files_under_root(hub, rows)

@@ -36,6 +36,7 @@ backoff_initial = 0.5
 backoff_max = 1
 failed_retry_seconds = 300
 stall_margin = 2
+fd_reserve = 0  # the ingest guard would keep the flood from using the hub's last descriptors
 """
 
 

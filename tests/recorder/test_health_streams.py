@@ -6,7 +6,6 @@ clock; the e2e side is tests/e2e/test_supervision_guard.py and test_alerts_e2e.p
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
@@ -16,6 +15,7 @@ from recorder.config import HubConfig
 from recorder.health.monitor import HealthMonitor
 from recorder.supervise.segmenter import StreamStats
 from recorder.supervise.states import ProcessStateMachine, RestartPolicy, State
+from tests.support import aio
 
 LIMIT = 2 * 2.0 + 2.0  # 2 x segment_seconds + stall_margin
 
@@ -71,7 +71,7 @@ def monitor_of(clock: Clock, **streams: FakeSegmenter) -> tuple[HealthMonitor, F
 
 
 def check(monitor: HealthMonitor) -> dict[str, Any]:
-    asyncio.run(monitor.check_streams())
+    aio.run(monitor.check_streams())
     return monitor.checks["streams"].as_json()
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from recorder.ingest import server
 from recorder.ingest.guard import IngestLimits
 from recorder.ingest.server import IngestRequest, StreamEnding
+from tests.support import aio
 
 NAME_FIRST = "abcxyzABC019"
 NAME_REST = NAME_FIRST + "_.-"
@@ -125,7 +126,7 @@ def exchange(wire: bytes, cuts: list[int]) -> Outcome:
     """Send ``wire`` cut at ``cuts`` to a real ingest server, then EOF; collect the outcome."""
     bounds = sorted({c for c in cuts if 0 < c < len(wire)})
     pieces = [wire[a:b] for a, b in zip([0, *bounds], [*bounds, len(wire)])]
-    return asyncio.run(_exchange(pieces))
+    return aio.run(_exchange(pieces))
 
 
 camera_names = st.builds(lambda first, rest: first + rest, st.sampled_from(NAME_FIRST),

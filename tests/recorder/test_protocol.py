@@ -17,6 +17,7 @@ from recorder.ingest.protocol import (
     parse_fields, snap_to_tick,
 )
 from recorder.ingest.server import parse_request_head
+from tests.support import aio
 
 EPOCH = time.time() - 3600
 ticks = st.integers(min_value=0, max_value=(1 << 33) * 4)  # well past a PTS wrap
@@ -84,7 +85,7 @@ def test_changed_wakes_the_ack_writer_with_the_latest_value():
         progress.advance(3.0 + TICK)  # two segments before the writer runs: one ack line
         return await waiter
 
-    assert asyncio.run(scenario()) == snap_to_tick(3.0 + TICK)
+    assert aio.run(scenario()) == snap_to_tick(3.0 + TICK)
 
 
 @given(backfill_ids, st.sampled_from(["0", "1"]))

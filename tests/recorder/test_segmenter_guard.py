@@ -21,6 +21,7 @@ from recorder.store.storage import Storage
 from recorder.supervise.segmenter import Segmenter
 from recorder.supervise.states import RestartPolicy, State
 from tests.support.media import encoded_ts
+from tests.support import aio
 
 POLICY = RestartPolicy(initial=0.2, maximum=0.5, fail_after=3, startsecs=0.2, failed_retry=60)
 
@@ -87,7 +88,7 @@ def test_an_error_makes_the_camera_failed_and_restart_brings_it_back(catalog, st
             assert seg.state is State.STOPPED
             assert states.count(State.FAILED) == 1  # one alert's worth, not one per retry
 
-    asyncio.run(scenario())
+    aio.run(scenario())
     assert count(catalog, Segment) >= 2  # the bytes buffered while FAILED were recorded too
     assert count(catalog, Run) == 1
 
@@ -103,5 +104,5 @@ def test_a_failed_camera_whose_edge_leaves_finishes_without_an_error(catalog, st
                 await seg.finish()  # must neither raise nor hang: the connection is released
             assert seg.state is State.STOPPED
 
-    asyncio.run(scenario())
+    aio.run(scenario())
     assert count(catalog, Segment) == 0

@@ -129,7 +129,8 @@ class Hub:
                  port: int | None = None, env: dict[str, str] | None = None,
                  argv_prefix: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
-        self.argv_prefix = argv_prefix  # e.g. ("prlimit", "--nofile=1024:1024")
+        # run the hub through this, e.g. ("prlimit", "--nofile=1024:1024") (it must exec)
+        self.argv_prefix: tuple[str, ...] | list[str] = argv_prefix
         self.env = env or {}
         self.port = port or free_port()
         self.storage = workdir / "recordings"
@@ -140,8 +141,6 @@ class Hub:
         self.segment_seconds = segment_seconds
         self.process: LoggedProcess | None = None
         self.runs: list[LoggedProcess] = []
-        # run the hub through this, e.g. ["prlimit", "--nofile=64", "--"] (it must exec)
-        self.argv_prefix: list[str] = []
 
     def start(self, timeout: float = 30.0) -> Hub:
         """Start the hub and wait until it listens."""
