@@ -25,6 +25,7 @@ import dataclasses
 import datetime as dt
 import os
 import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -96,12 +97,17 @@ class Soak:
         self.samples: list[Sample] = []
         self.hub_log = open(work / "hub.log", "ab")  # noqa: SIM115 - closed in stop_all
         self.lock = threading.Lock()
+        # a shared ingest token, as a real site has: edges that present it are the owner's
+        self.token_file = work / "ingest.token"
+        self.token_file.write_text(secrets.token_urlsafe(24))
+        self.token_file.chmod(0o600)
 
     # -- processes ---------------------------------------------------------------------------
 
     def start_hub(self) -> None:
         """Start the hub and wait until it listens."""
         argv = [PYTHON, "-m", "recorder", "--listen", f"127.0.0.1:{self.port}",
+                "--token-file", str(self.token_file),
                 "--storage", str(self.work / "recordings"),
                 "--db", f"sqlite:///{self.work / 'nvr.db'}",
                 "--segment-seconds", str(self.args.segment_seconds), "--log-level", "WARNING"]
@@ -126,6 +132,7 @@ class Soak:
         argv = [PYTHON, "-m", "edge", "--hub", "127.0.0.1", "--port", str(self.proxies[index].port),
                 "--location", "soak", "--fps", str(self.args.fps), "--size", self.args.size,
                 "--bitrate", self.args.bitrate, "--spool-dir", str(self.work / f"spool-{index}"),
+                "--token-file", str(self.token_file),
                 "--log-level", "WARNING"]
         for name in self.groups[index]:
             argv += ["--camera", "test", "--name", name]

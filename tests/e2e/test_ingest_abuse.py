@@ -179,6 +179,15 @@ class Trickle(threading.Thread):
         self.join(10)
 
 
+def test_an_edge_with_the_shared_token_brings_up_many_new_cameras_at_once(hub_factory,
+                                                                         ts_bytes) -> None:
+    hub = hub_factory(config=f'ingest_token = "{TOKEN}"\n').start()
+    statuses = [push(hub.port, f"cam{i:02d}", ts_bytes, token=TOKEN, source="127.0.0.67")
+                for i in range(6)]
+    assert statuses == [200] * 6, statuses
+    assert push(hub.port, "intruder", ts_bytes, token="wrong", source="127.0.0.67") == 401
+
+
 @pytest.mark.parametrize(("what", "every"), [("null packets", 0.2), ("a packet now and then",
                                                                      0.8 * STALL)])
 def test_a_trickle_without_real_video_is_dropped_as_stalled_and_frees_the_name(
