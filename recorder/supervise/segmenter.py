@@ -31,8 +31,8 @@ STOP_GRACE_SECONDS = 10.0
 PENDING_LIMIT_BYTES = 16 * 1024 * 1024
 # A pushed run starts once the bytes buffered for it hold a keyframe (pts.StartFinder), which
 # comes within a GOP. It gives up on that after this much video without one (keyframes it cannot
-# recognize: the shift is then taken from the first frame), or this long with no keyframe at all
-# (a stream without readable PTS starts unshifted).
+# recognize: the shift is then taken from the first frame), or this long after the first bytes
+# (a stream without readable PTS starts unshifted); before any byte comes it just waits.
 KEYFRAME_SEARCH_SECONDS = 5.0
 START_WAIT_SECONDS = 10.0
 # How far below the first PTS ffmpeg's shifted timeline starts: room for B-frames and audio a
@@ -324,7 +324,7 @@ class Segmenter:
         # Everything fed from now on is buffered for the new ffmpeg, in order: its first
         # keyframe is in there (a PTS read from bytes the last ffmpeg got is up to a GOP early).
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + START_WAIT_SECONDS
+        deadline: float | None = None  # counted from the first byte: a silent sender is waited for
         finder, scanned, dropped = pts.StartFinder(), 0, self.stats.bytes_dropped
         while True:
             self._input_seen.clear()
@@ -333,9 +333,12 @@ class Segmenter:
             for chunk in itertools.islice(self._pending, scanned, None):
                 finder.feed(chunk)
                 scanned += 1
-            remaining = deadline - loop.time()
+            if deadline is None and self._pending:
+                deadline = loop.time() + START_WAIT_SECONDS
+            remaining = None if deadline is None else deadline - loop.time()
             if (finder.start is not None or finder.searched() >= KEYFRAME_SEARCH_SECONDS
-                    or self._stop.is_set() or self._input_closed or remaining <= 0):
+                    or self._stop.is_set() or self._input_closed
+                    or (remaining is not None and remaining <= 0)):
                 return finder
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._input_seen.wait(), remaining)

@@ -17,11 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nvrlib.catalog.db import make_engine
-from nvrlib.catalog.models import Command
+from nvrlib.catalog.models import Command, Run
 from nvrlib.ffmpeg_bin import ffmpeg_exe
+from recorder.supervise.segmenter import PTS_MARGIN_SECONDS
 from tests.support.ffmpegs import debian_ffmpeg, unavailable_reason
 from tests.support.media import Row, segments
 from tests.support.procs import ffmpeg_pusher, running, wait_for
@@ -93,6 +95,22 @@ def restart(db_url: str, camera: str) -> str:
         engine.dispose()
 
 
+def first_keyframe_times(db_url: str, runs: list[list[Row]]) -> list[float]:
+    """Where each run's first frame sits on its own shifted timeline (seconds)."""
+    engine = make_engine(db_url)
+    try:
+        with Session(engine) as session:
+            anchors = {run.id: run for run in session.scalars(select(Run))}
+    finally:
+        engine.dispose()
+    times = []
+    for rows in runs:
+        run = anchors[run_of(rows[0])]
+        assert run.anchor_pts is not None
+        times.append((rows[0].start - run.anchor_wall).total_seconds() + run.anchor_pts)
+    return times
+
+
 def segmenter_pid(hub, camera: str) -> int | None:  # type: ignore[no-untyped-def]
     """The process id of the hub's ffmpeg that writes a camera's segments."""
     for pid in hub.ffmpeg_children():
@@ -143,6 +161,11 @@ def test_restart_of_a_long_running_stream_keeps_segment_length_and_wall_clock(
         whole = [row for rows in runs[:-1] for row in rows[1:-1]] + runs[-1][1:]
         assert all(abs(row.duration - SEGMENT) <= 0.1 for row in whole), \
             f"{camera}: {[[round(row.duration, 2) for row in rows] for rows in runs]}"
+        # each run's timeline is shifted from the first keyframe its ffmpeg writes, whatever
+        # the load: that keyframe is at the margin, so a cut never comes a GOP early
+        starts = first_keyframe_times(hub.db_url, runs)
+        assert all(abs(start - PTS_MARGIN_SECONDS) <= 0.01 for start in starts), \
+            f"{camera}: runs start at {[round(start, 3) for start in starts]} s of their timeline"
         # the admin restart loses at most a moment, and the new run continues the same clock
         gap = (runs[1][0].start - runs[0][-1].end).total_seconds()
         assert -0.1 <= gap <= 3.0, f"{camera}: {gap:.2f} s between the runs"
