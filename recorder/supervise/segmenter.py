@@ -35,8 +35,8 @@ PENDING_LIMIT_BYTES = 16 * 1024 * 1024
 # (a stream without readable PTS starts unshifted); before any byte comes it just waits.
 KEYFRAME_SEARCH_SECONDS = 5.0
 START_WAIT_SECONDS = 10.0
-# How far below the first PTS ffmpeg's shifted timeline starts: room for B-frames and audio a
-# little behind the first video PES, and never past one segment (or the muxer would cut twice).
+# How far below the first keyframe ffmpeg's shifted timeline starts: room for B-frames and audio
+# a little behind it, and never past one segment (or the muxer would cut twice).
 PTS_MARGIN_SECONDS = 1.0
 
 
