@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 import math
 import os
@@ -27,11 +29,14 @@ logger = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
 PENDING_LIMIT_BYTES = 16 * 1024 * 1024
-# A pushed run starts once the stream's clock is known (a relay batch comes every 0.5 s);
-# a stream without readable PTS starts after this long, unshifted.
-PTS_WAIT_SECONDS = 2.0
-# How far below the first PTS ffmpeg's shifted timeline starts: room for B-frames and audio a
-# little behind the first video PES, and never past one segment (or the muxer would cut twice).
+# A pushed run starts once the bytes buffered for it hold a keyframe (pts.StartFinder), which
+# comes within a GOP. It gives up on that after this much video without one (keyframes it cannot
+# recognize: the shift is then taken from the first frame), or this long after the first bytes
+# (a stream without readable PTS starts unshifted); before any byte comes it just waits.
+KEYFRAME_SEARCH_SECONDS = 5.0
+START_WAIT_SECONDS = 10.0
+# How far below the first keyframe ffmpeg's shifted timeline starts: room for B-frames and audio
+# a little behind it, and never past one segment (or the muxer would cut twice).
 PTS_MARGIN_SECONDS = 1.0
 
 
@@ -87,6 +92,7 @@ class Segmenter:
         self._input_closed = False
         self._last_pts: int | None = None  # 90 kHz ticks of the last video PES fed
         self._pts_known = asyncio.Event()
+        self._input_seen = asyncio.Event()  # bytes were buffered for ffmpeg, or input ended
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -122,7 +128,7 @@ class Segmenter:
     async def finish(self) -> None:
         """End of input: let ffmpeg finish the open segment, then wait for everything."""
         self._input_closed = True
-        self._pts_known.set()
+        self._input_seen.set()
         proc = self._proc
         if proc is not None and proc.stdin is not None and not self._pending:
             self.machine.stopping()
@@ -134,7 +140,7 @@ class Segmenter:
         """Stop ffmpeg cleanly (the open segment is finished) and wait for the catalog."""
         self._stop.set()
         self._wake.set()
-        self._pts_known.set()
+        self._input_seen.set()
         if self._proc is not None and self._proc.returncode is None:
             self.machine.stopping()
             self._signal(signal.SIGTERM)
@@ -290,32 +296,63 @@ class Segmenter:
         return await self._watch(self._proc, run, read_fd, progress_read), run
 
     async def _pts_offset(self) -> float:
-        """Seconds to shift this run's timeline back by, so that it starts near 0."""
+        """Seconds to shift this run's timeline back by, so that its first keyframe is near 0."""
         if self.kind != "push":
             return 0.0  # ffmpeg starts each RTSP session's clock at 0
-        if self._last_pts is None:
-            try:
-                await asyncio.wait_for(self._pts_known.wait(), PTS_WAIT_SECONDS)
-            except TimeoutError:
-                self.log.debug("no PTS in the first bytes: ffmpeg runs on the stream's clock")
-        # the new ffmpeg first gets the buffered bytes, else what arrives after the last batch
-        ticks = self._first_pending_pts()
-        ticks = self._last_pts if ticks is None else ticks
+        finder = await self._find_start()
+        if finder.start is not None:
+            # start the new ffmpeg at that PAT: what came before it is frames ffmpeg would drop
+            # and audio that would land before the shifted 0
+            self._drop_pending_head(finder.start.offset)
+            ticks: int | None = finder.start.pts
+        else:
+            ticks = finder.first_pts
+            self.log.warning("no keyframe found in %.1f s of video: the shift is taken from the "
+                             "first frame, the first segments may be short", finder.searched())
         if ticks is None:
+            self.log.debug("no PTS in the first bytes: ffmpeg runs on the stream's clock")
             return 0.0
         margin = min(PTS_MARGIN_SECONDS, self.segment_seconds / 2)
         offset = max(math.floor((pts.seconds(ticks) - margin) * 1000) / 1000, 0.0)
         if offset:
-            self.log.info("stream clock at %.3f s: this run shifts it back by %.3f s",
+            self.log.info("first keyframe at %.3f s: this run shifts the stream back by %.3f s",
                           pts.seconds(ticks), offset)
         return offset
 
-    def _first_pending_pts(self) -> int | None:
-        for chunk in self._pending:
-            ticks = pts.first_video_pts(chunk)
-            if ticks is not None:
-                return ticks
-        return None
+    async def _find_start(self) -> pts.StartFinder:
+        """Wait until the bytes buffered for the new ffmpeg hold its first keyframe (bounded)."""
+        # Everything fed from now on is buffered for the new ffmpeg, in order: its first
+        # keyframe is in there (a PTS read from bytes the last ffmpeg got is up to a GOP early).
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None  # counted from the first byte: a silent sender is waited for
+        finder, scanned, dropped = pts.StartFinder(), 0, self.stats.bytes_dropped
+        while True:
+            self._input_seen.clear()
+            if self.stats.bytes_dropped != dropped:  # the oldest bytes are gone: scan anew
+                finder, scanned, dropped = pts.StartFinder(), 0, self.stats.bytes_dropped
+            for chunk in itertools.islice(self._pending, scanned, None):
+                finder.feed(chunk)
+                scanned += 1
+            if deadline is None and self._pending:
+                deadline = loop.time() + START_WAIT_SECONDS
+            remaining = None if deadline is None else deadline - loop.time()
+            if (finder.start is not None or finder.searched() >= KEYFRAME_SEARCH_SECONDS
+                    or self._stop.is_set() or self._input_closed
+                    or (remaining is not None and remaining <= 0)):
+                return finder
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._input_seen.wait(), remaining)
+
+    def _drop_pending_head(self, count: int) -> None:
+        """Forget the first ``count`` buffered bytes."""
+        while count and self._pending:
+            chunk = self._pending.popleft()
+            self._pending_bytes -= len(chunk)
+            if len(chunk) > count:
+                self._pending.appendleft(chunk[count:])
+                self._pending_bytes += len(chunk) - count
+                return
+            count -= len(chunk)
 
     def _new_run(self, pts_offset: float = 0.0) -> RunInfo:
         if self.kind == "pull":
@@ -431,6 +468,7 @@ class Segmenter:
     def _buffer(self, data: bytes) -> None:
         self._pending.append(data)
         self._pending_bytes += len(data)
+        self._input_seen.set()
         while self._pending_bytes > PENDING_LIMIT_BYTES and self._pending:
             dropped = self._pending.popleft()
             self._pending_bytes -= len(dropped)
