@@ -133,7 +133,7 @@ class Soak:
                 "--location", "soak", "--fps", str(self.args.fps), "--size", self.args.size,
                 "--bitrate", self.args.bitrate, "--spool-dir", str(self.work / f"spool-{index}"),
                 "--token-file", str(self.token_file),
-                "--log-level", "WARNING"]
+                "--log-level", "INFO"]
         for name in self.groups[index]:
             argv += ["--camera", "test", "--name", name]
         log = open(self.work / f"edge-{index}.log", "ab")  # noqa: SIM115 - owned by the child
@@ -190,7 +190,14 @@ class Soak:
             proc.kill()
             proc.wait()
             time.sleep(self.rng.uniform(1, 5))
+            log = self.work / f"edge-{index}.log"
+            starts = log.read_text().count(": starting: ")
             self.edges[index] = self.start_edge(index)
+            # an edge captures nothing until it has started (Python, OpenCV and PyAV load first)
+            deadline = time.monotonic() + 30
+            while log.read_text().count(": starting: ") < starts + len(self.groups[index]) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
             self.edge_down[index].append((down, time.time()))
 
     def note_hub_started(self) -> None:
@@ -251,45 +258,62 @@ def read_catalog(db: Path) -> dict[str, list[tuple[float, float, bool]]]:
     return spans
 
 
-def uncovered(window: tuple[float, float], spans: list[tuple[float, float]],
-              excluded: list[tuple[float, float]]) -> float:
-    """Seconds of ``window`` that neither a span nor an excluded interval covers."""
-    covered = sorted([*spans, *excluded])
-    missing, cursor = 0.0, window[0]
-    for start, end in covered:
+def gaps(window: tuple[float, float], spans: list[tuple[float, float]],
+         excluded: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The stretches of ``window`` that neither a span nor an excluded interval covers."""
+    holes, cursor = [], window[0]
+    for start, end in sorted([*spans, *excluded]):
         start, end = max(start, window[0]), min(end, window[1])
         if end <= cursor:
             continue
         if start > cursor:
-            missing += start - cursor
+            holes.append((cursor, start))
         cursor = max(cursor, end)
-    return missing + max(0.0, window[1] - cursor)
+    if window[1] > cursor:
+        holes.append((cursor, window[1]))
+    return holes
 
 
 def report(soak: Soak, began: float, stopped: float, drain_seconds: float) -> int:
     """Print the figures; return 1 if footage was lost."""
     catalog = read_catalog(soak.work / "nvr.db")
+    frame = 1.0 / soak.args.fps
     print(f"\nfaults: {soak.faults}; drain after the faults: {drain_seconds:.0f} s")
-    print(f"{'camera':10} {'segments':>8} {'backfilled':>10} {'lost s':>8}")
-    total_lost, total_segments, total_backfilled = 0.0, 0, 0
+    print(f"seconds lost: all gaps, and gaps longer than one frame ({frame:.2f} s: a catalog row's "
+          "end may leave out its last frame's duration)")
+    print(f"{'camera':10} {'segments':>8} {'backfilled':>10} {'lost s':>8} {'> 1 frame':>10}")
+    total_lost, total_long, total_segments, total_backfilled = 0.0, 0.0, 0, 0
+    long_gaps: list[tuple[str, float, float]] = []
     for index, group in enumerate(soak.groups):
         for name in group:
             rows = catalog.get(name, [])
             first = min((start for start, _, _ in rows), default=began)
             # the last second before the clean stop may still be in the segment being closed
             window = (max(first, began), stopped - soak.args.segment_seconds)
-            lost = uncovered(window, [(s, e) for s, e, _ in rows], soak.edge_down[index])
+            holes = gaps(window, [(s, e) for s, e, _ in rows], soak.edge_down[index])
+            lost = sum(b - a for a, b in holes)
+            longer = [(a, b) for a, b in holes if b - a > 1.5 * frame]
+            long_gaps += [(name, a, b) for a, b in longer]
             backfilled = sum(1 for *_, b in rows if b)
             total_lost += lost
+            total_long += sum(b - a for a, b in longer)
             total_segments += len(rows)
             total_backfilled += backfilled
-            print(f"{name:10} {len(rows):8d} {backfilled:10d} {lost:8.1f}")
-    print(f"{'all':10} {total_segments:8d} {total_backfilled:10d} {total_lost:8.1f}")
+            print(f"{name:10} {len(rows):8d} {backfilled:10d} {lost:8.1f} "
+                  f"{sum(b - a for a, b in longer):10.1f}")
+    print(f"{'all':10} {total_segments:8d} {total_backfilled:10d} {total_lost:8.1f} "
+          f"{total_long:10.1f}")
+    for name, start, end in long_gaps[:40]:
+        print(f"  gap {name} {_clock(start)} - {_clock(end)} ({end - start:.2f} s)")
     print("\nhub memory and descriptors:")
     for taken in soak.samples:
         print(f"  {taken.label:18} pid {taken.pid:7d}  RSS {taken.rss_kib / 1024:7.1f} MiB  "
               f"fds {taken.fds}")
-    return 1 if total_lost > 0.5 * len(soak.names) else 0
+    return 1 if total_long > 0 else 0
+
+
+def _clock(unix: float) -> str:
+    return dt.datetime.fromtimestamp(unix).strftime("%H:%M:%S.%f")[:-4]
 
 
 @contextlib.contextmanager
