@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.procs import Hub
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point this pytest process's XDG state folder at a temp folder of its own.
+
+    Edges spool under $XDG_STATE_HOME by default; session-scoped systems start before any
+    function fixture can patch the environment, and must never touch the user's real spool.
+    """
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="nvr-test-state-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove this process's temp state folder."""
+    shutil.rmtree(os.environ.get("XDG_STATE_HOME", ""), ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -124,7 +124,11 @@ class HealthMonitor:
             try:
                 await func()
             except asyncio.CancelledError:
-                raise
+                # the hub is stopping: APScheduler would log the cancellation as a traceback
+                logger.debug("health check %s cancelled", name)
+            except OSError as exc:  # out of descriptors, a disk error: one line, not a traceback
+                logger.warning("health check %s failed: %s", name, exc)
+                self._set(name, False, f"the check itself failed: {exc}")
             except Exception as exc:  # a failing check must never take recording down
                 logger.exception("health check %s failed", name)
                 self._set(name, False, f"the check itself failed: {exc}")

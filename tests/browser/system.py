@@ -94,7 +94,8 @@ def start_edge(hub: Hub) -> LoggedProcess:
     """A real edge pushing one synthetic `test` camera to the hub."""
     argv = [sys.executable, "-m", "edge", "--hub", "127.0.0.1", "--port", str(hub.port),
             "--camera", "test", "--name", CAMERA, "--location", LOCATION,
-            "--fps", "15", "--size", "640x360", "--bitrate", "800k"]
+            "--fps", "15", "--size", "640x360", "--bitrate", "800k",
+            "--spool-dir", str(hub.workdir / "spool")]
     return LoggedProcess(argv, cwd=hub.workdir)
 
 

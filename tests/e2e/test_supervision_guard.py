@@ -37,6 +37,7 @@ backoff_max = 1
 failed_retry_seconds = 300
 stall_margin = 2
 fd_reserve = 0  # the ingest guard would keep the flood from using the hub's last descriptors
+head_timeout = 300  # the flood's idle connections hold their descriptors while the test runs
 """
 
 
