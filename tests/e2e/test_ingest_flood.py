@@ -187,7 +187,10 @@ def test_a_flood_of_slow_connections_neither_stops_recording_nor_fills_the_log(
     assert "keeps its last file descriptors for recording" in log
     assert re.search(r"refused \d+ more ingest connections from \d+ address", log)
     assert flood.slowloris_lifetimes and max(flood.slowloris_lifetimes) < HEAD_TIMEOUT + 1.5
-    assert "Too many open files" not in log and "Traceback" not in log
+    # On a loaded machine accept() can still run dry for a moment (asyncio accepts a burst of
+    # connections before the guard closes the refused ones): then it is the designed two lines
+    # (the first failure, then a count), never a line per accept nor a traceback.
+    assert log.count("Too many open files") <= 2 and "Traceback" not in log
     assert len(log) < 200_000, f"the hub wrote {len(log)} bytes of log"
 
     rows = segments(hub.db_path, "healthy")
