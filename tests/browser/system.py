@@ -48,11 +48,15 @@ class System:
     base_url: str
 
     def segments(self, camera: str = CAMERA) -> list[Segment]:
-        """The camera's finished segments in the catalog, oldest first (read with sqlite3)."""
+        """The camera's finished live segments in the catalog, oldest first (read with sqlite3).
+
+        Back-filled rows are left out: tests of the timeline seed some into this shared catalog.
+        """
         with contextlib.closing(sqlite3.connect(self.hub.db_path, timeout=10)) as conn:
             rows = conn.execute(
                 "SELECT s.id, s.start_time, s.end_time FROM segments s JOIN cameras c"
                 " ON c.id = s.camera_id WHERE c.name = ? AND s.status = 'ok'"
+                " AND s.backfilled = 0"
                 " ORDER BY s.start_time", (camera,)).fetchall()
         return [Segment(r[0], _utc(r[1]), _utc(r[2])) for r in rows]
 
