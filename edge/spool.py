@@ -27,6 +27,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from nvrlib.durable import fsync_dir
+
 from .encoder import TICKS_PER_SECOND, Chunk
 from .errors import EdgeError
 
@@ -359,7 +361,7 @@ class Spool:
         closed.path = self.folder / closed.name
         os.rename(f.path, closed.path)
         if self.fsync:
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         acks, self._acks = self._acks, []
         if any(_acked(closed, *a) for a in acks):
             self._bytes -= closed.size
@@ -482,7 +484,7 @@ class Spool:
         f = SpoolFile(epoch_ms, start, pts[-1], pts[-1] + step, size, path)
         f.path = self.folder / f.name
         os.rename(path, f.path)
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         self._closed.append(f)
 
 
@@ -500,14 +502,6 @@ def _unlink(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _take_folder_lock(folder: Path) -> int:

@@ -7,6 +7,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from nvrlib.durable import fsync_dir
 from nvrlib.names import is_valid_camera_name
 
 from recorder.errors import StorageLocked
@@ -97,15 +98,6 @@ class Storage:
 def fsync_file(path: Path) -> None:
     """Flush a file's data to disk (ffmpeg closes files but never fsyncs them)."""
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush a folder, so a file created or renamed in it survives power loss."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
