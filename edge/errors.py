@@ -30,7 +30,16 @@ class HubUnreachable(HubError):
 
 
 class HubClosed(HubUnreachable):
-    """A v2 hub ended the stream itself (shutdown, admin disconnect)."""
+    """A v2 hub ended the stream itself (shutdown, admin disconnect, a restarted recorder)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @property
+    def restarted(self) -> bool:
+        """Tell whether the hub restarted this camera's recorder (reconnect at once, quietly)."""
+        return self.reason.startswith("recorder restarted")
 
 
 class HubRejected(HubError):

@@ -20,7 +20,7 @@ from .backoff import Backoff, Outage
 from .capture import Frame, LatestFrame, run_capture
 from .cli import StreamConfig
 from .encoder import TICKS_PER_SECOND, Chunk, Encoder, EncoderSettings
-from .errors import HubError, HubRejected, HubUnreachable
+from .errors import HubClosed, HubError, HubRejected, HubUnreachable
 from .overlay import Overlay
 from .spool import NullSpool, Spool
 from .tap import END, Frame as TapFrame, LiveTap, Start
@@ -232,6 +232,12 @@ class LiveSender(threading.Thread):
             if self.worker.stop.is_set():  # shutting down: no retry
                 self.log.warning("could not finish the live request cleanly: %s", exc)
                 self._ended = True
+                return
+            if isinstance(exc, HubClosed) and exc.restarted:
+                # Not an outage: the hub restarted the recorder and ended the request so that
+                # acks can go on in a new one; the spool back-fills the second in between.
+                self.log.info("%s; reopening the live request", exc)
+                self.worker.stop.wait(self._reconnect.next_delay())
                 return
             level = logging.ERROR if exc.is_config_error else logging.WARNING
             self._outage.failed(str(exc), level)

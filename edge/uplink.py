@@ -153,7 +153,7 @@ class HubConnection:
         if self._ended:
             if self.protocol == 2:
                 why = self.closed_reason or "the response ended"
-                raise HubClosed(f"{self.hub.netloc} closed the stream: {why}")
+                raise HubClosed(f"{self.hub.netloc} closed the stream: {why}", why)
             raise HubUnreachable(f"{self.hub.netloc} answered {self._status} before the end")
 
     def _pump(self, deadline: float, until_end: bool) -> None:

@@ -117,6 +117,7 @@ OUTAGE_REASONS: dict[str, str] = {
     "disconnected": "disconnected by an admin",
     "disabled": "disabled",
     "hub_stopped": "hub stopped",
+    "restarted": "recorder restarted",
 }
 
 

@@ -176,7 +176,8 @@ class Outage(Base):
     camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # clean_shutdown | connection_lost | stalled | failing | disconnected | disabled | hub_stopped
+    # clean_shutdown | connection_lost | stalled | failing | disconnected | disabled | hub_stopped |
+    # restarted
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
     # seconds of the outage recovered later from the edge's spool (backfilled segments)

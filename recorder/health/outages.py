@@ -11,7 +11,9 @@ from nvrlib.catalog.models import Camera, CameraStatus, Outage
 from recorder.store.catalog import Catalog
 
 # Outages an admin or the hub's own stop caused: kept for the timeline, never emailed.
-QUIET_REASONS = frozenset({"disconnected", "disabled", "hub_stopped"})
+# "restarted": the hub restarted a v2 edge's recorder and ended its request; the edge is back
+# within a second and back-fills the gap from its spool.
+QUIET_REASONS = frozenset({"disconnected", "disabled", "hub_stopped", "restarted"})
 
 
 @dataclasses.dataclass(frozen=True)

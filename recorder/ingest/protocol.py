@@ -7,6 +7,7 @@ no I/O here, so the wire format can be tested on its own.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import dataclasses
 import json
 import math
@@ -169,6 +170,7 @@ class DurableProgress:
     def __init__(self) -> None:
         self.durable_pts: float | None = None
         self.frozen: str | None = None  # why acks stopped advancing
+        self.on_freeze: list[Callable[[str], None]] = []  # the connection ends its request
         self._changed = asyncio.Event()
 
     def advance(self, durable_pts: float) -> None:
@@ -184,6 +186,8 @@ class DurableProgress:
         """Stop advancing: footage after the current point may be lost."""
         if self.frozen is None:
             self.frozen = reason
+            for listener in self.on_freeze:
+                listener(reason)
 
     async def changed(self) -> float | None:
         """Wait until durable_pts advanced, then return it."""

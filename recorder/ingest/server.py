@@ -53,7 +53,8 @@ class IngestRequest:
 class StreamEnding:
     """How an edge's stream ended, as the ingest connection saw it."""
 
-    # clean_shutdown (the body ended) | connection_lost | stalled | closed_by_hub
+    # clean_shutdown (the body ended) | connection_lost | stalled | closed_by_hub |
+    # restarted (a v2 request whose recorder restarted: its acks froze, so the edge reconnects)
     reason: str
     detail: str = ""
 
@@ -217,13 +218,16 @@ class IngestConnection:
         sink = await self.handler.admit(head)
         acks = _AckWriter(self, self.handler.progress_of(sink)) if head.protocol.acks else None
         ending = StreamEnding("connection_lost", "the connection ended unexpectedly")
+        restarted = _RestartWatch(acks, head.camera, self)
         try:
             if acks is not None:
                 await acks.start()
+            restarted.arm()
             ending = await self._relay(sink, head.camera, first)
         except asyncio.CancelledError:
-            # the hub is shutting down, or an admin disconnected this edge
-            ending = StreamEnding("closed_by_hub")
+            # the hub is shutting down, an admin disconnected this edge, or its recorder
+            # restarted (a version-2 request then ends: see _RestartWatch)
+            ending = restarted.ending() or StreamEnding("closed_by_hub")
         finally:
             await sink.finish()
             self.handler.release(head.camera, sink, ending)
@@ -348,6 +352,43 @@ class IngestConnection:
             self.writer.write(data)
             async with asyncio.timeout(5):
                 await self.writer.drain()
+
+
+class _RestartWatch:
+    """Ends a version-2 request as soon as its acks freeze (the hub restarted its recorder).
+
+    Acks can never advance past the bytes a restart lost, so the request is over: the relay is
+    cancelled at once, even while it waits for data, and the edge opens a new request and
+    back-fills the gap from its spool. A version-1 request just goes on into the new ffmpeg.
+    """
+
+    def __init__(self, acks: _AckWriter | None, camera: str, connection: IngestConnection) -> None:
+        self.acks, self.camera, self.connection = acks, camera, connection
+        self.reason: str | None = None
+        self.task = asyncio.current_task()
+
+    def arm(self) -> None:
+        """Start watching (a freeze that already happened ends the request at once)."""
+        if self.acks is None:
+            return
+        progress = self.acks.progress
+        progress.on_freeze.append(self._frozen)
+        if progress.frozen is not None:
+            self._frozen(progress.frozen)
+
+    def _frozen(self, reason: str) -> None:
+        if self.reason is None and self.task is not None:
+            self.reason = reason
+            self.connection.log.info("%s: ending the request of edge %s: %s", self.camera,
+                                     self.connection.peer, reason)
+            self.task.cancel()
+
+    def ending(self) -> StreamEnding | None:
+        """The ending if the watch cancelled the relay (and takes that cancellation back)."""
+        if self.reason is None or self.task is None:
+            return None
+        self.task.uncancel()
+        return StreamEnding("restarted", self.reason)
 
 
 class _AckWriter:

@@ -225,14 +225,16 @@ class Segmenter:
             self.anchor = None  # nothing learned: the next run anchors at its own start
         if self._input_closed and self._pending and returncode is not None:
             return 0.0  # ffmpeg died with input still buffered: write it out first
-        if delay is None or self._input_closed:
-            return None
         if self._restart_requested:
             self._restart_requested = False
             self.log.info("ffmpeg restarted on request")
-            return 0.0
-        self._log_exit(returncode, delay)
-        return delay
+            return None if delay is None or self._input_closed else 0.0
+        if delay is None:
+            return None
+        # an ffmpeg death is worth its stderr even when it also ended a v2 edge's request
+        self._log_exit(returncode, "the request ended" if self._input_closed
+                       else f"restart in {delay:.0f} s")
+        return None if self._input_closed else delay
 
     async def _supervision_failed(self, exc: Exception) -> float | None:
         """Survive an unexpected error: stop a stray ffmpeg, close the run, go FAILED, retry."""
@@ -500,10 +502,10 @@ class Segmenter:
             except ProcessLookupError:
                 pass
 
-    def _log_exit(self, returncode: int | None, delay: float) -> None:
+    def _log_exit(self, returncode: int | None, then: str) -> None:
         tail = "\n    ".join(self.stderr.tail(8))
-        self.log.warning("ffmpeg exited (%s), %s; restart in %.0f s; last output:\n    %s",
-                         returncode, self.machine.state.value, delay, tail)
+        self.log.warning("ffmpeg exited (%s), %s; %s; last output:\n    %s",
+                         returncode, self.machine.state.value, then, tail)
 
 
 async def _pipe_lines(fd: int):  # type: ignore[no-untyped-def]

@@ -8,51 +8,17 @@ from sqlalchemy import select
 from nvrlib.catalog.db import make_engine
 from nvrlib.catalog.models import Camera, CameraStatus, Command
 from sqlalchemy.orm import Session
+from tests.support.control import CatalogControl
 from tests.support.media import segments
 from tests.support.procs import ffmpeg_pusher, running, wait_for
 from tests.support.rtsp import rtsp_server, unavailable_reason
 from tests.support.requirements import require
 
 
-class Catalog:
-    """What the web app does to the catalog, done from the test."""
-
-    def __init__(self, hub) -> None:
-        self.engine = make_engine(hub.db_url)
-
-    def command(self, camera: str, action: str) -> int:
-        with Session(self.engine) as session, session.begin():
-            command = Command(camera=camera, action=action, requested_by="test", result="")
-            session.add(command)
-            session.flush()
-            return command.id
-
-    def result(self, command_id: int) -> str | None:
-        with Session(self.engine) as session:
-            command = session.get(Command, command_id)
-            return command.result if command and command.done_at else None
-
-    def wait_result(self, command_id: int, timeout: float = 10) -> str:
-        return wait_for(lambda: self.result(command_id), timeout, f"command {command_id}")
-
-    def status(self, camera: str) -> CameraStatus | None:
-        with Session(self.engine) as session:
-            return session.scalar(select(CameraStatus).join(Camera).where(Camera.name == camera))
-
-    def camera(self, name: str) -> Camera | None:
-        with Session(self.engine) as session:
-            return session.scalar(select(Camera).where(Camera.name == name))
-
-    def add_pull_camera(self, name: str, url: str) -> None:
-        with Session(self.engine) as session, session.begin():
-            session.add(Camera(name=name, location="garden", kind="pull", url=url, enabled=True,
-                               approval="approved"))
-
-
 @pytest.fixture
 def control(hub_factory):
     hub = hub_factory(segment_seconds=2).start()
-    catalog = Catalog(hub)
+    catalog = CatalogControl(hub)
     yield hub, catalog
     catalog.engine.dispose()
 
@@ -75,24 +41,24 @@ def test_restart_disconnect_disable_enable(control):
     pusher = ffmpeg_pusher(hub.url("porch"))
     with running(pusher):
         wait_for(lambda: segments(hub.db_path, "porch"), 20, "recording")
-        assert catalog.wait_result(catalog.command("porch", "restart")) == "ok: ffmpeg restarted"
+        assert catalog.wait_result(catalog.submit("porch", "restart")) == "ok: ffmpeg restarted"
         wait_for(lambda: catalog.status("porch").restarts >= 1, 10, "a restart in the status")
         count = len(segments(hub.db_path, "porch"))
         wait_for(lambda: len(segments(hub.db_path, "porch")) > count + 1, 20, "recording again")
-        assert catalog.wait_result(catalog.command("porch", "disconnect")) == "ok: edge disconnected"
+        assert catalog.wait_result(catalog.submit("porch", "disconnect")) == "ok: edge disconnected"
         pusher.proc.wait(15)  # the hub closed its connection
-    assert catalog.wait_result(catalog.command("porch", "disable")) == "ok: disabled"
+    assert catalog.wait_result(catalog.submit("porch", "disable")) == "ok: disabled"
     assert catalog.camera("porch").enabled is False
     refused = ffmpeg_pusher(hub.url("porch"), seconds=3)
     with running(refused):
         refused.proc.wait(20)
     hub.process.wait_line(r"rejected: 423 camera porch is disabled")
-    assert catalog.wait_result(catalog.command("porch", "enable")) == "ok: enabled"
+    assert catalog.wait_result(catalog.submit("porch", "enable")) == "ok: enabled"
     count = len(segments(hub.db_path, "porch"))
     with running(again := ffmpeg_pusher(hub.url("porch"), seconds=5)):
         assert again.proc.wait(30) == 0
     wait_for(lambda: len(segments(hub.db_path, "porch")) > count, 10, "recording after enable")
-    assert catalog.wait_result(catalog.command("nobody", "restart")) == "not streaming"
+    assert catalog.wait_result(catalog.submit("nobody", "restart")) == "not streaming"
 
 
 def test_new_camera_is_recorded_and_approved(control):
@@ -111,7 +77,7 @@ def test_approval_can_be_required(hub_factory):
     assert not segments(hub.db_path, "stranger")
     hub.stop()
     hub.start()  # pending stays pending while approval is required
-    catalog = Catalog(hub)
+    catalog = CatalogControl(hub)
     try:
         assert catalog.camera("stranger").approval == "pending"
     finally:
@@ -123,7 +89,7 @@ def test_cameras_left_pending_without_required_approval_are_approved_at_start(hu
     with running(pusher := ffmpeg_pusher(hub.url("stranger"), seconds=3)):
         pusher.proc.wait(30)
     assert hub.stop() == 0
-    catalog = Catalog(hub)
+    catalog = CatalogControl(hub)
     try:
         with Session(catalog.engine) as session, session.begin():
             # as an older hub left an automatically admitted camera: pending for ever
@@ -140,8 +106,8 @@ def test_pull_camera_added_in_the_database_is_pulled_after_reload(control):
     hub, catalog = control
     with rtsp_server() as camera:
         catalog.add_pull_camera("garden", camera.url)
-        assert catalog.wait_result(catalog.command("*", "reload")) == "ok: cameras reloaded"
+        assert catalog.wait_result(catalog.submit("*", "reload")) == "ok: cameras reloaded"
         wait_for(lambda: len(segments(hub.db_path, "garden")) >= 2, 30, "pulled segments")
-        assert catalog.wait_result(catalog.command("garden", "disable")) == "ok: disabled"
+        assert catalog.wait_result(catalog.submit("garden", "disable")) == "ok: disabled"
         wait_for(lambda: not catalog.status("garden").online, 10, "the pull to stop")
         hub.process.wait_line(r"garden: no longer pulled")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.control import CatalogControl
 from tests.support.media import segments
 from tests.support.procs import ROOT, LoggedProcess, running, wait_for
 from tests.support.tcp_proxy import BLACKHOLE, REFUSE, TcpProxy
@@ -112,4 +113,27 @@ def test_a_hub_killed_mid_segment_loses_nothing_once_the_spool_drains(hub_factor
     assert missing <= MAX_MISSING
     assert "backfilled" in edge.output  # what was never acked went again
     assert not spooled_files(spool)
+    assert hub.stop() == 0
+
+
+def test_an_admin_restart_reopens_the_edge_request_at_once_and_quietly(hub_factory, tmp_path):
+    """A restart loses the bytes in ffmpeg's pipe, so the hub ends the request "closed": the
+    edge reopens it at once and back-fills the second in between; no outage email, no wait."""
+    hub = hub_factory(segment_seconds=2).start()
+    spool = tmp_path / "spool"
+    edge = start_edge(hub.port, spool)
+    with running(edge), CatalogControl(hub) as control:
+        wait_for(lambda: len(segments(hub.db_path, "porch")) >= 3, 30, "live segments")
+        restarted = time.time()
+        assert control.command("porch", "restart") == "ok: ffmpeg restarted"
+        edge.wait_line(r"recorder restarted .*reopening the live request", 10)
+        hub.process.wait_line(r"porch: edge .* connected", 10)
+        window = (restarted - 3, restarted + 6)
+        wait_for(lambda: time.time() > window[1] + 4, 15, "the window to be in the past")
+        wait_for(lambda: missing_seconds(hub.db_path, *window) <= MAX_MISSING, 60,
+                 "the restart to be back-filled")
+        assert [o.reason for o in control.outages("porch")] == ["restarted"]
+        assert not control.alerts("porch", "offline")
+        assert edge.terminate() == 0, edge.output[-3000:]
+    assert "hub unreachable" not in edge.output and "no acknowledgement" not in edge.output
     assert hub.stop() == 0

@@ -24,6 +24,7 @@ from nvrlib.catalog.db import make_engine
 from nvrlib.catalog.models import Alert, Camera, CameraStatus, Command
 from tests.e2e.test_webapp_control import WebApp
 from tests.support.media import segments
+from tests.support.control import CatalogControl
 from tests.support.procs import Hub, ffmpeg_pusher, running, wait_for
 from tests.webapp.helpers import dispose
 
@@ -91,37 +92,6 @@ class Flood:
             sock.close()
 
 
-class Control:
-    """The web app's side of the control channel, done from the test."""
-
-    def __init__(self, hub: Hub) -> None:
-        self.engine = make_engine(hub.db_url)
-
-    def command(self, camera: str, action: str) -> str:
-        with Session(self.engine) as session, session.begin():
-            command = Command(camera=camera, action=action, requested_by="test", result="")
-            session.add(command)
-            session.flush()
-            command_id = command.id
-
-        def answer() -> str | None:
-            with Session(self.engine) as session:
-                row = session.get(Command, command_id)
-                return row.result if row is not None and row.done_at else None
-
-        return wait_for(answer, 15, f"the answer to {action} {camera}")
-
-    def state(self, camera: str) -> str | None:
-        with Session(self.engine) as session:
-            row = session.scalar(select(CameraStatus).join(Camera).where(Camera.name == camera))
-            return row.state if row is not None else None
-
-    def alerts(self, camera: str, kind: str) -> list[Alert]:
-        with Session(self.engine) as session:
-            return list(session.scalars(select(Alert).where(Alert.camera == camera,
-                                                            Alert.kind == kind)))
-
-
 @contextlib.contextmanager
 def descriptors_used_up(hub: Hub) -> Iterator[None]:
     """Flood the hub until it has no descriptor left, for the duration of the block."""
@@ -141,7 +111,7 @@ def test_a_camera_survives_a_descriptor_shortage_and_restart_and_disconnect_work
     hub = hub_factory(config=CONFIG, segment_seconds=2)
     hub.argv_prefix = [shutil.which("prlimit") or "prlimit", f"--nofile={NOFILE}:{NOFILE}", "--"]
     hub.start()
-    control = Control(hub)
+    control = CatalogControl(hub)
     web = WebApp(hub, tmp_path)
     try:
         with running(pusher := ffmpeg_pusher(hub.url("porch"), size="320x240")):
