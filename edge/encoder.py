@@ -14,6 +14,8 @@ from av.video.frame import PictureType
 logger = logging.getLogger(__name__)
 
 TICKS_PER_SECOND = 90_000  # MPEG-TS clock
+TS_PACKET = 188
+SYNC_BYTE = 0x47
 TIME_BASE = Fraction(1, TICKS_PER_SECOND)
 # A small I/O buffer plus flush_packets hands every frame's TS packets over at once, so the
 # uplink sends one chunk per frame instead of waiting for 32 KiB to pile up.
@@ -66,11 +68,31 @@ def to_video_frame(image_bgr: np.ndarray) -> av.VideoFrame:
 
 @dataclasses.dataclass(frozen=True)
 class Chunk:
-    """The TS bytes one frame made, with its PTS (90 kHz ticks) and whether it is a keyframe."""
+    """The TS bytes one frame made, with its PTS (90 kHz ticks) and whether a stream may start
+    at it (``keyframe``: an IDR whose bytes begin with a PAT and PMT, see ``starts_with_pat``)."""
 
     data: bytes
     pts: int
     keyframe: bool
+
+
+def starts_with_pat(data: bytes) -> bool:
+    """Tell whether a PAT packet comes before the first PES in these TS bytes.
+
+    A demuxer ignores every PES until it has read a PAT and its PMT, so a request or a spool
+    file must start at a keyframe that brings them along. ffmpeg's MPEG-TS muxer writes them
+    before a keyframe, except when the packet before was a keyframe too.
+    """
+    for pos in range(0, len(data) - TS_PACKET + 1, TS_PACKET):
+        packet = data[pos:pos + TS_PACKET]
+        if packet[0] != SYNC_BYTE:
+            return False
+        if (packet[1] & 0x1F) << 8 | packet[2] == 0:
+            return True
+        payload = 4 + (1 + packet[4] if packet[3] & 0x20 else 0)
+        if packet[1] & 0x40 and packet[payload:payload + 3] == b"\x00\x00\x01":
+            return False  # a PES starts before any PAT
+    return False
 
 
 class _Buffer:
@@ -99,6 +121,7 @@ class Encoder:
         self._last_pts = -1
         self._last_key_pts: int | None = None
         self._force_key = False
+        self._last_was_key = False
         self._muxed_pts: int | None = None
         self._muxed_key = False
         self._buffer = _Buffer()
@@ -135,14 +158,18 @@ class Encoder:
         frame = to_video_frame(image_bgr)
         pts = self.next_pts(capture_monotonic)
         frame.pts, frame.time_base = pts, TIME_BASE
-        if self._force_key or self._keyframe_due(pts):
+        # Not right after a keyframe: the muxer would write no PAT/PMT before this one.
+        forced = self._force_key and not self._last_was_key
+        if forced or self._keyframe_due(pts):
             frame.pict_type = PictureType.I  # an IDR (forced-idr): a request may start here
             self._force_key = False
         self._muxed_pts, self._muxed_key = None, False
         self._mux(self._stream.encode(frame))
+        self._last_was_key = self._muxed_key
         # zerolatency and no B-frames: the packet made is this frame's (same PTS).
         made_pts = pts if self._muxed_pts is None else self._muxed_pts
-        return Chunk(self._buffer.take(), made_pts, self._muxed_key)
+        data = self._buffer.take()
+        return Chunk(data, made_pts, self._muxed_key and starts_with_pat(data))
 
     def force_keyframe(self) -> None:
         """Make the next frame a keyframe (IDR), e.g. where a new live request starts."""

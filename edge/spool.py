@@ -29,7 +29,7 @@ from pathlib import Path
 
 from nvrlib.durable import fsync_dir
 
-from .encoder import TICKS_PER_SECOND, Chunk
+from .encoder import TICKS_PER_SECOND, TS_PACKET, Chunk
 from .errors import EdgeError
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 # space soon and a backfill can start close to any instant, long enough that the directory
 # stays small (a day of 4-s files is ~21600 entries at most, and the spool is bounded anyway).
 FILE_SECONDS = 4.0
-TS_PACKET = 188
+
 WARN_EVERY = 60.0  # seconds between "spool full" warnings
 READ_SIZE = 64 * 1024
 _CLOSED_RE = re.compile(r"(\d{1,16})-(\d{1,16})-(\d{1,16})-(\d{1,16})\.ts")

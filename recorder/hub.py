@@ -261,6 +261,8 @@ class Hub:
                 progress.freeze(f"recorder restarted ({reason or new.value})")
 
         segmenter.on_segment.append(on_segment)
+        # acks would vouch for frames never recorded: none for this request from now on
+        segmenter.on_skip.append(lambda what: progress.freeze(what, end_request=False))
         segmenter.machine.listeners.append(on_state)
 
     def progress_of(self, sink: StreamSink) -> DurableProgress:

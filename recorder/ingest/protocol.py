@@ -170,6 +170,7 @@ class DurableProgress:
     def __init__(self) -> None:
         self.durable_pts: float | None = None
         self.frozen: str | None = None  # why acks stopped advancing
+        self.ends_request = False  # ... and whether that ended the request
         self.on_freeze: list[Callable[[str], None]] = []  # the connection ends its request
         self._changed = asyncio.Event()
 
@@ -182,12 +183,19 @@ class DurableProgress:
             self.durable_pts = pts
             self._changed.set()
 
-    def freeze(self, reason: str) -> None:
-        """Stop advancing: footage after the current point may be lost."""
+    def freeze(self, reason: str, end_request: bool = True) -> None:
+        """Stop advancing: footage after the current point may be lost.
+
+        ``end_request``: the request is over (its recorder restarted), so the edge should open
+        a new one at once. Otherwise it records on without acks, and the edge gives up on the
+        request by its own ack timeout (a sender that starts requests where no demuxer can).
+        """
         if self.frozen is None:
             self.frozen = reason
-            for listener in self.on_freeze:
-                listener(reason)
+            self.ends_request = end_request
+            if end_request:
+                for listener in self.on_freeze:
+                    listener(reason)
 
     async def changed(self) -> float | None:
         """Wait until durable_pts advanced, then return it."""

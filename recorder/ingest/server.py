@@ -373,7 +373,7 @@ class _RestartWatch:
             return
         progress = self.acks.progress
         progress.on_freeze.append(self._frozen)
-        if progress.frozen is not None:
+        if progress.frozen is not None and progress.ends_request:
             self._frozen(progress.frozen)
 
     def _frozen(self, reason: str) -> None:

@@ -86,6 +86,8 @@ class Segmenter:
         self.stderr = ffmpeg.StderrRing()
         self.log = logger.getChild(camera)
         self.on_segment: list[Callable[[FinishedSegment], None]] = []
+        # video a run could not record: it came before the first keyframe ffmpeg can start at
+        self.on_skip: list[Callable[[str], None]] = []
         self._proc: asyncio.subprocess.Process | None = None
         self._pending: collections.deque[bytes] = collections.deque()
         self._pending_bytes = 0
@@ -305,6 +307,8 @@ class Segmenter:
         if finder.start is not None:
             # start the new ffmpeg at that PAT: what came before it is frames ffmpeg would drop
             # and audio that would land before the shifted 0
+            if finder.first_pts is not None and finder.first_pts != finder.start.pts:
+                self._skipped(finder.first_pts, finder.start.pts)
             self._drop_pending_head(finder.start.offset)
             ticks: int | None = finder.start.pts
         else:
@@ -344,6 +348,14 @@ class Segmenter:
                 return finder
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._input_seen.wait(), remaining)
+
+    def _skipped(self, first_pts: int, start_pts: int) -> None:
+        what = (f"{pts.seconds((start_pts - first_pts) % pts.PTS_WRAP):.2f} s of video before "
+                f"the first keyframe with a PAT and PMT (PTS {pts.seconds(start_pts):.3f} s) "
+                "cannot be recorded")
+        self.log.warning("%s", what)
+        for callback in self.on_skip:
+            callback(what)
 
     def _drop_pending_head(self, count: int) -> None:
         """Forget the first ``count`` buffered bytes."""

@@ -247,3 +247,20 @@ def test_acks_stop_at_an_ffmpeg_death_and_the_request_ends_closed_at_once(hub_fa
     assert client.durable()[-1] == frozen
     hub.process.wait_line(r"porch: ending the request of edge .*recorder restarted", 5)
     assert hub.stop() == 0, hub.output[-3000:]
+
+
+def test_a_request_that_starts_mid_gop_records_but_earns_no_ack(hub_factory, clip):
+    """Frames before the first keyframe a demuxer can start at are never recorded, so the acks
+    (every frame below durable_pts) cannot cover them, nor anything after: the request records
+    on without acks and ends "closed", and the edge keeps its spool for the backfill."""
+    hub = hub_factory(segment_seconds=2).start()
+    cut = len(clip) // 3 // 188 * 188  # mid-GOP: video PES with no PAT/PMT before it
+    tail = clip[cut:]
+    epoch = time.time() - first_pts(tail)
+    client = push_v2(hub, "porch", tail, epoch)
+    hub.process.wait_line(r"porch: [\d.]+ s of video before the first keyframe with a PAT", 5)
+    assert client.durable() == [], client.acks
+    last = client.acks[-1]
+    assert last.closed and "cannot be recorded" in last.closed, client.acks
+    assert len(segments(hub.db_path, "porch")) >= 3  # it recorded what it could
+    assert hub.stop() == 0

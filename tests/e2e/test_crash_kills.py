@@ -124,6 +124,16 @@ def kill_repeatedly(hub, rng: random.Random, kills: int) -> tuple[list[float], i
     return moments, torn
 
 
+def around(hub, edge, camera: str, holes: list[tuple[float, float]]) -> str:
+    """What the catalog, the hub and the edge said about a camera near its first hole."""
+    start, end = holes[0]
+    rows = [f"{r.start.timestamp() % 100:.2f}-{r.end.timestamp() % 100:.2f} {r.path}"
+            f"{' backfilled' if r.backfilled else ''}" for r in segments(hub.db_path, camera)
+            if r.end.timestamp() > start - 10 and r.start.timestamp() < end + 10]
+    logs = [line for line in hub.output.splitlines() if camera in line]
+    return "\n".join(["rows:", *rows, "hub:", *logs[-60:], "edge:", edge.output[-6000:]])
+
+
 def test_hub_killed_repeatedly_leaves_clean_footage_and_loses_nothing(hub_factory, tmp_path):
     seed = int(os.environ.get("NVR_CRASH_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(seed)
@@ -161,5 +171,7 @@ def test_hub_killed_repeatedly_leaves_clean_footage_and_loses_nothing(hub_factor
         connects = connect_times(hub.output, camera)
         span = (connects[0] + LOST_AFTER_CONNECT, stopped - TOLERANCE)
         holes = uncovered(covered_intervals(hub, camera), span)
+        if holes:  # printed in full (an assertion message is cut short)
+            print(around(hub, edges[CAMERAS.index(camera)], camera, holes))
         assert holes == [], (camera, [(round(a % 100, 2), round(b % 100, 2)) for a, b in holes],
                              report)

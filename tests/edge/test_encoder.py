@@ -8,6 +8,7 @@ import numpy as np
 
 from edge.capture import SyntheticSource
 from edge.encoder import Encoder, EncoderSettings, pts_for
+from recorder.supervise.pts import StartFinder
 from tests.edge.fakehub import decode_ts
 
 SETTINGS = EncoderSettings(width=320, height=240, fps=15, bitrate=500_000, threads=1)
@@ -80,3 +81,24 @@ def test_pts_strictly_increase_even_for_equal_capture_times() -> None:
     finally:
         encoder.close()
     assert pts_for(12.5, 10.0) == 225_000
+
+
+def test_every_chunk_marked_keyframe_is_where_a_demuxer_can_start() -> None:
+    """A request or spool file starts at a chunk marked keyframe: its bytes must carry a PAT and
+    PMT before the IDR, or the hub's ffmpeg skips to the next one and a second is lost (seen
+    when a live request was asked for right after a keyframe: the muxer wrote no PAT then)."""
+    source = SyntheticSource(320, 240, 15)
+    encoder = Encoder(SETTINGS, start_monotonic=0.0)
+    starts = 0
+    try:
+        for i in range(60):
+            if i % 3 != 1:  # asked for often, and right after keyframes
+                encoder.force_keyframe()
+            chunk = encoder.encode_chunk(source.render(i), i / 15)
+            if chunk.keyframe:
+                starts += 1
+                found = StartFinder().feed(chunk.data)
+                assert found is not None and found.pts == chunk.pts, (i, found)
+    finally:
+        encoder.close()
+    assert starts >= 15  # asking for a keyframe still gets one within a frame or two
