@@ -74,6 +74,9 @@ class Hub:
         # version 2: one backfill upload per camera, and how far each request is durable
         self.backfills: dict[str, Segmenter] = {}
         self.progress: dict[StreamSink, DurableProgress] = {}
+        # ffmpeg restarts per camera since the hub started, carried across connections: a
+        # restart of a v2 edge's camera ends its request and the next one has a new segmenter
+        self.restart_counts: dict[str, int] = {}
         self.new_names = NewNameLimiter(config.new_cameras_per_source, config.new_camera_window)
 
     # -- life cycle -----------------------------------------------------------------------
@@ -198,6 +201,7 @@ class Hub:
         camera = self.config.camera(name)
         location = camera.location if camera and camera.location else request.location
         segmenter = self._new_segmenter(name, location, "push", peer=request.peer)
+        segmenter.machine.restarts = self.restart_counts.get(name, 0)
         segmenter.anchor = self._anchor(request)
         self.pushed[name] = segmenter  # claimed before the await: a racing twin gets 409
         try:
@@ -307,6 +311,8 @@ class Hub:
             return
         del self.pushed[camera]
         self.push_tasks.pop(camera, None)
+        if isinstance(sink, Segmenter):
+            self.restart_counts[camera] = sink.machine.restarts + (ending.reason == "restarted")
         reason = ending.reason
         if reason == "closed_by_hub":
             reason = self.closing.pop(camera, "disconnected")

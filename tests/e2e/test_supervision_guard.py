@@ -97,7 +97,7 @@ def descriptors_used_up(hub: Hub) -> Iterator[None]:
     """Flood the hub until it has no descriptor left, for the duration of the block."""
     pid = hub.process.proc.pid
     with Flood(hub.port, count=NOFILE):
-        wait_for(lambda: open_descriptors(pid) >= NOFILE - 1, 20, "the hub out of descriptors")
+        wait_for(lambda: open_descriptors(pid) >= NOFILE - 1, 45, "the hub out of descriptors")
         yield
 
 
