@@ -16,7 +16,7 @@ from tests.support.procs import LoggedProcess, ffmpeg_pusher, running, wait_for
 
 pytestmark = pytest.mark.e2e
 
-RECORD_SECONDS = 30
+RECORD_SECONDS = 20
 WIDTH, HEIGHT, FPS = 640, 360, 15
 TOKEN = "e2e-token"
 
