@@ -153,6 +153,7 @@ class AlertCenter:
     def __init__(self, config: AlertsConfig, engine: sqlalchemy.Engine, *,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         self._config = config
+        self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
         self._queue: queue.Queue[object] = queue.Queue()
@@ -350,15 +351,16 @@ class AlertCenter:
     def _send_due(self) -> tuple[bool, float]:
         """Deliver the due rows; return whether there were any, and how long to idle if not."""
         now = self._clock()
-        with self._sessions() as session:
-            ids = session.scalars(
+        # a plain connection, not an ORM session: this poll runs every second of the hub's life
+        with self._engine.connect() as conn:
+            ids = conn.scalars(
                 select(Alert.id)
                 .where(Alert.status == "pending",
                        or_(Alert.next_attempt_at.is_(None), Alert.next_attempt_at <= now))
                 .order_by(Alert.created_at, Alert.id).limit(SEND_BATCH)).all()
             if not ids:  # sleep until the next retry is due, if that comes before the next poll
-                retry_at = session.scalar(select(func.min(Alert.next_attempt_at))
-                                          .where(Alert.status == "pending"))
+                retry_at = conn.scalar(select(func.min(Alert.next_attempt_at))
+                                       .where(Alert.status == "pending"))
                 wait = POLL_SECONDS if retry_at is None else (retry_at - now).total_seconds()
                 return False, min(max(wait, 0.01), POLL_SECONDS)
         for alert_id in ids:

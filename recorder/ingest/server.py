@@ -1,4 +1,8 @@
-"""The ingest server: HTTP/1.1 chunked POSTs of MPEG-TS, parsed with h11 (docs/design/protocol.md)."""
+"""The ingest server: HTTP/1.1 POSTs of MPEG-TS (docs/design/protocol.md).
+
+h11 parses each request head and writes the answers; the body is read straight from the socket
+once per batch tick and decoded by recorder.ingest.body.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import hmac
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -18,6 +23,7 @@ import h11
 from nvrlib.names import InvalidName, validate_camera_name
 
 from recorder.errors import IngestRejected
+from recorder.ingest.body import BodyError, ChunkedDecoder, LengthDecoder
 from recorder.ingest.guard import (
     ConnectionGuard, IngestLimits, QuietLog, VideoWatchdog, deadline, quiet_accept_errors, source_of,
 )
@@ -32,6 +38,7 @@ TS_PACKET = 188
 SYNC_BYTE = 0x47
 SYNC_CHECK_BYTES = 3 * TS_PACKET
 READ_SIZE = 1024 * 1024
+MAX_BATCH_BYTES = 16 * READ_SIZE  # read per tick per connection (the rest waits for the next)
 BATCH_SECONDS = 0.5
 MAX_HEAD_BYTES = 16 * 1024
 EARLIEST_EPOCH = 946684800.0  # 2000-01-01: older stream epochs are certainly wrong
@@ -149,6 +156,18 @@ def _epoch(headers: dict[str, str]) -> float | None:
     return epoch
 
 
+def batch_delay(now: float, period: float | None = None) -> float:
+    """Seconds until the next batch tick shared by every connection.
+
+    Ticks fall on multiples of BATCH_SECONDS of the loop's clock, so all connections wake in
+    the same turn of the event loop: one wake-up per tick for the hub, not one per camera.
+    """
+    period = BATCH_SECONDS if period is None else period
+    if period <= 0:
+        return 0.0
+    return period - now % period
+
+
 def token_matches(given: str | None, expected: str) -> bool:
     """Compare a bearer token in constant time."""
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
@@ -186,6 +205,11 @@ class IngestConnection:
         # rejections are per connection: a flood of them is logged in short (guard.QuietLog)
         self.quiet = quiet or QuietLog(logger)
         self.watchdog = VideoWatchdog(limits.min_video_bytes, stall_timeout)
+        # the body, once the head is parsed (_take_over_body)
+        self._decoder: ChunkedDecoder | LengthDecoder = LengthDecoder(0)
+        self._carry = b""  # bytes read before the take-over, not decoded yet
+        self._eof = False  # the peer closed its side
+        self._fd = -1
 
     async def serve(self) -> None:
         """Read the request, stream its body into the camera's segmenter, answer."""
@@ -214,7 +238,7 @@ class IngestConnection:
         self.handler.precheck(head)
         if self.http.they_are_waiting_for_100_continue:
             await self._send(h11.InformationalResponse(status_code=100, headers=[]))
-        first = await self._first_bytes()
+        first = await self._first_bytes(request)
         sink = await self.handler.admit(head)
         acks = _AckWriter(self, self.handler.progress_of(sink)) if head.protocol.acks else None
         ending = StreamEnding("connection_lost", "the connection ended unexpectedly")
@@ -243,19 +267,22 @@ class IngestConnection:
                     "bytes": self.handler.bytes_of(sink)}
             await self._respond(200, json.dumps(body) + "\n", "application/json")
 
-    async def _first_bytes(self) -> bytes:
+    async def _first_bytes(self, request: h11.Request) -> bytes:
         # Validate the body before anything is spawned for it: garbage never reaches disk.
+        self._take_over_body(request)
         buffered = b""
         async with deadline(self.stall_timeout, "the first MPEG-TS packets"):
             while len(buffered) < SYNC_CHECK_BYTES:
                 try:
-                    event = await self._next_event(self.stall_timeout)
+                    raw = self._read_now() or await self._wait_for_bytes(self.stall_timeout)
                 except _Closed as exc:  # a half-closed peer still reads the answer
                     raise IngestRejected(408 if exc.stalled else 400, "the body ended before any "
                                          f"MPEG-TS packet: the edge {exc.reason}") from None
-                if isinstance(event, h11.Data):
-                    buffered += bytes(event.data)
-                else:
+                try:
+                    buffered += self._decoder.feed(raw)
+                except BodyError as exc:
+                    raise IngestRejected(400, f"bad request body: {exc}") from None
+                if len(buffered) < SYNC_CHECK_BYTES and (self._decoder.ended or self._eof):
                     raise IngestRejected(400, "the body ended before any MPEG-TS packet")
         if not looks_like_mpegts(buffered):
             raise IngestRejected(415, "the body is not MPEG-TS (no 0x47 sync byte every 188 bytes)")
@@ -273,7 +300,7 @@ class IngestConnection:
                 self.log.warning("%s: edge %s %s", camera, self.peer, reason)
                 return StreamEnding("stalled" if exc.stalled else "connection_lost",
                                     f"the edge {reason}")
-            except h11.RemoteProtocolError as exc:
+            except BodyError as exc:
                 self.log.warning("%s: edge %s sent a broken stream: %s", camera, self.peer, exc)
                 return StreamEnding("connection_lost", f"the edge sent a broken stream: {exc}")
             if batch:
@@ -288,34 +315,76 @@ class IngestConnection:
                 return StreamEnding("stalled", f"the edge {starved}")
 
     async def _next_batch(self) -> tuple[bytes, bool]:
-        """Wait a batch interval, then take every chunk that arrived; tell if the body ended.
+        """Wait for the next batch tick, then take every byte that arrived; tell if the body ended.
 
-        An encoder sends one small chunk per frame. Letting the kernel buffer them for
-        BATCH_SECONDS and relaying them at once wakes the hub and its ffmpeg a few times a
-        second instead of fifty: this is most of the hub's CPU (scripts/bench/hub_cpu.py).
-        TCP back-pressure covers a full buffer; the latency is far below a segment.
+        An encoder sends one small chunk per frame. Letting the kernel buffer them until the
+        next tick (BATCH_SECONDS, shared by every connection: batch_delay) and relaying them
+        at once wakes the hub and its ffmpeg a few times a second instead of fifty: this is
+        most of the hub's CPU (scripts/bench/hub_cpu.py). The socket is read directly, without
+        a wake-up of its own; TCP back-pressure covers a full buffer; the latency is far below
+        a segment. A stream that sent nothing by the tick is waited for as before.
         """
+        if self._decoder.ended:  # the first bytes held the whole body
+            return b"", True
+        if self._eof:
+            raise _Closed("disconnected mid-stream")
+        await asyncio.sleep(batch_delay(asyncio.get_running_loop().time()))
+        raw = self._read_now()
+        if not raw and not self._eof:
+            raw = await self._wait_for_bytes(self.watchdog.read_timeout(self.stall_timeout))
+        payload = self._decoder.feed(raw)
+        return payload, self._decoder.ended
+
+    def _take_over_body(self, request: h11.Request) -> None:
+        """Read the body from the socket from now on; h11 only parsed the head."""
+        headers = {name.lower(): value for name, value in request.headers}
+        if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+            self._decoder = ChunkedDecoder()  # h11 refused any other transfer coding
+        else:
+            self._decoder = LengthDecoder(int(headers.get(b"content-length", b"0")))
+        self.writer.transport.pause_reading()  # type: ignore[attr-defined]
+        unparsed, closed = self.http.trailing_data
+        self._carry = unparsed + _buffered(self.reader)
+        self._eof = closed or self.reader.at_eof()
+        sock = self.writer.get_extra_info("socket")
+        self._fd = sock.fileno() if sock is not None else -1
+
+    def _read_now(self) -> bytes:
+        """Return every byte that has arrived (without waiting); notice the peer closing."""
+        parts = [self._carry, _buffered(self.reader)] if self._carry else [_buffered(self.reader)]
+        self._carry = b""
+        total = 0
+        while not self._eof and self._fd >= 0 and total < MAX_BATCH_BYTES:
+            try:
+                data = os.read(self._fd, READ_SIZE)
+            except BlockingIOError:
+                break
+            except ConnectionError:
+                raise _Closed("reset the connection") from None
+            if not data:
+                self._eof = True
+                break
+            parts.append(data)
+            total += len(data)
+        return b"".join(parts)
+
+    async def _wait_for_bytes(self, timeout: float) -> bytes:
+        """Wait (at most ``timeout``) for bytes from a silent peer, through the transport."""
         transport = self.writer.transport
-        transport.pause_reading()
+        transport.resume_reading()  # type: ignore[attr-defined]
         try:
-            await asyncio.sleep(BATCH_SECONDS)
+            async with asyncio.timeout(timeout):
+                data = await self.reader.read(READ_SIZE)
+        except TimeoutError:
+            raise _Closed(f"sent nothing for {timeout:g} s (stalled)", stalled=True) from None
+        except ConnectionError:
+            raise _Closed("reset the connection") from None
         finally:
             if not transport.is_closing():
-                transport.resume_reading()
-        chunks: list[bytes] = []
-        event = await self._next_event(self.watchdog.read_timeout(self.stall_timeout))
-        while True:
-            if isinstance(event, h11.Data):
-                chunks.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                return b"".join(chunks), True
-            else:
-                raise _Closed("sent something other than a request body")
-            event = self.http.next_event()
-            if event is h11.NEED_DATA:
-                return b"".join(chunks), False
-            if isinstance(event, h11.ConnectionClosed):
-                raise _Closed("disconnected")
+                transport.pause_reading()  # type: ignore[attr-defined]
+        if not data:
+            self._eof = True
+        return data + _buffered(self.reader)
 
     async def _next_event(self, timeout: float) -> h11.Event | type[h11.PAUSED]:
         while True:
@@ -352,6 +421,20 @@ class IngestConnection:
             self.writer.write(data)
             async with asyncio.timeout(5):
                 await self.writer.drain()
+
+
+def _buffered(reader: asyncio.StreamReader) -> bytes:
+    """Take what a paused StreamReader holds, without waiting.
+
+    StreamReader has no public non-blocking read; its buffer is a bytearray in every CPython
+    since 3.4. Reading it is how the relay leaves the transport's per-read wake-ups behind.
+    """
+    buffer: bytearray = reader._buffer  # type: ignore[attr-defined]
+    if not buffer:
+        return b""
+    data = bytes(buffer)
+    buffer.clear()
+    return data
 
 
 class _RestartWatch:

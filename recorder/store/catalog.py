@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from nvrlib.catalog.models import Camera, Outage, Run, Segment, utcnow
@@ -207,17 +207,18 @@ class Catalog:
         target = self.storage.final_path(info.camera, start, info.run_id, seq)
         durable_move(source, target)
         relative = str(self.storage.relative(target))
-        with self.sessions.begin() as session:
-            camera_id = session.scalar(select(Camera.id).where(Camera.name == info.camera))
-            row = Segment(camera_id=camera_id, run_id=info.run_id, seq=seq, location=info.location,
-                          start_time=start, end_time=end, duration=duration, size_bytes=size,
-                          path=relative, codec=info.codec, width=info.width, height=info.height,
-                          recovered=recovered, note=note, backfilled=backfilled)
-            session.add(row)
-            session.flush()
-            segment_id = row.id
+        values = dict(run_id=info.run_id, seq=seq, location=info.location, start_time=start,
+                      end_time=end, duration=duration, size_bytes=size, path=relative,
+                      codec=info.codec, width=info.width, height=info.height,
+                      recovered=recovered, note=note, backfilled=backfilled)
+        # Core, not the ORM's unit of work: this runs for every segment of every camera, and
+        # was the larger part of the hub's own CPU per stream (scripts/bench/hub_cpu.py)
+        with self.engine.begin() as conn:
+            camera_id = conn.execute(_CAMERA_ID, {"name": info.camera}).scalar()
+            segment_id = conn.execute(_INSERT_SEGMENT, {"camera_id": camera_id, **values}
+                                      ).scalar_one()
             if backfilled:
-                _credit_outages(session, camera_id, start, end)
+                _credit_outages(conn, camera_id, start, end)
         logger.info("%s: %ssegment %s, %.2f s, %.1f MB", info.camera,
                     "backfilled " if backfilled else "", relative, duration, size / 1e6)
         return FinishedSegment(segment_id, info.camera, target, start, end, duration, size,
@@ -298,16 +299,22 @@ def _last_pts(source: Path, listed_end: float) -> float | None:
     return None if raw is None else unwrap_near(raw, listed_end)
 
 
-def _credit_outages(session: Session, camera_id: int, start: dt.datetime,
+_CAMERA_ID = select(Camera.id).where(Camera.name == bindparam("name"))
+_INSERT_SEGMENT = insert(Segment).returning(Segment.id)
+
+
+def _credit_outages(conn: Connection, camera_id: int, start: dt.datetime,
                     end: dt.datetime) -> None:
     """Count a backfilled segment's time inside the camera's outages as recovered footage."""
     now = utcnow()
-    rows = session.scalars(select(Outage).where(
+    rows = conn.execute(select(Outage.id, Outage.started_at, Outage.ended_at,
+                               Outage.backfilled_seconds).where(
         Outage.camera_id == camera_id, Outage.started_at < end,
-        or_(Outage.ended_at.is_(None), Outage.ended_at > start)))
-    for outage in rows:
-        outage_end = outage.ended_at or now
-        inside = (min(end, outage_end) - max(start, outage.started_at)).total_seconds()
-        length = (outage_end - outage.started_at).total_seconds()
+        or_(Outage.ended_at.is_(None), Outage.ended_at > start))).all()
+    for outage_id, started_at, ended_at, filled in rows:
+        outage_end = ended_at or now
+        inside = (min(end, outage_end) - max(start, started_at)).total_seconds()
+        length = (outage_end - started_at).total_seconds()
         if inside > 0:
-            outage.backfilled_seconds = min((outage.backfilled_seconds or 0.0) + inside, length)
+            conn.execute(update(Outage).where(Outage.id == outage_id).values(
+                backfilled_seconds=min((filled or 0.0) + inside, length)))

@@ -7,6 +7,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import itertools
 import logging
 import math
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
 PENDING_LIMIT_BYTES = 16 * 1024 * 1024
+STDIN_PIPE_BYTES = 256 * 1024  # ffmpeg's stdin: a batch of an 8 Mbit/s camera (see widen_pipe)
 # A pushed run starts once the bytes buffered for it hold a keyframe (pts.StartFinder), which
 # comes within a GOP. It gives up on that after this much video without one (keyframes it cannot
 # recognize: the shift is then taken from the first frame), or this long after the first bytes
@@ -92,8 +94,6 @@ class Segmenter:
         self._pending: collections.deque[bytes] = collections.deque()
         self._pending_bytes = 0
         self._input_closed = False
-        self._last_pts: int | None = None  # 90 kHz ticks of the last video PES fed
-        self._pts_known = asyncio.Event()
         self._input_seen = asyncio.Event()  # bytes were buffered for ffmpeg, or input ended
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -111,10 +111,6 @@ class Segmenter:
         """Pass MPEG-TS bytes to ffmpeg; buffer them (bounded) while it restarts."""
         self.stats.bytes_in += len(data)
         self.stats.last_data_at = time.monotonic()
-        ticks = pts.last_video_pts(data)
-        if ticks is not None:
-            self._last_pts = ticks
-            self._pts_known.set()
         if self.tap is not None:
             self.tap.feed(data)
         proc = self._proc
@@ -293,6 +289,8 @@ class Segmenter:
             return None, run
         os.close(write_fd)
         os.close(progress_write)
+        if self._proc.stdin is not None:
+            widen_pipe(self._proc.stdin)
         self.log.info("ffmpeg started (pid %d, run %s)", self._proc.pid, run.run_id)
         if self._stop.is_set():  # stop() came while we were spawning: it could not signal us
             self.machine.stopping()
@@ -518,6 +516,20 @@ class Segmenter:
         tail = "\n    ".join(self.stderr.tail(8))
         self.log.warning("ffmpeg exited (%s), %s; %s; last output:\n    %s",
                          returncode, self.machine.state.value, then, tail)
+
+
+def widen_pipe(stdin: asyncio.StreamWriter) -> None:
+    """Let ffmpeg's stdin pipe hold a whole batch, so one write per batch never waits.
+
+    A pipe holds 64 KiB by default, less than half a second of a 2 Mbit/s camera: each batch
+    then took several wake-ups of the hub. Best effort: past the user's pipe-buffer quota
+    (/proc/sys/fs/pipe-user-pages-soft) Linux refuses, and the default size still works.
+    """
+    pipe = stdin.get_extra_info("pipe")
+    if pipe is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, STDIN_PIPE_BYTES)
 
 
 async def _pipe_lines(fd: int):  # type: ignore[no-untyped-def]

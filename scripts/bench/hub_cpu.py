@@ -441,8 +441,13 @@ class Bench:
         results = root / "connections.jsonl"
         hub_log = root / "hub.log"
         port = free_port()
+        # Every pusher comes from 127.0.0.1: lift the per-address caps that guard a real hub.
+        config = root / "hub.toml"
+        config.write_text(f"new_cameras_per_source = {streams + 1}\n"
+                          f"max_connections_per_source = {streams + 8}\n"
+                          f"max_streams = {max(streams, 256)}\n", "utf-8")
         hub_args = ["--listen", f"127.0.0.1:{port}", "--storage", str(storage),
-                    "--db", f"sqlite:///{root / 'nvr.db'}",
+                    "--db", f"sqlite:///{root / 'nvr.db'}", "--config", str(config),
                     "--segment-seconds", f"{SEGMENT_SECONDS:g}"]
         if self.args.plain_hub:
             argv = [sys.executable, "-m", "recorder", *hub_args]
