@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             "listen": args.listen, "storage": args.storage, "db": args.db,
             "segment_seconds": args.segment_seconds, "ingest_token_file": args.token_file,
         })
-        asyncio.run(Hub(config).run())
+        asyncio.run(Hub(config, own_process=True).run())
         flush_logs()  # the counts of refusals and left-out lines of the last burst
     except RecorderError as exc:
         logger.error("%s", exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import datetime as dt
 import logging
 import signal
@@ -34,16 +35,32 @@ from recorder.supervise.states import RestartPolicy, State
 
 logger = logging.getLogger(__name__)
 
+GC_THRESHOLD = 20_000  # allocations between young-generation collections (CPython: 700)
 STATUS_EVERY_TICKS = 3  # control ticks are 1 s: commands act within 1 s, status is 3 s fresh
 _QUIET_DETAILS = {"disconnected": "disconnected by an admin", "disabled": "disabled by an admin",
                   "hub_stopped": "the hub stopped"}
 
 
+
+def settle_garbage_collector() -> None:
+    """Keep Python's cycle collector off the objects that live as long as the hub.
+
+    Everything made during start-up (modules, SQLAlchemy's mappings and compiled statements,
+    the config) lives until exit, yet every full collection walked it again: perf showed the
+    collector at about a sixth of the hub's CPU while it recorded 16 cameras. gc.freeze()
+    moves those objects out of the collector's generations (CPython's documented use for
+    long-running servers), and a larger first-generation threshold collects less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+
 class Hub:
     """Owns the catalog, the storage lock, every camera's segmenter and the ingest port."""
 
-    def __init__(self, config: HubConfig) -> None:
+    def __init__(self, config: HubConfig, own_process: bool = False) -> None:
         self.config = config
+        self.own_process = own_process  # the hub is the process (not a test's): tune its GC
         self.storage = Storage(config.storage)
         self.engine = db.make_engine(config.db_url)
         self.catalog = Catalog(self.engine, self.storage)
@@ -120,6 +137,8 @@ class Hub:
         addresses = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}"
                               for s in self.server.sockets)
         logger.info("hub listening on %s (segments of %g s)", addresses, self.config.segment_seconds)
+        if self.own_process:
+            settle_garbage_collector()
         self.ready.set()
 
     def request_stop(self) -> None:

@@ -40,7 +40,10 @@ from recorder.health.mailer import Delivery, Mailer, Outgoing
 logger = logging.getLogger(__name__)
 
 UTC = dt.timezone.utc
-POLL_SECONDS = 1.0  # the sender's database poll (rows the web app inserts) and the store's tick
+POLL_SECONDS = 1.0  # the store's tick, and the longest the sender sleeps before a due retry
+# the sender's database poll for rows the web app inserts (a test email); the hub's own alerts
+# wake the sender at once
+SENDER_POLL_SECONDS = 2.0
 SEND_BATCH = 20
 EMAIL_TO_SETTING = "alerts.email_to"  # written by the web app: comma-separated addresses
 EMAIL_OFF = "email is off: no SENDGRID_API_KEY"
@@ -49,6 +52,10 @@ NEVER_DEBOUNCED = frozenset({"test"})
 # one key per kind, not per camera; new cameras too: a host inventing names must not send
 # one email per name (the first debounce_burst are emailed at once, the rest in one summary)
 KIND_KEYED = frozenset({"disk_low", "disk_emergency", "summary", "new_camera"})
+
+
+_PENDING = select(func.count().label("count"),
+                  func.min(Alert.next_attempt_at).label("retry_at")).where(Alert.status == "pending")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -351,18 +358,22 @@ class AlertCenter:
     def _send_due(self) -> tuple[bool, float]:
         """Deliver the due rows; return whether there were any, and how long to idle if not."""
         now = self._clock()
-        # a plain connection, not an ORM session: this poll runs every second of the hub's life
+        # a plain connection, not an ORM session, and one query when nothing is pending (the
+        # usual answer): this poll runs every second of the hub's life
         with self._engine.connect() as conn:
-            ids = conn.scalars(
-                select(Alert.id)
-                .where(Alert.status == "pending",
-                       or_(Alert.next_attempt_at.is_(None), Alert.next_attempt_at <= now))
-                .order_by(Alert.created_at, Alert.id).limit(SEND_BATCH)).all()
+            pending = conn.execute(_PENDING).one()
+            ids: list[int] = []
+            if pending.count:
+                ids = list(conn.scalars(
+                    select(Alert.id)
+                    .where(Alert.status == "pending",
+                           or_(Alert.next_attempt_at.is_(None), Alert.next_attempt_at <= now))
+                    .order_by(Alert.created_at, Alert.id).limit(SEND_BATCH)).all())
             if not ids:  # sleep until the next retry is due, if that comes before the next poll
-                retry_at = conn.scalar(select(func.min(Alert.next_attempt_at))
-                                       .where(Alert.status == "pending"))
-                wait = POLL_SECONDS if retry_at is None else (retry_at - now).total_seconds()
-                return False, min(max(wait, 0.01), POLL_SECONDS)
+                retry_at = pending.retry_at
+                wait = (SENDER_POLL_SECONDS if retry_at is None
+                        else (retry_at - now).total_seconds())
+                return False, min(max(wait, 0.01), SENDER_POLL_SECONDS)
         for alert_id in ids:
             if self._stopping.is_set() and time.monotonic() >= self._drain_deadline:
                 break
@@ -441,8 +452,8 @@ class AlertCenter:
     # -- recipients -----------------------------------------------------------------------
 
     def _web_recipients(self) -> tuple[str, ...]:
-        with self._sessions() as session:
-            raw = session.scalar(select(Setting.value).where(Setting.key == EMAIL_TO_SETTING)) or ""
+        with self._engine.connect() as conn:
+            raw = conn.scalar(select(Setting.value).where(Setting.key == EMAIL_TO_SETTING)) or ""
         items = [part.strip() for part in raw.replace(";", ",").split(",") if part.strip()]
         good = tuple(item for item in items if valid_email(item))
         if len(good) != len(items) and raw != self._bad_setting:

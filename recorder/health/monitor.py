@@ -22,7 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
 from nvrlib.catalog.models import HubStatus, Segment, utcnow
-from recorder.health.alerts import AlertCenter, AlertEvent
+from recorder.health.alerts import AlertCenter, AlertEvent, EmailState
 from recorder.health.outages import OutageInfo
 from recorder.store.catalog import Catalog
 from recorder.store.retention import Retention, RetentionReport
@@ -274,17 +274,17 @@ class HealthMonitor:
 
     async def publish(self) -> None:
         """Write the hub's heartbeat, disk figures, email state and check results."""
-        self._set("alerts", True, self._email_detail())
         await self._in_catalog(self._write_status, False)
 
-    def _email_detail(self) -> str:
-        state = self.hub.alerts.email_state()
+    @staticmethod
+    def _email_detail(state: EmailState) -> str:
         if not state.enabled:
             return "email is off (no SendGrid API key): alerts are logged and stored"
         return f"email to {len(state.recipients)} address(es) ({state.recipients_source})"
 
     def _write_status(self, stopped: bool) -> None:
         state = self.hub.alerts.email_state()
+        self._set("alerts", True, self._email_detail(state))
         now = utcnow()
         with self.hub.catalog.sessions.begin() as session:
             row = session.get(HubStatus, 1) or HubStatus(id=1)

@@ -30,7 +30,9 @@ def _progress(progress_fd: int | None) -> list[str]:
     # ffmpeg's own frame and byte counters, every 2 s, for the status the web app shows
     if progress_fd is None:
         return []
-    return ["-progress", f"pipe:{progress_fd}", "-stats_period", "2"]
+    # the counters feed the 3-s status (fps and bitrate over a 10-s window); a block every
+    # 4 s is a dozen lines the hub parses per camera, half as often as every 2 s
+    return ["-progress", f"pipe:{progress_fd}", "-stats_period", "4"]
 
 
 def _segment_output(pattern: Path, segment_seconds: float, list_fd: int,

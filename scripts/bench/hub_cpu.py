@@ -25,6 +25,7 @@ the connection's byte counters to RESULTS. Nothing runs per chunk, so the CPU fi
 hub's own. Pass --plain-hub to run exactly `python -m recorder` (then bytes lost is not measured).
 
 Usage: .venv/bin/python scripts/bench/hub_cpu.py [--streams 4,16,64] [--seconds 30] [--warmup 5]
+       .venv/bin/python scripts/bench/hub_cpu.py --streams 256 --pusher mux --no-bare --input-seconds 150
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import signal
@@ -315,7 +317,10 @@ class Window:
     realtime: float | None
 
     def per_stream_minute(self, streams: int) -> float:
-        return self.cpu / (streams * self.seconds / 60.0)
+        return self.cpu / (streams * self.seconds / 60.0) if self.seconds else math.nan
+
+
+NOT_RUN = (Window(0.0, 0.0, 0.0, 0.0, 0.0, None, None), 0)  # a baseline left out (--no-bare)
 
 
 @dataclasses.dataclass
@@ -460,7 +465,14 @@ class Bench:
         try:
             wait_for(lambda: "hub listening on" in hub_log.read_text("utf-8", "replace"), 60,
                      "the hub to listen", [hub])
-            for k in range(streams):
+            if self.args.pusher == "mux":  # one light process for every stream
+                with open(progress / "mux.log", "wb") as log:
+                    pushers.append(self.procs.spawn(
+                        [sys.executable, str(Path(__file__).with_name("mux_pusher.py")),
+                         "--port", str(port), "--streams", str(streams), "--input",
+                         str(self.source), "--progress-dir", str(progress)],
+                        stdout=subprocess.DEVNULL, stderr=log))
+            for k in range(streams if self.args.pusher == "ffmpeg" else 0):
                 with open(progress / f"bench{k}.log", "wb") as log:
                     pushers.append(self.procs.spawn(
                         [*self.reader(), "-f", "mpegts", "-progress", str(progress / f"bench{k}.txt"),
@@ -617,6 +629,8 @@ class Row:
 
     @property
     def ratio(self) -> float:
+        if not self.pipe.seconds:
+            return math.nan
         return self.hub.per_stream_minute(self.streams) / self.pipe.per_stream_minute(self.streams)
 
 
@@ -697,7 +711,7 @@ def print_table(rows: list[Row], cores: int, out: Path | None) -> None:
                          f"{fmt_bytes(row.check.dropped)} B dropped; {row.check.segments} segments "
                          f"tile, {fmt_bytes(row.check.catalog_bytes)} B cataloged = "
                          f"{fmt_bytes(row.check.disk_bytes)} B on disk")
-        if 0 in row.bare_segments:
+        if row.pipe.seconds and 0 in row.bare_segments:  # (not run with --no-bare)
             notes.append(f"{tag}: a bare variant wrote no segment: {row.bare_segments}")
     print()
     for note in notes:
@@ -729,6 +743,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--input-seconds", type=int, default=60, help="length of the encoded input")
     p.add_argument("--plain-hub", action="store_true", help="run exactly `python -m recorder` "
                    "(no byte counters: bytes lost is not measured)")
+    p.add_argument("--pusher", choices=["ffmpeg", "mux"], default="ffmpeg",
+                   help="ffmpeg: one stock `ffmpeg -re` per stream (default); mux: one "
+                        "mux_pusher.py for all (light, for 256 streams; the input is not looped, "
+                        "so give --input-seconds longer than the run)")
+    p.add_argument("--no-bare", action="store_true",
+                   help="measure only the hub (no bare-pipe and bare-file baselines)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (prints its path)")
     args = p.parse_args(argv)
@@ -777,11 +797,11 @@ def main(argv: list[str]) -> int:
             for rnd in range(1, args.rounds + 1):
                 for n in args.streams:
                     print(f"[round {rnd}] N={n}: bare-pipe ...", file=sys.stderr)
-                    pipe, pipe_segs = bench.bare(n, piped=True)
+                    pipe, pipe_segs = NOT_RUN if args.no_bare else bench.bare(n, piped=True)
                     print(f"[round {rnd}] N={n}: hub ...", file=sys.stderr)
                     hub, check, _ = bench.hub(n)
                     print(f"[round {rnd}] N={n}: bare-file ...", file=sys.stderr)
-                    file, file_segs = bench.bare(n, piped=False)
+                    file, file_segs = NOT_RUN if args.no_bare else bench.bare(n, piped=False)
                     rows.append(Row(rnd, n, hub, pipe, file, check, (pipe_segs, file_segs)))
                     print(f"[round {rnd}] N={n}: hub {hub.per_stream_minute(n):.3f}, bare-pipe "
                           f"{pipe.per_stream_minute(n):.3f}, bare-file {file.per_stream_minute(n):.3f}"
