@@ -373,12 +373,7 @@ class IngestConnection:
         transport = self.writer.transport
         transport.resume_reading()  # type: ignore[attr-defined]
         try:
-            async with asyncio.timeout(timeout):
-                data = await self.reader.read(READ_SIZE)
-        except TimeoutError:
-            raise _Closed(f"sent nothing for {timeout:g} s (stalled)", stalled=True) from None
-        except ConnectionError:
-            raise _Closed("reset the connection") from None
+            data = await self._read(timeout)
         finally:
             if not transport.is_closing():
                 transport.pause_reading()  # type: ignore[attr-defined]
@@ -393,16 +388,20 @@ class IngestConnection:
                 if isinstance(event, h11.ConnectionClosed):
                     raise _Closed("disconnected")
                 return event
-            try:
-                async with asyncio.timeout(timeout):
-                    data = await self.reader.read(READ_SIZE)
-            except TimeoutError:
-                raise _Closed(f"sent nothing for {timeout:g} s (stalled)", stalled=True) from None
-            except ConnectionError:
-                raise _Closed("reset the connection") from None
+            data = await self._read(timeout)
             if not data and self.http.their_state is h11.SEND_BODY:
                 raise _Closed("disconnected mid-stream")
             self.http.receive_data(data)
+
+    async def _read(self, timeout: float) -> bytes:
+        """One read through the transport, within ``timeout`` (b"" when the peer closed)."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.reader.read(READ_SIZE)
+        except TimeoutError:
+            raise _Closed(f"sent nothing for {timeout:g} s (stalled)", stalled=True) from None
+        except ConnectionError:
+            raise _Closed("reset the connection") from None
 
     async def _respond(self, status: int, body: str, content_type: str) -> None:
         payload = body.encode()
