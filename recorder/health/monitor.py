@@ -142,7 +142,8 @@ class HealthMonitor:
         problems, not_recording = [], []
         for name, segmenter in list(self.hub.segmenters().items()):
             limit = self.config.stall_seconds_for(name)
-            idle = self._seconds_without_segment(segmenter, limit)
+            idle = self._seconds_without_segment(segmenter, limit,
+                                                 count_from_spawn=name not in self.stalled)
             if idle is None or idle < limit:
                 self.stalled.discard(name)
                 if segmenter.state is State.FAILED:
@@ -165,21 +166,31 @@ class HealthMonitor:
         self._set("streams", not problems, ", ".join(problems) or "every stream is recording",
                   not_recording=not_recording)
 
-    def _seconds_without_segment(self, segmenter: Any, limit: float) -> float | None:
+    def _seconds_without_segment(self, segmenter: Any, limit: float,
+                                 count_from_spawn: bool = True) -> float | None:
         """Seconds a stream that should be recording has written nothing (None: not expected).
 
         A pushed stream whose edge sends bytes should be recorded whatever state its ffmpeg is
-        in (a FAILED or stuck camera included), counted from the connection or its last
-        segment, across restarts; a silent edge is the ingest stall timeout's to drop. A pulled
-        stream's ffmpeg is its connection: it is expected to record while RUNNING, counted
-        from that run's start.
+        in (a FAILED or stuck camera included), counted from the connection, its last segment
+        or the start of its current ffmpeg (STARTING or RUNNING), whichever came last; a silent
+        edge is the ingest stall timeout's to drop. Counting from the current ffmpeg's start
+        gives one spawned late a whole window: when hundreds of edges reconnect at once to a
+        small hub, spawning their ffmpegs takes tens of seconds, and restarting the slow ones
+        only made the storm worse (scripts/bench/hub_cpu.py at 256 streams). Once a stream was
+        restarted for this (``count_from_spawn`` False), the restart does not reset the count:
+        it stays "not recording" instead of being restarted again every window. A pulled stream's
+        ffmpeg is its connection: it is expected to record while RUNNING, counted from that
+        run's start.
         """
         last_segment = segmenter.stats.last_segment_at or 0.0
         if segmenter.kind == "push":
             last_data = segmenter.stats.last_data_at
             if last_data is None or self.clock() - last_data >= limit:
                 return None
-            return self.clock() - max(segmenter.stats.created, last_segment)
+            run_start = 0.0
+            if count_from_spawn and segmenter.state in (State.STARTING, State.RUNNING):
+                run_start = segmenter.machine.started_at or 0.0
+            return self.clock() - max(segmenter.stats.created, last_segment, run_start)
         if segmenter.state is not State.RUNNING or segmenter.machine.started_at is None:
             return None
         return self.clock() - max(segmenter.machine.started_at, last_segment)

@@ -121,3 +121,28 @@ def test_a_pulled_camera_counts_from_its_run_start_only_while_running(clock):
     clock.now += LIMIT
     assert check(monitor)["not_recording"] == ["garden"]  # RUNNING, connected, nothing written
     assert garden.restarts == 1
+
+
+def test_an_ffmpeg_spawned_late_gets_a_whole_window_then_one_restart_per_episode(clock):
+    # hundreds of edges reconnecting at once: this camera's ffmpeg only started 5 s after its
+    # connection; it is not restarted before a whole window from its own start
+    porch = FakeSegmenter(clock)
+    monitor, hub = monitor_of(clock, porch=porch)
+    clock.now += 5.0
+    porch.machine.starting()
+    spawned = clock.now
+    while clock.now < spawned + LIMIT - 0.5:
+        clock.now += 0.5
+        porch.stats.last_data_at = clock.now
+        assert check(monitor)["ok"] is True, clock.now - spawned
+    clock.now += 1.0
+    porch.stats.last_data_at = clock.now
+    assert check(monitor)["not_recording"] == ["porch"] and porch.restarts == 1
+    porch.machine.exited(-15, made_progress=False)  # the restart spawns a new ffmpeg ...
+    porch.machine.starting()
+    for _ in range(3 * int(LIMIT)):  # ... which never writes either: reported, not restarted
+        clock.now += 1.0
+        porch.stats.last_data_at = clock.now
+        result = check(monitor)
+        assert result["ok"] is False and result["not_recording"] == ["porch"]
+    assert porch.restarts == 1 and len(hub.alerts_raised) == 1
