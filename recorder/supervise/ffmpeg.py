@@ -30,9 +30,10 @@ def _progress(progress_fd: int | None) -> list[str]:
     # ffmpeg's own frame and byte counters, every 2 s, for the status the web app shows
     if progress_fd is None:
         return []
-    # the counters feed the 3-s status (fps and bitrate over a 10-s window); a block every
-    # 4 s is a dozen lines the hub parses per camera, half as often as every 2 s
-    return ["-progress", f"pipe:{progress_fd}", "-stats_period", "4"]
+    # the counters feed the 3-s status (fps and bitrate over a 10-s window). Not less often:
+    # with -stats_period 4, ffmpeg 5.1 left the open segment on disk seconds behind
+    # (tests/e2e/test_postgres.py found no half-written segment), which a crash would lose
+    return ["-progress", f"pipe:{progress_fd}", "-stats_period", "2"]
 
 
 def _segment_output(pattern: Path, segment_seconds: float, list_fd: int,
