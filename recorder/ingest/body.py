@@ -110,5 +110,3 @@ class LengthDecoder:
         self._left -= take
         return data if take == len(data) else data[:take]
 
-
-BodyDecoder = ChunkedDecoder | LengthDecoder
