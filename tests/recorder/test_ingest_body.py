@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recorder.ingest.body import BodyError, ChunkedDecoder, LengthDecoder, chunk_size
+from tests.support.framing import chunk_payloads, split_at
 
 HEAD = b"POST /ingest/v1/cam HTTP/1.1\r\nHost: hub\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -17,24 +18,15 @@ def chunked_bodies(draw: st.DrawFn) -> tuple[bytes, bytes]:
     """A chunked encoding (with extensions and trailers sometimes) and the body it carries."""
     body = draw(st.binary(max_size=3000))
     sizes = draw(st.lists(st.integers(1, 900), max_size=12))
-    wire, at = b"", 0
-    for size in [*sizes, len(body)]:
-        piece = body[at:at + size]
-        at += len(piece)
-        if piece:
-            digits = draw(st.sampled_from(["{:x}", "{:X}", "{:04x}"])).format(len(piece))
-            ext = draw(st.sampled_from(["", ";a=b", ";name", ";x=\"1\""]))
-            wire += f"{digits}{ext}\r\n".encode() + piece + b"\r\n"
+    wire = b""
+    for piece in chunk_payloads(body, sizes):
+        digits = draw(st.sampled_from(["{:x}", "{:X}", "{:04x}"])).format(len(piece))
+        ext = draw(st.sampled_from(["", ";a=b", ";name", ";x=\"1\""]))
+        wire += f"{digits}{ext}\r\n".encode() + piece + b"\r\n"
     wire += b"0\r\n"
     wire += b"".join(draw(st.lists(st.sampled_from([b"X-T: 1\r\n", b"Etag: x\r\n"]),
                                    max_size=3)))
     return wire + b"\r\n", body
-
-
-def pieces(data: bytes, cuts: list[int]) -> list[bytes]:
-    """Cut ``data`` at ``cuts``."""
-    bounds = sorted({c for c in cuts if 0 < c < len(data)})
-    return [data[a:b] for a, b in zip([0, *bounds], [*bounds, len(data)])]
 
 
 def h11_body(wire: bytes) -> tuple[bytes, bool]:
@@ -56,7 +48,7 @@ def h11_body(wire: bytes) -> tuple[bytes, bool]:
 def test_a_chunked_body_in_any_pieces_decodes_to_its_payload(encoded, cuts) -> None:
     wire, body = encoded
     decoder = ChunkedDecoder()
-    out = b"".join(decoder.feed(piece) for piece in pieces(wire + b"NEXT", cuts))
+    out = b"".join(decoder.feed(piece) for piece in split_at(wire + b"NEXT", cuts))
     assert out == body
     assert decoder.ended
     assert h11_body(wire) == (body, True)
@@ -69,7 +61,7 @@ def test_a_chunked_body_cut_short_gives_a_prefix_like_h11(encoded, cut_at, cuts)
     wire, body = encoded
     short = wire[:cut_at]
     decoder = ChunkedDecoder()
-    out = b"".join(decoder.feed(piece) for piece in pieces(short, cuts))
+    out = b"".join(decoder.feed(piece) for piece in split_at(short, cuts))
     assert body.startswith(out)
     assert (out, decoder.ended) == h11_body(short)
 
@@ -79,7 +71,7 @@ def test_a_chunked_body_cut_short_gives_a_prefix_like_h11(encoded, cut_at, cuts)
 def test_garbage_is_a_body_error_or_a_prefix_never_a_crash(garbage, cuts) -> None:
     decoder = ChunkedDecoder()
     try:
-        for piece in pieces(garbage, cuts):
+        for piece in split_at(garbage, cuts):
             decoder.feed(piece)
     except BodyError:
         pass
@@ -102,5 +94,5 @@ def test_an_endless_chunk_line_is_refused_before_it_fills_memory() -> None:
        cuts=st.lists(st.integers(0, 2100), max_size=10))
 def test_a_length_body_stops_at_its_length(body, extra, cuts) -> None:
     decoder = LengthDecoder(len(body))
-    out = b"".join(decoder.feed(piece) for piece in pieces(body + extra, cuts))
+    out = b"".join(decoder.feed(piece) for piece in split_at(body + extra, cuts))
     assert out == body and decoder.ended

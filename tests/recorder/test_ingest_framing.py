@@ -15,6 +15,7 @@ from recorder.ingest import server
 from recorder.ingest.guard import IngestLimits
 from recorder.ingest.server import IngestRequest, StreamEnding
 from tests.support import aio
+from tests.support.framing import chunk_payloads, split_at
 
 NAME_FIRST = "abcxyzABC019"
 NAME_REST = NAME_FIRST + "_.-"
@@ -124,9 +125,7 @@ async def _read_to_end(reader: asyncio.StreamReader) -> bytes:
 
 def exchange(wire: bytes, cuts: list[int]) -> Outcome:
     """Send ``wire`` cut at ``cuts`` to a real ingest server, then EOF; collect the outcome."""
-    bounds = sorted({c for c in cuts if 0 < c < len(wire)})
-    pieces = [wire[a:b] for a, b in zip([0, *bounds], [*bounds, len(wire)])]
-    return aio.run(_exchange(pieces))
+    return aio.run(_exchange(split_at(wire, cuts)))
 
 
 camera_names = st.builds(lambda first, rest: first + rest, st.sampled_from(NAME_FIRST),
@@ -159,13 +158,8 @@ def requests(draw: st.DrawFn) -> tuple[bytes, bytes]:
     else:
         lines.append("Transfer-Encoding: chunked")
         sizes = draw(st.lists(st.integers(1, 700), max_size=20))
-        encoded, at = b"", 0
-        for size in [*sizes, len(body)]:
-            piece = body[at:at + size]
-            at += len(piece)
-            if piece:
-                encoded += f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
-        encoded += b"0\r\n\r\n"
+        encoded = b"".join(f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+                           for piece in chunk_payloads(body, sizes)) + b"0\r\n\r\n"
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + encoded, body
 
 
