@@ -351,8 +351,7 @@ class IngestConnection:
 
     def _read_now(self) -> bytes:
         """Return every byte that has arrived (without waiting); notice the peer closing."""
-        parts = [self._carry, _buffered(self.reader)] if self._carry else [_buffered(self.reader)]
-        self._carry = b""
+        parts, self._carry = [self._carry, _buffered(self.reader)], b""
         total = 0
         while not self._eof and self._fd >= 0 and total < MAX_BATCH_BYTES:
             try:
