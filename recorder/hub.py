@@ -13,6 +13,8 @@ from sqlalchemy import select
 
 from nvrlib.catalog import db
 from nvrlib.catalog.models import Camera, utcnow
+from nvrlib.ffmpeg_bin import describe_ffmpeg
+from nvrlib.sdnotify import Notifier
 from recorder import control
 from recorder.config import HubConfig
 from recorder.errors import IngestRejected
@@ -88,6 +90,10 @@ class Hub:
         # why the hub itself closed a camera's edge connection (disconnected, disabled, ...)
         self.closing: dict[str, str] = {}
         self.event_tasks: set[asyncio.Task[None]] = set()
+        # systemd (Type=notify): readiness, the watchdog and a status line; a no-op elsewhere
+        self.notifier = Notifier()
+        self.watchdog_task: asyncio.Task[None] | None = None
+        self._status_line = ""
         # version 2: one backfill upload per camera, and how far each request is durable
         self.backfills: dict[str, Segmenter] = {}
         self.progress: dict[StreamSink, DurableProgress] = {}
@@ -112,6 +118,7 @@ class Hub:
     async def _prepare(self) -> None:
         loop = asyncio.get_running_loop()
         logger.info("catalog %s, storage %s", db.redacted(self.config.db_url), self.storage.root)
+        logger.info("%s", await loop.run_in_executor(self.executor, describe_ffmpeg))
         await loop.run_in_executor(self.executor, db.upgrade, self.engine)
         self.report = await loop.run_in_executor(self.executor, reconcile, self.catalog, self.storage)
         crashed = await loop.run_in_executor(self.executor, outages.open_outages_after_crash,
@@ -140,9 +147,32 @@ class Hub:
         if self.own_process:
             settle_garbage_collector()
         self.ready.set()
+        self.notifier.ready(self._recording_status())
+        if self.notifier.watchdog_seconds:
+            self.watchdog_task = asyncio.create_task(self._watchdog_loop(), name="watchdog")
+
+    async def _watchdog_loop(self) -> None:
+        # The pings come from the event loop that relays every pushed stream and supervises
+        # every ffmpeg: if it hangs, they stop and systemd restarts the hub (WatchdogSec=).
+        interval = self.notifier.watchdog_seconds / 2  # type: ignore[operator]
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def _recording_status(self) -> str:
+        recording = sum(1 for s in self.segmenters().values() if s.state is State.RUNNING)
+        return f"recording {recording} camera{'' if recording == 1 else 's'}"
+
+    def _publish_systemd_status(self) -> None:
+        line = self._recording_status()
+        if line != self._status_line:
+            self._status_line = line
+            self.notifier.status(line)
 
     def request_stop(self) -> None:
         """Ask the hub to stop (safe to call from a signal handler)."""
+        if not self.stopping.is_set():
+            self.notifier.stopping("stopping: finishing the open segments")
         self.stopping.set()
 
     async def shutdown(self) -> None:
@@ -154,9 +184,10 @@ class Hub:
             self.health.scheduler.shutdown(wait=False)
         for name in self.pushed:
             self.closing[name] = "hub_stopped"
-        if self.control_task is not None:
-            self.control_task.cancel()
-            await asyncio.gather(self.control_task, return_exceptions=True)
+        for task in (self.control_task, self.watchdog_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         # Cancelling a connection ends its relay; its handler then closes ffmpeg's input,
         # so the open segment is finished and cataloged before the task returns.
         for task in list(self.connections):
@@ -530,6 +561,7 @@ class Hub:
                 if tick % STATUS_EVERY_TICKS == 0:
                     await loop.run_in_executor(self.executor, control.publish_status,
                                                self.catalog, self.status_samples(), self.meter)
+                    self._publish_systemd_status()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the control channel must never take recording down
