@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from nvrlib.names import InvalidName, validate_camera_name
 
 from recorder.errors import ConfigError
@@ -164,6 +167,21 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not 0 <= port_number <= 65535:
         raise ConfigError(f"listen: port {port_number} is out of range")
     return (host.strip("[]") or "0.0.0.0"), port_number
+
+
+def database_url(value: Any) -> str:
+    """Check a catalog database URL (``sqlite:///...``, ``postgresql+psycopg://...``)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"db: expected a database URL string, got {value!r}")
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        # the value is not echoed: it may hold a password
+        raise ConfigError("db: not a database URL (e.g. sqlite:///data/nvr.db or "
+                          "postgresql+psycopg://user@host/nvr)") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(f"db: {url.get_backend_name()!r} is not supported (sqlite or postgresql)")
+    return value
 
 
 def _read_token_file(path: str) -> str:
@@ -352,7 +370,7 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any],
     if "storage" in values:
         kwargs["storage"] = Path(values["storage"])
     if "db" in values:
-        kwargs["db_url"] = str(values["db"])
+        kwargs["db_url"] = database_url(values["db"])
     if values.get("ingest_token_file"):
         kwargs["ingest_token"] = _read_token_file(str(values["ingest_token_file"]))
     if values.get("ingest_token"):

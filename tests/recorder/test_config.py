@@ -118,3 +118,10 @@ def test_the_environment_overrides_the_alerts_section(tmp_path):
 def test_bad_alert_and_retention_settings_are_named(tmp_path, text, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_config(load_file(write(tmp_path, text)), {}, {})
+
+
+@pytest.mark.parametrize("value", [5, "not a url", "mysql://u:pw@h/db"])
+def test_db_must_be_a_supported_database_url_and_the_error_hides_it(value):
+    with pytest.raises(ConfigError, match=r"^db: ") as caught:
+        build_config({"db": value}, {})
+    assert "pw" not in str(caught.value)
