@@ -7,10 +7,12 @@ import dataclasses
 import os
 import re
 import socket
+import sys
 from pathlib import Path
 
 from nvrlib.names import InvalidName, validate_camera_name
 
+from .config_file import expand_config_file
 from .errors import ConfigError
 from .sources import Source, default_name, parse_source
 
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m edge",
         description="Capture cameras, burn in a time stamp, and push H.264 MPEG-TS to the hub.",
     )
+    p.add_argument("--config", metavar="FILE", help="TOML file whose keys are these flags "
+                   "(spool_size = \"4G\", camera = [\"0\", \"test\"]); flags given here win")
     p.add_argument("--hub", required=True, help="hub host name or IP address")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="hub ingest port (1025)")
     p.add_argument("--location", default=None, help="where the cameras are (default: host name)")
@@ -109,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> EdgeConfig:
     """Parse the command line into an EdgeConfig; exit with a usage message on a bad flag."""
     parser = build_parser()
+    try:
+        argv = expand_config_file(parser, sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        parser.error(str(exc))
     args = parser.parse_args(argv)
     try:
         return config_from_args(args)
