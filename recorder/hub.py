@@ -8,6 +8,7 @@ import gc
 import datetime as dt
 import logging
 import signal
+import ssl
 
 from sqlalchemy import select
 
@@ -23,6 +24,7 @@ from recorder.health.outages import QUIET_REASONS, OutageInfo
 from recorder.ingest import backfill
 from recorder.ingest.guard import IngestLimits, NewNameLimiter, source_of
 from recorder.ingest.protocol import TICK, DurableProgress, ProtocolFields
+from recorder.ingest.tls import server_context
 from recorder.ingest.server import IngestRequest, StreamEnding, StreamSink, start_server, token_matches
 from recorder.store.catalog import Catalog, FinishedSegment
 from recorder.store.reconcile import ReconcileReport, reconcile
@@ -78,6 +80,8 @@ class Hub:
         self.pulled: dict[str, Segmenter] = {}
         self.connections: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
+        self.server_tls = False  # the main ingest port speaks TLS
+        self.tls_server: asyncio.Server | None = None  # a second, TLS port (tls_listen)
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.report: ReconcileReport | None = None
@@ -128,18 +132,36 @@ class Hub:
             logger.warning("no ingest token is configured: any host that reaches the port can push")
 
     async def _serve(self) -> None:
-        self.server = await start_server(self, self.config.listen_host, self.config.listen_port,
-                                         self.config.stall_timeout, self._track_connection,
-                                         ingest_limits(self.config))
+        await self._listen()
         await self.sync_pulls()
         self.control_task = asyncio.create_task(self._control_loop(), name="control")
         self.health.start()
-        addresses = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}"
-                              for s in self.server.sockets)
+        addresses = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}{tls}"
+                              for server, tls in self._listeners() for s in server.sockets)
         logger.info("hub listening on %s (segments of %g s)", addresses, self.config.segment_seconds)
         if self.own_process:
             settle_garbage_collector()
         self.ready.set()
+
+    async def _listen(self) -> None:
+        """Open the ingest port: plain, TLS only, or plain plus a TLS port (tls_listen)."""
+        config = self.config
+        context = server_context(config.tls_cert, config.tls_key) \
+            if config.tls_cert is not None and config.tls_key is not None else None
+        plain_tls = context if config.tls_listen is None else None
+
+        async def listen(host: str, port: int, tls: ssl.SSLContext | None) -> asyncio.Server:
+            return await start_server(self, host, port, config.stall_timeout,
+                                      self._track_connection, ingest_limits(config), tls=tls)
+
+        self.server = await listen(config.listen_host, config.listen_port, plain_tls)
+        self.server_tls = plain_tls is not None
+        if context is not None and config.tls_listen is not None:
+            self.tls_server = await listen(*config.tls_listen, context)
+
+    def _listeners(self) -> list[tuple[asyncio.Server, str]]:
+        servers = [(self.server, " (TLS)" if self.server_tls else "")] if self.server else []
+        return servers + ([(self.tls_server, " (TLS)")] if self.tls_server else [])
 
     def request_stop(self) -> None:
         """Ask the hub to stop (safe to call from a signal handler)."""
@@ -148,8 +170,8 @@ class Hub:
     async def shutdown(self) -> None:
         """Stop accepting, finish every open segment, and release the storage."""
         self.stopping.set()
-        if self.server is not None:
-            self.server.close()
+        for server, _tls in self._listeners():
+            server.close()
         if self.health.scheduler.running:
             self.health.scheduler.shutdown(wait=False)
         for name in self.pushed:
