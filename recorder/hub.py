@@ -133,7 +133,7 @@ class Hub:
         self.catalog.on_new_camera = self._on_new_camera
         self.alerts.start()
         self.tokens.replace(await loop.run_in_executor(self.executor, tokens.load_active,
-                                                       self.catalog))
+                                                       self.catalog.session))
         if not self.config.ingest_token and not any(c.token for c in self.config.cameras):
             logger.warning("no ingest token is configured: any host that reaches the port can "
                            "push as a camera that has no token of its own")
@@ -492,7 +492,7 @@ class Hub:
         """Reload the catalog's tokens; close live streams whose token was revoked."""
         loop = asyncio.get_running_loop()
         self.tokens.replace(await loop.run_in_executor(self.executor, tokens.load_active,
-                                                       self.catalog))
+                                                       self.catalog.session))
         for name, token_hash in list(self.stream_tokens.items()):
             task = self.push_tasks.get(name)
             if task is not None and not self.tokens.is_active(name, token_hash):

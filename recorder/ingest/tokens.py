@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from nvrlib.catalog.models import IngestToken
-from recorder.store.catalog import Catalog
 
 logger = logging.getLogger(__name__)
 
 
-def load_active(catalog: Catalog) -> dict[str, tuple[str, ...]]:
-    """Every camera's unrevoked token hashes (catalog thread)."""
+def load_active(open_session: Callable[[], Session]) -> dict[str, tuple[str, ...]]:
+    """Every camera's unrevoked token hashes (catalog thread: pass Catalog.session)."""
     active: dict[str, list[str]] = {}
-    with catalog.session() as session:
+    with open_session() as session:
         rows = session.execute(select(IngestToken.camera, IngestToken.token_hash)
                                .where(IngestToken.revoked_at.is_(None)))
         for camera, token_hash in rows:
