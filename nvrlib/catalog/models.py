@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import secrets
 
 from sqlalchemy import (
     BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false,
@@ -264,3 +266,37 @@ class HubStatus(Base):
     checks: Mapped[str] = mapped_column(Text, default="{}")
     retention_deleted_segments: Mapped[int] = mapped_column(BigInteger, default=0)
     retention_deleted_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class IngestToken(Base):
+    """A per-camera ingest token made in the admin panel: only its SHA-256 is kept.
+
+    A token is 32 random bytes, so a plain SHA-256 is enough: a password hash's slowness
+    guards guessable secrets against a stolen table; nobody can guess 256 random bits, and
+    the hub checks tokens on every connection, where a slow hash would only cost CPU.
+    """
+
+    __tablename__ = "ingest_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera: Mapped[str] = mapped_column(String(64), index=True)  # a name; it may not exist yet
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_by: Mapped[str] = mapped_column(String(64), default="")
+
+    PREFIX = "nvr1_"  # tells a token in a config file or a log apart from other secrets
+
+    @staticmethod
+    def hash_of(token: str) -> str:
+        """The hex SHA-256 stored for a token."""
+        return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def issue(cls, camera: str, created_by: str, note: str = "") -> tuple[IngestToken, str]:
+        """Make a new token for ``camera``: the row to store and the token to show once."""
+        token = cls.PREFIX + secrets.token_urlsafe(32)
+        return cls(camera=camera, token_hash=cls.hash_of(token), note=note,
+                   created_by=created_by), token

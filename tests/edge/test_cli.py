@@ -192,3 +192,27 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--config", str(tmp_path / "nope.toml")])
     assert "cannot read it: No such file or directory" in capsys.readouterr().err
+
+
+def test_tls_flags_pin_and_ca(tmp_path: Path) -> None:
+    from edge.tls import TlsSettings
+
+    assert parse_args([*HUB, "--location", "x"]).tls is None
+    assert parse_args([*HUB, "--location", "x", "--tls"]).tls == TlsSettings()
+    pin = "sha256:" + ":".join(["AB"] * 32)  # openssl's -fingerprint form
+    assert parse_args([*HUB, "--location", "x", "--pin", pin]).tls == TlsSettings(pin=b"\xab" * 32)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    assert parse_args([*HUB, "--location", "x", "--ca", str(ca)]).tls == TlsSettings(ca_file=ca)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--pin", "sha256:abc"], "expected sha256: and 64 hex digits"),
+    (["--pin", "md5:" + "ab" * 32], "expected sha256:"),
+    (["--ca", "/nonexistent.pem"], "--ca /nonexistent.pem: no such file"),
+])
+def test_bad_tls_flags_exit_with_usage_error(flags: list[str], message: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args([*HUB, "--location", "x", *flags])
+    assert message in capsys.readouterr().err
