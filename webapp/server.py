@@ -108,7 +108,10 @@ class TlsChannel(GuardedChannel):
         try:
             data = self._read_decrypted()
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return  # a record (or the handshake) is incomplete: the loop calls again
+            # A record (or the handshake) is incomplete: the loop calls again. A finished
+            # handshake with no request yet is an idle connection, like a plain one.
+            self.handshaken = self.socket.version() is not None
+            return
         except OSError as exc:  # ssl.SSLError included: a bad handshake, a reset
             logger.debug("TLS connection from %s closed: %s", self.addr, exc)
             self.handle_close()
