@@ -180,3 +180,16 @@ def test_serve_reports_a_taken_port(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--tls-cert", "missing.crt", "--tls-key", "missing.key"], "TLS: no such file missing.crt"),
+    (["--tls-cert", "missing.crt"], "tls_cert and tls_key go together"),
+    (["--trusted-proxies", "proxy.example"], "'proxy.example' is not an IP address"),
+])
+def test_serve_refuses_bad_tls_and_proxy_settings_in_one_line(
+        tmp_path: Path, flags: list[str], message: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["serve", "--host", "127.0.0.1", "--port", "0", *flags, *db_flags(tmp_path)])
+    assert code != 0
+    assert message in capsys.readouterr().err

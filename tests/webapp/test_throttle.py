@@ -100,7 +100,7 @@ def test_a_username_with_control_characters_is_escaped_in_the_log(
 def test_the_lock_counts_the_forwarded_address_only_behind_a_trusted_proxy(
         make_app: Callable[..., Flask], make_user: Callable) -> None:
     account = make_user("pat", "pat-password-1")
-    behind = AuthActions(make_app(TRUSTED_PROXIES=1).test_client())
+    behind = AuthActions(make_app(TRUSTED_PROXIES=["192.0.2.10"]).test_client())
     for _ in range(5):
         behind.login("pat-typo", "wrong-password!",
                      headers={"X-Forwarded-For": "198.51.100.7"}, **ADDR_A)
