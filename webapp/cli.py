@@ -29,6 +29,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from nvrlib.catalog.db import redacted
+from nvrlib.ffmpeg_bin import describe_ffmpeg
+from nvrlib.sdnotify import Notifier
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE
 from recorder.errors import RecorderError
 
@@ -39,6 +41,8 @@ from .models import ROLE_ADMIN, ROLE_VIEWER, User, password_problem, username_pr
 from .proxy import TrustedProxies
 from .server import ServerError, create_server, tls_context
 
+# systemd (Type=notify): READY=1 once the port is bound, STOPPING=1 on SIGTERM; a no-op elsewhere
+systemd = Notifier()
 logger = logging.getLogger("webapp")
 
 COMMANDS = ("serve", "create-user", "ensure-admin")
@@ -224,10 +228,16 @@ def serve(settings: dict[str, Any], threads: int = 8, ensure_admin: bool = False
         print_banner({**settings, "port": port}, first_password)
     logger.info("web app listening on %s://%s:%d (catalog %s)", scheme_of(settings),
                 settings["host"], port, redacted(str(settings["db"])))
-    server.run()
+    logger.info("%s", describe_ffmpeg())  # exports and thumbnails run it
+    systemd.ready(f"serving on port {port}")
+    try:
+        server.run()
+    finally:
+        systemd.stopping()
     logger.info("web app stopped")
     return 0
 
 
 def _raise_system_exit(_signum: int, _frame: object) -> None:
+    systemd.stopping()
     raise SystemExit(0)
