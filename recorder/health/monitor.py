@@ -249,6 +249,11 @@ class HealthMonitor:
                 "deleted_segments": report.deleted_segments,
                 "deleted_bytes": report.deleted_bytes,
                 "only_locked_left": report.only_locked_left})
+        for admin in (False, True):  # viewer locks, then the louder alert for admin locks
+            yielded = [lock.to_details() for lock in report.yielded_locks if lock.admin is admin]
+            if yielded:
+                self.hub.raise_alert("admin_locks_yielded" if admin else "locks_yielded", None,
+                                     {"admin": admin, "locks": yielded})
         now = utcnow()
         for shortfall in report.shortfalls:
             last = self.retention_alerted.get(shortfall.camera)

@@ -26,6 +26,7 @@ def test_a_viewer_protects_a_recording_sees_it_locked_and_removes_the_lock(
         first_row = page.locator("table tbody tr").first
         action = first_row.locator("form.nvr-protect-form").get_attribute("action")
         segment_id = re.fullmatch(r"/protect/recordings/(\d+)", action or "").group(1)
+        first_row.get_by_role("textbox", name=re.compile(r"^Reason to protect")).fill("fox")
         first_row.get_by_role("button", name=re.compile(r"^Protect the recording")).click()
 
         expect(page.get_by_role("alert")).to_contain_text(f"Protected {CAMERA} from")
