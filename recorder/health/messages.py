@@ -235,7 +235,8 @@ def _locks_yielded(_camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tupl
         lines.append("Admin locks yield only after every viewer lock has: the disk is too "
                      "small for the footage you chose to keep. Add space, or copy the footage "
                      "elsewhere.")
-    return f"disk full: {len(locks)} {who} yielded footage", lines
+    count = f"1 {who[:-1]}" if len(locks) == 1 else f"{len(locks)} {who}"
+    return f"disk full: {count} yielded footage", lines
 
 
 def _retention_short(camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tuple[str, list[str]]:
