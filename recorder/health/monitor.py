@@ -267,8 +267,9 @@ class HealthMonitor:
             short = ", ".join(f"{s.camera} keeps {s.kept_days:.1f} of {s.configured_days:g} days"
                               for s in report.shortfalls)
             ok = not report.only_locked_left and not report.shortfalls
-            self._set("retention", ok, short or ("only locked footage is left"
-                                                 if report.only_locked_left else
+            yielded = (f"{len(report.yielded_locks)} lock(s) yielded footage to a full disk"
+                       if report.yielded_locks else "only locked footage is left")
+            self._set("retention", ok, short or (yielded if report.only_locked_left else
                                                  f"deleted {report.deleted_segments} segments"))
         elif "retention" not in self.checks:
             self._set("retention", True, "within every limit")

@@ -68,7 +68,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -178,19 +178,22 @@ def unlocked(*only: ColumnElement[bool]) -> ColumnElement[bool]:
     return ~touches
 
 
-def _touches(lock: RecordingLock, row: _Doomed) -> bool:
+def _touches(camera_id: int | None, start: dt.datetime, end: dt.datetime, row: _Doomed) -> bool:
     """The Python twin of the condition in `unlocked`, for one lock and one deleted row."""
-    if lock.camera_id not in (None, row.camera_id) or lock.start_time >= row.end_time:
+    if camera_id not in (None, row.camera_id) or start >= row.end_time:
         return False
-    return lock.end_time > row.start_time or (lock.end_time == lock.start_time
-                                               and lock.start_time >= row.start_time)
+    return end > row.start_time or (end == start and start >= row.start_time)
 
+
+_LOCK_COLUMNS = (RecordingLock.id, RecordingLock.camera_id, RecordingLock.start_time,
+                 RecordingLock.end_time, RecordingLock.note, RecordingLock.created_by,
+                 RecordingLock.admin, RecordingLock.original_start)
 
 # The emergency's tiers, in order: what may go, and which locks yield (None: none do).
 _TIERS: tuple[tuple[Callable[[], ColumnElement[bool]], bool | None], ...] = (
     (unlocked, None),
     (lambda: unlocked(RecordingLock.admin.is_(True)), False),  # only viewer locks touch it
-    (lambda: Segment.id.is_not(None), True),  # the last resort: admin locks yield too
+    (true, True),  # the last resort: admin locks yield too
 )
 
 
@@ -433,23 +436,26 @@ class Retention:
         now, changed = self.clock(), {}
         with self.catalog.sessions.begin() as session:
             cameras = {row.camera_id for row in gone}
-            candidates = session.scalars(select(RecordingLock).where(
+            # plain rows and UPDATEs: the web app may remove a lock meanwhile, and an UPDATE of a
+            # row that is gone changes nothing, where the ORM's flush would raise
+            candidates = session.execute(select(*_LOCK_COLUMNS).where(
                 or_(RecordingLock.camera_id.in_(cameras), RecordingLock.camera_id.is_(None)),
                 RecordingLock.start_time < max(row.end_time for row in gone),
-                RecordingLock.end_time >= min(row.start_time for row in gone)))
+                RecordingLock.end_time >= min(row.start_time for row in gone))).all()
             for lock in candidates:
-                touched = [row.end_time for row in gone if _touches(lock, row)]
+                touched = [row.end_time for row in gone
+                           if _touches(lock.camera_id, lock.start_time, lock.end_time, row)]
                 if not touched:
                     continue
-                if lock.original_start is None:
-                    lock.original_start = lock.start_time
-                lock.start_time = min(max(lock.start_time, max(touched)), lock.end_time)
-                lock.yielded_at = now
+                original = lock.original_start or lock.start_time
+                kept_from = min(max(lock.start_time, max(touched)), lock.end_time)
+                session.execute(update(RecordingLock).where(RecordingLock.id == lock.id).values(
+                    start_time=kept_from, original_start=original, yielded_at=now))
                 camera = self._names.get(lock.camera_id) if lock.camera_id is not None else None
                 changed[lock.id] = YieldedLock(
                     lock.id, camera, lock.created_by, lock.note, lock.admin,
-                    seen[lock.id].start if lock.id in seen else lock.original_start,
-                    lock.end_time, lock.start_time)
+                    seen[lock.id].start if lock.id in seen else original, lock.end_time,
+                    kept_from)
         return changed
 
     # -- choosing and deleting ------------------------------------------------------------------

@@ -116,6 +116,11 @@ def test_an_admin_sets_the_caps_on_the_locks_page_and_viewers_cannot(
     assert 'name="max_locks"' in html_of(admin, "/protect/")
     refused = admin.post("/protect/limits", data={"max_locks": "-1", "max_hours": "2"})
     assert refused.status_code == 400 and "From 0 to 1000." in refused.get_data(as_text=True)
+    for hours in ("nan", "inf", "lots"):
+        odd = admin.post("/protect/limits", data={"max_locks": "5", "max_hours": hours})
+        assert odd.status_code == 400 and 'class="invalid-feedback"' in odd.get_data(as_text=True)
+    assert "from 0 to 8784" in admin.post("/protect/limits", data={
+        "max_locks": "5", "max_hours": "nan"}).get_data(as_text=True)
     saved = admin.post("/protect/limits", data={"max_locks": "2", "max_hours": "1.5"})
     assert saved.status_code == 302
     with app.app_context():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, HiddenField, IntegerField, SelectField, StringField, SubmitField
+from wtforms import FloatField, HiddenField, IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 from .limits import COUNT_RANGE, HOURS_RANGE
@@ -51,7 +51,7 @@ class LimitsForm(FlaskForm):
     max_locks = IntegerField("Most locks per viewer", validators=[
         InputRequired("Give the most locks a viewer may hold."),
         NumberRange(*COUNT_RANGE, "From %(min)s to %(max)s.")])
-    max_hours = DecimalField("Most locked hours per viewer", places=None, validators=[
+    max_hours = FloatField("Most locked hours per viewer", validators=[
         InputRequired("Give the most hours a viewer's locks may cover."),
         NumberRange(*HOURS_RANGE, "From %(min)s to %(max)s.")])
     submit = SubmitField("Save limits")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 
 from sqlalchemy import select
 
@@ -68,14 +69,18 @@ def current_limits() -> LockLimits:
         max_hours = float(hours) if hours is not None else DEFAULT_MAX_HOURS
     except ValueError:
         max_hours = DEFAULT_MAX_HOURS
-    return LockLimits(max_count, max_hours)
+    try:
+        return check_limits(max_count, max_hours)
+    except LimitError:  # edited by hand out of range: the defaults hold, not nonsense
+        logger.warning("ignoring viewer lock caps out of range (%r, %r)", count, hours)
+        return LockLimits()
 
 
 def check_limits(max_count: int, max_hours: float) -> LockLimits:
     """Return the caps, or raise LimitError naming the one out of range."""
     if not COUNT_RANGE[0] <= max_count <= COUNT_RANGE[1]:
         raise LimitError(f"max_locks: from {COUNT_RANGE[0]} to {COUNT_RANGE[1]}")
-    if not HOURS_RANGE[0] <= max_hours <= HOURS_RANGE[1]:
+    if not (math.isfinite(max_hours) and HOURS_RANGE[0] <= max_hours <= HOURS_RANGE[1]):
         raise LimitError(f"max_hours: from {HOURS_RANGE[0]:g} to {HOURS_RANGE[1]:g}")
     return LockLimits(max_count, max_hours)
 

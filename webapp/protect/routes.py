@@ -111,8 +111,10 @@ def save_limits() -> ResponseReturnValue:
         try:
             caps = limits.save_limits(form.max_locks.data, form.max_hours.data,
                                       current_user.username)
-        except limits.LimitError as exc:
-            form.max_locks.errors = [*form.max_locks.errors, str(exc)]
+        except limits.LimitError as exc:  # "max_hours: from 0 to 8784": under that field
+            name, _, text = str(exc).partition(": ")
+            field = form.max_hours if name == "max_hours" else form.max_locks
+            field.errors = [*field.errors, text]
         else:
             flash(f"Viewers may now hold {caps.max_count} locks covering {caps.max_hours:g} "
                   f"hours in all.", "success")
