@@ -119,7 +119,7 @@ def test_an_admin_sets_the_caps_on_the_locks_page_and_viewers_cannot(
     for hours in ("nan", "inf", "lots"):
         odd = admin.post("/protect/limits", data={"max_locks": "5", "max_hours": hours})
         assert odd.status_code == 400 and 'class="invalid-feedback"' in odd.get_data(as_text=True)
-    assert "from 0 to 8784" in admin.post("/protect/limits", data={
+    assert "From 0 to 8784 hours." in admin.post("/protect/limits", data={
         "max_locks": "5", "max_hours": "nan"}).get_data(as_text=True)
     saved = admin.post("/protect/limits", data={"max_locks": "2", "max_hours": "1.5"})
     assert saved.status_code == 302

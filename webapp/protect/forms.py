@@ -53,5 +53,5 @@ class LimitsForm(FlaskForm):
         NumberRange(*COUNT_RANGE, "From %(min)s to %(max)s.")])
     max_hours = FloatField("Most locked hours per viewer", validators=[
         InputRequired("Give the most hours a viewer's locks may cover."),
-        NumberRange(*HOURS_RANGE, "From %(min)s to %(max)s.")])
+        NumberRange(*HOURS_RANGE, f"From {HOURS_RANGE[0]:g} to {HOURS_RANGE[1]:g} hours.")])
     submit = SubmitField("Save limits")
