@@ -44,7 +44,7 @@ Rules (issue 4; the order of steps is in docs/design/recording.md, "Delete"):
 
 Deletion protocol (crash-safe, in batches of :data:`BATCH` rows): (1) mark the rows
 ``deleting`` and commit, in one statement that re-checks the locks, so a lock saved by the web
-app a moment earlier still wins; (2) unlink each file (resolved inside the storage root, a path
+app a moment earlier still wins (locks that yield are shortened in that same transaction); (2) unlink each file (resolved inside the storage root, a path
 that leaves it is never touched) and its cached thumbnail; (3) fsync the touched day folders;
 (4) delete the rows and commit; (5) remove day folders that became empty. A crash anywhere in
 between leaves rows in ``deleting``, which :func:`finish_deletions` completes at the next start
@@ -422,41 +422,40 @@ class Retention:
             batch = self._oldest(None, target - free, condition)
             if not batch:
                 break
-            gone = self._delete(batch, report, "emergency", condition)
-            if yielded is not None:
-                yielded.update(self._shorten_locks(gone, yielded))
+            self._delete(batch, report, "emergency", condition, yielded)
             free = self._disk_usage().free_bytes
         return free
 
-    def _shorten_locks(self, gone: list[_Doomed],
-                       seen: dict[int, YieldedLock]) -> dict[int, YieldedLock]:
-        """Move the start of every lock that touched a deleted row past the deleted footage."""
-        if not gone:
-            return {}
-        now, changed = self.clock(), {}
-        with self.catalog.sessions.begin() as session:
-            cameras = {row.camera_id for row in gone}
-            # plain rows and UPDATEs: the web app may remove a lock meanwhile, and an UPDATE of a
-            # row that is gone changes nothing, where the ORM's flush would raise
-            candidates = session.execute(select(*_LOCK_COLUMNS).where(
-                or_(RecordingLock.camera_id.in_(cameras), RecordingLock.camera_id.is_(None)),
-                RecordingLock.start_time < max(row.end_time for row in gone),
-                RecordingLock.end_time >= min(row.start_time for row in gone))).all()
-            for lock in candidates:
-                touched = [row.end_time for row in gone
-                           if _touches(lock.camera_id, lock.start_time, lock.end_time, row)]
-                if not touched:
-                    continue
-                original = lock.original_start or lock.start_time
-                kept_from = min(max(lock.start_time, max(touched)), lock.end_time)
-                session.execute(update(RecordingLock).where(RecordingLock.id == lock.id).values(
-                    start_time=kept_from, original_start=original, yielded_at=now))
-                camera = self._names.get(lock.camera_id) if lock.camera_id is not None else None
-                changed[lock.id] = YieldedLock(
-                    lock.id, camera, lock.created_by, lock.note, lock.admin,
-                    seen[lock.id].start if lock.id in seen else original, lock.end_time,
-                    kept_from)
-        return changed
+    def _shorten_locks(self, session: Session, doomed: list[_Doomed],
+                       yielded: dict[int, YieldedLock]) -> None:
+        """Move the start of every lock touching a doomed row past it; note it in ``yielded``.
+
+        Runs in the transaction that marks the rows 'deleting', so a crash cannot leave the
+        footage going and its locks unchanged.
+        """
+        if not doomed:
+            return
+        now = self.clock()
+        candidates = session.execute(select(*_LOCK_COLUMNS).where(
+            or_(RecordingLock.camera_id.in_({row.camera_id for row in doomed}),
+                RecordingLock.camera_id.is_(None)),
+            RecordingLock.start_time < max(row.end_time for row in doomed),
+            RecordingLock.end_time >= min(row.start_time for row in doomed))).all()
+        for lock in candidates:
+            touched = [row.end_time for row in doomed
+                       if _touches(lock.camera_id, lock.start_time, lock.end_time, row)]
+            if not touched:
+                continue
+            original = lock.original_start or lock.start_time
+            kept_from = min(max(lock.start_time, max(touched)), lock.end_time)
+            # a plain UPDATE: one of a lock the web app just removed changes nothing
+            session.execute(update(RecordingLock).where(RecordingLock.id == lock.id).values(
+                start_time=kept_from, original_start=original, yielded_at=now))
+            camera = self._names.get(lock.camera_id) if lock.camera_id is not None else None
+            first = yielded.get(lock.id)
+            yielded[lock.id] = YieldedLock(lock.id, camera, lock.created_by, lock.note, lock.admin,
+                                           first.start if first else original, lock.end_time,
+                                           kept_from)
 
     # -- choosing and deleting ------------------------------------------------------------------
 
@@ -484,13 +483,20 @@ class Retention:
             return [_Doomed(*row) for row in session.execute(query)]
 
     def _delete(self, batch: list[_Doomed], report: RetentionReport, cause: str | None,
-                condition: ColumnElement[bool] | None = None) -> list[_Doomed]:
+                condition: ColumnElement[bool] | None = None,
+                yielded: dict[int, YieldedLock] | None = None) -> None:
         """Mark, unlink, fsync, then delete the rows of ``batch`` (the module's protocol).
 
-        ``condition`` is what `_mark` re-checks (default: unlocked); returns the rows deleted.
+        ``condition`` is what `_mark` re-checks (default: unlocked); with ``yielded``, the
+        locks touching the marked rows are shortened in the marking transaction.
         """
         self._refresh_totals()  # rows are only subtracted once they are counted
-        marked = _mark(self.catalog, [row.id for row in batch], condition)
+
+        def shorten(session: Session, marked: set[int]) -> None:
+            if yielded is not None:
+                self._shorten_locks(session, [row for row in batch if row.id in marked], yielded)
+
+        marked = _mark(self.catalog, [row.id for row in batch], condition, shorten)
         batch = [row for row in batch if row.id in marked]
         now = self.clock()
         for row in batch:
@@ -509,7 +515,6 @@ class Retention:
                 report.deleted_bytes += row.size_bytes
             else:
                 report.missing_rows_removed += 1
-        return [row for row in batch if row.id in gone]
 
     def _note_shortfall(self, row: _Doomed, cause: str, now: dt.datetime) -> None:
         days = self.days_for(self._names.get(row.camera_id, ""))
@@ -565,12 +570,12 @@ def _names(session: Session) -> dict[int, str]:
     return {camera_id: name for camera_id, name in session.execute(select(Camera.id, Camera.name))}
 
 
-def _mark(catalog: Catalog, ids: list[int],
-          condition: ColumnElement[bool] | None = None) -> set[int]:
+def _mark(catalog: Catalog, ids: list[int], condition: ColumnElement[bool] | None = None,
+          then: Callable[[Session, set[int]], None] | None = None) -> set[int]:
     """Step 1: mark rows 'deleting' and commit; return the ids marked (locks re-checked).
 
     ``condition`` (default: unlocked) is re-checked in the same statement, so a lock saved
-    a moment earlier still wins.
+    a moment earlier still wins; ``then`` runs in the same transaction with the ids marked.
     """
     if not ids:
         return set()
@@ -579,8 +584,11 @@ def _mark(catalog: Catalog, ids: list[int],
                         .where(Segment.id.in_(ids), Segment.status.in_((OK, MISSING)),
                                unlocked() if condition is None else condition)
                         .values(status=DELETING))
-        return set(session.scalars(select(Segment.id).where(Segment.id.in_(ids),
-                                                            Segment.status == DELETING)))
+        marked = set(session.scalars(select(Segment.id).where(Segment.id.in_(ids),
+                                                              Segment.status == DELETING)))
+        if then is not None:
+            then(session, marked)
+        return marked
 
 
 def _file_of(storage: Storage, relative: str) -> Path | None:

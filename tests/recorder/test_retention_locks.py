@@ -21,7 +21,8 @@ from recorder.config import HubConfig
 from recorder.health.messages import compose
 from recorder.health.monitor import HealthMonitor
 from recorder.store.catalog import Catalog
-from recorder.store.retention import YieldedLock
+from recorder.store import retention as retention_module
+from recorder.store.retention import YieldedLock, finish_deletions
 from tests.support import aio
 
 from .test_health_streams import FakeHub
@@ -125,6 +126,25 @@ def test_admin_locks_yield_only_as_the_last_resort_with_their_own_alert(catalog)
     assert admin_mail.subject == "[NVR] disk full: 1 ADMIN lock yielded footage"
     assert "lock %d on porch by root (court case)" % admin in admin_mail.body
     assert "only after every viewer lock has" in admin_mail.body
+
+
+def test_a_crash_after_marking_leaves_the_yielded_lock_already_shortened(catalog, monkeypatch):
+    for n in range(4):
+        add(catalog, "porch", day(n))
+    viewer = lock(catalog, "porch", day(0), day(3) + SEGMENT, "victor", "fox")
+    disk = FakeDisk(catalog.storage.root, total=100_000, other=77_000)  # two must go
+
+    def crash(*_args, **_kwargs):
+        raise SystemExit("the hub was killed after marking")
+
+    monkeypatch.setattr(retention_module, "remove_marked", crash)
+    with pytest.raises(SystemExit):
+        make(catalog, disk, min_free_percent=20).emergency()
+    assert locks(catalog)[viewer].start_time == day(1) + SEGMENT  # committed with the marks
+    monkeypatch.undo()
+    assert finish_deletions(catalog, catalog.storage) == 2  # start-up completes the deletion
+    assert starts(catalog, "porch") == [day(2), day(3)]
+    assert_catalog_matches_disk(catalog)
 
 
 @pytest.mark.parametrize("admin", [False, True])
