@@ -171,7 +171,9 @@ def _insert(found_id: int | None, camera: str | None, start: dt.datetime, end: d
     db.session.add(lock)
     if not is_admin:
         # counted after the insert, in its transaction: on SQLite the insert holds the write
-        # lock, so two parallel requests cannot both slip under the cap
+        # lock until commit, so a parallel request's insert waits and its count sees this row
+        # (PostgreSQL's read committed does not serialize them: one extra lock per racing
+        # request can slip through there, which a cap meant against hoarding can bear)
         db.session.flush()
         problem = limits.over_cap(limits.usage_of(lock.created_by), limits.current_limits())
         if problem is not None:
