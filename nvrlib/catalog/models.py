@@ -201,7 +201,7 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # new_camera | offline | online | failing | stalled | disk_low | disk_emergency |
-    # retention_short | summary | test
+    # locks_yielded | admin_locks_yielded | retention_short | summary | test
     kind: Mapped[str] = mapped_column(String(24))
     camera: Mapped[str | None] = mapped_column(String(64), nullable=True)  # a name: alerts outlive rows
     subject: Mapped[str] = mapped_column(String(255), default="")
@@ -227,15 +227,21 @@ class RecordingLock(Base):
     camera_id: Mapped[int | None] = mapped_column(ForeignKey("cameras.id"), nullable=True)  # NULL: all
     start_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     end_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    note: Mapped[str] = mapped_column(String(200), default="")
+    note: Mapped[str] = mapped_column(String(200), default="")  # the reason, required since 0006
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # made by an admin: in an emergency it yields only after every viewer lock has (health.md)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # when emergency retention last deleted footage under this lock and moved its start forward
+    yielded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the start the lock was made with, kept once it has yielded (NULL: never shortened)
+    original_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     camera: Mapped[Camera | None] = relationship()
 
 
 class Setting(Base):
-    """A setting changed at run time from the web app (for example ``alerts.email_to``)."""
+    """A setting changed at run time from the web app (``alerts.email_to``, ``locks.max_count``)."""
 
     __tablename__ = "settings"
 

@@ -38,3 +38,19 @@ def test_downgrade_to_the_first_release_keeps_its_rows(tmp_path):
         assert rows_lost(engine) == []
     finally:
         engine.dispose()
+
+
+def test_the_migrations_at_head_make_exactly_the_models_tables(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from nvrlib.catalog.models import Base
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'nvr.db'}")
+    try:
+        upgrade_to(engine, "head")
+        with engine.connect() as conn:
+            differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert differences == []
+    finally:
+        engine.dispose()
