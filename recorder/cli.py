@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from nvrlib.redact import install_log_redaction
 from recorder.config import DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, load_file
 from recorder.errors import RecorderError
 from recorder.hub import Hub
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # camera credentials never reach the log, whoever logs them
     # APScheduler logs every run of every health check at INFO (one line a second or more);
     # its warnings (a missed or skipped run) still show.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
