@@ -169,9 +169,14 @@ url = "rtsp://admin:{BROKEN_PASSWORD}@127.0.0.1:{free_port()}/x?token={BROKEN_TO
                 # what was checked held the error text: the events name the failing camera
                 assert "broken" in browser.get("/api/v1/events")[1]
                 assert "broken" in browser.get("/events/")[1]
-            edit = Browser(base_url, *ADMIN).get("/admin/cameras/gate/edit")[1]
+            admin = Browser(base_url, *ADMIN)
+            edit = admin.get("/admin/cameras/gate/edit")[1]
             assert "rtsp://admin:***@127.0.0.1" in edit and "password=***" in edit
             assert crawled > 60
+            # someone watches gate live: the hub's live tap pulls the camera too, URL hidden
+            wait_for(lambda: "#EXTM3U" in admin.get("/live/gate/live.m3u8")[1], 40,
+                     "gate's live playlist")
+            assert cmdlines_leaking(camera.pid) == []
         finally:
             if web is not None and web.proc.poll() is None:
                 web.terminate(timeout=15)
