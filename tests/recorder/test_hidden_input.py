@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nvrlib.ffmpeg_bin import ffmpeg_exe
 from recorder.supervise.ffmpeg import hidden_input_args, open_hidden_input, parse_segment_list_line
-from tests.support.ffmpegs import debian_ffmpeg
-from tests.support.ffmpegs import unavailable_reason as debian_missing
+from tests.support.ffmpegs import BUILDS, build
 from tests.support.procs import wait_for
 from tests.support.requirements import require
 from tests.support.rtsp import RtspServer, rtsp_server
@@ -32,12 +30,9 @@ def camera() -> Iterator[RtspServer]:
         yield server
 
 
-@pytest.fixture(params=["wheel", "debian"])
+@pytest.fixture(params=BUILDS)
 def ffmpeg_build(request: pytest.FixtureRequest) -> str:
-    if request.param == "debian":
-        require(debian_missing())
-        return str(debian_ffmpeg())
-    return ffmpeg_exe()
+    return build(request.param)
 
 
 def test_ffmpeg_pulls_through_a_pipe_with_no_secret_in_its_command_line(
