@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 
+from nvrlib.redact import install_log_redaction
+
 from .capture import quiet_opencv
 from .cli import EdgeConfig, parse_args
 from .spool import Spool, SpoolError
@@ -28,6 +30,7 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    install_log_redaction()  # a camera URL's password never reaches the log
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import PurePath
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from nvrlib.names import slugify, validate_camera_name
+from nvrlib.redact import redact
 
 TEST = "test"
 DEVICE = "device"
@@ -16,8 +17,6 @@ URL = "url"
 
 _URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
 _DEVICE_RE = re.compile(r"/dev/video(\d+)")
-# Query keys that carry secrets in camera URLs seen in the wild (?password=, ?token=, ...).
-_SECRET_KEYS = re.compile(r"pass|pwd|token|secret|key|auth|sig", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +33,7 @@ class Source:
 
     def display(self) -> str:
         """Return the source as safe to log: URL credentials and secret parameters hidden."""
-        return scrub_url(self.value) if self.kind == URL else self.value
+        return redact(self.value) if self.kind == URL else self.value
 
 
 def parse_source(text: str) -> Source:
@@ -47,24 +46,6 @@ def parse_source(text: str) -> Source:
     if urlsplit(text).scheme.lower() in _URL_SCHEMES:
         return Source(URL, text)
     return Source(FILE, text)
-
-
-def scrub_url(url: str) -> str:
-    """Return ``url`` with its user:password and secret query values replaced by '***'."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<unparsable URL>"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = ("***@" if "@" in parts.netloc else "") + host + (f":{port}" if port else "")
-    query = urlencode(
-        [(k, "***" if _SECRET_KEYS.search(k) else v) for k, v in parse_qsl(parts.query, True)],
-        safe="*",
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def source_label(source: Source) -> str:

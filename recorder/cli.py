@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from nvrlib.catalog import db
+from nvrlib.redact import install_log_redaction
 from recorder.config import DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, load_file
 from recorder.errors import RecorderError
 from recorder.hub import Hub
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # camera credentials never reach the log, whoever logs them
     # APScheduler logs every run of every health check at INFO (one line a second or more);
     # its warnings (a missed or skipped run) still show.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -76,6 +78,7 @@ def migrate(argv: list[str]) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level="INFO", stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     try:
         file_values = load_file(args.config) if args.config else {}
         config = build_config(file_values, {"db": args.db})

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from nvrlib.names import InvalidName, validate_camera_name
+from nvrlib.private_files import tighten
 
 from recorder.errors import ConfigError
 
@@ -250,6 +251,7 @@ def tls_settings(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _read_token_file(path: str) -> str:
     try:
+        tighten(Path(path))  # whoever reads the token can push as any camera
         return Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"ingest_token_file: cannot read {path}: {exc.strerror}") from None
@@ -266,6 +268,9 @@ def _camera_from_table(index: int, table: dict[str, Any]) -> CameraConfig:
     url = table.get("url")
     if url is not None and urlsplit(url).scheme.lower() not in ("rtsp", "rtsps"):
         raise ConfigError(f"cameras[{index}].url: only rtsp:// and rtsps:// URLs can be pulled")
+    if url is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        # ffmpeg reads the URL from a one-line list (recorder/supervise/ffmpeg.py)
+        raise ConfigError(f"cameras[{index}].url must not contain control characters")
     segment_seconds = table.get("segment_seconds")
     if segment_seconds is not None and not 1 <= float(segment_seconds) <= 3600:
         raise ConfigError(f"cameras[{index}].segment_seconds: must be between 1 and 3600")

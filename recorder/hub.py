@@ -15,6 +15,7 @@ from sqlalchemy import select
 from nvrlib.catalog import db
 from nvrlib.catalog.models import Camera, utcnow
 from nvrlib.ffmpeg_bin import describe_ffmpeg
+from nvrlib.redact import redact
 from nvrlib.sdnotify import Notifier
 from recorder import control
 from recorder.config import HubConfig
@@ -34,7 +35,6 @@ from recorder.store.reconcile import ReconcileReport, reconcile
 from recorder.store.retention import Retention
 from recorder.store.storage import Storage
 from recorder.supervise import live
-from recorder.supervise.ffmpeg import scrub
 from recorder.supervise.segmenter import Anchor, Segmenter
 from recorder.supervise.states import RestartPolicy, State
 
@@ -568,10 +568,10 @@ class Hub:
         return segmenter
 
     def _start_pull(self, name: str, location: str, url: str) -> None:
-        segmenter = self._new_segmenter(name, location, "pull", peer=scrub(url), url=url)
+        segmenter = self._new_segmenter(name, location, "pull", peer=redact(url), url=url)
         self.pulled[name] = segmenter
         segmenter.start()
-        logger.info("%s: pulling %s", name, scrub(url))
+        logger.info("%s: pulling %s", name, redact(url))
 
     async def sync_pulls(self) -> None:
         """Pull exactly the enabled cameras of the config file and of the database."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,8 +20,8 @@ from sqlalchemy import delete, func, select
 
 from nvrlib.catalog.models import Camera, CameraStatus, Command, Outage, RecordingLock, Run, Segment
 from nvrlib.names import InvalidName, validate_camera_name
+from nvrlib.redact import MaskLeft, redact, redact_for_edit, unmask
 from recorder.control import ACTIONS as HUB_ACTIONS
-from recorder.supervise.ffmpeg import scrub
 
 from .extensions import db
 from .security import now
@@ -45,9 +44,6 @@ CONTROL_ACTIONS: dict[str, str] = {
     "restart": "restart", "disconnect": "disconnect", "enable": "enable", "disable": "disable",
     "approve": "enable", "reject": "disable",
 }
-# Query parameters that carry secrets in some cameras' URLs (?user=admin&password=...).
-_SECRET_QUERY_RE = re.compile(
-    r"([?&;][^=&;#]*(?:pass|pwd|token|secret|auth|key|sig)[^=&;#]*=)[^&;#]*", re.IGNORECASE)
 
 
 class CameraError(Exception):
@@ -144,7 +140,7 @@ class Outcome:
 
 def display_url(url: str) -> str:
     """Return a URL fit to show: user and password, and secret query parameters, hidden."""
-    return _SECRET_QUERY_RE.sub(r"\1***", scrub(url))
+    return redact(url)
 
 
 def list_cameras() -> list[CameraView]:
@@ -185,7 +181,7 @@ def _view(camera: Camera, status: CameraStatus | None,
         enabled=camera.enabled, approval=camera.approval, **live,
         last_segment_end=_latest(status.last_segment_end if status else None, newest_end),
         peer=display_url(peer), source=display_url(camera.url) if camera.url else "",
-        last_error=scrub(status.last_error) if status else "",
+        last_error=redact(status.last_error) if status else "",
         editable=camera.kind == "pull" and camera.url is not None)
 
 
@@ -396,14 +392,31 @@ def _editable_row(name: str) -> Camera:
     return camera
 
 
+def url_for_edit(name: str) -> str:
+    """Return a pull camera's URL for the edit form: user shown, password and secrets as ***."""
+    return redact_for_edit(_editable_row(name).url or "")
+
+
+def _merged_url(edited: str, stored: str | None) -> str:
+    """The edited URL with the stored secrets back where it still shows *** (form unchanged)."""
+    try:
+        return unmask(edited.strip(), stored)
+    except MaskLeft as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
 def edit_pull_camera(name: str, location: str | None, url: str | None, user: str,
                      timeout: float | None = None) -> Outcome:
-    """Change a pull camera's location and/or URL (None or blank keeps it), then reload."""
+    """Change a pull camera's location and/or URL (None or blank keeps it), then reload.
+
+    A URL that still shows *** for its password (or a secret parameter), as the edit form
+    fills it in, keeps the stored one there.
+    """
     camera = _editable_row(name)
     if location is not None:
         camera.location = check_location(location)
     if url is not None and url.strip():
-        camera.url = check_pull_url(url)
+        camera.url = check_pull_url(_merged_url(url, camera.url))
     db.session.commit()
     logger.info("%s edited pull camera %s", user, name)
     return _send_and_wait(name, "reload", user, timeout)

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from nvrlib.catalog.db import redacted
 from nvrlib.ffmpeg_bin import describe_ffmpeg
+from nvrlib.redact import install_log_redaction
 from nvrlib.sdnotify import Notifier
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE
 from recorder.errors import RecorderError
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # camera credentials never reach the log, whoever logs them
     try:
         settings = settings_from(args.config, {
             "db": args.db, "storage": args.storage, "users_db": args.users_db,

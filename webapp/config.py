@@ -14,6 +14,7 @@ from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy.engine import make_url
 
 from nvrlib.catalog.models import utcnow
+from nvrlib.private_files import secure_sqlite_file, tighten
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, AlertsConfig, load_file, read_toml
 from recorder.errors import ConfigError
 
@@ -142,8 +143,7 @@ def load_or_create_secret(path: Path) -> str:
     secret = path.read_text(encoding="ascii").strip()
     if not secret:
         raise ConfigError(f"secret key file {path} is empty; delete it to generate a new one")
-    if path.stat().st_mode & 0o077:
-        logger.warning("secret key file %s is readable by other users; chmod 600 it", path)
+    tighten(path)
     return secret
 
 
@@ -178,8 +178,8 @@ def finalize(config: dict[str, Any]) -> None:
     config["SQLALCHEMY_BINDS"] = binds
     for url in (catalog, users):
         path = sqlite_file(url)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if path is not None:  # password hashes and camera URLs: only the service reads them
+            secure_sqlite_file(path)
     config["STORAGE_ROOT"] = str(Path(config["STORAGE_ROOT"]).resolve())
     if not config.get("SECRET_KEY"):
         secret_file = config.get("SECRET_KEY_FILE") or default_secret_file(users, catalog)

@@ -21,6 +21,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from nvrlib.private_files import secure_sqlite_file
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -50,7 +52,8 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # the catalog holds camera URLs with their passwords: only the service reads it
+            secure_sqlite_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 10})
         event.listen(engine, "connect", sqlite_pragmas)
         return engine

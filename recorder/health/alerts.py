@@ -34,6 +34,7 @@ from recorder.health.messages import (
     Message, Suppressed, compose, compose_summary, duration_text, label_for, summary_details,
 )
 from nvrlib.catalog.models import Alert, Camera, Setting, utcnow
+from nvrlib.redact import redact, redact_value
 from recorder.config import AlertsConfig, valid_email
 from recorder.health.mailer import Delivery, Mailer, Outgoing
 
@@ -286,13 +287,15 @@ class AlertCenter:
 
     def _store(self, event: AlertEvent) -> None:
         at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
-        message = compose(event.kind, event.camera, at, event.details, self._config.subject_prefix)
+        # viewers read alerts (Events, /api/v1/events): a camera URL in an error loses its secrets
+        details = redact_value(event.details)
+        message = compose(event.kind, event.camera, at, details, self._config.subject_prefix)
         now = self._clock()
         with self._sessions.begin() as session:
             status = self._status_for(session, event, at, message, now)
             row = Alert(created_at=at, kind=event.kind, camera=event.camera,
-                        subject=message.subject, body=message.body,
-                        details=json.dumps(event.details, default=str), status=status)
+                        subject=redact(message.subject), body=redact(message.body),
+                        details=json.dumps(details, default=str), status=status)
             session.add(row)
             session.flush()
             alert_id = row.id
@@ -324,8 +327,9 @@ class AlertCenter:
                 muted = window.camera is not None and self._muted(session, window.camera, now)
                 status = "muted" if muted else ("pending" if self._mailer else "logged")
                 row = Alert(created_at=now, kind="summary", camera=window.camera,
-                            subject=message.subject, body=message.body, status=status,
-                            details=json.dumps(summary_details(window.suppressed, seconds)))
+                            subject=redact(message.subject), body=redact(message.body),
+                            status=status, details=json.dumps(
+                                redact_value(summary_details(window.suppressed, seconds))))
                 session.add(row)
                 session.flush()
                 alert_id = row.id

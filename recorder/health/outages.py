@@ -8,6 +8,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from nvrlib.catalog.models import Camera, CameraStatus, Outage
+from nvrlib.redact import redact
 from recorder.store.catalog import Catalog
 
 # Outages an admin or the hub's own stop caused: kept for the timeline, never emailed.
@@ -45,7 +46,9 @@ def open_outage(catalog: Catalog, camera: str, reason: str, detail: str,
                                                        Outage.ended_at.is_(None)))
         if existing is not None:  # one open outage per camera: the first cause is the true one
             return _info(camera, existing)
-        row = Outage(camera_id=camera_id, started_at=at, reason=reason, detail=detail[:2000])
+        # an ffmpeg error names the camera URL: what the Events page shows keeps no secret
+        row = Outage(camera_id=camera_id, started_at=at, reason=reason,
+                     detail=redact(detail)[:2000])
         session.add(row)
         return _info(camera, row)
 

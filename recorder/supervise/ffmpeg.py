@@ -1,24 +1,69 @@
-"""ffmpeg command lines for the segmenter, credential scrubbing, and a stderr ring buffer."""
+"""ffmpeg command lines for the segmenter, and a stderr ring buffer with credentials masked."""
 
 from __future__ import annotations
 
 import collections
-import re
+import os
 import shutil
 from pathlib import Path
 
 from nvrlib.ffmpeg_bin import ffmpeg_exe
-
-# userinfo in any URL: scheme://user:password@host -> scheme://***@host
-# greedy up to the last "@" before the path, so an unencoded "@" in a password is hidden too
-_CREDENTIALS_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s]*@")
+from nvrlib.redact import redact
 
 STDERR_LINES = 100
 
+# A pulled camera's URL reaches ffmpeg on a pipe, as the one entry of an ffconcat list, never
+# in its argument list: /proc/PID/cmdline is readable by every local user, the pipe only by
+# the hub's user (/proc/PID/fd). The concat demuxer's "option" lines carry the RTSP input
+# options; this works with ffmpeg 5.1 and 9.x alike (7.1's "-/i FILE" is not in 5.1). The
+# list is never on disk, so nothing is left behind when the stream stops or the hub dies.
+PULL_PROTOCOLS = "pipe,rtsp,rtsps,rtp,srtp,tcp,tls,udp,crypto"
+# TCP interleaving survives lossy Wi-Fi and NAT; timeout (µs) makes a camera that goes
+# silent end the process, so the supervisor reconnects.
+PULL_INPUT_OPTIONS = (("rtsp_transport", "tcp"), ("timeout", "10000000"))
+_MAX_LIST_BYTES = 4096  # at most PIPE_BUF: written whole before ffmpeg reads, never blocking
 
-def scrub(text: str) -> str:
-    """Hide credentials embedded in URLs, so they never reach a log or a page."""
-    return _CREDENTIALS_RE.sub(r"\1***@", text)
+
+class UnsafeUrl(ValueError):
+    """A camera URL that cannot be handed to ffmpeg (control characters, too long)."""
+
+
+def _ffconcat_quoted(text: str) -> str:
+    # av_get_token: nothing is special inside '...'; a quote is closed, escaped, reopened
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def hidden_input_list(url: str) -> bytes:
+    """Return the ffconcat list that opens ``url`` with the pull input options."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise UnsafeUrl("the camera URL contains control characters")
+    lines = ["ffconcat version 1.0", f"file {_ffconcat_quoted(url)}",
+             *(f"option {name} {_ffconcat_quoted(value)}" for name, value in PULL_INPUT_OPTIONS)]
+    data = ("\n".join(lines) + "\n").encode()
+    if len(data) > _MAX_LIST_BYTES:
+        raise UnsafeUrl("the camera URL is too long")
+    return data
+
+
+def open_hidden_input(url: str) -> int:
+    """Return the read end of a pipe holding ``url``'s ffconcat list (the caller closes it)."""
+    data = hidden_input_list(url)
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, data)
+    except OSError:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)  # ffmpeg reads the list to its end at once
+    return read_fd
+
+
+def hidden_input_args(input_fd: int) -> list[str]:
+    """Return ffmpeg's input options that read a camera from ``open_hidden_input``'s pipe."""
+    # -safe 0: the list names a URL, not a file beside it; the whitelist is what RTSP needs
+    return ["-f", "concat", "-safe", "0", "-protocol_whitelist", PULL_PROTOCOLS,
+            "-i", f"pipe:{input_fd}"]
 
 
 def incoming_pattern(incoming_dir: Path, run_id: str) -> Path:
@@ -93,15 +138,14 @@ def push_segmenter_argv(pattern: Path, segment_seconds: float, list_fd: int,
     ]
 
 
-def pull_segmenter_argv(url: str, pattern: Path, segment_seconds: float, list_fd: int,
+def pull_segmenter_argv(input_fd: int, pattern: Path, segment_seconds: float, list_fd: int,
                         progress_fd: int | None = None) -> list[str]:
-    """Build the argv of a segmenter that pulls an RTSP camera itself."""
+    """Build the argv of a segmenter that pulls an RTSP camera itself.
+
+    ``input_fd`` is ``open_hidden_input(url)``: the URL is not in the argv.
+    """
     return [
-        *_common_head(), *_progress(progress_fd), "-nostdin",
-        # TCP interleaving survives lossy Wi-Fi and NAT; -timeout (µs) makes a camera that
-        # goes silent end the process, so the supervisor reconnects.
-        "-rtsp_transport", "tcp", "-timeout", "10000000",
-        "-i", url,
+        *_common_head(), *_progress(progress_fd), "-nostdin", *hidden_input_args(input_fd),
         *_segment_output(pattern, segment_seconds, list_fd),
     ]
 
@@ -130,7 +174,8 @@ class StderrRing:
 
     def add(self, line: str) -> None:
         """Remember one line of ffmpeg's stderr."""
-        self._lines.append(scrub(line.rstrip()))
+        # ffmpeg names its input in errors ("Impossible to open 'rtsp://u:pw@...'")
+        self._lines.append(redact(line.rstrip()))
 
     def tail(self, count: int = 20) -> list[str]:
         """Return the last ``count`` lines."""

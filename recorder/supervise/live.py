@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import time
@@ -61,16 +62,21 @@ class LiveTap:
         # a short probe: ffmpeg's default (~5 s of input) would delay the first live piece
         head = [ffmpeg.ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error",
                 "-probesize", "500000", "-analyzeduration", "1000000"]
-        if self.url is None:
+        input_fd = None if self.url is None else ffmpeg.open_hidden_input(self.url)
+        if input_fd is None:
             source = ["-f", "mpegts", "-i", "pipe:0"]
-        else:
-            source = ["-nostdin", "-rtsp_transport", "tcp", "-timeout", "10000000", "-i", self.url]
+        else:  # the URL on a pipe, as the segmenter's: never in ffmpeg's argv
+            source = ["-nostdin", *ffmpeg.hidden_input_args(input_fd)]
         argv = [*head, *source, *ffmpeg.live_output(self.live_dir, secrets.token_hex(3))]
-        self.proc = await asyncio.create_subprocess_exec(
-            *ffmpeg.with_parent_death_signal(argv, fed_by_hub=self.url is None),
-            stdin=asyncio.subprocess.PIPE if self.url is None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *ffmpeg.with_parent_death_signal(argv, fed_by_hub=self.url is None),
+                stdin=asyncio.subprocess.PIPE if self.url is None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                pass_fds=() if input_fd is None else (input_fd,), start_new_session=True)
+        finally:
+            if input_fd is not None:
+                os.close(input_fd)
         self.log.info("live view started (pid %d)", self.proc.pid)
 
     @property

@@ -275,20 +275,23 @@ class Segmenter:
             fds += [read_fd, write_fd]
             progress_read, progress_write = os.pipe()
             fds += [progress_read, progress_write]
-            argv = self._argv(run, write_fd, progress_write)
+            input_fd = self._input_fd()
+            child_fds = [write_fd, progress_write] + ([input_fd] if input_fd is not None else [])
+            fds += child_fds[2:]
+            argv = self._argv(run, write_fd, progress_write, input_fd)
             self._proc = await asyncio.create_subprocess_exec(
                 *ffmpeg.with_parent_death_signal(argv, fed_by_hub=self.kind != "pull"),
                 stdin=asyncio.subprocess.PIPE if self.kind != "pull" else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-                pass_fds=(write_fd, progress_write), start_new_session=True)
-        except OSError as exc:
+                pass_fds=child_fds, start_new_session=True)
+        except (OSError, ffmpeg.UnsafeUrl) as exc:
             for fd in fds:
                 os.close(fd)
             self.log.error("cannot start ffmpeg: %s", exc)
             self.stderr.add(f"cannot start ffmpeg: {exc}")
             return None, run
-        os.close(write_fd)
-        os.close(progress_write)
+        for fd in child_fds:
+            os.close(fd)
         if self._proc.stdin is not None:
             widen_pipe(self._proc.stdin)
         self.log.info("ffmpeg started (pid %d, run %s)", self._proc.pid, run.run_id)
@@ -380,11 +383,19 @@ class Segmenter:
                        anchor_wall=self.anchor.wall, anchor_pts=anchor_pts,
                        anchor_exact=self.anchor.exact, pts_offset=pts_offset)
 
-    def _argv(self, run: RunInfo, list_fd: int, progress_fd: int) -> list[str]:
+    def _input_fd(self) -> int | None:
+        """A pulled camera's URL on a pipe (never in ffmpeg's argv); None for a pushed one."""
+        if self.kind != "pull":
+            return None
+        assert self.url is not None
+        return ffmpeg.open_hidden_input(self.url)
+
+    def _argv(self, run: RunInfo, list_fd: int, progress_fd: int,
+              input_fd: int | None = None) -> list[str]:
         pattern = ffmpeg.incoming_pattern(self.incoming_dir, run.run_id)
         if self.kind == "pull":
-            assert self.url is not None
-            return ffmpeg.pull_segmenter_argv(self.url, pattern, self.segment_seconds, list_fd,
+            assert input_fd is not None
+            return ffmpeg.pull_segmenter_argv(input_fd, pattern, self.segment_seconds, list_fd,
                                               progress_fd)
         return ffmpeg.push_segmenter_argv(pattern, self.segment_seconds, list_fd, progress_fd,
                                           pts_offset=run.pts_offset)

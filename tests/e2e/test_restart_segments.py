@@ -22,12 +22,10 @@ from sqlalchemy.orm import Session
 
 from nvrlib.catalog.db import make_engine
 from nvrlib.catalog.models import Command, Run
-from nvrlib.ffmpeg_bin import ffmpeg_exe
 from recorder.supervise.segmenter import PTS_MARGIN_SECONDS
-from tests.support.ffmpegs import debian_ffmpeg, unavailable_reason
+from tests.support.ffmpegs import BUILDS, build
 from tests.support.media import Row, segments
 from tests.support.procs import ffmpeg_pusher, running, wait_for
-from tests.support.requirements import require
 
 pytestmark = pytest.mark.e2e
 
@@ -40,13 +38,10 @@ CAMERAS = ("porch", "yard")  # porch sends an epoch, yard does not
 LAG_TOLERANCE = STREAM_AGE / 10
 
 
-@pytest.fixture(params=["wheel", "debian"])
+@pytest.fixture(params=BUILDS)
 def hub_ffmpeg(request: pytest.FixtureRequest) -> str:
     """The ffmpeg the hub runs: the imageio-ffmpeg wheel's, or Debian's 5.1."""
-    if request.param == "debian":
-        require(unavailable_reason())
-        return str(debian_ffmpeg())
-    return ffmpeg_exe()
+    return build(request.param)
 
 
 def run_of(row: Row) -> str:

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from nvrlib.redact import redact
 from recorder.supervise.ffmpeg import (
-    StderrRing, parse_segment_list_line, pull_segmenter_argv, push_segmenter_argv, scrub,
+    StderrRing, UnsafeUrl, hidden_input_list, parse_segment_list_line, pull_segmenter_argv,
+    push_segmenter_argv,
 )
 
 
@@ -15,7 +17,7 @@ from recorder.supervise.ffmpeg import (
     ("rtsp://cam/x", "rtsp://cam/x"),
 ])
 def test_credentials_are_scrubbed(text, expected):
-    assert scrub(text) == expected
+    assert redact(text) == expected
 
 
 def test_stderr_ring_keeps_the_last_lines_scrubbed():
@@ -27,12 +29,12 @@ def test_stderr_ring_keeps_the_last_lines_scrubbed():
 
 def test_segmenters_copy_without_reencoding_and_list_segments_on_a_pipe():
     push = push_segmenter_argv(Path("/s/cam/.incoming/ab-%06d.ts"), 10, 7)
-    pull = pull_segmenter_argv("rtsp://cam/x", Path("/s/cam/.incoming/ab-%06d.ts"), 10, 7)
+    pull = pull_segmenter_argv(9, Path("/s/cam/.incoming/ab-%06d.ts"), 10, 7)
     for argv in (push, pull):
         assert argv[argv.index("-c") + 1] == "copy"
         assert argv[argv.index("-segment_list") + 1] == "pipe:7"
         assert argv[argv.index("-segment_format") + 1] == "mpegts"
-    assert pull[pull.index("-rtsp_transport") + 1] == "tcp"
+    assert pull[pull.index("-i") + 1] == "pipe:9"  # the URL comes on a pipe, not in the argv
     assert "-output_ts_offset" not in push + pull  # a stream that starts near PTS 0 stays as is
 
 
@@ -71,3 +73,15 @@ def test_rates_are_smoothed_over_a_window():
         frames = (45 * step) // 30 * 30
         fps, bps = meter.rates("cam", frames, 375_000 * step)
     assert 13 <= fps <= 17 and abs(bps - 1_000_000) < 1
+
+
+def test_the_pull_list_carries_the_url_and_tcp_and_survives_quotes():
+    data = hidden_input_list("rtsp://u:it's@cam/x?password=q").decode()
+    assert "file 'rtsp://u:it'\\''s@cam/x?password=q'" in data
+    assert "option rtsp_transport 'tcp'" in data
+
+
+@pytest.mark.parametrize("url", ["rtsp://cam/x\nfile '/etc/passwd'", "rtsp://cam/" + "x" * 5000])
+def test_a_url_that_would_change_the_list_is_refused(url):
+    with pytest.raises(UnsafeUrl):
+        hidden_input_list(url)

@@ -11,6 +11,9 @@ import os
 import subprocess
 from pathlib import Path
 
+from nvrlib.ffmpeg_bin import ffmpeg_exe
+from tests.support.requirements import require
+
 DEFAULT_DIR = "/var/cache/nvr-tests/debian-ffmpeg"
 
 
@@ -29,3 +32,14 @@ def unavailable_reason() -> str | None:
     if result.returncode != 0:
         return f"{exe} does not run: {result.stderr.decode(errors='replace')[-300:]}"
     return None
+
+
+BUILDS = ("wheel", "debian")  # pytest params: the ffmpeg builds the hub must work with
+
+
+def build(name: str) -> str:
+    """The ffmpeg of a build: the imageio-ffmpeg wheel's, or Debian's 5.1 (fails if missing)."""
+    if name == "debian":
+        require(unavailable_reason())
+        return str(debian_ffmpeg())
+    return ffmpeg_exe()

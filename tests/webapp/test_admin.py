@@ -143,7 +143,7 @@ def test_pull_camera_credentials_are_never_rendered(app: Flask, as_admin: FlaskC
                         (as_viewer, "/live/garden"), (as_admin, "/api/v1/cameras")]:
         body = client.get(url).get_data(as_text=True)
         assert PASSWORD not in body, url
-    assert "rtsp://***@192.0.2.10:554/stream1" in page(as_admin, "/admin/cameras/garden/edit")
+    assert "rtsp://admin:***@192.0.2.10:554/stream1" in page(as_admin, "/admin/cameras/garden/edit")
 
 
 def test_a_silent_hub_shows(app: Flask, as_admin: FlaskClient, clock: FakeClock) -> None:
@@ -253,6 +253,28 @@ def test_edit_keeps_the_url_unless_a_new_one_is_given(app: Flask, as_admin: Flas
     bad = as_admin.post("/admin/cameras/garden/edit", data={"location": "Shed", "url": "ftp://x/"})
     assert bad.status_code == 400 and camera_row(app, "garden").url == "rtsp://new/"
     assert [c[1] for c in commands(app)] == ["reload", "reload"]
+
+
+def test_the_edit_form_shows_the_password_masked_and_keeps_it_unless_retyped(
+        app: Flask, as_admin: FlaskClient, hub: FakeHub) -> None:
+    stored = f"rtsp://admin:{PASSWORD}@192.0.2.10:554/stream1?channel=1&token=T0k-9f"
+    add_camera(app, "garden", kind="pull", url=stored, location="Back")
+    html = page(as_admin, "/admin/cameras/garden/edit")
+    shown = "rtsp://admin:***@192.0.2.10:554/stream1?channel=1&amp;token=***"
+    assert f'value="{shown}"' in html and PASSWORD not in html and "T0k-9f" not in html
+    # sent back as shown, with only the host changed: the secrets stay
+    as_admin.post("/admin/cameras/garden/edit", data={
+        "location": "Back", "url": shown.replace("&amp;", "&").replace("192.0.2.10", "cam.lan")})
+    assert camera_row(app, "garden").url == stored.replace("192.0.2.10", "cam.lan")
+    # a new password typed over the mask replaces the stored one
+    as_admin.post("/admin/cameras/garden/edit", data={
+        "location": "Back", "url": "rtsp://admin:n3w-pw@cam.lan:554/stream1?channel=1&token=***"})
+    assert camera_row(app, "garden").url == "rtsp://admin:n3w-pw@cam.lan:554/stream1?channel=1&token=T0k-9f"
+    # a mask where nothing is stored is refused, and the form says why
+    bad = as_admin.post("/admin/cameras/garden/edit", data={
+        "location": "Back", "url": "rtsp://admin:n3w-pw@cam.lan/stream1?password=***"})
+    assert bad.status_code == 400 and "type the real one" in bad.get_data(as_text=True)
+    assert camera_row(app, "garden").url.endswith("token=T0k-9f")
 
 
 @pytest.mark.parametrize(("camera", "status"), [("porch", 400), ("nobody", 404)])

@@ -248,6 +248,18 @@ def test_subjects_and_camera_names_are_escaped(app: Flask, as_viewer: FlaskClien
     assert "&lt;script&gt;x&lt;/script&gt;" in html
 
 
+def test_camera_secrets_an_older_hub_stored_are_masked_on_the_page_and_in_the_api(
+        app: Flask, as_viewer: FlaskClient, seeded: dict[str, int]) -> None:
+    url = "rtsp://admin:Pw-old-1@cam/s?password=Qs-old-2"
+    add_alert(app, "failing", "porch", subject=f"porch failing ({url})", body=f"error: {url}",
+              details=json.dumps({"last_error": url}), last_error=url)
+    add_outage(app, "porch", ago(minutes=5), ago(minutes=4), detail=f"{url}: 401")
+    for body in (page_html(as_viewer, "/events/"),
+                 as_viewer.get("/api/v1/events").get_data(as_text=True)):
+        assert "Pw-old-1" not in body and "Qs-old-2" not in body
+        assert "rtsp://***@cam/s?password=***" in body
+
+
 def test_events_are_paged_fifty_at_a_time_without_overlap(app: Flask,
                                                           as_viewer: FlaskClient) -> None:
     add_camera(app, "porch")

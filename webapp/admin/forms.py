@@ -48,10 +48,10 @@ class PullCameraForm(FlaskForm):
 
 
 class EditPullCameraForm(FlaskForm):
-    """A pulled camera's location and, if given, a new URL."""
+    """A pulled camera's location and URL (its password shown as ***, kept unless retyped)."""
 
     location = StringField("Location", validators=[_checked_by(cameras.check_location)])
-    url = StringField("New RTSP URL", validators=[_blank_or(cameras.check_pull_url)],
+    url = StringField("RTSP URL", validators=[_blank_or(cameras.check_pull_url)],
                       render_kw={**_PLAIN, "inputmode": "url"})
     submit = SubmitField("Save")
 

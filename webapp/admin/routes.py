@@ -105,14 +105,19 @@ def add_camera() -> ResponseReturnValue:
 @bp.route("/cameras/<camera>/edit", methods=["GET", "POST"])
 @admin_required
 def edit_camera(camera: str) -> ResponseReturnValue:
-    """Change a pulled camera's location or URL (the current password is never shown)."""
+    """Change a pulled camera's location or URL (its password shows as ***, never itself)."""
     view = _editable(camera)
-    form = EditPullCameraForm(data={"location": view.location})
+    form = EditPullCameraForm(data={"location": view.location,
+                                    "url": cameras.url_for_edit(camera)})
     if form.validate_on_submit():
-        outcome = cameras.edit_pull_camera(camera, form.location.data or "",
-                                           form.url.data or None, current_user.username)
-        _flash(outcome, "Saved")
-        return _back()
+        try:
+            outcome = cameras.edit_pull_camera(camera, form.location.data or "",
+                                               form.url.data or None, current_user.username)
+        except cameras.InvalidRequest as exc:  # *** left where no password is stored
+            form.url.errors = [*form.url.errors, str(exc)]
+        else:
+            _flash(outcome, "Saved")
+            return _back()
     status = 400 if form.errors else 200
     return render_template("admin/camera_form.html", form=form, camera=view), status
 

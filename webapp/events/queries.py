@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select, String, literal_column, or_, select, union_all
 
 from nvrlib.catalog.models import Alert, Camera, Outage
+from nvrlib.redact import redact, redact_value
 
 from ..catalog_queries import MAX_PAGE_SIZE, outage_reason_text
 from ..extensions import db
@@ -230,11 +231,12 @@ def _details(text: str) -> dict[str, Any]:
 
 
 def alert_event(row: Alert) -> AlertEvent:
-    """Return the event of an alert row."""
-    return AlertEvent(row.id, row.created_at, row.kind, row.camera, row.subject, row.body,
-                      row.status, row.attempts, row.last_error or "", row.sent_at,
-                      row.next_attempt_at, row.recipients or "", row.requested_by or "",
-                      _details(row.details))
+    """Return the event of an alert row, camera credentials masked (the hub masks new rows;
+    this covers rows an older hub stored)."""
+    return AlertEvent(row.id, row.created_at, row.kind, row.camera, redact(row.subject),
+                      redact(row.body), row.status, row.attempts, redact(row.last_error or ""),
+                      row.sent_at, row.next_attempt_at, row.recipients or "",
+                      row.requested_by or "", redact_value(_details(row.details)))
 
 
 def _load(keys: list[tuple[str, int]]) -> list[Event]:
@@ -251,7 +253,7 @@ def _load(keys: list[tuple[str, int]]) -> list[Event]:
             .join(Camera, Camera.id == Outage.camera_id).where(Outage.id.in_(outage_ids)))
         for outage_id, camera, start, end, reason, detail, filled, dropped in rows:
             loaded[(SOURCE_OUTAGE, outage_id)] = OutageEvent(
-                outage_id, camera, start, end, reason, detail or "",
+                outage_id, camera, start, end, reason, redact(detail or ""),
                 backfilled_seconds=filled or 0.0, dropped_seconds=dropped or 0.0)
     return [loaded[key] for key in keys if key in loaded]
 
