@@ -55,7 +55,8 @@ class Config:
     # The session cookie is written only when the session changes. Re-sending it with every
     # response let a slow thumbnail, answered with the cookie it was requested with, overwrite
     # the cookie a form's redirect had just set, and lose that redirect's flash message.
-    # Sessions still end PERMANENT_SESSION_LIFETIME after login (security._expire_stale_session).
+    # Sessions still end PERMANENT_SESSION_LIFETIME after login (security._expire_stale_session
+    # and the server-side record of webapp.login_sessions).
     SESSION_REFRESH_EACH_REQUEST = False
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -71,6 +72,12 @@ class Config:
     # The token lives as long as the session; a 1 h limit would break pages left open.
     WTF_CSRF_TIME_LIMIT = None
     MAX_CONTENT_LENGTH = 1024 * 1024
+
+    # Server-side sessions (webapp.login_sessions) also end after this long without a request:
+    # without "remember me", and with it. Their absolute ends are PERMANENT_SESSION_LIFETIME
+    # and REMEMBER_COOKIE_DURATION.
+    SESSION_IDLE_TIMEOUT = dt.timedelta(hours=2)
+    REMEMBER_IDLE_TIMEOUT = dt.timedelta(days=3)
 
     LOGIN_MAX_FAILURES = 5
     LOGIN_FAILURE_WINDOW = dt.timedelta(minutes=15)

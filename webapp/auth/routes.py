@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import math
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, logout_user
+from flask_login import current_user
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import User, burn_password_check
-from ..security import AUTH_AT, client_address, now, safe_next, start_session
+from ..security import client_address, end_session, now, safe_next, start_session
 from . import bp
 from .forms import LoginForm, LogoutForm
 from .throttle import THROTTLE_EXTENSION, LoginThrottle
@@ -88,13 +88,12 @@ def login() -> ResponseReturnValue:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> ResponseReturnValue:
-    """Log the current user out (a POST carrying the CSRF token)."""
+    """Log the current user out and revoke the session (a POST carrying the CSRF token)."""
     form = LogoutForm()
     if not form.validate_on_submit():
         flash("Could not log out: the form expired. Please try again.", "warning")
         return redirect(url_for("main.index"))
     logger.info("user %r logged out", current_user.username)
-    logout_user()  # also clears the remember-me cookie
-    session.pop(AUTH_AT, None)
+    end_session()  # revoked on the server: saved copies of the cookies are worthless now
     flash("You have been logged out.", "info")
     return redirect(url_for("auth.login"))
