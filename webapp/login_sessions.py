@@ -15,7 +15,7 @@ import logging
 import secrets
 
 from flask import current_app, g, request
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, not_, or_, select, update
 
 from .config import USERS_BIND
 from .extensions import db
@@ -93,19 +93,22 @@ def revoke(token: str | None) -> None:
     db.session.commit()
 
 
+def _live(now: dt.datetime) -> ColumnElement[bool]:
+    """The SQL form of `resolve`'s test: unrevoked, before its end, used recently enough."""
+    return and_(LoginSession.revoked_at.is_(None), LoginSession.expires_at > now, or_(
+        and_(LoginSession.remember.is_(False),
+             LoginSession.last_seen_at >= now - _idle_limit(remember=False)),
+        and_(LoginSession.remember.is_(True),
+             LoginSession.last_seen_at >= now - _idle_limit(remember=True))))
+
+
 def live_counts() -> dict[int, int]:
-    """Return how many unrevoked, unexpired sessions each user has (for the Users page)."""
-    rows = db.session.execute(
-        select(LoginSession.user_id, func.count())
-        .where(LoginSession.revoked_at.is_(None), LoginSession.expires_at > _now())
-        .group_by(LoginSession.user_id))
+    """Return how many live sessions each user has (for the Users page)."""
+    rows = db.session.execute(select(LoginSession.user_id, func.count())
+                              .where(_live(_now())).group_by(LoginSession.user_id))
     return {user_id: count for user_id, count in rows}
 
 
 def purge_dead(now: dt.datetime) -> None:
     """Delete the rows of sessions that can never be used again (revoked, expired, idle)."""
-    db.session.execute(delete(LoginSession).where(or_(
-        LoginSession.revoked_at.is_not(None), LoginSession.expires_at <= now,
-        and_(LoginSession.remember.is_(False),
-             LoginSession.last_seen_at < now - _idle_limit(remember=False)),
-        LoginSession.last_seen_at < now - _idle_limit(remember=True))))
+    db.session.execute(delete(LoginSession).where(not_(_live(now))))

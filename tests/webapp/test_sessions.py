@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -174,3 +175,16 @@ def test_the_migration_keeps_users_and_goes_back_down(tmp_path: Path) -> None:
             assert "login_sessions" not in inspect(connection).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_the_users_page_counts_only_live_sessions(
+        make_app: Callable[..., Flask], admin_user: Account, viewer_user: Account,
+        clock: FakeClock) -> None:
+    app = make_app()
+    AuthActions(app.test_client()).login(viewer_user)
+    AuthActions(app.test_client()).login(viewer_user, remember=True)
+    clock.advance(hours=2, minutes=1)  # the first one idled out
+    admin = AuthActions(app.test_client())
+    admin.login(admin_user)
+    page = admin.client.get("/users/").get_data(as_text=True)
+    assert re.findall(r"(\d+) signed-in sessions?\b", page) == ["1", "1"]  # alice, victor
