@@ -60,7 +60,8 @@ def open_spools(config: EdgeConfig) -> list[Spool | None]:
 
 def run(config: EdgeConfig, stop: threading.Event) -> int:
     """Run every camera until ``stop`` or until all end; return the process exit code."""
-    hub = HubAddress(config.hub_host, config.hub_port, config.token, config.location)
+    hub = HubAddress(config.hub_host, config.hub_port, config.token, config.location,
+                     tls=config.tls)
     try:
         spools = open_spools(config)
     except SpoolError as exc:

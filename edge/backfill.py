@@ -83,9 +83,9 @@ class Backfiller(threading.Thread):
             self._upload(span)
         except HubRejected as exc:
             return self._on_rejected(exc)
-        except HubError as exc:
+        except HubError as exc:  # a hub that fails TLS verification: at the maximum backoff
             self.log.warning("backfill of %.1f s failed, will retry: %s", span.seconds, exc)
-            return self._backoff.next_delay()
+            return self._backoff.next_delay(at_maximum=exc.is_config_error)
         except OSError as exc:  # the spool's disk
             self.log.error("backfill cannot read the spool: %s", exc)
             return self._backoff.next_delay()

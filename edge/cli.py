@@ -7,12 +7,15 @@ import dataclasses
 import os
 import re
 import socket
+import sys
 from pathlib import Path
 
 from nvrlib.names import InvalidName, validate_camera_name
 
+from .config_file import expand_config_file
 from .errors import ConfigError
 from .sources import Source, default_name, parse_source
+from .tls import TlsSettings, parse_pin
 
 DEFAULT_PORT = 1025
 DEFAULT_FPS = 15.0
@@ -54,6 +57,7 @@ class EdgeConfig:
     spool_dir: Path | None = None  # None: --no-spool
     spool_bytes: int = 4_000_000_000  # for all cameras together
     backfill_rate: int = 4_000_000  # bits per second, per camera
+    tls: TlsSettings | None = None  # None: plain TCP to the hub
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m edge",
         description="Capture cameras, burn in a time stamp, and push H.264 MPEG-TS to the hub.",
     )
+    p.add_argument("--config", metavar="FILE", help="TOML file whose keys are these flags "
+                   "(spool_size = \"4G\", camera = [\"0\", \"test\"]); flags given here win")
     p.add_argument("--hub", required=True, help="hub host name or IP address")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="hub ingest port (1025)")
     p.add_argument("--location", default=None, help="where the cameras are (default: host name)")
@@ -77,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     auth = p.add_mutually_exclusive_group()
     auth.add_argument("--token", help="bearer token (visible in ps: prefer --token-file)")
     auth.add_argument("--token-file", type=Path, help="file holding the bearer token")
+    tls = p.add_argument_group("TLS (the hub's tls_cert and tls_key)")
+    tls.add_argument("--tls", action="store_true",
+                     help="connect with TLS, trusting the system's certificate authorities")
+    trust = tls.add_mutually_exclusive_group()
+    trust.add_argument("--ca", type=Path, metavar="FILE",
+                       help="trust only the CA certificate(s) in FILE (PEM); implies --tls")
+    trust.add_argument("--pin", metavar="sha256:HEX",
+                       help="trust only the hub certificate with this SHA-256 fingerprint "
+                       "(e.g. a self-signed one); implies --tls")
     p.add_argument(
         "--loop", action=argparse.BooleanOptionalAction, default=True,
         help="replay video files from the start when they end (default), or end the stream",
@@ -109,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> EdgeConfig:
     """Parse the command line into an EdgeConfig; exit with a usage message on a bad flag."""
     parser = build_parser()
+    try:
+        argv = expand_config_file(parser, sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        parser.error(str(exc))
     args = parser.parse_args(argv)
     try:
         return config_from_args(args)
@@ -136,7 +155,17 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         spool_dir=None if args.no_spool else (args.spool_dir or default_spool_dir()),
         spool_bytes=parse_bytes(args.spool_size, "--spool-size"),
         backfill_rate=parse_bitrate(args.backfill_rate, "--backfill-rate", maximum=10**10),
+        tls=tls_settings(args.tls, args.ca, args.pin),
     )
+
+
+def tls_settings(tls: bool, ca_file: Path | None, pin: str | None) -> TlsSettings | None:
+    """Return how to verify the hub (``--tls``, ``--ca``, ``--pin``), or None for plain TCP."""
+    if ca_file is not None and not ca_file.is_file():
+        raise ConfigError(f"--ca {ca_file}: no such file")
+    if not (tls or ca_file or pin):
+        return None
+    return TlsSettings(ca_file=ca_file, pin=parse_pin(pin) if pin else None)
 
 
 def default_spool_dir() -> Path:

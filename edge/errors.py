@@ -29,6 +29,12 @@ class HubUnreachable(HubError):
     """The hub refused, reset, timed out or closed the connection."""
 
 
+class HubTlsError(HubUnreachable):
+    """The hub's certificate failed verification, or it speaks no TLS: fix the configuration."""
+
+    is_config_error = True
+
+
 class HubClosed(HubUnreachable):
     """A v2 hub ended the stream itself (shutdown, admin disconnect, a restarted recorder)."""
 

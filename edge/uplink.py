@@ -8,6 +8,7 @@ import json
 import logging
 import select
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import h11
 
 from .errors import HubClosed, HubRejected, HubUnreachable
+from .tls import TlsSettings, wrap
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class HubAddress:
     port: int
     token: str | None = dataclasses.field(default=None, repr=False)
     location: str | None = None
+    tls: TlsSettings | None = None  # None: plain TCP
 
     @property
     def netloc(self) -> str:
@@ -263,13 +266,17 @@ def _connect(hub: HubAddress) -> socket.socket:
         sock = socket.create_connection((hub.host, hub.port), timeout=CONNECT_TIMEOUT)
     except OSError as exc:
         raise HubUnreachable(f"cannot connect to {hub.netloc}: {_describe(exc)}") from exc
-    sock.settimeout(SEND_TIMEOUT)
     # One chunk per frame: send it now rather than wait for the next frame to fill a segment.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if hub.tls is not None:  # the handshake runs within CONNECT_TIMEOUT too
+        sock = wrap(sock, hub.tls, hub.host, hub.netloc)
+    sock.settimeout(SEND_TIMEOUT)
     return sock
 
 
 def _readable(sock: socket.socket) -> bool:
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True  # decrypted bytes wait in the TLS layer, not in the kernel
     poller = select.poll()
     poller.register(sock, select.POLLIN | select.POLLPRI)
     return bool(poller.poll(0))

@@ -1,4 +1,8 @@
-"""Command line of the hub: `python -m recorder [--listen] [--storage] [--db] [--config]`."""
+"""Command line of the hub: `python -m recorder [--listen] [--storage] [--db] [--config]`.
+
+`python -m recorder migrate [--db URL | --config FILE]` brings the catalog's schema up to date
+and exits (the hub also does it at every start).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from nvrlib.catalog import db
 from recorder.config import DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, load_file
 from recorder.errors import RecorderError
 from recorder.hub import Hub
@@ -19,7 +24,9 @@ logger = logging.getLogger("recorder")
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser of the hub."""
     p = argparse.ArgumentParser(prog="python -m recorder", description="NVR hub: records edge "
-                                "streams and RTSP cameras into rotating, cataloged segments.")
+                                "streams and RTSP cameras into rotating, cataloged segments.",
+                                epilog="`python -m recorder migrate --help`: update the catalog's "
+                                "schema and exit.")
     p.add_argument("--config", type=Path, help="TOML config file (same keys as the flags, "
                    "plus [[cameras]] tables)")
     p.add_argument("--listen", help=f"ingest address HOST:PORT (default {DEFAULT_LISTEN})")
@@ -32,7 +39,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the hub until SIGTERM or SIGINT; return the process exit code."""
+    """Run the hub until SIGTERM or SIGINT (or one command); return the process exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["migrate"]:
+        return migrate(argv[1:])
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -54,6 +64,32 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. the port is taken
         logger.error("cannot start: %s", exc)
         return 1
+    return 0
+
+
+def migrate(argv: list[str]) -> int:
+    """Apply every catalog migration the database lacks, then print its revision."""
+    p = argparse.ArgumentParser(prog="python -m recorder migrate",
+                                description="Bring the catalog's schema up to date and exit.")
+    p.add_argument("--config", type=Path, help="the hub's TOML config file (its db key)")
+    p.add_argument("--db", help=f"catalog database URL (default {DEFAULT_DB})")
+    args = p.parse_args(argv)
+    logging.basicConfig(level="INFO", stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        file_values = load_file(args.config) if args.config else {}
+        config = build_config(file_values, {"db": args.db})
+    except RecorderError as exc:
+        logger.error("%s", exc)
+        return 2
+    engine = db.make_engine(config.db_url)
+    try:
+        db.upgrade(engine)
+        with engine.connect() as conn:
+            revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    finally:
+        engine.dispose()
+    print(f"catalog {db.redacted(config.db_url)} is at revision {revision}")
     return 0
 
 

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from nvrlib.names import InvalidName, validate_camera_name
 
 from recorder.errors import ConfigError
@@ -20,6 +23,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_LISTEN = "0.0.0.0:1025"
 DEFAULT_STORAGE = "data/recordings"
 DEFAULT_DB = "sqlite:///data/nvr.db"
+# unknown_cameras: record (with a "new camera" alert), approve (held, refused with 403 until an
+# admin approves it in the web app) or refuse (404; only config-file cameras, cameras the
+# catalog knows, and names an admin made an ingest token for may push)
+UNKNOWN_CAMERA_POLICIES = ("record", "approve", "refuse")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +93,13 @@ class HubConfig:
     db_url: str = DEFAULT_DB
     segment_seconds: float = 10.0
     ingest_token: str | None = None
-    allow_new_cameras: bool = True
-    require_approval: bool = False
+    # what a camera name the catalog does not know gets (UNKNOWN_CAMERA_POLICIES)
+    unknown_cameras: str = "record"
+    # TLS on ingest (docs/design/protocol.md, "TLS"): with a certificate and key, the ingest
+    # port speaks only TLS, unless tls_listen names a second port for it (then both serve)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_listen: tuple[str, int] | None = None
     live_view: bool = True  # a rolling 1-s HLS per camera for the web app's live view
     stall_timeout: float = 15.0
     max_streams: int = 256
@@ -111,6 +123,21 @@ class HubConfig:
     retention: RetentionConfig = RetentionConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
+    @property
+    def allow_new_cameras(self) -> bool:
+        """Tell whether a camera the catalog does not know may push at all."""
+        return self.unknown_cameras != "refuse"
+
+    @property
+    def require_approval(self) -> bool:
+        """Tell whether a new camera waits for an admin's approval before it is recorded."""
+        return self.unknown_cameras == "approve"
+
+    @property
+    def tls(self) -> bool:
+        """Tell whether ingest over TLS is configured."""
+        return self.tls_cert is not None
+
     def camera(self, name: str) -> CameraConfig | None:
         """Return the configured camera of that name, if any."""
         for cam in self.cameras:
@@ -132,7 +159,8 @@ class HubConfig:
 
 _TOP_KEYS = {
     "listen", "storage", "db", "segment_seconds", "ingest_token", "ingest_token_file",
-    "allow_new_cameras", "require_approval", "live_view", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
+    "allow_new_cameras", "require_approval", "unknown_cameras", "tls_cert", "tls_key",
+    "tls_listen", "live_view", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
     "head_timeout", "max_connections", "max_connections_per_source", "fd_reserve",
     "min_video_bytes", "new_cameras_per_source", "new_camera_window",
     "fail_after", "failed_retry_seconds", "stall_margin", "health_interval",
@@ -164,6 +192,60 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not 0 <= port_number <= 65535:
         raise ConfigError(f"listen: port {port_number} is out of range")
     return (host.strip("[]") or "0.0.0.0"), port_number
+
+
+def database_url(value: Any) -> str:
+    """Check a catalog database URL (``sqlite:///...``, ``postgresql+psycopg://...``)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"db: expected a database URL string, got {value!r}")
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        # the value is not echoed: it may hold a password
+        raise ConfigError("db: not a database URL (e.g. sqlite:///data/nvr.db or "
+                          "postgresql+psycopg://user@host/nvr)") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(f"db: {url.get_backend_name()!r} is not supported (sqlite or postgresql)")
+    return value
+
+
+def unknown_camera_policy(values: Mapping[str, Any]) -> str:
+    """Read ``unknown_cameras``, or turn the older allow_new_cameras / require_approval into it."""
+    legacy = {key for key in ("allow_new_cameras", "require_approval") if key in values}
+    if "unknown_cameras" in values:
+        if legacy:
+            raise ConfigError(f"config: {sorted(legacy)[0]} is replaced by unknown_cameras; "
+                              "keep only unknown_cameras")
+        policy = str(values["unknown_cameras"])
+        if policy not in UNKNOWN_CAMERA_POLICIES:
+            raise ConfigError(f"unknown_cameras: expected one of {', '.join(UNKNOWN_CAMERA_POLICIES)}"
+                              f", got {policy!r}")
+        return policy
+    if legacy:
+        logger.warning("config: %s is deprecated: use unknown_cameras = \"record\", "
+                       "\"approve\" or \"refuse\"", " and ".join(sorted(legacy)))
+    if not bool(values.get("allow_new_cameras", True)):
+        return "refuse"
+    return "approve" if bool(values.get("require_approval", False)) else "record"
+
+
+def tls_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Read tls_cert, tls_key and tls_listen (both files or neither; the files must exist)."""
+    cert, key = values.get("tls_cert"), values.get("tls_key")
+    if bool(cert) != bool(key):
+        raise ConfigError("tls_cert and tls_key: set both (the certificate and its private key)"
+                          " or neither")
+    if values.get("tls_listen") and not cert:
+        raise ConfigError("tls_listen: needs tls_cert and tls_key")
+    if not cert:
+        return {}
+    for name, path in (("tls_cert", cert), ("tls_key", key)):
+        if not Path(str(path)).is_file():
+            raise ConfigError(f"{name}: {path} is not a readable file")
+    kwargs: dict[str, Any] = {"tls_cert": Path(str(cert)), "tls_key": Path(str(key))}
+    if values.get("tls_listen"):
+        kwargs["tls_listen"] = parse_listen(str(values["tls_listen"]))
+    return kwargs
 
 
 def _read_token_file(path: str) -> str:
@@ -352,7 +434,7 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any],
     if "storage" in values:
         kwargs["storage"] = Path(values["storage"])
     if "db" in values:
-        kwargs["db_url"] = str(values["db"])
+        kwargs["db_url"] = database_url(values["db"])
     if values.get("ingest_token_file"):
         kwargs["ingest_token"] = _read_token_file(str(values["ingest_token_file"]))
     if values.get("ingest_token"):
@@ -365,9 +447,10 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any],
     for key in ("max_streams", "fail_after"):
         if key in values:
             kwargs[key] = int(values[key])
-    for key in ("allow_new_cameras", "require_approval", "live_view"):
-        if key in values:
-            kwargs[key] = bool(values[key])
+    if "live_view" in values:
+        kwargs["live_view"] = bool(values["live_view"])
+    kwargs["unknown_cameras"] = unknown_camera_policy(values)
+    kwargs.update(tls_settings(values))
     kwargs.update(_ingest_limits(values))
     cameras = tuple(_camera_from_table(i, t) for i, t in enumerate(values.get("cameras", [])))
     names = [c.name for c in cameras]

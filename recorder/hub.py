@@ -8,11 +8,14 @@ import gc
 import datetime as dt
 import logging
 import signal
+import ssl
 
 from sqlalchemy import select
 
 from nvrlib.catalog import db
 from nvrlib.catalog.models import Camera, utcnow
+from nvrlib.ffmpeg_bin import describe_ffmpeg
+from nvrlib.sdnotify import Notifier
 from recorder import control
 from recorder.config import HubConfig
 from recorder.errors import IngestRejected
@@ -20,9 +23,11 @@ from recorder.health import outages
 from recorder.health.alerts import AlertCenter, AlertEvent
 from recorder.health.monitor import HealthMonitor
 from recorder.health.outages import QUIET_REASONS, OutageInfo
-from recorder.ingest import backfill
+from recorder.ingest import backfill, tokens
 from recorder.ingest.guard import IngestLimits, NewNameLimiter, source_of
+from recorder.ingest.tokens import TokenCache
 from recorder.ingest.protocol import TICK, DurableProgress, ProtocolFields
+from recorder.ingest.tls import server_context
 from recorder.ingest.server import IngestRequest, StreamEnding, StreamSink, start_server, token_matches
 from recorder.store.catalog import Catalog, FinishedSegment
 from recorder.store.reconcile import ReconcileReport, reconcile
@@ -78,6 +83,8 @@ class Hub:
         self.pulled: dict[str, Segmenter] = {}
         self.connections: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
+        self.server_tls = False  # the main ingest port speaks TLS
+        self.tls_server: asyncio.Server | None = None  # a second, TLS port (tls_listen)
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.report: ReconcileReport | None = None
@@ -88,6 +95,10 @@ class Hub:
         # why the hub itself closed a camera's edge connection (disconnected, disabled, ...)
         self.closing: dict[str, str] = {}
         self.event_tasks: set[asyncio.Task[None]] = set()
+        # systemd (Type=notify): readiness, the watchdog and a status line; a no-op elsewhere
+        self.notifier = Notifier()
+        self.watchdog_task: asyncio.Task[None] | None = None
+        self._status_line = ""
         # version 2: one backfill upload per camera, and how far each request is durable
         self.backfills: dict[str, Segmenter] = {}
         self.progress: dict[StreamSink, DurableProgress] = {}
@@ -95,6 +106,9 @@ class Hub:
         # restart of a v2 edge's camera ends its request and the next one has a new segmenter
         self.restart_counts: dict[str, int] = {}
         self.new_names = NewNameLimiter(config.new_cameras_per_source, config.new_camera_window)
+        # per-camera tokens of the admin panel, and the one each live stream was admitted with
+        self.tokens = TokenCache()
+        self.stream_tokens: dict[str, str] = {}
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -112,6 +126,7 @@ class Hub:
     async def _prepare(self) -> None:
         loop = asyncio.get_running_loop()
         logger.info("catalog %s, storage %s", db.redacted(self.config.db_url), self.storage.root)
+        logger.info("%s", await loop.run_in_executor(self.executor, describe_ffmpeg))
         await loop.run_in_executor(self.executor, db.upgrade, self.engine)
         self.report = await loop.run_in_executor(self.executor, reconcile, self.catalog, self.storage)
         crashed = await loop.run_in_executor(self.executor, outages.open_outages_after_crash,
@@ -124,39 +139,84 @@ class Hub:
             await loop.run_in_executor(self.executor, control.approve_pending, self.catalog)
         self.catalog.on_new_camera = self._on_new_camera
         self.alerts.start()
+        self.tokens.replace(await loop.run_in_executor(self.executor, tokens.load_active,
+                                                       self.catalog.session))
         if not self.config.ingest_token and not any(c.token for c in self.config.cameras):
-            logger.warning("no ingest token is configured: any host that reaches the port can push")
+            logger.warning("no ingest token is configured: any host that reaches the port can "
+                           "push as a camera that has no token of its own")
 
     async def _serve(self) -> None:
-        self.server = await start_server(self, self.config.listen_host, self.config.listen_port,
-                                         self.config.stall_timeout, self._track_connection,
-                                         ingest_limits(self.config))
+        await self._listen()
         await self.sync_pulls()
         self.control_task = asyncio.create_task(self._control_loop(), name="control")
         self.health.start()
-        addresses = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}"
-                              for s in self.server.sockets)
+        addresses = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}{tls}"
+                              for server, tls in self._listeners() for s in server.sockets)
         logger.info("hub listening on %s (segments of %g s)", addresses, self.config.segment_seconds)
         if self.own_process:
             settle_garbage_collector()
         self.ready.set()
+        self.notifier.ready(self._recording_status())
+        if self.notifier.watchdog_seconds:
+            self.watchdog_task = asyncio.create_task(self._watchdog_loop(), name="watchdog")
+
+    async def _watchdog_loop(self) -> None:
+        # The pings come from the event loop that relays every pushed stream and supervises
+        # every ffmpeg: if it hangs, they stop and systemd restarts the hub (WatchdogSec=).
+        interval = self.notifier.watchdog_seconds / 2  # type: ignore[operator]
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def _recording_status(self) -> str:
+        recording = sum(1 for s in self.segmenters().values() if s.state is State.RUNNING)
+        return f"recording {recording} camera{'' if recording == 1 else 's'}"
+
+    def _publish_systemd_status(self) -> None:
+        line = self._recording_status()
+        if line != self._status_line:
+            self._status_line = line
+            self.notifier.status(line)
+
+    async def _listen(self) -> None:
+        """Open the ingest port: plain, TLS only, or plain plus a TLS port (tls_listen)."""
+        config = self.config
+        context = server_context(config.tls_cert, config.tls_key) \
+            if config.tls_cert is not None and config.tls_key is not None else None
+        plain_tls = context if config.tls_listen is None else None
+
+        async def listen(host: str, port: int, tls: ssl.SSLContext | None) -> asyncio.Server:
+            return await start_server(self, host, port, config.stall_timeout,
+                                      self._track_connection, ingest_limits(config), tls=tls)
+
+        self.server = await listen(config.listen_host, config.listen_port, plain_tls)
+        self.server_tls = plain_tls is not None
+        if context is not None and config.tls_listen is not None:
+            self.tls_server = await listen(*config.tls_listen, context)
+
+    def _listeners(self) -> list[tuple[asyncio.Server, str]]:
+        servers = [(self.server, " (TLS)" if self.server_tls else "")] if self.server else []
+        return servers + ([(self.tls_server, " (TLS)")] if self.tls_server else [])
 
     def request_stop(self) -> None:
         """Ask the hub to stop (safe to call from a signal handler)."""
+        if not self.stopping.is_set():
+            self.notifier.stopping("stopping: finishing the open segments")
         self.stopping.set()
 
     async def shutdown(self) -> None:
         """Stop accepting, finish every open segment, and release the storage."""
         self.stopping.set()
-        if self.server is not None:
-            self.server.close()
+        for server, _tls in self._listeners():
+            server.close()
         if self.health.scheduler.running:
             self.health.scheduler.shutdown(wait=False)
         for name in self.pushed:
             self.closing[name] = "hub_stopped"
-        if self.control_task is not None:
-            self.control_task.cancel()
-            await asyncio.gather(self.control_task, return_exceptions=True)
+        for task in (self.control_task, self.watchdog_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         # Cancelling a connection ends its relay; its handler then closes ffmpeg's input,
         # so the open segment is finished and cataloged before the task returns.
         for task in list(self.connections):
@@ -217,6 +277,7 @@ class Hub:
         if request.protocol.backfill:
             return await self._admit_backfill(request)
         name = request.camera
+        catalog_token = self.tokens.match(name, request.token)
         camera = self.config.camera(name)
         location = camera.location if camera and camera.location else request.location
         segmenter = self._new_segmenter(name, location, "push", peer=request.peer)
@@ -224,10 +285,14 @@ class Hub:
         segmenter.anchor = self._anchor(request)
         self.pushed[name] = segmenter  # claimed before the await: a racing twin gets 409
         try:
-            await self._check_allowed(name, location, configured=camera is not None)
+            # a camera an admin made a token for counts as known, whatever unknown_cameras says
+            await self._check_allowed(name, location,
+                                      configured=camera is not None or catalog_token is not None)
         except IngestRejected:
             del self.pushed[name]
             raise
+        if catalog_token is not None:
+            self.stream_tokens[name] = catalog_token
         task = asyncio.current_task()
         if task is not None:
             self.push_tasks[name] = task
@@ -311,7 +376,8 @@ class Hub:
         source = source_of((request.peer.rpartition(":")[0].strip("[]"),))
         # An edge that proved the shared token is the owner's: an edge with many cameras comes
         # up at once. Without a token anyone who reaches the port could invent names.
-        trusted = self.config.ingest_token is not None
+        trusted = self.config.ingest_token is not None or \
+            self.tokens.match(name, request.token) is not None
         if standing == "new" and self.config.allow_new_cameras and not trusted and \
                 not request.protocol.backfill and not self.new_names.allow(source, name):
             raise IngestRejected(429, f"too many new camera names from {source} (at most "
@@ -330,6 +396,7 @@ class Hub:
             return
         del self.pushed[camera]
         self.push_tasks.pop(camera, None)
+        self.stream_tokens.pop(camera, None)
         if isinstance(sink, Segmenter):
             self.restart_counts[camera] = sink.machine.restarts + (ending.reason == "restarted")
         reason = ending.reason
@@ -440,13 +507,30 @@ class Hub:
         return sink.stats.bytes_in if isinstance(sink, Segmenter) else 0
 
     def _check_token(self, request: IngestRequest) -> None:
-        camera = self.config.camera(request.camera)
+        """Accept the camera's config token (else the shared one) or one of its catalog tokens."""
+        name = request.camera
+        camera = self.config.camera(name)
         expected = (camera.token if camera and camera.token else None) or self.config.ingest_token
-        if expected is None:
+        if self.tokens.match(name, request.token) is not None:
             return
-        if not token_matches(request.token, expected):
+        if expected is None and not self.tokens.has_tokens(name):
+            return  # nothing configured for this camera: the port is open (warned at start)
+        if expected is None or not token_matches(request.token, expected):
             what = "no" if request.token is None else "a wrong"
-            raise IngestRejected(401, f"{what} bearer token for camera {request.camera}")
+            raise IngestRejected(401, f"{what} bearer token for camera {name}")
+
+    async def refresh_tokens(self) -> None:
+        """Reload the catalog's tokens; close live streams whose token was revoked."""
+        loop = asyncio.get_running_loop()
+        self.tokens.replace(await loop.run_in_executor(self.executor, tokens.load_active,
+                                                       self.catalog.session))
+        for name, token_hash in list(self.stream_tokens.items()):
+            task = self.push_tasks.get(name)
+            if task is not None and not self.tokens.is_active(name, token_hash):
+                logger.warning("%s: its ingest token was revoked: closing the stream", name)
+                self.stream_tokens.pop(name, None)
+                self.closing[name] = "disconnected"
+                task.cancel()
 
     async def _check_allowed(self, name: str, location: str, configured: bool) -> None:
         loop = asyncio.get_running_loop()
@@ -454,7 +538,8 @@ class Hub:
                                              configured, self.config.allow_new_cameras,
                                              self.config.require_approval)
         if verdict == "unknown":
-            raise IngestRejected(404, f"unknown camera {name} (allow_new_cameras is off)")
+            raise IngestRejected(404, f"unknown camera {name} (unknown_cameras = \"refuse\": "
+                                      "add it to the config file or make it a token)")
         if verdict == "disabled":
             raise IngestRejected(423, f"camera {name} is disabled")
         if verdict == "rejected":
@@ -519,6 +604,7 @@ class Hub:
         tick = 0
         while True:
             try:
+                await self.refresh_tokens()
                 for command in await loop.run_in_executor(self.executor, control.take_commands,
                                                           self.catalog):
                     result = await self.execute(command.camera, command.action)
@@ -530,6 +616,7 @@ class Hub:
                 if tick % STATUS_EVERY_TICKS == 0:
                     await loop.run_in_executor(self.executor, control.publish_status,
                                                self.catalog, self.status_samples(), self.meter)
+                    self._publish_systemd_status()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the control channel must never take recording down

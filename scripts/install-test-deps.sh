@@ -26,6 +26,8 @@ PACKAGES=(
                                 # tests run a throwaway cluster: the system service is not needed
   chromium                      # headless browser of tests/browser, driven by Playwright (pip package
                                 # playwright); Playwright's own browser download is never used
+  systemd                       # systemd-analyze verify of the units scripts/install-hub renders
+                                # (tests/e2e/test_install.py); nothing is started
 )
 
 missing=()

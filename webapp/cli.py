@@ -1,11 +1,12 @@
-"""Command line of the web app: serve it with waitress, create users, create the first admin.
+"""Command line of the web app: serve it (webapp.server), create users, create the first admin.
 
-    python -m webapp [serve] [--host H] [--port P] [--ensure-admin] [common flags]
+    python -m webapp [serve] [--host H] [--port P] [--tls-cert F --tls-key F]
+                     [--trusted-proxies A,B] [--ensure-admin] [common flags]
     python -m webapp create-user NAME [--admin] [common flags]   (password: stdin or $NVR_PASSWORD)
     python -m webapp ensure-admin [--host H] [--port P] [common flags]
 
 Common flags: --config FILE (the hub's TOML file; [webapp] host/port/users_db/trusted_proxies/
-public_metrics),
+public_metrics/tls_cert/tls_key/hsts_max_age),
 --db URL, --storage DIR, --users-db URL, --log-level. Flags beat the file; the defaults are the
 hub's, so with no flags the web app and the hub find the same catalog.
 """
@@ -23,12 +24,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import waitress
 from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from nvrlib.catalog.db import redacted
+from nvrlib.ffmpeg_bin import describe_ffmpeg
+from nvrlib.sdnotify import Notifier
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE
 from recorder.errors import RecorderError
 
@@ -36,7 +38,11 @@ from . import create_app
 from .config import DEFAULT_HOST, DEFAULT_PORT, Config, flask_overrides, settings_from
 from .extensions import db
 from .models import ROLE_ADMIN, ROLE_VIEWER, User, password_problem, username_problem
+from .proxy import TrustedProxies
+from .server import ServerError, create_server, tls_context
 
+# systemd (Type=notify): READY=1 once the port is bound, STOPPING=1 on SIGTERM; a no-op elsewhere
+systemd = Notifier()
 logger = logging.getLogger("webapp")
 
 COMMANDS = ("serve", "create-user", "ensure-admin")
@@ -68,6 +74,10 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="{serve,create-user,ensure-admin}")
     serve = sub.add_parser("serve", parents=[common, listen], help="serve the web app (default)")
     serve.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain) file")
+    serve.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    serve.add_argument("--trusted-proxies", help="comma-separated addresses or networks of "
+                       "reverse proxies whose X-Forwarded-For/-Proto are believed")
     serve.add_argument("--ensure-admin", action="store_true", help="if there are no users yet, "
                        "create an admin with a random password and print it once")
     create = sub.add_parser("create-user", parents=[common], help="create a user; the password "
@@ -95,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args.config, {
             "db": args.db, "storage": args.storage, "users_db": args.users_db,
-            "host": getattr(args, "host", None), "port": getattr(args, "port", None)})
+            "host": getattr(args, "host", None), "port": getattr(args, "port", None),
+            **{key: getattr(args, key, None)
+               for key in ("tls_cert", "tls_key", "trusted_proxies")}})
         if args.command == "create-user":
             return create_user(args.name, args.admin, settings)
         if args.command == "ensure-admin":
@@ -103,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             print_banner(settings, ensure_first_admin(app))
             return 0
         return serve(settings, threads=args.threads, ensure_admin=args.ensure_admin)
-    except (RecorderError, CliError) as exc:
+    except (RecorderError, CliError, ServerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, RecorderError) else 1
 
@@ -165,22 +177,27 @@ def ensure_first_admin(app: Flask) -> str | None:
     return password
 
 
-def display_url(host: str, port: int) -> str:
+def display_url(host: str, port: int, scheme: str = "http") -> str:
     """Return the URL to open the web app at, for a listening host and port."""
     if host in WILDCARD_HOSTS:
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host.strip('[]')}]"
-    return f"http://{host}:{port}/"
+    return f"{scheme}://{host}:{port}/"
+
+
+def scheme_of(settings: dict[str, Any]) -> str:
+    """Return "https" when the settings name a TLS certificate, else "http"."""
+    return "https" if settings.get("tls_cert") else "http"
 
 
 def print_banner(settings: dict[str, Any], first_password: str | None) -> None:
     """Print where the web app is and, on the very first start only, the admin login."""
-    host, port = str(settings["host"]), int(settings["port"])
-    lines = [f"NVR web app: {display_url(host, port)}"]
+    host, port, scheme = str(settings["host"]), int(settings["port"]), scheme_of(settings)
+    lines = [f"NVR web app: {display_url(host, port, scheme)}"]
     if host in WILDCARD_HOSTS:
         lines.append(f"  (listening on all addresses: from another device open "
-                     f"http://{socket.gethostname()}:{port}/ or this machine's IP address)")
+                     f"{scheme}://{socket.gethostname()}:{port}/ or this machine's IP address)")
     if first_password is not None:
         # Printed (not logged) once: the operator needs it, the logs must never hold it.
         lines += ["First start: created the admin account.",
@@ -191,11 +208,14 @@ def print_banner(settings: dict[str, Any], first_password: str | None) -> None:
 
 
 def serve(settings: dict[str, Any], threads: int = 8, ensure_admin: bool = False) -> int:
-    """Serve the web app with waitress until SIGTERM or SIGINT."""
+    """Serve the web app (HTTP, or HTTPS with tls_cert/tls_key) until SIGTERM or SIGINT."""
+    tls = None
+    if settings.get("tls_cert"):
+        tls = tls_context(Path(settings["tls_cert"]), Path(settings["tls_key"]))
     app = _make_app(settings)
     try:
-        server = waitress.create_server(app, host=settings["host"], port=settings["port"],
-                                        threads=threads, ident="nvr")
+        server = create_server(app, host=settings["host"], port=settings["port"], threads=threads,
+                               tls=tls, exempt=TrustedProxies(settings["trusted_proxies"]))
     except OSError as exc:  # e.g. the port is taken
         logger.error("cannot listen on %s:%s: %s", settings["host"], settings["port"], exc.strerror)
         return 1
@@ -206,12 +226,18 @@ def serve(settings: dict[str, Any], threads: int = 8, ensure_admin: bool = False
     first_password = ensure_first_admin(app) if ensure_admin else None
     if ensure_admin:
         print_banner({**settings, "port": port}, first_password)
-    logger.info("web app listening on http://%s:%d (catalog %s)", settings["host"], port,
-                redacted(str(settings["db"])))
-    server.run()
+    logger.info("web app listening on %s://%s:%d (catalog %s)", scheme_of(settings),
+                settings["host"], port, redacted(str(settings["db"])))
+    logger.info("%s", describe_ffmpeg())  # exports and thumbnails run it
+    systemd.ready(f"serving on port {port}")
+    try:
+        server.run()
+    finally:
+        systemd.stopping()
     logger.info("web app stopped")
     return 0
 
 
 def _raise_system_exit(_signum: int, _frame: object) -> None:
+    systemd.stopping()
     raise SystemExit(0)

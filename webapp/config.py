@@ -17,6 +17,8 @@ from nvrlib.catalog.models import utcnow
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, AlertsConfig, load_file, read_toml
 from recorder.errors import ConfigError
 
+from .proxy import proxies_setting
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "0.0.0.0"
@@ -34,7 +36,11 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 
-_WEBAPP_KEYS = {"host", "port", "users_db", "trusted_proxies", "public_metrics"}
+# One year: what HSTS preload lists ask for. 0 sends no header (e.g. while trying HTTPS out).
+HSTS_MAX_AGE = 365 * 24 * 3600
+
+_WEBAPP_KEYS = {"host", "port", "users_db", "trusted_proxies", "public_metrics", "tls_cert",
+                "tls_key", "hsts_max_age"}
 
 
 class Config:
@@ -94,7 +100,11 @@ class Config:
     # argon2id, RFC 9106 "low memory" profile (64 MiB, t=3, p=4): above OWASP's minimum.
     ARGON2_PARAMETERS = RFC_9106_LOW_MEMORY
     CLOCK = utcnow  # injectable for tests: returns an aware UTC datetime
-    TRUSTED_PROXIES = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are honoured
+    # Addresses/networks of the reverse proxies whose X-Forwarded-For/-Proto are believed
+    # (webapp.proxy); anyone else's forwarded headers are dropped.
+    TRUSTED_PROXIES: tuple[str, ...] = ()
+    # Strict-Transport-Security max-age on HTTPS responses (0: no header).
+    HSTS_MAX_AGE = HSTS_MAX_AGE
     CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY
     # /metrics without a login or token ([webapp] public_metrics): for a trusted network only.
     PUBLIC_METRICS = False
@@ -206,13 +216,14 @@ def load_webapp_section(path: Path) -> dict[str, Any]:
 def settings_from(config_file: Path | None, flags: Mapping[str, Any]) -> dict[str, Any]:
     """Merge the shared config file and command-line flags (which win) into CLI settings.
 
-    Returns host, port, db, storage, users_db, trusted_proxies, public_metrics and
-    disk_low_percent, each with its default.
+    Returns host, port, db, storage, users_db, trusted_proxies, public_metrics,
+    disk_low_percent, tls_cert, tls_key and hsts_max_age, each with its default.
     """
     values: dict[str, Any] = {"host": DEFAULT_HOST, "port": DEFAULT_PORT, "db": DEFAULT_DB,
-                              "storage": DEFAULT_STORAGE, "users_db": None, "trusted_proxies": 0,
+                              "storage": DEFAULT_STORAGE, "users_db": None, "trusted_proxies": [],
                               "public_metrics": False,
-                              "disk_low_percent": AlertsConfig.disk_low_percent}
+                              "disk_low_percent": AlertsConfig.disk_low_percent,
+                              "tls_cert": None, "tls_key": None, "hsts_max_age": HSTS_MAX_AGE}
     if config_file is not None:
         hub = load_file(config_file)  # also validates the hub's keys: one file, one truth
         values.update({k: hub[k] for k in ("db", "storage") if k in hub})
@@ -225,13 +236,16 @@ def settings_from(config_file: Path | None, flags: Mapping[str, Any]) -> dict[st
     values.update({k: v for k, v in flags.items() if v is not None})
     try:
         values["port"] = int(values["port"])
-        values["trusted_proxies"] = int(values["trusted_proxies"])
+        values["hsts_max_age"] = int(values["hsts_max_age"])
         values["disk_low_percent"] = float(values["disk_low_percent"])
     except (TypeError, ValueError):
-        raise ConfigError("port and trusted_proxies must be whole numbers, "
+        raise ConfigError("port and hsts_max_age must be whole numbers, "
                           "alerts.disk_low_percent a number") from None
     if not 0 <= values["port"] <= 65535:
         raise ConfigError(f"port {values['port']} is out of range")
+    values["trusted_proxies"] = proxies_setting(values["trusted_proxies"])
+    if bool(values["tls_cert"]) != bool(values["tls_key"]):
+        raise ConfigError("tls_cert and tls_key go together: give both (HTTPS) or neither")
     return values
 
 
@@ -240,7 +254,8 @@ def flask_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
     overrides: dict[str, Any] = {
         "SQLALCHEMY_DATABASE_URI": str(settings["db"]),
         "STORAGE_ROOT": str(settings["storage"]),
-        "TRUSTED_PROXIES": int(settings.get("trusted_proxies") or 0),
+        "TRUSTED_PROXIES": tuple(proxies_setting(settings.get("trusted_proxies"))),
+        "HSTS_MAX_AGE": int(settings.get("hsts_max_age", HSTS_MAX_AGE)),
         "PUBLIC_METRICS": bool(settings.get("public_metrics", False)),
         "DISK_LOW_PERCENT": float(settings.get("disk_low_percent",
                                                AlertsConfig.disk_low_percent)),

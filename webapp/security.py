@@ -21,11 +21,11 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user, user_loaded_from_cookie
 from sqlalchemy import select
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import login_sessions
 from .extensions import csrf, db, login_manager
 from .models import User, hash_api_token
+from .proxy import ForwardedFromTrustedProxies, TrustedProxies, proxies_setting
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def safe_next(target: str | None) -> str | None:
 
 
 def client_address() -> str:
-    """Return the client's address (behind TRUSTED_PROXIES reverse proxies, the forwarded one)."""
+    """Return the client's address (from a trusted reverse proxy, the one it forwarded)."""
     return request.remote_addr or "unknown"
 
 
@@ -206,6 +206,10 @@ def set_security_headers(response: flask.Response) -> flask.Response:
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    hsts_max_age = int(current_app.config.get("HSTS_MAX_AGE") or 0)
+    if request.is_secure and hsts_max_age > 0:
+        # Only over HTTPS (RFC 6797 7.2): browsers then refuse plain HTTP to this host.
+        headers.setdefault("Strict-Transport-Security", f"max-age={hsts_max_age}")
     if request.endpoint not in ("static", "vendor_static") and "Cache-Control" not in headers:
         # Pages show who is logged in and what they may see: keep them out of shared caches
         # and the back button after logout.
@@ -226,10 +230,10 @@ class Response(flask.Response):
 def init_app(app: Flask) -> None:
     """Install the guard, the user loaders, the cookie and header policies on ``app``."""
     app.response_class = Response
-    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
-    if proxies > 0:  # only then are X-Forwarded-For/-Proto believed
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=proxies, x_proto=proxies)
+    # X-Forwarded-For/-Proto are believed only from the configured proxies' addresses.
+    proxies = TrustedProxies(proxies_setting(app.config.get("TRUSTED_PROXIES")))
+    app.wsgi_app = ForwardedFromTrustedProxies(  # type: ignore[method-assign]
+        app.wsgi_app, proxies)
     login_manager.user_loader(_load_user)
     login_manager.request_loader(_load_user_from_request)
     login_manager.unauthorized_handler(unauthorized)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import secrets
 
 from sqlalchemy import (
     BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false,
@@ -199,7 +201,7 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # new_camera | offline | online | failing | stalled | disk_low | disk_emergency |
-    # retention_short | summary | test
+    # locks_yielded | admin_locks_yielded | retention_short | summary | test
     kind: Mapped[str] = mapped_column(String(24))
     camera: Mapped[str | None] = mapped_column(String(64), nullable=True)  # a name: alerts outlive rows
     subject: Mapped[str] = mapped_column(String(255), default="")
@@ -225,15 +227,21 @@ class RecordingLock(Base):
     camera_id: Mapped[int | None] = mapped_column(ForeignKey("cameras.id"), nullable=True)  # NULL: all
     start_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     end_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    note: Mapped[str] = mapped_column(String(200), default="")
+    note: Mapped[str] = mapped_column(String(200), default="")  # the reason, required since 0006
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # made by an admin: in an emergency it yields only after every viewer lock has (health.md)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # when emergency retention last deleted footage under this lock and moved its start forward
+    yielded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the start the lock was made with, kept once it has yielded (NULL: never shortened)
+    original_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     camera: Mapped[Camera | None] = relationship()
 
 
 class Setting(Base):
-    """A setting changed at run time from the web app (for example ``alerts.email_to``)."""
+    """A setting changed at run time from the web app (``alerts.email_to``, ``locks.max_count``)."""
 
     __tablename__ = "settings"
 
@@ -264,3 +272,37 @@ class HubStatus(Base):
     checks: Mapped[str] = mapped_column(Text, default="{}")
     retention_deleted_segments: Mapped[int] = mapped_column(BigInteger, default=0)
     retention_deleted_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class IngestToken(Base):
+    """A per-camera ingest token made in the admin panel: only its SHA-256 is kept.
+
+    A token is 32 random bytes, so a plain SHA-256 is enough: a password hash's slowness
+    guards guessable secrets against a stolen table; nobody can guess 256 random bits, and
+    the hub checks tokens on every connection, where a slow hash would only cost CPU.
+    """
+
+    __tablename__ = "ingest_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera: Mapped[str] = mapped_column(String(64), index=True)  # a name; it may not exist yet
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_by: Mapped[str] = mapped_column(String(64), default="")
+
+    PREFIX = "nvr1_"  # tells a token in a config file or a log apart from other secrets
+
+    @staticmethod
+    def hash_of(token: str) -> str:
+        """The hex SHA-256 stored for a token."""
+        return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def issue(cls, camera: str, created_by: str, note: str = "") -> tuple[IngestToken, str]:
+        """Make a new token for ``camera``: the row to store and the token to show once."""
+        token = cls.PREFIX + secrets.token_urlsafe(32)
+        return cls(camera=camera, token_hash=cls.hash_of(token), note=note,
+                   created_by=created_by), token

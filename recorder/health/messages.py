@@ -26,7 +26,8 @@ REASONS: dict[str, tuple[str, str]] = {
 # what a debounce summary calls alerts that are not about one camera
 KIND_LABELS = {"disk_low": "disk space low", "disk_emergency": "disk nearly full",
                "summary": "alert summaries", "retention_short": "retention",
-               "new_camera": "new cameras"}
+               "new_camera": "new cameras", "locks_yielded": "locks yielded",
+               "admin_locks_yielded": "admin locks yielded"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,9 +207,36 @@ def _disk_emergency(_camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tup
              f"{count} oldest segments ({deleted}) regardless of the retention settings.",
              f"Free now: {size_text(d.get('free_bytes'))} of {size_text(d.get('total_bytes'))}"]
     if d.get("only_locked_left"):
-        lines.append("Only locked footage is left to delete: unlock some recordings or add "
-                     "space, or recording will run out of room.")
+        lines.append("Only locked footage was left to delete, so locks yielded their oldest "
+                     "footage (a separate alert names them): add space, or remove locks that "
+                     "are no longer needed.")
     return f"disk nearly full: deleted {count} oldest segments ({deleted})", lines
+
+
+def _lock_line(lock: Mapping[str, Any]) -> str:
+    """One yielded lock: its id, camera, who made it and why, its span and what is left."""
+    start, end, kept = (parse_time(lock.get(key)) for key in ("start", "end", "kept_from"))
+    span = (f"{iso_utc(start)} to {iso_utc(end)}" if start and end else "an unknown span")
+    left = f"kept from {iso_utc(kept)}" if kept else "kept from an unknown time"
+    return (f"- lock {lock.get('id')} on {lock.get('camera') or 'every camera'} by "
+            f"{lock.get('created_by') or 'someone'} ({_one_line(str(lock.get('reason') or ''))}"
+            f"): {span}, {left}")
+
+
+def _locks_yielded(_camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tuple[str, list[str]]:
+    locks = [lock for lock in d.get("locks") or [] if isinstance(lock, Mapping)]
+    admin = bool(d.get("admin"))
+    who = "ADMIN locks" if admin else "viewer locks"
+    lines = [f"What happened: the recordings disk was nearly full and only locked footage was "
+             f"left, so these {who} gave up their oldest footage to keep every camera "
+             f"recording:", *(_lock_line(lock) for lock in locks),
+             "Each lock stays, shortened to what is left (the Locks page shows it)."]
+    if admin:
+        lines.append("Admin locks yield only after every viewer lock has: the disk is too "
+                     "small for the footage you chose to keep. Add space, or copy the footage "
+                     "elsewhere.")
+    count = f"1 {who[:-1]}" if len(locks) == 1 else f"{len(locks)} {who}"
+    return f"disk full: {count} yielded footage", lines
 
 
 def _retention_short(camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tuple[str, list[str]]:
@@ -236,7 +264,8 @@ _Composer = Callable[[str, Mapping[str, Any], dt.datetime], tuple[str, list[str]
 _COMPOSERS: dict[str, _Composer] = {
     "new_camera": _new_camera, "offline": _offline, "online": _online, "failing": _failing,
     "stalled": _stalled, "disk_low": _disk_low, "disk_emergency": _disk_emergency,
-    "retention_short": _retention_short, "test": _test,
+    "retention_short": _retention_short, "test": _test, "locks_yielded": _locks_yielded,
+    "admin_locks_yielded": _locks_yielded,
 }
 
 

@@ -249,6 +249,11 @@ class HealthMonitor:
                 "deleted_segments": report.deleted_segments,
                 "deleted_bytes": report.deleted_bytes,
                 "only_locked_left": report.only_locked_left})
+        for admin in (False, True):  # viewer locks, then the louder alert for admin locks
+            yielded = [lock.to_details() for lock in report.yielded_locks if lock.admin is admin]
+            if yielded:
+                self.hub.raise_alert("admin_locks_yielded" if admin else "locks_yielded", None,
+                                     {"admin": admin, "locks": yielded})
         now = utcnow()
         for shortfall in report.shortfalls:
             last = self.retention_alerted.get(shortfall.camera)
@@ -262,8 +267,9 @@ class HealthMonitor:
             short = ", ".join(f"{s.camera} keeps {s.kept_days:.1f} of {s.configured_days:g} days"
                               for s in report.shortfalls)
             ok = not report.only_locked_left and not report.shortfalls
-            self._set("retention", ok, short or ("only locked footage is left"
-                                                 if report.only_locked_left else
+            yielded = (f"{len(report.yielded_locks)} lock(s) yielded footage to a full disk"
+                       if report.yielded_locks else "only locked footage is left")
+            self._set("retention", ok, short or (yielded if report.only_locked_left else
                                                  f"deleted {report.deleted_segments} segments"))
         elif "retention" not in self.checks:
             self._set("retention", True, "within every limit")

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import ssl
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -27,6 +28,7 @@ from recorder.ingest.body import BodyError, ChunkedDecoder, LengthDecoder
 from recorder.ingest.guard import (
     ConnectionGuard, IngestLimits, QuietLog, VideoWatchdog, deadline, quiet_accept_errors, source_of,
 )
+from recorder.ingest.tls import HandshakeFailed, handshake
 from recorder.ingest.protocol import (
     ACK_CONTENT_TYPE, DurableProgress, ProtocolFields, encode_ack, encode_closed, encode_done,
     parse_fields,
@@ -210,6 +212,9 @@ class IngestConnection:
         self._carry = b""  # bytes read before the take-over, not decoded yet
         self._eof = False  # the peer closed its side
         self._fd = -1
+        # TLS: bytes must pass the SSL layer, so the relay takes what the StreamReader holds
+        # instead of reading the socket (the plain path's os.read would see ciphertext)
+        self._tls = writer.get_extra_info("sslcontext") is not None
 
     async def serve(self) -> None:
         """Read the request, stream its body into the camera's segmenter, answer."""
@@ -342,16 +347,19 @@ class IngestConnection:
             self._decoder = ChunkedDecoder()  # h11 refused any other transfer coding
         else:
             self._decoder = LengthDecoder(int(headers.get(b"content-length", b"0")))
-        self.writer.transport.pause_reading()  # type: ignore[attr-defined]
+        if not self._tls:  # TLS: the transport keeps reading; the reader's limit pauses it
+            self.writer.transport.pause_reading()  # type: ignore[attr-defined]
         unparsed, closed = self.http.trailing_data
-        self._carry = unparsed + _buffered(self.reader)
+        self._carry = unparsed + self._take_buffered()
         self._eof = closed or self.reader.at_eof()
         sock = self.writer.get_extra_info("socket")
-        self._fd = sock.fileno() if sock is not None else -1
+        self._fd = sock.fileno() if sock is not None and not self._tls else -1
 
     def _read_now(self) -> bytes:
         """Return every byte that has arrived (without waiting); notice the peer closing."""
-        parts, self._carry = [self._carry, _buffered(self.reader)], b""
+        parts, self._carry = [self._carry, self._take_buffered()], b""
+        if self._tls:
+            return self._tls_now(parts)
         total = 0
         while not self._eof and self._fd >= 0 and total < MAX_BATCH_BYTES:
             try:
@@ -367,8 +375,26 @@ class IngestConnection:
             total += len(data)
         return b"".join(parts)
 
+    def _take_buffered(self) -> bytes:
+        data = _buffered(self.reader)
+        if self._tls:  # the reader paused the transport if its buffer filled: reading goes on
+            self.reader._maybe_resume_transport()  # type: ignore[attr-defined]
+        return data
+
+    def _tls_now(self, parts: list[bytes]) -> bytes:
+        """What the TLS layer decrypted so far; notice the peer closing or resetting."""
+        data = b"".join(parts)
+        if not data and self.reader.exception() is not None:
+            raise _Closed("reset the connection")
+        self._eof = self._eof or self.reader.at_eof()
+        return data
+
     async def _wait_for_bytes(self, timeout: float) -> bytes:
         """Wait (at most ``timeout``) for bytes from a silent peer, through the transport."""
+        if self._tls:
+            data = await self._read(timeout)
+            self._eof = self._eof or not data
+            return data + self._take_buffered()
         transport = self.writer.transport
         transport.resume_reading()  # type: ignore[attr-defined]
         try:
@@ -527,8 +553,9 @@ class _AckWriter:
 
 async def start_server(handler: IngestHandler, host: str, port: int, stall_timeout: float,
                        on_connection: Callable[[asyncio.Task[None]], None],
-                       limits: IngestLimits = IngestLimits()) -> asyncio.Server:
-    """Listen for ingest connections; each one is served by its own task."""
+                       limits: IngestLimits = IngestLimits(),
+                       tls: ssl.SSLContext | None = None) -> asyncio.Server:
+    """Listen for ingest connections (TLS ones with ``tls``); each is served by its own task."""
     guard = ConnectionGuard(limits)
     quiet = QuietLog(logger)
     quiet_accept_errors(asyncio.get_running_loop())
@@ -542,9 +569,27 @@ async def start_server(handler: IngestHandler, host: str, port: int, stall_timeo
             writer.close()
             return
         try:
+            if tls is not None and not await _tls_handshake(reader, writer, source):
+                return
             await _serve_admitted(reader, writer)
         finally:
             guard.close(source)
+
+    async def _tls_handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                             source: str) -> bool:
+        assert tls is not None
+        try:
+            await handshake(reader, writer, tls, limits.head_timeout)
+        except asyncio.CancelledError:  # the hub is stopping: end quietly (see below)
+            writer.transport.abort()
+            return False
+        except HandshakeFailed as exc:
+            peer = writer.get_extra_info("peername") or ("?", 0)
+            quiet(logging.WARNING, f"{source} tls", "ingest from %s:%s refused: it %s",
+                  peer[0], peer[1], exc)
+            writer.transport.abort()  # nothing to say to a client that speaks no TLS
+            return False
+        return True
 
     async def _serve_admitted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = IngestConnection(handler, reader, writer, stall_timeout, limits, quiet)

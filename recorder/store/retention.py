@@ -24,12 +24,19 @@ Rules (issue 4; the order of steps is in docs/design/recording.md, "Delete"):
   needed and leaves the rest to the next check. Recording is never stopped or throttled for
   space: deleting old footage is how room is made.
 - **Locks.** A segment that shares any instant with a :class:`~nvrlib.catalog.models.RecordingLock`
-  of its camera, or with a lock of every camera (``camera_id`` NULL), is never deleted by any
-  rule, not even in an emergency: a lock is a person's explicit decision (evidence, an
-  incident), and silently breaking it is worse than a full disk. A zero-length lock protects
-  the segment holding that instant. If only locked footage is left and space is still short,
-  the report says ``only_locked_left`` and the hub alerts; recording goes on until the disk is
-  really full, then ffmpeg's writes fail and the stream is reported failing.
+  of its camera, or with a lock of every camera (``camera_id`` NULL), is never deleted by the
+  age limits or the size budgets. A zero-length lock protects the segment holding that instant.
+- **Locks never stop recording** (issue 9). In an emergency, once no unlocked footage is left
+  (the report says ``only_locked_left``), locks yield in tiers, oldest footage first: (1) footage
+  that only *viewer* locks protect; (2) as a last resort, footage under *admin* locks. A lock
+  that yields is not dropped: its start moves past the deleted footage, ``yielded_at`` and
+  ``original_start`` say so, and the report lists it (:class:`YieldedLock`) so the hub's alert
+  names who made it, why and its span; admin locks get their own, louder alert. The reasoning
+  (health.md, "Locks in an emergency"): a full disk loses *new* footage of every camera, which
+  nobody chose, while a lock is one person's choice about old footage; Frigate's storage
+  maintainer makes the same call for its "retain indefinitely" recordings, which it deletes
+  when nothing else frees enough space (``frigate/storage.py``, "Retained recordings must be
+  deleted").
 - **Units.** GB means 10^9 bytes, as disks are sold and as ``df -H`` counts.
 - **Shortfalls.** When a budget or the safety margin removes a segment that started less than
   the camera's configured days ago, the report carries a :class:`Shortfall` with the age of the
@@ -37,7 +44,7 @@ Rules (issue 4; the order of steps is in docs/design/recording.md, "Delete"):
 
 Deletion protocol (crash-safe, in batches of :data:`BATCH` rows): (1) mark the rows
 ``deleting`` and commit, in one statement that re-checks the locks, so a lock saved by the web
-app a moment earlier still wins; (2) unlink each file (resolved inside the storage root, a path
+app a moment earlier still wins (locks that yield are shortened in that same transaction); (2) unlink each file (resolved inside the storage root, a path
 that leaves it is never touched) and its cached thumbnail; (3) fsync the touched day folders;
 (4) delete the rows and commit; (5) remove day folders that became empty. A crash anywhere in
 between leaves rows in ``deleting``, which :func:`finish_deletions` completes at the next start
@@ -61,7 +68,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -101,6 +108,26 @@ class Shortfall:
     cause: str
 
 
+@dataclasses.dataclass(frozen=True)
+class YieldedLock:
+    """A lock whose oldest footage an emergency deleted: who made it, why, and its spans."""
+
+    id: int
+    camera: str | None  # None: a lock of every camera
+    created_by: str
+    reason: str
+    admin: bool
+    start: dt.datetime  # the span it was made with
+    end: dt.datetime
+    kept_from: dt.datetime  # its start now: footage before this is gone
+
+    def to_details(self) -> dict[str, object]:
+        """Return the alert details' JSON object of this lock."""
+        return {"id": self.id, "camera": self.camera, "created_by": self.created_by,
+                "reason": self.reason, "admin": self.admin, "start": self.start.isoformat(),
+                "end": self.end.isoformat(), "kept_from": self.kept_from.isoformat()}
+
+
 @dataclasses.dataclass
 class RetentionReport:
     """What one retention call did, for the hub's alerts, health check and metrics."""
@@ -113,6 +140,7 @@ class RetentionReport:
     free_after: int = 0
     total_bytes: int = 0
     shortfalls: list[Shortfall] = dataclasses.field(default_factory=list)
+    yielded_locks: list[YieldedLock] = dataclasses.field(default_factory=list)
     missing_rows_removed: int = 0  # rows of files already gone, removed by the age limit
     more: bool = False  # stopped at the time budget with work left: call again soon
 
@@ -127,22 +155,46 @@ class _Doomed:
     size_bytes: int
     status: str
     start_time: dt.datetime
+    end_time: dt.datetime
 
 
 _COLUMNS = (Segment.id, Segment.camera_id, Segment.path, Segment.size_bytes, Segment.status,
-            Segment.start_time)
+            Segment.start_time, Segment.end_time)
 
 
-def unlocked() -> ColumnElement[bool]:
-    """SQL condition: no lock of the segment's camera (or of every camera) touches the segment."""
+def unlocked(*only: ColumnElement[bool]) -> ColumnElement[bool]:
+    """SQL condition: no lock of the segment's camera (or of every camera) touches the segment.
+
+    ``only`` narrows which locks count (``RecordingLock.admin`` keeps the admin locks).
+    """
     lock = RecordingLock
     # A segment covers [start, end); a lock [start, end] touches it when they share an instant.
     touches = exists().where(
         or_(lock.camera_id == Segment.camera_id, lock.camera_id.is_(None)),
         lock.start_time < Segment.end_time,
         or_(lock.end_time > Segment.start_time,
-            and_(lock.end_time == lock.start_time, lock.start_time >= Segment.start_time)))
+            and_(lock.end_time == lock.start_time, lock.start_time >= Segment.start_time)),
+        *only)
     return ~touches
+
+
+def _touches(camera_id: int | None, start: dt.datetime, end: dt.datetime, row: _Doomed) -> bool:
+    """The Python twin of the condition in `unlocked`, for one lock and one deleted row."""
+    if camera_id not in (None, row.camera_id) or start >= row.end_time:
+        return False
+    return end > row.start_time or (end == start and start >= row.start_time)
+
+
+_LOCK_COLUMNS = (RecordingLock.id, RecordingLock.camera_id, RecordingLock.start_time,
+                 RecordingLock.end_time, RecordingLock.note, RecordingLock.created_by,
+                 RecordingLock.admin, RecordingLock.original_start)
+
+# The emergency's tiers, in order: what may go, and which locks yield (None: none do).
+_TIERS: tuple[tuple[Callable[[], ColumnElement[bool]], bool | None], ...] = (
+    (unlocked, None),
+    (lambda: unlocked(RecordingLock.admin.is_(True)), False),  # only viewer locks touch it
+    (true, True),  # the last resort: admin locks yield too
+)
 
 
 class Retention:
@@ -327,35 +379,94 @@ class Retention:
         deadline = time.monotonic() + self.time_budget
         target = margin + self.headroom_bytes(usage.total_bytes)
         free = usage.free_bytes
-        while free < target:
-            if time.monotonic() > deadline:
-                report.more = True
+        yielded: dict[int, YieldedLock] = {}
+        for condition, locks_yield in _TIERS:
+            if locks_yield is not None:
+                report.only_locked_left = True  # the unlocked tier ran out before the target
+            free = self._free_up(report, target, usage.free_bytes, deadline, condition(),
+                                 yielded if locks_yield is not None else None)
+            if free >= target or report.more:
                 break
-            if report.deleted_bytes > 2 * (target - usage.free_bytes):
-                # deleted enough on paper, but the space did not come back (open files, or
-                # something else writing): leave the rest to the next check
-                report.more = True
-                break
-            batch = self._oldest(None, target - free)
-            if not batch:
-                report.only_locked_left = free < margin
-                break
-            self._delete(batch, report, "emergency")
-            free = self._disk_usage().free_bytes
         report.free_after = free
+        report.yielded_locks = sorted(yielded.values(), key=lambda lock: (lock.admin, lock.id))
         report.shortfalls = self._shortfalls(self._names, self.clock())
         logger.warning("retention: disk nearly full (%.1f MB free, margin %.1f MB): deleted %d "
                        "oldest segment(s), %.1f MB; %.1f MB free now%s", usage.free_bytes / 1e6,
                        margin / 1e6, report.deleted_segments, report.deleted_bytes / 1e6,
-                       free / 1e6, "; only locked footage is left" if report.only_locked_left
+                       free / 1e6, "; only locked footage was left" if report.only_locked_left
                        else "")
+        for lock in report.yielded_locks:
+            logger.warning("retention: %s lock %d (%s, by %s: %r) yielded to the full disk: "
+                           "its footage before %s is deleted", "ADMIN" if lock.admin else
+                           "viewer", lock.id, lock.camera or "every camera", lock.created_by,
+                           lock.reason, lock.kept_from.isoformat())
         return report
+
+    def _free_up(self, report: RetentionReport, target: int, free_before: int, deadline: float,
+                 condition: ColumnElement[bool], yielded: dict[int, YieldedLock] | None) -> int:
+        """Delete the oldest footage that ``condition`` allows until ``target`` bytes are free.
+
+        Returns the free bytes. ``yielded`` (None: no lock may yield) collects the locks whose
+        footage went, each shortened in the catalog in the same call.
+        """
+        free = self._disk_usage().free_bytes
+        while free < target:
+            if time.monotonic() > deadline:
+                report.more = True
+                break
+            if report.deleted_bytes > 2 * (target - free_before):
+                # deleted enough on paper, but the space did not come back (open files, or
+                # something else writing): leave the rest to the next check
+                report.more = True
+                break
+            batch = self._oldest(None, target - free, condition)
+            if not batch:
+                break
+            self._delete(batch, report, "emergency", condition, yielded)
+            free = self._disk_usage().free_bytes
+        return free
+
+    def _shorten_locks(self, session: Session, doomed: list[_Doomed],
+                       yielded: dict[int, YieldedLock]) -> None:
+        """Move the start of every lock touching a doomed row past it; note it in ``yielded``.
+
+        Runs in the transaction that marks the rows 'deleting', so a crash cannot leave the
+        footage going and its locks unchanged.
+        """
+        if not doomed:
+            return
+        now = self.clock()
+        candidates = session.execute(select(*_LOCK_COLUMNS).where(
+            or_(RecordingLock.camera_id.in_({row.camera_id for row in doomed}),
+                RecordingLock.camera_id.is_(None)),
+            RecordingLock.start_time < max(row.end_time for row in doomed),
+            RecordingLock.end_time >= min(row.start_time for row in doomed))).all()
+        for lock in candidates:
+            touched = [row.end_time for row in doomed
+                       if _touches(lock.camera_id, lock.start_time, lock.end_time, row)]
+            if not touched:
+                continue
+            original = lock.original_start or lock.start_time
+            kept_from = min(max(lock.start_time, max(touched)), lock.end_time)
+            # a plain UPDATE: one of a lock the web app just removed changes nothing
+            session.execute(update(RecordingLock).where(RecordingLock.id == lock.id).values(
+                start_time=kept_from, original_start=original, yielded_at=now))
+            camera = self._names.get(lock.camera_id) if lock.camera_id is not None else None
+            first = yielded.get(lock.id)
+            yielded[lock.id] = YieldedLock(lock.id, camera, lock.created_by, lock.note, lock.admin,
+                                           first.start if first else original, lock.end_time,
+                                           kept_from)
 
     # -- choosing and deleting ------------------------------------------------------------------
 
-    def _oldest(self, camera_id: int | None, need: int) -> list[_Doomed]:
-        """Return the oldest unlocked footage (of one camera or all) adding up to ``need`` bytes."""
-        query = select(*_COLUMNS).where(Segment.status == OK, unlocked())
+    def _oldest(self, camera_id: int | None, need: int,
+                condition: ColumnElement[bool] | None = None) -> list[_Doomed]:
+        """Return the oldest unlocked footage (of one camera or all) adding up to ``need`` bytes.
+
+        ``condition`` replaces "unlocked" (an emergency's later tiers).
+        """
+        query = select(*_COLUMNS).where(Segment.status == OK,
+                                        unlocked() if condition is None else condition)
         if camera_id is not None:
             query = query.where(Segment.camera_id == camera_id)
         rows = self._select(query.order_by(Segment.start_time, Segment.id).limit(BATCH))
@@ -371,10 +482,21 @@ class Retention:
         with self.catalog.session() as session:
             return [_Doomed(*row) for row in session.execute(query)]
 
-    def _delete(self, batch: list[_Doomed], report: RetentionReport, cause: str | None) -> None:
-        """Mark, unlink, fsync, then delete the rows of ``batch`` (the module's protocol)."""
+    def _delete(self, batch: list[_Doomed], report: RetentionReport, cause: str | None,
+                condition: ColumnElement[bool] | None = None,
+                yielded: dict[int, YieldedLock] | None = None) -> None:
+        """Mark, unlink, fsync, then delete the rows of ``batch`` (the module's protocol).
+
+        ``condition`` is what `_mark` re-checks (default: unlocked); with ``yielded``, the
+        locks touching the marked rows are shortened in the marking transaction.
+        """
         self._refresh_totals()  # rows are only subtracted once they are counted
-        marked = _mark(self.catalog, [row.id for row in batch])
+
+        def shorten(session: Session, marked: set[int]) -> None:
+            if yielded is not None:
+                self._shorten_locks(session, [row for row in batch if row.id in marked], yielded)
+
+        marked = _mark(self.catalog, [row.id for row in batch], condition, shorten)
         batch = [row for row in batch if row.id in marked]
         now = self.clock()
         for row in batch:
@@ -448,16 +570,25 @@ def _names(session: Session) -> dict[int, str]:
     return {camera_id: name for camera_id, name in session.execute(select(Camera.id, Camera.name))}
 
 
-def _mark(catalog: Catalog, ids: list[int]) -> set[int]:
-    """Step 1: mark rows 'deleting' and commit; return the ids marked (locks re-checked)."""
+def _mark(catalog: Catalog, ids: list[int], condition: ColumnElement[bool] | None = None,
+          then: Callable[[Session, set[int]], None] | None = None) -> set[int]:
+    """Step 1: mark rows 'deleting' and commit; return the ids marked (locks re-checked).
+
+    ``condition`` (default: unlocked) is re-checked in the same statement, so a lock saved
+    a moment earlier still wins; ``then`` runs in the same transaction with the ids marked.
+    """
     if not ids:
         return set()
     with catalog.sessions.begin() as session:
         session.execute(update(Segment)
-                        .where(Segment.id.in_(ids), Segment.status.in_((OK, MISSING)), unlocked())
+                        .where(Segment.id.in_(ids), Segment.status.in_((OK, MISSING)),
+                               unlocked() if condition is None else condition)
                         .values(status=DELETING))
-        return set(session.scalars(select(Segment.id).where(Segment.id.in_(ids),
-                                                            Segment.status == DELETING)))
+        marked = set(session.scalars(select(Segment.id).where(Segment.id.in_(ids),
+                                                              Segment.status == DELETING)))
+        if then is not None:
+            then(session, marked)
+        return marked
 
 
 def _file_of(storage: Storage, relative: str) -> Path | None:

@@ -26,6 +26,7 @@ def test_a_viewer_protects_a_recording_sees_it_locked_and_removes_the_lock(
         first_row = page.locator("table tbody tr").first
         action = first_row.locator("form.nvr-protect-form").get_attribute("action")
         segment_id = re.fullmatch(r"/protect/recordings/(\d+)", action or "").group(1)
+        first_row.get_by_role("textbox", name=re.compile(r"^Reason to protect")).fill("fox")
         first_row.get_by_role("button", name=re.compile(r"^Protect the recording")).click()
 
         expect(page.get_by_role("alert")).to_contain_text(f"Protected {CAMERA} from")
@@ -51,5 +52,22 @@ def test_a_viewer_protects_a_recording_sees_it_locked_and_removes_the_lock(
         expect(page.locator("table[data-locks]")).to_have_count(0)
         expect(page.get_by_text("Nothing is protected.")).to_be_visible()
         assert console.csp_violations() == []
+    finally:
+        _drop_locks(system, "viewer")
+
+
+def test_a_viewer_over_the_hours_cap_is_told_why_in_the_form(open_page, system: System) -> None:
+    page: Page = open_page(user="viewer")
+    try:
+        page.goto("/protect/new")
+        expect(page.locator("[data-lock-caps]")).to_contain_text("72")
+        expect(page.get_by_role("option", name=re.compile("All cameras"))).to_have_count(0)
+        page.get_by_label("Camera").select_option(CAMERA)
+        page.get_by_label("From").fill("2026-01-01T00:00:00")
+        page.get_by_label("To").fill("2026-01-05T00:00:00")  # 96 hours: over the default 72
+        page.get_by_label("Reason").fill("parcel stolen")
+        page.get_by_role("button", name="Protect").click()
+        expect(page.locator(".invalid-feedback")).to_contain_text(
+            "a viewer's locks may cover at most 72 hours in all")
     finally:
         _drop_locks(system, "viewer")

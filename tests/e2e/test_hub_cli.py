@@ -65,3 +65,17 @@ def test_idle_hub_stops_on_sigterm_with_status_0(tmp_path):
     hub = Hub(tmp_path).start()
     assert hub.stop() == 0
     assert "hub stopped" in hub.output
+
+
+def test_migrate_command_brings_the_catalog_to_head_and_exits(tmp_path):
+    from tests.support.upgrades import head
+
+    url = f"sqlite:///{tmp_path / 'nvr.db'}"
+    done = run_hub("migrate", "--db", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"catalog {url} is at revision {head()}"
+    assert run_hub("migrate", "--db", url, cwd=tmp_path).returncode == 0  # idempotent
+    config = tmp_path / "bad.toml"
+    config.write_text("db = 5\n")
+    bad = run_hub("migrate", "--config", str(config), cwd=tmp_path)
+    assert bad.returncode == 2 and "db" in bad.stderr

@@ -22,6 +22,9 @@ from tests.support.postgres import (
 )
 from tests.support.procs import ffmpeg_pusher, running, wait_for
 from tests.support.requirements import require
+from tests.support.upgrades import (
+    FIRST_RELEASE, downgrade_to, fill_first_release, rows_lost, upgrade_to,
+)
 
 require(None if postgres_available() else f"PostgreSQL: {postgres_unavailable_reason()}",
         module_level=True)
@@ -187,3 +190,15 @@ def test_kill_9_then_restart_reconciles_on_postgresql(hub_factory, pg):
     with engine.connect() as conn:
         reasons = list(conn.scalars(select(Run.end_reason).order_by(Run.started_at)))
     assert reasons and reasons[0] == "hub stopped abruptly", reasons
+
+
+def test_first_release_catalog_upgrades_to_head_and_back_with_every_row(pg):
+    _url, engine = pg
+    upgrade_to(engine, FIRST_RELEASE)
+    fill_first_release(engine)
+    upgrade_to(engine, "head")
+    assert rows_lost(engine) == []
+    downgrade_to(engine, FIRST_RELEASE)
+    assert rows_lost(engine) == []
+    upgrade_to(engine, "head")
+    assert rows_lost(engine) == []

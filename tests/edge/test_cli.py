@@ -136,3 +136,83 @@ def test_bad_spool_flags_exit_with_usage_error(
     with pytest.raises(SystemExit) as exc:
         parse_args([*HUB, "--location", "x", *argv])
     assert exc.value.code == 2 and argv[0] in capsys.readouterr().err
+
+
+# -- the TOML config file (edge/config_file.py): keys are the long flags ------------------------
+
+
+def write_config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "edge.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_config_file_keys_are_the_flags_and_the_command_line_wins(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("secret-token\n")
+    path = write_config(tmp_path, f"""
+hub = "hub.lan"
+port = 1026
+location = "yard"
+camera = ["test", "2"]
+name = ["gate", "shed"]
+fps = 10
+size = "640x360"
+loop = false
+token_file = "{token_file}"
+spool_size = "1G"
+no_spool = false
+""")
+    config = parse_args(["--config", path, "--fps", "5"])
+    assert (config.hub_host, config.hub_port, config.location) == ("hub.lan", 1026, "yard")
+    assert [s.name for s in config.streams] == ["gate", "shed"]
+    assert all((s.fps, s.width, s.loop) == (5.0, 640, False) for s in config.streams)
+    assert config.token == "secret-token" and config.spool_bytes == 1_000_000_000
+    assert config.spool_dir is not None
+    # a list on the command line replaces the file's list
+    [only] = parse_args([f"--config={path}", "--camera", "test", "--name", "one"]).streams
+    assert only.name == "one"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('hub = "h"\nspool_sise = "1G"\n', "unknown key 'spool_sise' (allowed: "),
+    ('hub = "h"\nloop = "yes"\n', "loop: expected true or false"),
+    ('hub = "h"\nfps = [1, 2]\n', "fps: expected a string or a number"),
+    ('hub = "h"\nfps = 500\n', "--fps 500: must be above 0 and at most 120"),
+    ('hub = \n', "not valid TOML"),
+])
+def test_config_file_errors_name_the_key(tmp_path: Path, capsys, text: str, message: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["--config", write_config(tmp_path, text)])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(tmp_path / "nope.toml")])
+    assert "cannot read it: No such file or directory" in capsys.readouterr().err
+
+
+def test_tls_flags_pin_and_ca(tmp_path: Path) -> None:
+    from edge.tls import TlsSettings
+
+    assert parse_args([*HUB, "--location", "x"]).tls is None
+    assert parse_args([*HUB, "--location", "x", "--tls"]).tls == TlsSettings()
+    pin = "sha256:" + ":".join(["AB"] * 32)  # openssl's -fingerprint form
+    assert parse_args([*HUB, "--location", "x", "--pin", pin]).tls == TlsSettings(pin=b"\xab" * 32)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    assert parse_args([*HUB, "--location", "x", "--ca", str(ca)]).tls == TlsSettings(ca_file=ca)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--pin", "sha256:abc"], "expected sha256: and 64 hex digits"),
+    (["--pin", "md5:" + "ab" * 32], "expected sha256:"),
+    (["--ca", "/nonexistent.pem"], "--ca /nonexistent.pem: no such file"),
+])
+def test_bad_tls_flags_exit_with_usage_error(flags: list[str], message: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args([*HUB, "--location", "x", *flags])
+    assert message in capsys.readouterr().err

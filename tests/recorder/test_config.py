@@ -118,3 +118,45 @@ def test_the_environment_overrides_the_alerts_section(tmp_path):
 def test_bad_alert_and_retention_settings_are_named(tmp_path, text, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_config(load_file(write(tmp_path, text)), {}, {})
+
+
+@pytest.mark.parametrize("value", [5, "not a url", "mysql://u:pw@h/db"])
+def test_db_must_be_a_supported_database_url_and_the_error_hides_it(value):
+    with pytest.raises(ConfigError, match=r"^db: ") as caught:
+        build_config({"db": value}, {})
+    assert "pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("values, policy", [
+    ({}, "record"), ({"unknown_cameras": "approve"}, "approve"),
+    ({"unknown_cameras": "refuse"}, "refuse"), ({"allow_new_cameras": False}, "refuse"),
+    ({"require_approval": True}, "approve"),
+    ({"allow_new_cameras": True, "require_approval": False}, "record"),
+])
+def test_unknown_cameras_is_one_key_and_the_older_ones_map_onto_it(values, policy):
+    config = build_config(values, {})
+    assert config.unknown_cameras == policy
+    assert config.allow_new_cameras == (policy != "refuse")
+    assert config.require_approval == (policy == "approve")
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"unknown_cameras": "maybe"}, "unknown_cameras: expected one of record, approve, refuse"),
+    ({"unknown_cameras": "refuse", "allow_new_cameras": False}, "keep only unknown_cameras"),
+    ({"tls_cert": "/nonexistent.crt"}, "set both"),
+    ({"tls_cert": "/nonexistent.crt", "tls_key": "/nonexistent.key"}, "tls_cert: /nonexistent.crt"),
+    ({"tls_listen": ":1026"}, "tls_listen: needs tls_cert and tls_key"),
+])
+def test_bad_policy_and_tls_keys_are_named(values, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config(values, {})
+
+
+def test_tls_files_and_a_second_tls_port(tmp_path):
+    cert, key = tmp_path / "hub.crt", tmp_path / "hub.key"
+    cert.write_text("x")
+    key.write_text("x")
+    config = build_config({"tls_cert": str(cert), "tls_key": str(key),
+                           "tls_listen": "127.0.0.1:1026"}, {})
+    assert config.tls and (config.tls_cert, config.tls_key) == (cert, key)
+    assert config.tls_listen == ("127.0.0.1", 1026)

@@ -187,14 +187,14 @@ class Hub:
 
 def ffmpeg_pusher(url: str, seconds: float | None = None, token: str | None = None,
                   size: str = "640x360", rate: int = 25, extra_headers: str = "",
-                  output_args: tuple[str, ...] = ()) -> LoggedProcess:
+                  output_args: tuple[str, ...] = (), exe: str | None = None) -> LoggedProcess:
     """Start a stock ffmpeg CLI pushing a live test pattern to ``url`` (no edge code).
 
     ``output_args`` go before the output, e.g. ("-output_ts_offset", "600") for a stream
-    whose PTS start 600 s in.
+    whose PTS start 600 s in; ``exe`` is another ffmpeg build (default: ffmpeg_exe()).
     """
     source = f"testsrc2=size={size}:rate={rate}"
-    argv = [ffmpeg_exe(), "-hide_banner", "-loglevel", "warning", "-re", "-f", "lavfi", "-i", source]
+    argv = [exe or ffmpeg_exe(), "-hide_banner", "-loglevel", "warning", "-re", "-f", "lavfi", "-i", source]
     if seconds is not None:
         argv += ["-t", f"{seconds:g}"]
     argv += ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", str(rate),

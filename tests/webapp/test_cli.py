@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
+from tests.support.notify import NotifySocket
 from tests.support.procs import ROOT, LoggedProcess, free_port
 from webapp import cli
 
@@ -150,12 +151,14 @@ def get(url: str) -> tuple[int, dict[str, str], str]:
 
 def test_serve_runs_under_waitress_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    notify = NotifySocket(tmp_path / "notify.sock")  # as under a Type=notify unit
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": notify.path}
     argv = [sys.executable, "-m", "webapp", "--host", "127.0.0.1", "--port", str(port),
             "--ensure-admin", *db_flags(tmp_path)]
     server = LoggedProcess(argv, env=env, cwd=tmp_path)
     try:
         server.wait_line(r"web app listening on http://127\.0\.0\.1:\d+", timeout=TIMEOUT)
+        notify.wait_for("READY=1", timeout=TIMEOUT)
         assert "password: " in server.output  # first start: the admin login, once
         status, headers, body = get(f"http://127.0.0.1:{port}/auth/login")
         assert status == 200 and "Log in" in body
@@ -165,9 +168,11 @@ def test_serve_runs_under_waitress_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert status == 302 and headers["Location"].startswith("/auth/login")
         assert server.terminate(timeout=20) == 0
         assert "web app stopped" in server.output
+        notify.wait_for("STOPPING=1", timeout=5)
     finally:
         if server.proc.poll() is None:
             server.kill_group()
+        notify.close()
 
 
 def test_serve_reports_a_taken_port(tmp_path: Path) -> None:
@@ -180,3 +185,16 @@ def test_serve_reports_a_taken_port(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--tls-cert", "missing.crt", "--tls-key", "missing.key"], "TLS: no such file missing.crt"),
+    (["--tls-cert", "missing.crt"], "tls_cert and tls_key go together"),
+    (["--trusted-proxies", "proxy.example"], "'proxy.example' is not an IP address"),
+])
+def test_serve_refuses_bad_tls_and_proxy_settings_in_one_line(
+        tmp_path: Path, flags: list[str], message: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["serve", "--host", "127.0.0.1", "--port", "0", *flags, *db_flags(tmp_path)])
+    assert code != 0
+    assert message in capsys.readouterr().err

@@ -67,12 +67,32 @@ def test_cookies_are_secure_over_https(client: FlaskClient, viewer_user: Account
         assert "Secure" in header and "HttpOnly" in header and "SameSite=Lax" in header
 
 
-def test_x_forwarded_proto_counts_only_behind_a_trusted_proxy(make_app: Callable[..., Flask],
-                                                             viewer_user: Account) -> None:
+def test_x_forwarded_proto_counts_only_from_a_trusted_proxy_address(
+        make_app: Callable[..., Flask], viewer_user: Account) -> None:
     forwarded = {"headers": {"X-Forwarded-Proto": "https"}}
-    trusting = AuthActions(make_app(TRUSTED_PROXIES=1).test_client())
-    [header] = cookie_headers(trusting.login(viewer_user, **forwarded), "nvr_session")
+    behind = make_app(TRUSTED_PROXIES=["127.0.0.1"])
+    [header] = cookie_headers(AuthActions(behind.test_client()).login(viewer_user, **forwarded),
+                              "nvr_session")
     assert "Secure" in header
+    stranger = {"environ_base": {"REMOTE_ADDR": "192.0.2.99"}, **forwarded}
+    [header] = cookie_headers(AuthActions(behind.test_client()).login(viewer_user, **stranger),
+                              "nvr_session")
+    assert "Secure" not in header
     direct = AuthActions(make_app().test_client())
     [header] = cookie_headers(direct.login(viewer_user, **forwarded), "nvr_session")
     assert "Secure" not in header
+
+
+def test_hsts_only_over_https(make_app: Callable[..., Flask]) -> None:
+    app = make_app(TRUSTED_PROXIES=["10.0.0.0/8"])
+    https = app.test_client().get("/auth/login", base_url="https://nvr.example")
+    assert https.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert "Strict-Transport-Security" not in app.test_client().get("/auth/login").headers
+    proxied = app.test_client().get("/auth/login", headers={"X-Forwarded-Proto": "https"},
+                                    environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert "Strict-Transport-Security" in proxied.headers
+    spoofed = app.test_client().get("/auth/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in spoofed.headers
+    quiet = make_app(HSTS_MAX_AGE=0).test_client()
+    assert "Strict-Transport-Security" not in quiet.get(
+        "/auth/login", base_url="https://nvr.example").headers

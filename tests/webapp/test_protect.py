@@ -1,7 +1,8 @@
 """Recording locks: Protect buttons, the Protect form, the Locks page, indicators and the API.
 
-A lock keeps retention away from the footage it overlaps; any user may lock, and a lock is
-removed by an admin or by whoever made it. Catalog rows are written with the recorder's models.
+A lock keeps retention away from the footage it overlaps; any user may lock one camera with a
+reason (every camera needs an admin; the caps are in test_lock_limits.py), and a lock is removed
+by an admin or by whoever made it. Catalog rows are written with the recorder's models.
 """
 
 from __future__ import annotations
@@ -83,11 +84,14 @@ def test_protect_on_a_search_result_locks_exactly_that_recording_and_marks_it(
     assert f'action="/protect/recordings/{first.id}"' in html
     assert html.count("data-protected") == 0
 
+    refused = viewer_client.post(f"/protect/recordings/{first.id}",
+                                 data={"next": "/recordings/?camera=porch"})
+    assert refused.status_code == 400 and "say why" in refused.get_data(as_text=True)
     response = viewer_client.post(f"/protect/recordings/{first.id}",
-                                  data={"next": "/recordings/?camera=porch"})
+                                  data={"next": "/recordings/?camera=porch", "note": "fox"})
     assert response.status_code == 302
     assert response.headers["Location"] == "/recordings/?camera=porch"
-    assert lock_rows(app) == [("porch", at(0), at(10), "", "victor")]
+    assert lock_rows(app) == [("porch", at(0), at(10), "fox", "victor")]
 
     html = html_of(viewer_client, "/recordings/?camera=porch")
     assert "Protected porch from 2026-03-01 10:00:00 UTC to 2026-03-01 10:00:10 UTC" in html
@@ -112,12 +116,12 @@ def test_a_search_result_the_next_page_cannot_leave_the_site(
         app: Flask, viewer_client: FlaskClient, catalog: CatalogWriter) -> None:
     info = catalog.segment("porch", at(0), 10)
     response = viewer_client.post(f"/protect/recordings/{info.id}",
-                                  data={"next": "https://evil.example/"})
+                                  data={"next": "https://evil.example/", "note": "why"})
     assert response.headers["Location"] == "/protect/"
 
 
 def test_protecting_an_unknown_recording_is_404(viewer_client: FlaskClient) -> None:
-    response = viewer_client.post("/protect/recordings/999", data={})
+    response = viewer_client.post("/protect/recordings/999", data={"note": "why"})
     assert response.status_code == 404
     assert "no recording with id 999" in response.get_data(as_text=True)
 
@@ -128,7 +132,7 @@ def test_the_form_locks_a_camera_range_read_in_the_users_time_zone(
         app: Flask, viewer_client: FlaskClient, catalog: CatalogWriter) -> None:
     catalog.camera("porch")
     html = html_of(viewer_client, "/protect/new")
-    assert '<option selected value="">All cameras</option>' in html
+    assert "All cameras" not in html  # admins only
     assert "js/recordings.js" in html  # it fills in the browser's time zone
     response = viewer_client.post("/protect/new", data={
         "camera": "porch", "start": "2026-03-01T11:00", "end": "2026-03-01T11:30:15",
@@ -138,14 +142,19 @@ def test_the_form_locks_a_camera_range_read_in_the_users_time_zone(
     assert lock_rows(app) == [("porch", at(0), at(30 * 60 + 15), "parcel stolen", "victor")]
 
 
-def test_the_form_locks_every_camera(app: Flask, viewer_client: FlaskClient,
-                                     catalog: CatalogWriter) -> None:
+def test_the_form_locks_every_camera_for_an_admin(app: Flask, admin_user: Account,
+                                                  catalog: CatalogWriter) -> None:
     catalog.camera("porch")
-    response = viewer_client.post("/protect/new", data={
-        "camera": "", "start": "2026-03-01T10:00:00", "end": "2026-03-02T10:00:00"})
+    admin = login(app, admin_user)
+    assert '<option selected value="">All cameras (admins only)</option>' in html_of(
+        admin, "/protect/new")
+    response = admin.post("/protect/new", data={
+        "camera": "", "start": "2026-03-01T10:00:00", "end": "2026-03-02T10:00:00",
+        "note": "break-in"})
     assert response.status_code == 302
-    assert lock_rows(app) == [(None, T0, T0 + dt.timedelta(days=1), "", "victor")]
-    assert "<em>All cameras</em>" in html_of(viewer_client, "/protect/")
+    assert lock_rows(app) == [(None, T0, T0 + dt.timedelta(days=1), "break-in",
+                               admin_user.username)]
+    assert "<em>All cameras</em>" in html_of(admin, "/protect/")
 
 
 def test_a_link_prefills_the_form_with_the_range(viewer_client: FlaskClient,
@@ -168,13 +177,14 @@ def test_a_link_prefills_the_form_with_the_range(viewer_client: FlaskClient,
     ({"start": "noon"}, "not an ISO-8601 time: &#39;noon&#39;"),
     ({"start": ""}, "Give the start of the range."),
     ({"tz": "Mars/Olympus"}, "unknown time zone"),
+    ({"note": "   "}, "Say why this footage must be kept."),
 ])
 def test_the_form_refuses_bad_input_with_400_and_the_reason(
         app: Flask, viewer_client: FlaskClient, catalog: CatalogWriter,
         fields: dict[str, str], message: str) -> None:
     catalog.camera("porch")
     data = {"camera": "porch", "start": "2026-03-01T10:00:00", "end": "2026-03-01T11:00:00",
-            "tz": "UTC", "note": "", **fields}
+            "tz": "UTC", "note": "theft", **fields}
     response = viewer_client.post("/protect/new", data=data)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
@@ -186,7 +196,8 @@ def test_forms_need_the_csrf_token(make_app: Callable[..., Flask], viewer_user: 
     app = make_app(WTF_CSRF_ENABLED=True)
     CatalogWriter(app).camera("porch")
     client = login(app, viewer_user)
-    data = {"camera": "porch", "start": "2026-03-01T10:00", "end": "2026-03-01T11:00"}
+    data = {"camera": "porch", "start": "2026-03-01T10:00", "end": "2026-03-01T11:00",
+            "note": "theft"}
     assert client.post("/protect/new", data=data).status_code == 400
     assert lock_rows(app) == []
     token = csrf_token_of(client.get("/protect/new"))
@@ -209,9 +220,10 @@ def test_the_player_page_protects_the_range_it_shows(app: Flask, viewer_client: 
     assert fields["camera"] == "porch"
     assert (fields["start"], fields["end"]) == ("2026-03-01T10:00:02", "2026-03-01T10:00:08")
     fields["next"] = fields["next"].replace("&amp;", "&")
-    response = viewer_client.post("/protect/new", data=fields)
+    assert 'name="note" maxlength="200" required' in form
+    response = viewer_client.post("/protect/new", data={**fields, "note": "fox"})
     assert response.status_code == 302 and response.headers["Location"] == url
-    assert lock_rows(app) == [("porch", at(2), at(8), "", "victor")]
+    assert lock_rows(app) == [("porch", at(2), at(8), "fox", "victor")]
 
 
 def test_the_timeline_marks_the_protected_stretches_of_the_day(
@@ -306,11 +318,12 @@ def test_api_creates_lists_and_deletes_locks(app: Flask, viewer_client: FlaskCli
     lock = created.get_json()
     assert lock == {"id": lock["id"], "camera": "porch", "start": "2026-03-01T10:00:00.000Z",
                     "end": "2026-03-01T11:00:00.000Z", "note": "theft", "created_by": "victor",
-                    "created_at": "2026-03-01T12:00:00.000Z"}
+                    "created_at": "2026-03-01T12:00:00.000Z", "admin": False,
+                    "yielded_at": None, "original_start": None}
     assert created.headers["Location"] == f"/api/v1/locks/{lock['id']}"
-    every = viewer_client.post("/api/v1/locks", json={
-        "camera": None, "start": "2026-02-01T00:00:00Z", "end": "2026-02-02T00:00:00Z"})
-    assert every.status_code == 201 and every.get_json()["camera"] is None
+    every_id = add_lock(app, None, T0 - dt.timedelta(days=28), T0 - dt.timedelta(days=27))
+    every = viewer_client.get(f"/api/v1/locks/{every_id}")
+    assert every.get_json()["camera"] is None
 
     assert [x["id"] for x in viewer_client.get("/api/v1/locks").get_json()] == [
         lock["id"], every.get_json()["id"]]
@@ -328,10 +341,13 @@ def test_api_creates_lists_and_deletes_locks(app: Flask, viewer_client: FlaskCli
 def test_api_locks_one_recording_by_id(app: Flask, viewer_client: FlaskClient,
                                        catalog: CatalogWriter) -> None:
     info = catalog.segment("porch", at(20), 10)
+    unexplained = viewer_client.post("/api/v1/locks", json={"recording": info.id})
+    assert unexplained.status_code == 400
+    assert unexplained.get_json()["error"].startswith("note: say why")
     created = viewer_client.post("/api/v1/locks", json={"recording": info.id, "note": "n"})
     assert created.status_code == 201
     assert lock_rows(app) == [("porch", at(20), at(30), "n", "victor")]
-    missing = viewer_client.post("/api/v1/locks", json={"recording": 999})
+    missing = viewer_client.post("/api/v1/locks", json={"recording": 999, "note": "n"})
     assert missing.status_code == 404
 
 
@@ -340,8 +356,10 @@ def test_api_locks_one_recording_by_id(app: Flask, viewer_client: FlaskClient,
      400, "end: must be after start"),
     ({"camera": "porch", "start": "2026-03-01T10:00:00Z", "end": "2027-03-03T10:00:00Z"},
      400, "end: a lock covers at most 366 days"),
-    ({"camera": "nobody", "start": "2026-03-01T10:00:00Z", "end": "2026-03-01T11:00:00Z"},
-     404, "camera: no camera named 'nobody'"),
+    ({"camera": "nobody", "start": "2026-03-01T10:00:00Z", "end": "2026-03-01T11:00:00Z",
+      "note": "theft"}, 404, "camera: no camera named 'nobody'"),
+    ({"camera": "porch", "start": "2026-03-01T10:00:00Z", "end": "2026-03-01T11:00:00Z"},
+     400, "note: say why this footage must be kept"),
     ({"camera": "porch", "start": "2026-03-01T10:00:00Z", "end": "2026-03-01T11:00:00Z",
       "note": "x" * 201}, 400, "note: at most 200 characters"),
     ({"start": "2026-03-01T10:00:00Z", "end": "2026-03-01T11:00:00Z"}, 400, "camera: required"),
@@ -394,7 +412,8 @@ def test_api_delete_is_for_the_maker_or_an_admin(app: Flask, viewer_user: Accoun
     other = make_user("olga", "olga-password-123")
     client = app.test_client()
     created = client.post("/api/v1/locks", headers=bearer(app, viewer_user), json={
-        "camera": "porch", "start": "2026-03-01T10:00:00Z", "end": "2026-03-01T11:00:00Z"})
+        "camera": "porch", "start": "2026-03-01T10:00:00Z", "end": "2026-03-01T11:00:00Z",
+        "note": "theft"})
     assert created.status_code == 201  # a token needs no CSRF token
     lock_id = created.get_json()["id"]
     refused = client.delete(f"/api/v1/locks/{lock_id}", headers=bearer(app, other))

@@ -41,6 +41,10 @@ def make_clips(folder: Path) -> list[Path]:
     subprocess.run([*quiet, "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
                     "-t", str(CLIP_SECONDS * CLIP_COUNT), "-c:v", "libx264", "-preset", "ultrafast",
                     "-g", "10", "-keyint_min", "10", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+                    # PTS from 0: ffmpeg 5.1's segment muxer cuts -copyts input at multiples of
+                    # segment_time from PTS 0, the wheel's from the first PTS; with the mpegts
+                    # muxer's default 1.4 s start, 5.1 made clips of 1, 2, 2 and 1 s
+                    "-muxdelay", "0", "-muxpreload", "0",
                     "-f", "mpegts", str(whole)], check=True, timeout=60)
     subprocess.run([*quiet, "-i", str(whole), "-map", "0", "-c", "copy", "-copyts",
                     "-muxdelay", "0", "-muxpreload", "0", "-f", "segment",

@@ -132,7 +132,7 @@ def test_a_username_with_control_characters_is_escaped_in_the_log(
 def test_the_count_uses_the_forwarded_address_only_behind_a_trusted_proxy(
         make_app: Callable[..., Flask], make_user: Callable) -> None:
     account = make_user("pat", "pat-password-1")
-    behind = AuthActions(make_app(TRUSTED_PROXIES=1).test_client())
+    behind = AuthActions(make_app(TRUSTED_PROXIES=["192.0.2.10"]).test_client())
     fail(behind, "pat", 5, headers={"X-Forwarded-For": "198.51.100.7"}, **ADDR_A)
     other_client = {"headers": {"X-Forwarded-For": "198.51.100.8"}, **ADDR_A}
     assert behind.login(account, **other_client).status_code == 302

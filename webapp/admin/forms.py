@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from flask_wtf import FlaskForm
 from wtforms import Field, Form, StringField, SubmitField
-from wtforms.validators import DataRequired, ValidationError
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from .. import cameras_service as cameras
 
@@ -60,3 +60,12 @@ class ActionForm(FlaskForm):
     """A button that POSTs an action with the CSRF token."""
 
     submit = SubmitField("OK")
+
+
+class IngestTokenForm(FlaskForm):
+    """A new per-camera ingest token."""
+
+    camera = StringField("Camera", validators=[DataRequired(), _checked_by(cameras.check_name)],
+                         render_kw=_PLAIN)
+    note = StringField("Note", validators=[Length(max=200)])
+    submit = SubmitField("Make token")

@@ -1,7 +1,9 @@
 """API endpoints for recording locks (docs/api.md, "Locks"): footage retention must keep.
 
-Any user may list and create locks; a lock is deleted by an admin or by the user who made it.
-The rules are `webapp.protect.locks`', the same as the Locks page's.
+Any user may list locks and lock one camera with a reason; locks of every camera, and viewer
+locks beyond the caps (``GET /locks/limits``), need an admin (403 naming which). A lock is
+deleted by an admin or by the user who made it. The rules are `webapp.protect.locks`', the
+same as the Locks page's.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from flask import jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from ..protect import locks
+from ..protect import limits, locks
 from ..recordings.params import (
     MAX_OFFSET, ParamError, int_param, optional_time, parse_time, parse_tz,
 )
@@ -54,6 +56,14 @@ def list_locks() -> ResponseReturnValue:
     return response
 
 
+@bp.get("/locks/limits")
+def lock_limits() -> ResponseReturnValue:
+    """Return the viewer caps and what the caller's own viewer locks take of them."""
+    usage = limits.usage_of(current_user.username)
+    return jsonify({**limits.current_limits().to_json(), "used_locks": usage.count,
+                    "used_hours": round(usage.hours, 3), "capped": not current_user_is_admin()})
+
+
 @bp.get("/locks/<int:lock_id>")
 def get_lock(lock_id: int) -> ResponseReturnValue:
     """Return one lock."""
@@ -74,8 +84,8 @@ def _string(data: dict[str, Any], key: str, required: bool = True) -> str:
 
 def _create(data: dict[str, Any]) -> locks.LockView:
     """Lock one recording ({"recording": id}) or a range ({"camera", "start", "end"})."""
-    note = _string(data, "note", required=False)
-    user = current_user.username
+    note = _string(data, "note", required=False)  # locks.check_note: a reason is required
+    user, admin = current_user.username, current_user_is_admin()
     if "recording" in data:
         unknown = sorted(set(data) - RECORDING_FIELDS)
         if unknown:
@@ -83,7 +93,7 @@ def _create(data: dict[str, Any]) -> locks.LockView:
         recording = data["recording"]
         if not isinstance(recording, int) or isinstance(recording, bool):
             raise ParamError("recording", "must be a recording's id (a whole number)")
-        return locks.lock_recording(recording, note, user)
+        return locks.lock_recording(recording, note, user, admin)
     unknown = sorted(set(data) - RANGE_FIELDS)
     if unknown:
         raise ParamError(unknown[0], "unknown field")
@@ -95,12 +105,12 @@ def _create(data: dict[str, Any]) -> locks.LockView:
     tz = parse_tz(_string(data, "tz", required=False))
     start = parse_time(_string(data, "start"), "start", tz)
     end = parse_time(_string(data, "end"), "end", tz)
-    return locks.create_lock(camera, start, end, note, user)
+    return locks.create_lock(camera, start, end, note, user, admin)
 
 
 @bp.post("/locks")
 def create_lock() -> ResponseReturnValue:
-    """Create a lock: {"camera": name or null, "start", "end", "note"} or {"recording": id}."""
+    """Create a lock: {"camera": name or null, "start", "end", "note"} or {"recording", "note"}."""
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         return api_error(400, "expected a JSON object (Content-Type: application/json)")

@@ -34,6 +34,8 @@ ALERT_KINDS: dict[str, str] = {
     "stalled": "stream stalled",
     "disk_low": "disk space low",
     "disk_emergency": "disk nearly full",
+    "locks_yielded": "locks yielded to a full disk",
+    "admin_locks_yielded": "admin locks yielded to a full disk",
     "retention_short": "retention cut short",
     "summary": "summary",
     "test": "test email",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms import FloatField, HiddenField, IntegerField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
+from .limits import COUNT_RANGE, HOURS_RANGE
 from .locks import MAX_NOTE_LENGTH
 
 ALL_CAMERAS = ""  # the camera choice that means "every camera" (a NULL camera_id)
@@ -20,7 +21,9 @@ class LockForm(FlaskForm):
     end = StringField("To", validators=[DataRequired("Give the end of the range.")],
                       render_kw={"type": "datetime-local", "step": "1"})
     tz = HiddenField(render_kw={"data-tz": ""})  # recordings.js fills in the browser's zone
-    note = StringField("Note", validators=[Length(max=MAX_NOTE_LENGTH)],
+    note = StringField("Reason", validators=[
+                           DataRequired("Say why this footage must be kept."),
+                           Length(max=MAX_NOTE_LENGTH)],
                        render_kw={"maxlength": MAX_NOTE_LENGTH,
                                   "placeholder": "Why keep it, e.g. \"parcel stolen\""})
     next = HiddenField()  # where to go back to after locking (a page of this site)
@@ -28,9 +31,9 @@ class LockForm(FlaskForm):
 
 
 class NoteForm(FlaskForm):
-    """The Protect button of one recording: an optional note and where to go back to."""
+    """The Protect button of one recording: its reason and where to go back to."""
 
-    note = StringField("Note", validators=[Length(max=MAX_NOTE_LENGTH)])
+    note = StringField("Reason", validators=[Length(max=MAX_NOTE_LENGTH)])  # locks checks it
     next = HiddenField()
     submit = SubmitField("Protect")
 
@@ -40,3 +43,15 @@ class ActionForm(FlaskForm):
 
     next = HiddenField()
     submit = SubmitField("OK")
+
+
+class LimitsForm(FlaskForm):
+    """The caps on every viewer's locks (admins only): how many, and how many hours in all."""
+
+    max_locks = IntegerField("Most locks per viewer", validators=[
+        InputRequired("Give the most locks a viewer may hold."),
+        NumberRange(*COUNT_RANGE, "From %(min)s to %(max)s.")])
+    max_hours = FloatField("Most locked hours per viewer", validators=[
+        InputRequired("Give the most hours a viewer's locks may cover."),
+        NumberRange(*HOURS_RANGE, f"From {HOURS_RANGE[0]:g} to {HOURS_RANGE[1]:g} hours.")])
+    submit = SubmitField("Save limits")

@@ -3,7 +3,10 @@
 A lock keeps the hub's retention away from every segment of its camera (of every camera when
 ``camera_id`` is NULL) that overlaps ``[start_time, end_time)``. Overlap, not containment, is
 what retention honours, so it is also what the indicators on the recordings pages show.
-Any logged-in user may lock; a lock is removed by an admin or by the user who made it.
+Any logged-in user may lock one camera, giving a reason; locks of every camera, and viewer locks
+beyond the caps of `limits` (count and total hours per user), need an admin. A lock is removed
+by an admin or by the user who made it. A lock remembers whether an admin made it: in a
+full-disk emergency viewer locks yield first (docs/design/health.md, "Locks in an emergency").
 The pages and the JSON API both go through these functions, so they apply the same rules.
 """
 
@@ -22,6 +25,7 @@ from nvrlib.catalog.models import Camera, RecordingLock, Segment
 from ..catalog_queries import Interval, SegmentRow, iso_utc, merge_intervals
 from ..extensions import db
 from ..security import now
+from . import limits
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +63,13 @@ class UnknownRecording(LockError):
 
 
 class NotAllowed(LockError):
-    """Removing someone else's lock without being an admin (403)."""
+    """Something only an admin (or the lock's maker) may do (403)."""
 
     status = 403
+
+
+class OverCap(NotAllowed):
+    """A viewer's lock beyond the caps on count or hours (403); the message names which."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +83,9 @@ class LockView:
     note: str
     created_by: str
     created_at: dt.datetime
+    admin: bool = False  # made by an admin: yields last in a full-disk emergency
+    yielded_at: dt.datetime | None = None  # when a full disk last took its oldest footage
+    original_start: dt.datetime | None = None  # its start before it yielded
 
     @property
     def seconds(self) -> float:
@@ -89,7 +100,10 @@ class LockView:
         """Return the API's JSON object of this lock."""
         return {"id": self.id, "camera": self.camera, "start": iso_utc(self.start),
                 "end": iso_utc(self.end), "note": self.note, "created_by": self.created_by,
-                "created_at": iso_utc(self.created_at)}
+                "created_at": iso_utc(self.created_at), "admin": self.admin,
+                "yielded_at": iso_utc(self.yielded_at) if self.yielded_at else None,
+                "original_start": (iso_utc(self.original_start) if self.original_start
+                                   else None)}
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -103,8 +117,10 @@ def check_range(start: dt.datetime, end: dt.datetime) -> None:
 
 
 def check_note(note: str) -> str:
-    """Return the note without surrounding spaces; refuse a long or multi-line one."""
+    """Return the note (the lock's reason) stripped; refuse an empty, long or multi-line one."""
     note = note.strip()
+    if not note:
+        raise InvalidLock("note: say why this footage must be kept (a short reason)")
     if len(note) > MAX_NOTE_LENGTH:
         raise InvalidLock(f"note: at most {MAX_NOTE_LENGTH} characters")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in note):
@@ -123,16 +139,18 @@ def camera_id(name: str) -> int:
 # -- changes -----------------------------------------------------------------------------------
 
 def create_lock(camera: str | None, start: dt.datetime, end: dt.datetime, note: str,
-                user: str) -> LockView:
-    """Lock ``[start, end)`` of one camera (None: every camera) on behalf of ``user``."""
+                user: str, is_admin: bool = False) -> LockView:
+    """Lock ``[start, end)`` of one camera (None: every camera, admins only) for ``user``."""
     check_range(start, end)
     note = check_note(note)
+    if camera is None and not is_admin:
+        raise NotAllowed("camera: a lock on every camera needs an admin; choose one camera")
     return _insert(camera_id(camera) if camera is not None else None, camera, start, end, note,
-                   user)
+                   user, is_admin)
 
 
-def lock_recording(segment_id: int, note: str, user: str) -> LockView:
-    """Lock exactly one recording's ``[start, end)`` on its camera."""
+def lock_recording(segment_id: int, note: str, user: str, is_admin: bool = False) -> LockView:
+    """Lock exactly one recording's ``[start, end)`` on its camera (viewers within the caps)."""
     note = check_note(note)
     row = db.session.execute(select(Segment.camera_id, Camera.name, Segment.start_time,
                                     Segment.end_time)
@@ -143,14 +161,24 @@ def lock_recording(segment_id: int, note: str, user: str) -> LockView:
     found_id, name, start, end = row
     if end <= start:  # a recovered zero-length segment: nothing to protect
         raise InvalidLock(f"recording {segment_id} has no length to protect")
-    return _insert(found_id, name, start, end, note, user)
+    return _insert(found_id, name, start, end, note, user, is_admin)
 
 
 def _insert(found_id: int | None, camera: str | None, start: dt.datetime, end: dt.datetime,
-            note: str, user: str) -> LockView:
+            note: str, user: str, is_admin: bool) -> LockView:
     lock = RecordingLock(camera_id=found_id, start_time=start, end_time=end, note=note,
-                         created_by=user[:MAX_USER_LENGTH], created_at=now())
+                         created_by=user[:MAX_USER_LENGTH], created_at=now(), admin=is_admin)
     db.session.add(lock)
+    if not is_admin:
+        # counted after the insert, in its transaction: on SQLite the insert holds the write
+        # lock until commit, so a parallel request's insert waits and its count sees this row
+        # (PostgreSQL's read committed does not serialize them: one extra lock per racing
+        # request can slip through there, which a cap meant against hoarding can bear)
+        db.session.flush()
+        problem = limits.over_cap(limits.usage_of(lock.created_by), limits.current_limits())
+        if problem is not None:
+            db.session.rollback()
+            raise OverCap(problem)
     db.session.commit()
     logger.info("%s locked %s from %s to %s (lock %d)", user, camera or "every camera",
                 iso_utc(start), iso_utc(end), lock.id)
@@ -177,7 +205,8 @@ def remove_lock(lock_id: int, username: str, is_admin: bool) -> LockView:
 
 def _view(lock: RecordingLock, camera: str | None) -> LockView:
     return LockView(lock.id, camera, lock.start_time, lock.end_time, lock.note or "",
-                    lock.created_by or "", lock.created_at)
+                    lock.created_by or "", lock.created_at, bool(lock.admin), lock.yielded_at,
+                    lock.original_start)
 
 
 def _views_query() -> Select:

@@ -1,6 +1,7 @@
 """Views of the protect blueprint: the Locks page, the Protect form and buttons, Remove.
 
-Every logged-in user may lock footage; a lock is removed by an admin or by whoever made it.
+Every logged-in user may lock one camera's footage, with a reason and within the viewer caps an
+admin sets here (the Limits form); a lock is removed by an admin or by whoever made it.
 The rules are in `webapp.protect.locks`; these views turn its errors into form errors (the
 form) or an error page with the status it names (the buttons).
 """
@@ -21,9 +22,9 @@ from wtforms import SelectChoice
 from .. import catalog_queries
 from ..catalog_queries import iso_utc
 from ..recordings.params import MAX_RANGE, ParamError, int_param, parse_time, parse_tz
-from ..security import current_user_is_admin, safe_next
-from . import bp, locks
-from .forms import ALL_CAMERAS, ActionForm, LockForm, NoteForm
+from ..security import admin_required, current_user_is_admin, safe_next
+from . import bp, limits, locks
+from .forms import ALL_CAMERAS, ActionForm, LimitsForm, LockForm, NoteForm
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ def _page_url(args: Mapping[str, str], page: int) -> str:
 @bp.route("/")
 def index() -> ResponseReturnValue:
     """List the locks, latest range first, optionally those protecting one camera."""
+    return _index()
+
+
+def _index(limits_form: LimitsForm | None = None) -> ResponseReturnValue:
     args = {key: value for key, value in request.args.items() if key in ("camera", "page")}
     camera = args.get("camera", "").strip() or None
     try:
@@ -81,14 +86,40 @@ def index() -> ResponseReturnValue:
     except locks.LockError as exc:
         abort(exc.status, str(exc))
     username, admin = current_user.username, current_user_is_admin()
+    caps = limits.current_limits()
+    if limits_form is None and admin:
+        limits_form = LimitsForm(data={"max_locks": caps.max_count, "max_hours": caps.max_hours})
     context: dict[str, Any] = {
+        "limits": caps, "usage": limits.usage_of(username), "is_admin": admin,
+        "limits_form": limits_form,
         "locks": rows, "camera": camera, "cameras": catalog_queries.camera_names(),
         "page_no": page_no, "action_form": ActionForm(),
         "removable": lambda view: view.removable_by(username, admin), "play_url": play_url,
         "prev_url": _page_url(args, page_no - 1) if page_no > 1 else None,
         "next_url": _page_url(args, page_no + 1) if has_next else None,
     }
-    return render_template("protect/index.html", **context)
+    status = 400 if limits_form is not None and limits_form.errors else 200
+    return render_template("protect/index.html", **context), status
+
+
+@bp.route("/limits", methods=["POST"])
+@admin_required
+def save_limits() -> ResponseReturnValue:
+    """Set the viewer caps (admins): most locks per user, most locked hours per user."""
+    form = LimitsForm()
+    if form.validate_on_submit():
+        try:
+            caps = limits.save_limits(form.max_locks.data, form.max_hours.data,
+                                      current_user.username)
+        except limits.LimitError as exc:  # "max_hours: from 0 to 8784": under that field
+            name, _, text = str(exc).partition(": ")
+            field = form.max_hours if name == "max_hours" else form.max_locks
+            field.errors = [*field.errors, text]
+        else:
+            flash(f"Viewers may now hold {caps.max_count} locks covering {caps.max_hours:g} "
+                  f"hours in all.", "success")
+            return redirect(url_for("protect.index"))
+    return _index(form)
 
 
 def _local_input(value: dt.datetime, tz: dt.tzinfo) -> str:
@@ -119,9 +150,10 @@ def _prefill(args: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     return data, instants
 
 
-def _camera_choices() -> list[SelectChoice]:
-    return [SelectChoice(ALL_CAMERAS, "All cameras"),
-            *(SelectChoice(name, name) for name in catalog_queries.camera_names())]
+def _camera_choices(admin: bool) -> list[SelectChoice]:
+    # "All cameras" is offered to admins only; a viewer who posts it anyway gets the rule's error
+    every = [SelectChoice(ALL_CAMERAS, "All cameras (admins only)")] if admin else []
+    return [*every, *(SelectChoice(name, name) for name in catalog_queries.camera_names())]
 
 
 def _add_error(form: LockForm, exc: Exception) -> None:
@@ -138,7 +170,7 @@ def _create(form: LockForm) -> locks.LockView | None:
         start = parse_time(form.start.data or "", "start", tz)
         end = parse_time(form.end.data or "", "end", tz)
         return locks.create_lock(form.camera.data or None, start, end, form.note.data or "",
-                                 current_user.username)
+                                 current_user.username, current_user_is_admin())
     except (ParamError, locks.LockError) as exc:
         _add_error(form, exc)
         return None
@@ -153,14 +185,16 @@ def new() -> ResponseReturnValue:
         form = LockForm(data=data)
     else:
         form = LockForm()
-    form.camera.choices = _camera_choices()
+    form.camera.choices = _camera_choices(current_user_is_admin())
     if form.validate_on_submit():
         view = _create(form)
         if view is not None:
             flash(f"Protected {_what(view)}: retention will not delete this footage.", "success")
             return _back(form)
     status = 400 if form.errors else 200
-    return render_template("protect/new.html", form=form, instants=instants), status
+    return render_template("protect/new.html", form=form, instants=instants,
+                           is_admin=current_user_is_admin(), limits=limits.current_limits(),
+                           usage=limits.usage_of(current_user.username)), status
 
 
 @bp.route("/recordings/<int:segment_id>", methods=["POST"])
@@ -169,7 +203,8 @@ def protect_recording(segment_id: int) -> ResponseReturnValue:
     form = NoteForm()
     _require_valid(form)
     try:
-        view = locks.lock_recording(segment_id, form.note.data or "", current_user.username)
+        view = locks.lock_recording(segment_id, form.note.data or "", current_user.username,
+                                    current_user_is_admin())
     except locks.LockError as exc:
         abort(exc.status, str(exc))
     flash(f"Protected {_what(view)}: retention will not delete this recording.", "success")

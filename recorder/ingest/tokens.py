@@ -1,0 +1,60 @@
+"""Per-camera ingest tokens from the catalog (made in the admin panel), cached for the hub.
+
+The hub checks a token on every connection without the database: the cache is refreshed
+every control tick (1 s), so a revoked token stops opening connections within about a
+second, and the connections it opened are closed (Hub.cut_revoked).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nvrlib.catalog.models import IngestToken
+
+logger = logging.getLogger(__name__)
+
+
+def load_active(open_session: Callable[[], Session]) -> dict[str, tuple[str, ...]]:
+    """Every camera's unrevoked token hashes (catalog thread: pass Catalog.session)."""
+    active: dict[str, list[str]] = {}
+    with open_session() as session:
+        rows = session.execute(select(IngestToken.camera, IngestToken.token_hash)
+                               .where(IngestToken.revoked_at.is_(None)))
+        for camera, token_hash in rows:
+            active.setdefault(camera, []).append(token_hash)
+    return {camera: tuple(hashes) for camera, hashes in active.items()}
+
+
+class TokenCache:
+    """The catalog's active ingest tokens, by camera."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, tuple[str, ...]] = {}
+
+    def replace(self, active: dict[str, tuple[str, ...]]) -> None:
+        """Take a fresh load_active() result."""
+        self.active = active
+
+    def has_tokens(self, camera: str) -> bool:
+        """Tell whether an admin made (unrevoked) tokens for ``camera``."""
+        return bool(self.active.get(camera))
+
+    def match(self, camera: str, token: str | None) -> str | None:
+        """Return the stored hash ``token`` matches for ``camera`` (constant time), or None."""
+        if token is None:
+            return None
+        given = IngestToken.hash_of(token)
+        found = None
+        for stored in self.active.get(camera, ()):  # every one compared: no early exit
+            if hmac.compare_digest(given, stored):
+                found = stored
+        return found
+
+    def is_active(self, camera: str, token_hash: str) -> bool:
+        """Tell whether a hash a connection was admitted with is still unrevoked."""
+        return token_hash in self.active.get(camera, ())
