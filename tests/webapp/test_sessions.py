@@ -188,3 +188,20 @@ def test_the_users_page_counts_only_live_sessions(
     admin.login(admin_user)
     page = admin.client.get("/users/").get_data(as_text=True)
     assert re.findall(r"(\d+) signed-in sessions?\b", page) == ["1", "1"]  # alice, victor
+
+
+def test_the_users_migrations_at_head_make_exactly_the_models_tables(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from webapp.models import UsersBase
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'users.db'}")
+    try:
+        users_migrations.upgrade(engine)
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"version_table": users_migrations.VERSION_TABLE})
+            assert compare_metadata(context, UsersBase.metadata) == []
+    finally:
+        engine.dispose()
