@@ -34,7 +34,7 @@ from sqlalchemy import Engine, event
 from nvrlib.catalog import db as catalog_db
 
 from . import security, users_migrations
-from .auth.throttle import THROTTLE_EXTENSION, LoginThrottle
+from .auth.throttle import THROTTLE_EXTENSION, LoginThrottle, ThrottleLimits
 from .config import USERS_BIND, Config, finalize
 from .extensions import csrf, db, login_manager, migrate
 from .models import HASHER_EXTENSION, make_hasher
@@ -84,8 +84,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     hash_parameters = _argon2_parameters(app.config["ARGON2_PARAMETERS"])
     app.extensions[HASHER_EXTENSION] = make_hasher(hash_parameters)
     app.extensions[THROTTLE_EXTENSION] = LoginThrottle(
-        app.config["CLOCK"], app.config["LOGIN_MAX_FAILURES"],
-        app.config["LOGIN_FAILURE_WINDOW"], app.config["LOGIN_LOCK_DURATION"])
+        lambda: db.engines[USERS_BIND], app.config["CLOCK"],
+        ThrottleLimits.from_config(app.config))
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(catalog_db.MIGRATIONS_DIR))

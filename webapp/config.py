@@ -62,7 +62,8 @@ class Config:
     # The session cookie is written only when the session changes. Re-sending it with every
     # response let a slow thumbnail, answered with the cookie it was requested with, overwrite
     # the cookie a form's redirect had just set, and lose that redirect's flash message.
-    # Sessions still end PERMANENT_SESSION_LIFETIME after login (security._expire_stale_session).
+    # Sessions still end PERMANENT_SESSION_LIFETIME after login (security._expire_stale_session
+    # and the server-side record of webapp.login_sessions).
     SESSION_REFRESH_EACH_REQUEST = False
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -79,9 +80,23 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     MAX_CONTENT_LENGTH = 1024 * 1024
 
-    LOGIN_MAX_FAILURES = 5
+    # Server-side sessions (webapp.login_sessions) also end after this long without a request:
+    # without "remember me", and with it. Their absolute ends are PERMANENT_SESSION_LIFETIME
+    # and REMEMBER_COOKIE_DURATION.
+    SESSION_IDLE_TIMEOUT = dt.timedelta(hours=2)
+    REMEMBER_IDLE_TIMEOUT = dt.timedelta(days=3)
+
+    # Failed-login throttling (webapp.auth.throttle), counted in the users database.
     LOGIN_FAILURE_WINDOW = dt.timedelta(minutes=15)
-    LOGIN_LOCK_DURATION = dt.timedelta(minutes=15)
+    LOGIN_MAX_FAILURES = 5  # per (account, address) in the window: then that pair waits
+    LOGIN_ADDRESS_MAX_FAILURES = 20  # per address, any accounts, in the window
+    # An account tried this often in the window from addresses it never logged in from is
+    # slowed down, not locked: each further check waits LOGIN_ACCOUNT_DELAY, doubling up to
+    # LOGIN_ACCOUNT_MAX_DELAY. Addresses of its logins in LOGIN_KNOWN_ADDRESS_LIFETIME skip it.
+    LOGIN_ACCOUNT_SLOWDOWN_AFTER = 10
+    LOGIN_ACCOUNT_DELAY = dt.timedelta(seconds=2)
+    LOGIN_ACCOUNT_MAX_DELAY = dt.timedelta(minutes=1)
+    LOGIN_KNOWN_ADDRESS_LIFETIME = dt.timedelta(days=30)
     PASSWORD_MIN_LENGTH = 10
     # argon2id, RFC 9106 "low memory" profile (64 MiB, t=3, p=4): above OWASP's minimum.
     ARGON2_PARAMETERS = RFC_9106_LOW_MEMORY

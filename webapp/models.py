@@ -1,4 +1,5 @@
-"""The users database: accounts, roles, argon2id password hashes and API token hashes."""
+"""The users database: accounts, roles, argon2id password hashes, API token hashes, login
+sessions and failed-login counters."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from argon2.profiles import RFC_9106_LOW_MEMORY
 from flask import current_app, has_app_context
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Integer, MetaData, String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Boolean, ForeignKey, Integer, MetaData, String, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_session
 
 from nvrlib.catalog.models import UTCDateTime, utcnow
 
@@ -25,6 +26,7 @@ ROLES = (ROLE_ADMIN, ROLE_VIEWER)
 USERNAME_MAX = 64
 PASSWORD_MAX = 1024  # argon2 takes any length; this only bounds the work one request can ask for
 API_TOKEN_PREFIX = "nvr_"
+USER_AGENT_MAX = 200  # kept for the sessions list; longer ones are cut
 # OWASP's weakest acceptable argon2id setting (19 MiB, t=2, p=1); nothing below it is allowed.
 OWASP_MIN_MEMORY_KIB = 19 * 1024
 OWASP_MIN_TIME_COST = 2
@@ -106,8 +108,9 @@ class User(UserMixin, UsersBase):
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     api_token_created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # Part of the login id: bumping it ends every session and remember-me cookie of the user.
-    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # The login session this object was loaded through (set by webapp.login_sessions); not a
+    # column, so a type comment: SQLAlchemy would try to map an annotation.
+    login_token = None  # type: str | None
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username!r} {self.role}>"
@@ -122,14 +125,15 @@ class User(UserMixin, UsersBase):
         """Tell whether the account may log in."""
         return bool(self.active)
 
-    def get_id(self) -> str:
-        """Return the id flask-login keeps in the session: user id and session epoch."""
-        return f"{self.id}:{self.session_epoch or 0}"
+    def get_id(self) -> str | None:
+        """Return the id flask-login keeps in the cookies: the token of the login session."""
+        # Not the user id: a cookie then names one server-side session, which logout revokes.
+        return self.login_token
 
-    def set_password(self, password: str) -> None:
-        """Hash ``password`` with argon2id and end the user's other sessions."""
+    def set_password(self, password: str, keep_session: str | None = None) -> None:
+        """Hash ``password`` with argon2id and end the user's sessions (but ``keep_session``)."""
         self.password_hash = password_hasher().hash(password)
-        self.end_sessions()
+        self.end_sessions(keep=keep_session)
 
     def check_password(self, password: str) -> bool:
         """Tell whether ``password`` is the user's; upgrades an outdated hash in place."""
@@ -142,9 +146,17 @@ class User(UserMixin, UsersBase):
             self.password_hash = hasher.hash(password)
         return True
 
-    def end_sessions(self) -> None:
-        """Invalidate every session and remember-me cookie of this user."""
-        self.session_epoch = (self.session_epoch or 0) + 1
+    def end_sessions(self, keep: str | None = None) -> None:
+        """Revoke every login session (and so remember-me cookie) of this user but ``keep``."""
+        session = object_session(self)
+        if session is None or self.id is None:
+            return  # not stored yet: no session can name it
+        query = (update(LoginSession)
+                 .where(LoginSession.user_id == self.id, LoginSession.revoked_at.is_(None))
+                 .values(revoked_at=utcnow()))
+        if keep is not None:
+            query = query.where(LoginSession.id != hash_session_token(keep))
+        session.execute(query)
 
     def new_api_token(self, now: dt.datetime) -> str:
         """Create a new API token (replacing any old one) and return it; only its hash is kept."""
@@ -157,6 +169,52 @@ class User(UserMixin, UsersBase):
         """Forget the user's API token, so it no longer authenticates."""
         self.api_token_hash = None
         self.api_token_created_at = None
+
+
+def hash_session_token(token: str) -> str:
+    """Return the stored id of a login session token (SHA-256: the token is 256 random bits)."""
+    # A copy of the users database must not be a stack of live cookies.
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+class LoginSession(UsersBase):
+    """A login of one user in one browser; its token is in the session and remember cookies."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # hash_session_token(token)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Absolute end: PERMANENT_SESSION_LIFETIME, or REMEMBER_COOKIE_DURATION with "remember me".
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(USER_AGENT_MAX), default="")
+
+
+class LoginCounter(UsersBase):
+    """Password checks of one throttle key ("addr:IP", "pair:NAME|IP", "acct:NAME") in a window."""
+
+    __tablename__ = "login_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    # Accounts under attack: the next moment a check from an unknown address may run.
+    next_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class KnownAddress(UsersBase):
+    """An address a user logged in from: exempt from the slowdown of their attacked account."""
+
+    __tablename__ = "login_known_addresses"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_login_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
 def burn_password_check(password: str) -> None:

@@ -19,9 +19,10 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_user, user_loaded_from_cookie
+from flask_login import current_user, login_user, logout_user, user_loaded_from_cookie
 from sqlalchemy import select
 
+from . import login_sessions
 from .extensions import csrf, db, login_manager
 from .models import User, hash_api_token
 from .proxy import ForwardedFromTrustedProxies, TrustedProxies, proxies_setting
@@ -108,24 +109,26 @@ def bearer_token() -> str | None:
 
 
 def start_session(user: User, remember: bool) -> None:
-    """Log ``user`` in on a fresh session that expires after PERMANENT_SESSION_LIFETIME."""
+    """Log ``user`` in on a fresh server-side session (see `webapp.login_sessions`)."""
     session.clear()  # nothing from before the login survives it
+    user.login_token = login_sessions.create(user, remember, client_address())
     login_user(user, remember=remember, duration=current_app.config["REMEMBER_COOKIE_DURATION"])
     session.permanent = True
     session[AUTH_AT] = now().timestamp()
 
 
-def _load_user(user_id: str) -> User | None:
+def end_session() -> None:
+    """Log the current user out: revoke the session on the server, then clear the cookies."""
+    login_sessions.revoke(getattr(current_user, "login_token", None))
+    logout_user()  # also clears the remember-me cookie
+    session.pop(AUTH_AT, None)
+
+
+def _load_user(login_token: str) -> User | None:
     # A request that carries an Authorization header is authenticated by that header alone.
     if "Authorization" in request.headers:
         return None
-    uid, _, epoch = user_id.partition(":")
-    if not uid.isdigit() or not epoch.isdigit():
-        return None
-    user = db.session.get(User, int(uid))
-    if user is None or not user.active or user.session_epoch != int(epoch):
-        return None
-    return user
+    return login_sessions.resolve(login_token)
 
 
 def _load_user_from_request(_request: flask.Request) -> User | None:

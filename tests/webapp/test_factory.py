@@ -74,7 +74,8 @@ def test_both_schemas_are_created_at_start_and_users_stay_out_of_the_catalog(
     catalog, users = tables(tmp_path / "nvr.db"), tables(tmp_path / "users.db")
     assert {"cameras", "runs", "segments", "alembic_version"} <= catalog
     assert "users" not in catalog
-    assert users == {"users", "users_alembic_version"}
+    assert users == {"users", "login_sessions", "login_counters", "login_known_addresses",
+                     "users_alembic_version"}
     with closing(sqlite3.connect(tmp_path / "users.db")) as conn:
         assert conn.execute("SELECT username FROM users").fetchall() == [("someone",)]
 

@@ -49,13 +49,6 @@ def test_same_password_gets_a_different_salt(app: Flask) -> None:
     assert a.password_hash != b.password_hash
 
 
-def test_setting_a_password_ends_the_users_sessions(app: Flask) -> None:
-    with app.app_context():
-        user = User(username="u", session_epoch=3)
-        user.set_password("new-password-123")
-    assert user.session_epoch == 4
-
-
 def test_passwords_never_appear_in_logs(client: FlaskClient, auth: AuthActions, admin_user: Account,
                                         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)

@@ -1,21 +1,20 @@
-"""Views of the auth blueprint: login (throttled) and logout."""
+"""Views of the auth blueprint: login (throttled in the users database) and logout."""
 
 from __future__ import annotations
 
 import logging
-import math
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, logout_user
+from flask_login import current_user
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import User, burn_password_check
-from ..security import AUTH_AT, client_address, now, safe_next, start_session
+from ..security import client_address, end_session, now, safe_next, start_session
 from . import bp
 from .forms import LoginForm, LogoutForm
-from .throttle import THROTTLE_EXTENSION, LoginThrottle
+from .throttle import THROTTLE_EXTENSION, LoginThrottle, ThrottleRefused
 
 logger = logging.getLogger(__name__)
 
@@ -23,10 +22,6 @@ logger = logging.getLogger(__name__)
 def login_throttle() -> LoginThrottle:
     """Return the app's failed-login throttle."""
     return current_app.extensions[THROTTLE_EXTENSION]
-
-
-def _keys(username: str) -> tuple[str, str]:
-    return f"user:{username.casefold()}", f"addr:{client_address()}"
 
 
 def _authenticate(username: str, password: str) -> User | None:
@@ -39,25 +34,22 @@ def _authenticate(username: str, password: str) -> User | None:
     return user
 
 
-def _locked_response(form: LoginForm, username: str, wait: float) -> ResponseReturnValue:
-    logger.warning("refused login for %r from %s: locked for another %d s",
-                   username[:64], client_address(), math.ceil(wait))
-    minutes = max(1, math.ceil(wait / 60))
-    flash(f"Too many failed logins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
-          "danger")
+# What a refused try is told; {wait} is in seconds, as in the Retry-After header.
+REFUSAL_MESSAGES = {
+    "address": "Too many attempts from your address. Try again in {wait} s.",
+    "account": ("This account is getting many wrong passwords from elsewhere, so its logins "
+                "are slowed down. Try again in {wait} s."),
+}
+
+
+def _refused_response(form: LoginForm, username: str,
+                      refused: ThrottleRefused) -> ResponseReturnValue:
+    logger.warning("refused login for %r from %s: throttled (%s) for another %d s",
+                   username[:64], client_address(), refused.reason, refused.retry_after)
+    flash(REFUSAL_MESSAGES[refused.reason].format(wait=refused.retry_after), "danger")
     response = current_app.make_response((render_template("auth/login.html", form=form), 429))
-    response.headers["Retry-After"] = str(math.ceil(wait))
+    response.headers["Retry-After"] = str(refused.retry_after)
     return response
-
-
-def _record_failure(username: str) -> None:
-    throttle = login_throttle()
-    logger.warning("failed login for %r from %s", username[:64], client_address())
-    for key in throttle.record_failure(_keys(username)):
-        kind, _, value = key.partition(":")
-        what = "account" if kind == "user" else "address"
-        logger.warning("locked logins for %s %r for %d s after %d failures", what, value[:64],
-                       throttle.lock_seconds, throttle.max_failures)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -70,15 +62,18 @@ def login() -> ResponseReturnValue:
     if not form.validate_on_submit():
         return render_template("auth/login.html", form=form), 400 if form.errors else 200
     username, password = form.username.data or "", form.password.data or ""
-    wait = login_throttle().retry_after(_keys(username))
-    if wait > 0:
-        return _locked_response(form, username, wait)
+    throttle = login_throttle()
+    throttle.purge()
+    try:  # the check is counted before the password is verified: parallel tries gain nothing
+        reservation = throttle.reserve(username, client_address())
+    except ThrottleRefused as refused:
+        return _refused_response(form, username, refused)
     user = _authenticate(username, password)
     if user is None:
-        _record_failure(username)
+        logger.warning("failed login for %r from %s", username[:64], client_address())
         flash("Wrong username or password.", "danger")
         return render_template("auth/login.html", form=form), 401
-    login_throttle().reset(_keys(username)[0])
+    throttle.succeeded(reservation, user.id)
     user.last_login_at = now()
     db.session.commit()
     start_session(user, remember=bool(form.remember.data))
@@ -88,13 +83,12 @@ def login() -> ResponseReturnValue:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> ResponseReturnValue:
-    """Log the current user out (a POST carrying the CSRF token)."""
+    """Log the current user out and revoke the session (a POST carrying the CSRF token)."""
     form = LogoutForm()
     if not form.validate_on_submit():
         flash("Could not log out: the form expired. Please try again.", "warning")
         return redirect(url_for("main.index"))
     logger.info("user %r logged out", current_user.username)
-    logout_user()  # also clears the remember-me cookie
-    session.pop(AUTH_AT, None)
+    end_session()  # revoked on the server: saved copies of the cookies are worthless now
     flash("You have been logged out.", "info")
     return redirect(url_for("auth.login"))

@@ -9,9 +9,10 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from .. import login_sessions
 from ..extensions import db
 from ..models import ROLE_ADMIN, User
-from ..security import admin_required, now, start_session
+from ..security import admin_required, now
 from . import bp
 from .forms import ActionForm, CreateUserForm, PasswordForm, RoleForm
 
@@ -48,9 +49,10 @@ def _back() -> ResponseReturnValue:
 @bp.route("/")
 @admin_required
 def index() -> ResponseReturnValue:
-    """List every account with its role, state, last login and API token."""
+    """List every account with its role, state, last login, live sessions and API token."""
     users = db.session.scalars(select(User).order_by(User.username)).all()
-    return render_template("users/list.html", users=users, role_form=RoleForm())
+    return render_template("users/list.html", users=users, role_form=RoleForm(),
+                           session_counts=login_sessions.live_counts())
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -125,19 +127,31 @@ def change_role(user_id: int) -> ResponseReturnValue:
 @bp.route("/<int:user_id>/password", methods=["GET", "POST"])
 @admin_required
 def reset_password(user_id: int) -> ResponseReturnValue:
-    """Set a new password for an account (which ends its sessions)."""
+    """Set a new password for an account (which ends its sessions, but the admin's own)."""
     user = _get_user(user_id)
     form = PasswordForm()
     if form.validate_on_submit():
-        user.set_password(form.password.data or "")
+        user.set_password(form.password.data or "", keep_session=current_user.login_token)
         db.session.commit()
         logger.info("%r reset the password of user %r", current_user.username, user.username)
-        if user.id == current_user.id:
-            start_session(user, remember=False)  # the old session id died with the password
         flash(f"Set a new password for {user.username}.", "success")
         return _back()
     status = 400 if form.errors else 200
     return render_template("users/password.html", form=form, user=user), status
+
+
+@bp.route("/<int:user_id>/sessions/revoke", methods=["POST"])
+@admin_required
+def sign_out_everywhere(user_id: int) -> ResponseReturnValue:
+    """End every session and remember-me cookie of an account (but the admin's own session)."""
+    _require_post_form()
+    user = _get_user(user_id)
+    user.end_sessions(keep=current_user.login_token)
+    db.session.commit()
+    logger.info("%r signed user %r out everywhere", current_user.username, user.username)
+    flash(f"Signed {user.username} out everywhere"
+          f"{' else' if user.id == current_user.id else ''}.", "success")
+    return _back()
 
 
 @bp.route("/<int:user_id>/token", methods=["POST"])
