@@ -3,6 +3,8 @@
 Times are ISO-8601. One with an offset (``Z``, ``+02:00``) means what it says; one without
 (what an HTML ``datetime-local`` field sends) is read in the time zone of the ``tz`` parameter
 (an IANA name such as ``Europe/Paris``, or an offset such as ``+02:00``), UTC when there is none.
+A time must fall within `EARLIEST` and `LATEST` (years 1900 to 2999): far enough from the
+calendar's ends that adding a day, a range or a time zone to it can never overflow.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ UTC = dt.timezone.utc
 MAX_RANGE = dt.timedelta(hours=24)  # longest playlist or export
 MAX_OFFSET = 100_000  # deeper pages: narrow the time range instead
 DEFAULT_PAGE_SIZE = 50
-_OFFSET_TZ = re.compile(r"[+-]\d{2}:\d{2}")
+# Far from datetime's year 1 and 9999, so that range and zone arithmetic cannot overflow.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(3000, 1, 1, tzinfo=dt.timezone.utc)
+MAX_TZ_NAME = 64  # longer than any IANA name; a longer value never reaches the file system
+_OFFSET_TZ = re.compile(r"([+-])(\d{2}):(\d{2})")
 # "...T12:00:00+02:00" sent unencoded arrives as "...T12:00:00 02:00" (a "+" means a space).
 _LOST_PLUS = re.compile(r"(.+[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}:?\d{2})")
 STATUS_CHOICES = (*STATUSES, "all")
@@ -51,14 +57,23 @@ def parse_tz(value: str | None) -> dt.tzinfo:
     """Return the time zone named by ``value`` (IANA name, ``UTC`` or ``+HH:MM``); UTC if empty."""
     if not value or value.upper() in ("UTC", "Z"):
         return UTC
-    if _OFFSET_TZ.fullmatch(value):
-        offset = dt.datetime.fromisoformat(f"2000-01-01T00:00{value}").utcoffset()
-        if offset is not None and abs(offset) < dt.timedelta(hours=24):
-            return dt.timezone(offset)
+    offset = _OFFSET_TZ.fullmatch(value)
+    if offset:
+        return _offset_tz(value, *offset.groups())
+    if len(value) > MAX_TZ_NAME:
+        raise ParamError("tz", f"unknown time zone (longer than {MAX_TZ_NAME} characters)")
     try:
         return zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise ParamError("tz", f"unknown time zone {value!r}") from None
+
+
+def _offset_tz(value: str, sign: str, hours: str, minutes: str) -> dt.tzinfo:
+    """Return the fixed zone of an offset ``+HH:MM``, which must be within -23:59..+23:59."""
+    if int(hours) > 23 or int(minutes) > 59:
+        raise ParamError("tz", f"offset out of range (-23:59 to +23:59): {value!r}")
+    delta = dt.timedelta(hours=int(hours), minutes=int(minutes))
+    return dt.timezone(-delta if sign == "-" else delta)
 
 
 def _restore_plus(value: str) -> str:
@@ -75,9 +90,13 @@ def parse_time(value: str, name: str, tz: dt.tzinfo = UTC) -> dt.datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     try:
-        return parsed.astimezone(UTC)
+        parsed = parsed.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:00-14:00 is in the year 10000
-        raise ParamError(name, f"out of range: {value!r}") from None
+        parsed = LATEST
+    if not EARLIEST <= parsed < LATEST:
+        raise ParamError(name, f"out of range (years {EARLIEST.year} to {LATEST.year - 1}): "
+                               f"{value!r}")
+    return parsed
 
 
 def optional_time(args: Mapping[str, str], name: str, tz: dt.tzinfo) -> dt.datetime | None:
@@ -89,9 +108,13 @@ def optional_time(args: Mapping[str, str], name: str, tz: dt.tzinfo) -> dt.datet
 def parse_date(value: str, name: str) -> dt.date:
     """Parse a calendar day ``YYYY-MM-DD``."""
     try:
-        return dt.date.fromisoformat(value.strip())
+        day = dt.date.fromisoformat(value.strip())
     except ValueError:
         raise ParamError(name, f"not a date (YYYY-MM-DD): {value!r}") from None
+    if not EARLIEST.date() <= day < LATEST.date():  # the day's bounds in any zone stay in range
+        raise ParamError(name, f"out of range (years {EARLIEST.year} to {LATEST.year - 1}): "
+                               f"{value!r}")
+    return day
 
 
 def optional_seconds(args: Mapping[str, str], name: str) -> float | None:
