@@ -28,6 +28,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from nvrlib import camera_urls
 from nvrlib.catalog.db import redacted
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE
 from recorder.errors import RecorderError
@@ -68,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="{serve,create-user,ensure-admin}")
     serve = sub.add_parser("serve", parents=[common, listen], help="serve the web app (default)")
     serve.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    serve.add_argument(camera_urls.ALLOW_FLAG, action="store_true", default=None,
+                       help="let admins add pull cameras on loopback or link-local addresses "
+                       f"(the hub's {camera_urls.ALLOW_KEY}; off by default)")
     serve.add_argument("--ensure-admin", action="store_true", help="if there are no users yet, "
                        "create an admin with a random password and print it once")
     create = sub.add_parser("create-user", parents=[common], help="create a user; the password "
@@ -95,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args.config, {
             "db": args.db, "storage": args.storage, "users_db": args.users_db,
-            "host": getattr(args, "host", None), "port": getattr(args, "port", None)})
+            "host": getattr(args, "host", None), "port": getattr(args, "port", None),
+            camera_urls.ALLOW_KEY: getattr(args, "allow_local_camera_urls", None)})
         if args.command == "create-user":
             return create_user(args.name, args.admin, settings)
         if args.command == "ensure-admin":
