@@ -16,6 +16,8 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from nvrlib.names import MAX_NAME_LENGTH
+
 from ..catalog_queries import (
     DEFAULT_ORDER, DEFAULT_SORT, MAX_PAGE_SIZE, ORDERS, SORTS, STATUS_OK, STATUSES, SearchFilters,
 )
@@ -23,6 +25,7 @@ from ..catalog_queries import (
 UTC = dt.timezone.utc
 MAX_RANGE = dt.timedelta(hours=24)  # longest playlist or export
 MAX_OFFSET = 100_000  # deeper pages: narrow the time range instead
+MAX_LOCATION_LENGTH = 128  # as cameras_service: a longer search text can match nothing
 DEFAULT_PAGE_SIZE = 50
 # Far from datetime's year 1 and 9999, so that range and zone arithmetic cannot overflow.
 EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
@@ -144,6 +147,14 @@ def int_param(args: Mapping[str, str], name: str, default: int, low: int, high: 
     return number
 
 
+def text_param(args: Mapping[str, str], name: str, max_length: int, what: str) -> str | None:
+    """Return a text filter (None when absent), refusing one longer than ``what`` can be."""
+    value = args.get(name, "").strip()
+    if len(value) > max_length:
+        raise ParamError(name, f"longer than {what} can be ({max_length} characters)")
+    return value or None
+
+
 def choice(args: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
     """Return parameter ``name`` if it is one of ``allowed`` (``default`` when absent)."""
     value = args.get(name, "").strip() or default
@@ -187,8 +198,8 @@ def search_query(args: Mapping[str, str], offset: int, limit: int) -> SearchQuer
         raise ParamError("max_duration", "must not be less than min_duration")
     status = choice(args, "status", STATUS_CHOICES, STATUS_OK)
     filters = SearchFilters(
-        camera=args.get("camera", "").strip() or None,
-        location=args.get("location", "").strip() or None,
+        camera=text_param(args, "camera", MAX_NAME_LENGTH, "a camera name"),
+        location=text_param(args, "location", MAX_LOCATION_LENGTH, "a location"),
         start=start, end=end, min_duration=min_duration, max_duration=max_duration,
         statuses=STATUSES if status == "all" else (status,))
     return SearchQuery(filters, choice(args, "sort", tuple(SORTS), DEFAULT_SORT),
