@@ -119,7 +119,8 @@ def test_settings_come_from_the_hub_file_and_its_webapp_table_and_flags_win(tmp_
     settings = settings_from(config, {"port": 9100, "storage": None})
     assert settings == {"host": "127.0.0.1", "port": 9100, "db": "sqlite:////srv/nvr.db",
                         "storage": "/srv/rec", "users_db": "sqlite:////srv/u.db",
-                        "trusted_proxies": 0, "public_metrics": False, "disk_low_percent": 10.0}
+                        "trusted_proxies": 0, "public_metrics": False, "disk_low_percent": 10.0,
+                        "allow_local_camera_urls": False}
 
 
 def test_an_unknown_webapp_key_is_named_in_the_error(tmp_path: Path) -> None:

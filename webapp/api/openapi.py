@@ -19,6 +19,7 @@ from .. import cameras_service
 from ..alerting import service as alerting
 from ..catalog_queries import MAX_PAGE_SIZE, ORDERS, SORTS
 from ..events.queries import EVENT_TYPES
+from ..ids import MAX_URL_ID
 from ..recordings.params import (
     DEFAULT_PAGE_SIZE, MAX_LOCATION_LENGTH, MAX_OFFSET, STATUS_CHOICES,
 )
@@ -64,6 +65,7 @@ def _path(name: str, description: str, schema: Schema) -> Schema:
 CAMERA_PATH = _path("camera", "the camera's name", {"type": "string", "pattern": CAMERA_NAME})
 TIME_QUERY = {"type": "string", "maxLength": 64}
 CAMERA_QUERY = {"type": "string", "maxLength": MAX_NAME_LENGTH}
+ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_URL_ID}  # longer ids: 404
 TZ_PARAM = _query("tz", "zone of times without one: an IANA name or +HH:MM (default UTC)",
                   {"type": "string", "maxLength": 64})
 LINK_HEADER = {"Link": {"description": 'the next page, `<url>; rel="next"`, when more follow',
@@ -135,7 +137,7 @@ def _recordings_paths() -> dict[str, Schema]:
              "404": _error("no such recording, or its file is not on disk"),
              "416": _error("a range outside the file")},
             parameters=[_path("segment_id", "the recording's id",
-                              {"type": "integer", "minimum": 0})], tag="recordings")},
+                              ID_SCHEMA)], tag="recordings")},
         "/api/v1/playback/{camera}.m3u8": {"get": _operation(
             "An HLS VOD playlist of a camera's footage in [start, end)",
             {"200": {"description": "the playlist", "content": {
@@ -155,7 +157,7 @@ def _recordings_paths() -> dict[str, Schema]:
 
 
 def _locks_paths() -> dict[str, Schema]:
-    lock_id = _path("lock_id", "the lock's id", {"type": "integer", "minimum": 0})
+    lock_id = _path("lock_id", "the lock's id", ID_SCHEMA)
     body = {"oneOf": [
         {"type": "object", "additionalProperties": False,
          "required": ["camera", "start", "end"],
@@ -293,8 +295,7 @@ def _cameras_paths() -> dict[str, Schema]:
             "A command sent earlier and the hub's answer",
             {"200": _json("the command", _ref("Command")), "404": _error("no such command")},
             admin=True, tag="cameras",
-            parameters=[_path("command_id", "the command's id", {"type": "integer",
-                                                                 "minimum": 0})])},
+            parameters=[_path("command_id", "the command's id", ID_SCHEMA)])},
     }
 
 

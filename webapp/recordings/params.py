@@ -16,6 +16,8 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from flask import abort, request
+
 from nvrlib.names import MAX_NAME_LENGTH
 
 from ..catalog_queries import (
@@ -54,6 +56,13 @@ class SearchQuery:
     order: str = DEFAULT_ORDER
     limit: int = DEFAULT_PAGE_SIZE
     offset: int = 0
+
+
+def refuse_nul_parameters() -> None:
+    """Answer 400 for a query parameter holding a NUL character (PostgreSQL cannot store one)."""
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            abort(400, f"{name.replace(chr(0), '')}: must not contain NUL characters")
 
 
 def parse_tz(value: str | None) -> dt.tzinfo:
