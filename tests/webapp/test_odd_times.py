@@ -5,10 +5,15 @@ Search, playback, export, events and locks, on the API and on the pages, once ea
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from webapp.recordings import params
 
 from .test_recordings_support import CatalogWriter, T0, viewer_client  # noqa: F401  (fixtures)
 from .test_recordings_support import catalog  # noqa: F401
@@ -99,3 +104,19 @@ def test_a_lock_with_an_odd_time_is_a_400_naming_the_field(
     response = viewer_client.post("/api/v1/locks", json={**body, "note": "odd"})
     assert response.status_code == 400
     assert response.get_json()["error"].startswith(f"{parameter}:")
+
+
+@given(value=st.one_of(st.text(max_size=40), st.datetimes().map(dt.datetime.isoformat)),
+       tz=st.one_of(st.none(), st.from_regex(r"[+-]\d{2}:\d{2}", fullmatch=True),
+                    st.sampled_from(["Europe/Paris", "Pacific/Kiritimati", "Etc/GMT+12"]),
+                    st.text(max_size=20)))
+@settings(max_examples=300, deadline=None)
+def test_any_time_and_zone_parse_or_fail_naming_the_parameter(value: str, tz: str | None) -> None:
+    try:
+        parsed = params.parse_time(value, "start", params.parse_tz(tz))
+    except params.ParamError as exc:
+        assert exc.name in ("start", "tz")
+        return
+    assert params.EARLIEST <= parsed < params.LATEST and parsed.utcoffset() == dt.timedelta(0)
+    # what the endpoints then do with it cannot overflow: a day either side, a range after
+    assert parsed - dt.timedelta(days=1) < parsed < parsed + params.MAX_RANGE + dt.timedelta(days=1)
