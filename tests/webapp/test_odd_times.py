@@ -120,3 +120,10 @@ def test_any_time_and_zone_parse_or_fail_naming_the_parameter(value: str, tz: st
     assert params.EARLIEST <= parsed < params.LATEST and parsed.utcoffset() == dt.timedelta(0)
     # what the endpoints then do with it cannot overflow: a day either side, a range after
     assert parsed - dt.timedelta(days=1) < parsed < parsed + params.MAX_RANGE + dt.timedelta(days=1)
+
+
+def test_an_offset_zone_sent_with_an_unencoded_plus_still_reads(
+        viewer_client: FlaskClient, porch: None) -> None:  # noqa: F811
+    # tz=+01:00 in a hand-typed URL arrives as " 01:00"; 11:00:05 there is 10:00:05 UTC.
+    found = viewer_client.get("/api/v1/recordings?start=2026-03-01T11:00:05&tz=+01:00")
+    assert found.status_code == 200 and len(found.get_json()) == 1

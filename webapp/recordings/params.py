@@ -33,7 +33,7 @@ DEFAULT_PAGE_SIZE = 50
 EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
 LATEST = dt.datetime(3000, 1, 1, tzinfo=dt.timezone.utc)
 MAX_TZ_NAME = 64  # longer than any IANA name; a longer value never reaches the file system
-_OFFSET_TZ = re.compile(r"([+-])(\d{2}):(\d{2})")
+_OFFSET_TZ = re.compile(r"([+ -])(\d{2}):(\d{2})")  # " 01:00": a "+" sent unencoded
 # "...T12:00:00+02:00" sent unencoded arrives as "...T12:00:00 02:00" (a "+" means a space).
 _LOST_PLUS = re.compile(r"(.+[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}:?\d{2})")
 STATUS_CHOICES = (*STATUSES, "all")
