@@ -15,6 +15,8 @@ from flask.testing import FlaskClient
 
 from nvrlib import camera_urls
 from nvrlib.catalog.models import Camera
+from recorder.cli import parser as hub_parser
+from recorder.config import build_config, load_file
 from webapp.config import flask_overrides, settings_from
 from webapp.extensions import db
 from webapp.models import ROLE_ADMIN, User
@@ -103,3 +105,12 @@ def _make_admin(app: Flask, name: str = "alice") -> Account:
         db.session.add(user)
         db.session.commit()
         return Account(user.id, name, "admin-password-123", ROLE_ADMIN)
+
+
+def test_the_hub_reads_the_switch_from_its_file_and_its_flag(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text("allow_local_camera_urls = true\n")
+    assert build_config(load_file(config), {}).allow_local_camera_urls is True
+    assert build_config({}, {}).allow_local_camera_urls is False
+    flag = hub_parser().parse_args([camera_urls.ALLOW_FLAG]).allow_local_camera_urls
+    assert build_config({}, {camera_urls.ALLOW_KEY: flag}).allow_local_camera_urls is True
