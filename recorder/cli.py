@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from nvrlib import camera_urls
 from nvrlib.catalog import db
 from nvrlib.redact import install_log_redaction
 from recorder.config import DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, load_file
@@ -35,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help=f"catalog database URL (default {DEFAULT_DB})")
     p.add_argument("--segment-seconds", type=float, help="segment length (default 10)")
     p.add_argument("--token-file", help="file holding the shared ingest bearer token")
+    p.add_argument(camera_urls.ALLOW_FLAG, action="store_true", default=None,
+                   help="pull cameras on loopback or link-local addresses too (config "
+                   f"{camera_urls.ALLOW_KEY}; off by default)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
@@ -57,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         config = build_config(file_values, {
             "listen": args.listen, "storage": args.storage, "db": args.db,
             "segment_seconds": args.segment_seconds, "ingest_token_file": args.token_file,
+            camera_urls.ALLOW_KEY: args.allow_local_camera_urls,
         })
         asyncio.run(Hub(config, own_process=True).run())
         flush_logs()  # the counts of refusals and left-out lines of the last burst

@@ -102,6 +102,9 @@ class HubConfig:
     tls_key: Path | None = None
     tls_listen: tuple[str, int] | None = None
     live_view: bool = True  # a rolling 1-s HLS per camera for the web app's live view
+    # Pull cameras on loopback or link-local addresses (nvrlib.camera_urls): off, so that an
+    # admin cannot probe the hub's own ports through a camera URL.
+    allow_local_camera_urls: bool = False
     stall_timeout: float = 15.0
     max_streams: int = 256
     # ingest limits (docs/design/protocol.md, "Limits")
@@ -161,7 +164,7 @@ class HubConfig:
 _TOP_KEYS = {
     "listen", "storage", "db", "segment_seconds", "ingest_token", "ingest_token_file",
     "allow_new_cameras", "require_approval", "unknown_cameras", "tls_cert", "tls_key",
-    "tls_listen", "live_view", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
+    "tls_listen", "live_view", "allow_local_camera_urls", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
     "head_timeout", "max_connections", "max_connections_per_source", "fd_reserve",
     "min_video_bytes", "new_cameras_per_source", "new_camera_window",
     "fail_after", "failed_retry_seconds", "stall_margin", "health_interval",
@@ -452,8 +455,9 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any],
     for key in ("max_streams", "fail_after"):
         if key in values:
             kwargs[key] = int(values[key])
-    if "live_view" in values:
-        kwargs["live_view"] = bool(values["live_view"])
+    for key in ("live_view", "allow_local_camera_urls"):
+        if key in values:
+            kwargs[key] = bool(values[key])
     kwargs["unknown_cameras"] = unknown_camera_policy(values)
     kwargs.update(tls_settings(values))
     kwargs.update(_ingest_limits(values))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import gc
 import datetime as dt
 import logging
@@ -12,6 +13,7 @@ import ssl
 
 from sqlalchemy import select
 
+from nvrlib import camera_urls
 from nvrlib.catalog import db
 from nvrlib.catalog.models import Camera, utcnow
 from nvrlib.ffmpeg_bin import describe_ffmpeg
@@ -81,6 +83,7 @@ class Hub:
         self.control_task: asyncio.Task[None] | None = None
         self.taps: dict[str, live.LiveTap] = {}
         self.pulled: dict[str, Segmenter] = {}
+        self._refused_pulls: dict[str, str] = {}  # camera -> URL refused as local (logged once)
         self.connections: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
         self.server_tls = False  # the main ingest port speaks TLS
@@ -573,6 +576,20 @@ class Hub:
         segmenter.start()
         logger.info("%s: pulling %s", name, redact(url))
 
+    async def _pull_allowed(self, name: str, url: str) -> bool:
+        """Tell whether ``url`` may be pulled (loopback and link-local need the config's yes)."""
+        check = functools.partial(camera_urls.check_camera_url, url,
+                                  self.config.allow_local_camera_urls)
+        try:  # a name's resolution may block: not on the event loop
+            await asyncio.get_running_loop().run_in_executor(None, check)
+        except camera_urls.LocalCameraURL as exc:
+            if self._refused_pulls.get(name) != url:  # say it once per URL, not every reload
+                logger.error("%s: not pulled: %s", name, exc)
+            self._refused_pulls[name] = url
+            return False
+        self._refused_pulls.pop(name, None)
+        return True
+
     async def sync_pulls(self) -> None:
         """Pull exactly the enabled cameras of the config file and of the database."""
         loop = asyncio.get_running_loop()
@@ -591,7 +608,8 @@ class Hub:
                 logger.info("%s: no longer pulled", name)
         for name, camera in wanted.items():
             if name not in self.pulled and name not in self.pushed:
-                self._start_pull(name, camera.location, camera.url)
+                if await self._pull_allowed(name, camera.url):
+                    self._start_pull(name, camera.location, camera.url)
 
     def segmenters(self) -> dict[str, Segmenter]:
         """Every live segmenter by camera name."""

@@ -37,7 +37,9 @@ from . import security, users_migrations
 from .auth.throttle import THROTTLE_EXTENSION, LoginThrottle, ThrottleLimits
 from .config import USERS_BIND, Config, finalize
 from .extensions import csrf, db, login_manager, migrate
+from .ids import IdConverter
 from .models import HASHER_EXTENSION, make_hasher
+from .recordings.params import refuse_nul_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +100,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         if app.config["MIGRATE_ON_START"]:
             _migrate(db.engines[None], db.engines[USERS_BIND])
 
+    app.url_map.converters["int"] = IdConverter  # before any rule: ids of 19+ digits are a 404
+    app.before_request(refuse_nul_parameters)
     app.add_url_rule("/static/vendor/<path:filename>", endpoint="vendor_static",
                      view_func=vendor_static)
     for name in BLUEPRINTS:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import delete, func, select
 
+from nvrlib import camera_urls
 from nvrlib.catalog.models import Camera, CameraStatus, Command, Outage, RecordingLock, Run, Segment
 from nvrlib.names import InvalidName, validate_camera_name
 from nvrlib.redact import MaskLeft, redact, redact_for_edit, unmask
@@ -360,6 +361,10 @@ def check_pull_url(url: str) -> str:
         raise InvalidRequest("only rtsp:// and rtsps:// cameras can be pulled")
     if not parts.hostname:
         raise InvalidRequest("the URL has no host (rtsp://HOST[:PORT]/PATH)")
+    try:
+        camera_urls.check_camera_url(url, current_app.config["ALLOW_LOCAL_CAMERA_URLS"])
+    except camera_urls.LocalCameraURL as exc:
+        raise InvalidRequest(str(exc)) from None
     return url
 
 

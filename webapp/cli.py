@@ -28,6 +28,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from nvrlib import camera_urls
 from nvrlib.catalog.db import redacted
 from nvrlib.ffmpeg_bin import describe_ffmpeg
 from nvrlib.redact import install_log_redaction
@@ -79,6 +80,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     serve.add_argument("--trusted-proxies", help="comma-separated addresses or networks of "
                        "reverse proxies whose X-Forwarded-For/-Proto are believed")
+    serve.add_argument(camera_urls.ALLOW_FLAG, action="store_true", default=None,
+                       help="let admins add pull cameras on loopback or link-local addresses "
+                       f"(the hub's {camera_urls.ALLOW_KEY}; off by default)")
     serve.add_argument("--ensure-admin", action="store_true", help="if there are no users yet, "
                        "create an admin with a random password and print it once")
     create = sub.add_parser("create-user", parents=[common], help="create a user; the password "
@@ -109,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             "db": args.db, "storage": args.storage, "users_db": args.users_db,
             "host": getattr(args, "host", None), "port": getattr(args, "port", None),
             **{key: getattr(args, key, None)
-               for key in ("tls_cert", "tls_key", "trusted_proxies")}})
+               for key in ("tls_cert", "tls_key", "trusted_proxies")},
+            camera_urls.ALLOW_KEY: getattr(args, "allow_local_camera_urls", None)})
         if args.command == "create-user":
             return create_user(args.name, args.admin, settings)
         if args.command == "ensure-admin":

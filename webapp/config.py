@@ -13,6 +13,7 @@ from typing import Any
 from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy.engine import make_url
 
+from nvrlib import camera_urls
 from nvrlib.catalog.models import utcnow
 from nvrlib.private_files import secure_sqlite_file, tighten
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, AlertsConfig, load_file, read_toml
@@ -109,6 +110,8 @@ class Config:
     CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY
     # /metrics without a login or token ([webapp] public_metrics): for a trusted network only.
     PUBLIC_METRICS = False
+    # Pull cameras on loopback or link-local addresses (the hub's allow_local_camera_urls).
+    ALLOW_LOCAL_CAMERA_URLS = False
     # /api/v1/health calls the disk low below this free percentage (the hub's [alerts] value).
     DISK_LOW_PERCENT = AlertsConfig.disk_low_percent
 
@@ -221,12 +224,12 @@ def settings_from(config_file: Path | None, flags: Mapping[str, Any]) -> dict[st
     """
     values: dict[str, Any] = {"host": DEFAULT_HOST, "port": DEFAULT_PORT, "db": DEFAULT_DB,
                               "storage": DEFAULT_STORAGE, "users_db": None, "trusted_proxies": [],
-                              "public_metrics": False,
+                              "public_metrics": False, camera_urls.ALLOW_KEY: False,
                               "disk_low_percent": AlertsConfig.disk_low_percent,
                               "tls_cert": None, "tls_key": None, "hsts_max_age": HSTS_MAX_AGE}
     if config_file is not None:
         hub = load_file(config_file)  # also validates the hub's keys: one file, one truth
-        values.update({k: hub[k] for k in ("db", "storage") if k in hub})
+        values.update({k: hub[k] for k in ("db", "storage", camera_urls.ALLOW_KEY) if k in hub})
         alerts = hub.get("alerts")
         if isinstance(alerts, dict) and "disk_low_percent" in alerts:
             values["disk_low_percent"] = alerts["disk_low_percent"]
@@ -257,6 +260,7 @@ def flask_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
         "TRUSTED_PROXIES": tuple(proxies_setting(settings.get("trusted_proxies"))),
         "HSTS_MAX_AGE": int(settings.get("hsts_max_age", HSTS_MAX_AGE)),
         "PUBLIC_METRICS": bool(settings.get("public_metrics", False)),
+        "ALLOW_LOCAL_CAMERA_URLS": bool(settings.get(camera_urls.ALLOW_KEY, False)),
         "DISK_LOW_PERCENT": float(settings.get("disk_low_percent",
                                                AlertsConfig.disk_low_percent)),
     }

@@ -19,6 +19,7 @@ def test_pulled_camera_going_dark_and_coming_back_is_emailed(hub_factory, sendgr
     with rtsp_server(user="admin", password=PASSWORD) as camera:
         hub = start_hub(hub_factory, sendgrid, config=f"""
 backoff_initial = 0.5
+allow_local_camera_urls = true  # the RTSP server is on 127.0.0.1
 backoff_max = 2
 [[cameras]]
 name = "gate"

@@ -17,7 +17,8 @@ from tests.support.requirements import require
 
 @pytest.fixture
 def control(hub_factory):
-    hub = hub_factory(segment_seconds=2).start()
+    # allow_local_camera_urls: the pull test's RTSP camera is on 127.0.0.1
+    hub = hub_factory(segment_seconds=2, config="allow_local_camera_urls = true\n").start()
     catalog = CatalogControl(hub)
     yield hub, catalog
     catalog.engine.dispose()

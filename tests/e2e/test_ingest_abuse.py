@@ -86,7 +86,8 @@ def alert_statuses(hub, kind: str) -> list[str]:
 def pulling_hub(hub_factory) -> Iterator:
     """A hub that pulls 'gate' (config file) and 'garden' (added in the web app); 'shed' is a
     pulled camera of the web app that is disabled, so nothing pulls it right now."""
-    hub = hub_factory(config=f'ingest_token = "{TOKEN}"\n[[cameras]]\nname = "gate"\n'
+    hub = hub_factory(config=f'ingest_token = "{TOKEN}"\nallow_local_camera_urls = true\n'
+                             f'[[cameras]]\nname = "gate"\n'
                              f'url = "{DEAD_RTSP}"\n')
     engine = db.make_engine(hub.db_url)
     try:

@@ -26,6 +26,7 @@ def test_rtsp_camera_is_pulled_reconnected_and_its_credentials_never_shown(hub_f
     with rtsp_server(user="admin", password=PASSWORD) as camera:
         hub = hub_factory(config=f"""
 backoff_initial = 0.5
+allow_local_camera_urls = true  # the RTSP server is on 127.0.0.1
 [[cameras]]
 name = "gate"
 location = "front gate"

@@ -38,6 +38,7 @@ class WebApp:
             "SQLALCHEMY_DATABASE_URI": hub.db_url, "STORAGE_ROOT": str(hub.storage),
             "USERS_DB_URL": f"sqlite:///{folder / 'users.db'}", "SECRET_KEY": "e2e-secret",
             "ARGON2_PARAMETERS": FAST_ARGON2, "TESTING": True,
+            "ALLOW_LOCAL_CAMERA_URLS": True,  # the test's RTSP camera is on 127.0.0.1
         })
         with self.app.app_context():
             admin = User(username="alice", role=ROLE_ADMIN, created_at=utcnow())
@@ -69,7 +70,7 @@ class WebApp:
 @pytest.fixture
 def stack(hub_factory, tmp_path: Path) -> Iterator[tuple[Hub, WebApp]]:
     """A running hub (2-s segments) and the web app on its catalog; the hub stops at the end."""
-    hub = hub_factory(segment_seconds=2).start()
+    hub = hub_factory(segment_seconds=2, config="allow_local_camera_urls = true\n").start()
     web = WebApp(hub, tmp_path)
     try:
         yield hub, web

@@ -19,6 +19,7 @@ from ..protect import limits, locks
 from ..recordings.params import (
     MAX_OFFSET, ParamError, int_param, optional_time, parse_time, parse_tz,
 )
+from ..ids import is_id
 from ..security import api_error, current_user_is_admin
 from . import bp
 
@@ -91,7 +92,7 @@ def _create(data: dict[str, Any]) -> locks.LockView:
         if unknown:
             raise ParamError(unknown[0], "not allowed with recording")
         recording = data["recording"]
-        if not isinstance(recording, int) or isinstance(recording, bool):
+        if not is_id(recording):
             raise ParamError("recording", "must be a recording's id (a whole number)")
         return locks.lock_recording(recording, note, user, admin)
     unknown = sorted(set(data) - RANGE_FIELDS)

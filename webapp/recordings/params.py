@@ -3,6 +3,8 @@
 Times are ISO-8601. One with an offset (``Z``, ``+02:00``) means what it says; one without
 (what an HTML ``datetime-local`` field sends) is read in the time zone of the ``tz`` parameter
 (an IANA name such as ``Europe/Paris``, or an offset such as ``+02:00``), UTC when there is none.
+A time must fall within `EARLIEST` and `LATEST` (years 1900 to 2999): far enough from the
+calendar's ends that adding a day, a range or a time zone to it can never overflow.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from flask import abort, request
+
+from nvrlib.names import MAX_NAME_LENGTH
+
 from ..catalog_queries import (
     DEFAULT_ORDER, DEFAULT_SORT, MAX_PAGE_SIZE, ORDERS, SORTS, STATUS_OK, STATUSES, SearchFilters,
 )
@@ -21,8 +27,13 @@ from ..catalog_queries import (
 UTC = dt.timezone.utc
 MAX_RANGE = dt.timedelta(hours=24)  # longest playlist or export
 MAX_OFFSET = 100_000  # deeper pages: narrow the time range instead
+MAX_LOCATION_LENGTH = 128  # as cameras_service: a longer search text can match nothing
 DEFAULT_PAGE_SIZE = 50
-_OFFSET_TZ = re.compile(r"[+-]\d{2}:\d{2}")
+# Far from datetime's year 1 and 9999, so that range and zone arithmetic cannot overflow.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(3000, 1, 1, tzinfo=dt.timezone.utc)
+MAX_TZ_NAME = 64  # longer than any IANA name; a longer value never reaches the file system
+_OFFSET_TZ = re.compile(r"([+ -])(\d{2}):(\d{2})")  # " 01:00": a "+" sent unencoded
 # "...T12:00:00+02:00" sent unencoded arrives as "...T12:00:00 02:00" (a "+" means a space).
 _LOST_PLUS = re.compile(r"(.+[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}:?\d{2})")
 STATUS_CHOICES = (*STATUSES, "all")
@@ -47,18 +58,34 @@ class SearchQuery:
     offset: int = 0
 
 
+def refuse_nul_parameters() -> None:
+    """Answer 400 for a query parameter holding a NUL character (PostgreSQL cannot store one)."""
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            abort(400, f"{name.replace(chr(0), '')}: must not contain NUL characters")
+
+
 def parse_tz(value: str | None) -> dt.tzinfo:
     """Return the time zone named by ``value`` (IANA name, ``UTC`` or ``+HH:MM``); UTC if empty."""
     if not value or value.upper() in ("UTC", "Z"):
         return UTC
-    if _OFFSET_TZ.fullmatch(value):
-        offset = dt.datetime.fromisoformat(f"2000-01-01T00:00{value}").utcoffset()
-        if offset is not None and abs(offset) < dt.timedelta(hours=24):
-            return dt.timezone(offset)
+    offset = _OFFSET_TZ.fullmatch(value)
+    if offset:
+        return _offset_tz(value, *offset.groups())
+    if len(value) > MAX_TZ_NAME:
+        raise ParamError("tz", f"unknown time zone (longer than {MAX_TZ_NAME} characters)")
     try:
         return zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise ParamError("tz", f"unknown time zone {value!r}") from None
+
+
+def _offset_tz(value: str, sign: str, hours: str, minutes: str) -> dt.tzinfo:
+    """Return the fixed zone of an offset ``+HH:MM``, which must be within -23:59..+23:59."""
+    if int(hours) > 23 or int(minutes) > 59:
+        raise ParamError("tz", f"offset out of range (-23:59 to +23:59): {value!r}")
+    delta = dt.timedelta(hours=int(hours), minutes=int(minutes))
+    return dt.timezone(-delta if sign == "-" else delta)
 
 
 def _restore_plus(value: str) -> str:
@@ -75,9 +102,13 @@ def parse_time(value: str, name: str, tz: dt.tzinfo = UTC) -> dt.datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     try:
-        return parsed.astimezone(UTC)
+        parsed = parsed.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:00-14:00 is in the year 10000
-        raise ParamError(name, f"out of range: {value!r}") from None
+        parsed = LATEST
+    if not EARLIEST <= parsed < LATEST:
+        raise ParamError(name, f"out of range (years {EARLIEST.year} to {LATEST.year - 1}): "
+                               f"{value!r}")
+    return parsed
 
 
 def optional_time(args: Mapping[str, str], name: str, tz: dt.tzinfo) -> dt.datetime | None:
@@ -89,9 +120,13 @@ def optional_time(args: Mapping[str, str], name: str, tz: dt.tzinfo) -> dt.datet
 def parse_date(value: str, name: str) -> dt.date:
     """Parse a calendar day ``YYYY-MM-DD``."""
     try:
-        return dt.date.fromisoformat(value.strip())
+        day = dt.date.fromisoformat(value.strip())
     except ValueError:
         raise ParamError(name, f"not a date (YYYY-MM-DD): {value!r}") from None
+    if not EARLIEST.date() <= day < LATEST.date():  # the day's bounds in any zone stay in range
+        raise ParamError(name, f"out of range (years {EARLIEST.year} to {LATEST.year - 1}): "
+                               f"{value!r}")
+    return day
 
 
 def optional_seconds(args: Mapping[str, str], name: str) -> float | None:
@@ -119,6 +154,14 @@ def int_param(args: Mapping[str, str], name: str, default: int, low: int, high: 
     if not low <= number <= high:
         raise ParamError(name, f"must be between {low} and {high}")
     return number
+
+
+def text_param(args: Mapping[str, str], name: str, max_length: int, what: str) -> str | None:
+    """Return a text filter (None when absent), refusing one longer than ``what`` can be."""
+    value = args.get(name, "").strip()
+    if len(value) > max_length:
+        raise ParamError(name, f"longer than {what} can be ({max_length} characters)")
+    return value or None
 
 
 def choice(args: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -164,8 +207,8 @@ def search_query(args: Mapping[str, str], offset: int, limit: int) -> SearchQuer
         raise ParamError("max_duration", "must not be less than min_duration")
     status = choice(args, "status", STATUS_CHOICES, STATUS_OK)
     filters = SearchFilters(
-        camera=args.get("camera", "").strip() or None,
-        location=args.get("location", "").strip() or None,
+        camera=text_param(args, "camera", MAX_NAME_LENGTH, "a camera name"),
+        location=text_param(args, "location", MAX_LOCATION_LENGTH, "a location"),
         start=start, end=end, min_duration=min_duration, max_duration=max_duration,
         statuses=STATUSES if status == "all" else (status,))
     return SearchQuery(filters, choice(args, "sort", tuple(SORTS), DEFAULT_SORT),

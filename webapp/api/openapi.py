@@ -1,0 +1,412 @@
+"""The OpenAPI 3 document of API v1, served at ``GET /api/v1/openapi.json`` (docs/api.md).
+
+Written by hand, as data, beside the views rather than in them: the views stay plain Flask,
+and the document takes its enums and limits from the same constants the views check, so the
+two cannot drift apart there. tests/webapp/test_openapi.py fails when a route of /api/v1 is
+missing from it (or it names one that does not exist), and runs schemathesis over it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+from flask.typing import ResponseReturnValue
+
+from nvrlib.names import MAX_NAME_LENGTH
+
+from .. import cameras_service
+from ..alerting import service as alerting
+from ..catalog_queries import MAX_PAGE_SIZE, ORDERS, SORTS
+from ..events.queries import EVENT_TYPES
+from ..ids import MAX_URL_ID
+from ..recordings.params import (
+    DEFAULT_PAGE_SIZE, MAX_LOCATION_LENGTH, MAX_OFFSET, STATUS_CHOICES,
+)
+from . import bp
+
+Schema = dict[str, Any]
+JSON = "application/json"
+CAMERA_NAME = f"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_NAME_LENGTH - 1}}}$"
+ISO_TIME = "ISO-8601, years 1900-2999; without a zone it is read in `tz` (see docs/api.md, Times)"
+TIME_OUT: Schema = {"type": "string", "format": "date-time"}
+NULLABLE_TIME: Schema = {"type": "string", "format": "date-time", "nullable": True}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+# Every user: a session cookie (with X-CSRFToken on changes) or a Bearer token.
+USER_SECURITY = [{"bearer": []}, {"session": []}]
+
+
+def _error(description: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": ERROR_REF}}}
+
+
+def _json(description: str, schema: Schema) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _list_of(name: str) -> Schema:
+    return {"type": "array", "items": _ref(name)}
+
+
+def _query(name: str, description: str, schema: Schema, required: bool = False) -> Schema:
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema}
+
+
+def _path(name: str, description: str, schema: Schema) -> Schema:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": schema}
+
+
+CAMERA_PATH = _path("camera", "the camera's name", {"type": "string", "pattern": CAMERA_NAME})
+TIME_QUERY = {"type": "string", "maxLength": 64}
+CAMERA_QUERY = {"type": "string", "maxLength": MAX_NAME_LENGTH}
+ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_URL_ID}  # longer ids: 404
+TZ_PARAM = _query("tz", "zone of times without one: an IANA name or +HH:MM (default UTC)",
+                  {"type": "string", "maxLength": 64})
+LINK_HEADER = {"Link": {"description": 'the next page, `<url>; rel="next"`, when more follow',
+                        "schema": {"type": "string"}}}
+
+
+def _operation(summary: str, responses: dict[str, Schema], *, admin: bool = False,
+               parameters: list[Schema] | None = None, body: Schema | None = None,
+               public: bool = False, tag: str = "") -> Schema:
+    """One operation, with the errors every authenticated call may answer."""
+    operation: Schema = {"summary": summary, "tags": [tag] if tag else [],
+                         "responses": dict(responses)}
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+        operation["responses"].setdefault("400", _error("a bad field, or not a JSON object"))
+    if public:
+        operation["security"] = []
+        return operation
+    operation["security"] = USER_SECURITY
+    operation["responses"]["401"] = {
+        **_error("no session and no valid token"),
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}}
+    if admin:
+        operation["responses"]["403"] = _error("the user is not an admin")
+    if body is not None or any(p["in"] == "query" for p in parameters or []):
+        operation["responses"].setdefault("400", _error("a bad parameter, named first"))
+    return operation
+
+
+def _recordings_paths() -> dict[str, Schema]:
+    page = [_query("limit", f"page size, 1-{MAX_PAGE_SIZE} (larger: capped), default "
+                   f"{DEFAULT_PAGE_SIZE}", {"type": "integer", "minimum": 1}),
+            _query("offset", f"matches to skip, at most {MAX_OFFSET}",
+                   {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET})]
+    search = [
+        _query("camera", "the camera's name (exact)", CAMERA_QUERY),
+        _query("location", "part of the location (case-insensitive)",
+               {"type": "string", "maxLength": MAX_LOCATION_LENGTH}),
+        _query("start", f"range start; {ISO_TIME}", TIME_QUERY),
+        _query("end", f"range end (exclusive); {ISO_TIME}", TIME_QUERY), TZ_PARAM,
+        _query("min_duration", "seconds, inclusive", {"type": "number", "minimum": 0}),
+        _query("max_duration", "seconds, inclusive", {"type": "number", "minimum": 0}),
+        _query("sort", "sort key", {"type": "string", "enum": list(SORTS)}),
+        _query("order", "sort order", {"type": "string", "enum": list(ORDERS)}),
+        _query("status", "which recordings", {"type": "string", "enum": list(STATUS_CHOICES)}),
+        *page]
+    range_params = [_query("start", f"range start; {ISO_TIME}", TIME_QUERY, required=True),
+                    _query("end", f"range end, at most 24 h after start; {ISO_TIME}",
+                           TIME_QUERY), TZ_PARAM]
+    export_params = [range_params[0], {**range_params[1], "required": True}, TZ_PARAM]
+    no_footage = _error("no such camera, or no footage in the range")
+    return {
+        "/api/v1/recordings": {"get": _operation(
+            "Search recordings", {"200": {**_json("recordings, in the order asked for",
+                                                  _list_of("Recording")),
+                                          "headers": LINK_HEADER}},
+            parameters=search, tag="recordings")},
+        "/api/v1/recordings/{segment_id}/file": {"get": _operation(
+            "A recording's MPEG-TS file (Range requests work)",
+            {"200": {"description": "the file",
+                     "content": {"video/mp2t": {"schema": {"type": "string",
+                                                           "format": "binary"}}}},
+             "206": {"description": "the range asked for",
+                     "content": {"video/mp2t": {"schema": {"type": "string",
+                                                           "format": "binary"}}}},
+             "304": {"description": "not modified (If-None-Match)"},
+             "404": _error("no such recording, or its file is not on disk"),
+             "416": _error("a range outside the file")},
+            parameters=[_path("segment_id", "the recording's id",
+                              ID_SCHEMA)], tag="recordings")},
+        "/api/v1/playback/{camera}.m3u8": {"get": _operation(
+            "An HLS VOD playlist of a camera's footage in [start, end)",
+            {"200": {"description": "the playlist", "content": {
+                "application/vnd.apple.mpegurl": {"schema": {"type": "string"}}}},
+             "404": no_footage},
+            parameters=[CAMERA_PATH, *range_params], tag="recordings")},
+        "/api/v1/export/{camera}.mp4": {"get": _operation(
+            "A camera's footage in [start, end) as one MP4 (stream copy)",
+            {"200": {"description": "the MP4, as an attachment", "content": {
+                "video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
+             "404": no_footage,
+             "500": _error("ffmpeg failed or timed out"),
+             "503": {**_error("too many exports are running"),
+                     "headers": {"Retry-After": {"schema": {"type": "integer"}}}}},
+            parameters=[CAMERA_PATH, *export_params], tag="recordings")},
+    }
+
+
+def _locks_paths() -> dict[str, Schema]:
+    lock_id = _path("lock_id", "the lock's id", ID_SCHEMA)
+    reason = {"type": "string", "description": "why: one line of 1-200 characters (required)"}
+    body = {"oneOf": [
+        {"type": "object", "additionalProperties": False,
+         "required": ["camera", "start", "end", "note"],
+         "properties": {"camera": {"type": "string", "nullable": True,
+                                   "description": "null: every camera (admins only)"},
+                        "start": {"type": "string"}, "end": {"type": "string"},
+                        "note": reason, "tz": {"type": "string"}}},
+        {"type": "object", "additionalProperties": False, "required": ["recording", "note"],
+         "properties": {"recording": {"type": "integer"}, "note": reason}}]}
+    return {
+        "/api/v1/locks": {
+            "get": _operation("List locks, latest range first",
+                              {"200": {**_json("locks", _list_of("Lock")),
+                                       "headers": LINK_HEADER},
+                               "404": _error("no such camera")},
+                              parameters=[
+                                  _query("camera", "the camera's name", CAMERA_QUERY),
+                                  _query("start", ISO_TIME, TIME_QUERY),
+                                  _query("end", ISO_TIME, TIME_QUERY), TZ_PARAM,
+                                  _query("limit", "page size, 1-500, default 100",
+                                         {"type": "integer", "minimum": 1, "maximum": 500}),
+                                  _query("offset", "locks to skip",
+                                         {"type": "integer", "minimum": 0,
+                                          "maximum": MAX_OFFSET})], tag="locks"),
+            "post": _operation("Lock a range of a camera (or all) or one recording",
+                               {"201": {**_json("the lock", _ref("Lock")),
+                                        "headers": {"Location": {"schema": {"type": "string"}}}},
+                                "403": _error("a viewer's lock on every camera, or over "
+                                              "the viewer caps (locks:, hours:)"),
+                                "404": _error("no such camera or recording")},
+                               body=body, tag="locks")},
+        "/api/v1/locks/limits": {
+            "get": _operation("The viewer caps and what the caller's viewer locks take of them",
+                              {"200": _json("the caps and their use", _ref("LockLimits"))},
+                              tag="locks")},
+        "/api/v1/locks/{lock_id}": {
+            "get": _operation("One lock", {"200": _json("the lock", _ref("Lock")),
+                                           "404": _error("no such lock")},
+                              parameters=[lock_id], tag="locks"),
+            "delete": _operation("Remove a lock (its maker or an admin)",
+                                 {"204": {"description": "removed"},
+                                  "403": _error("neither its maker nor an admin"),
+                                  "404": _error("no such lock")},
+                                 parameters=[lock_id], tag="locks")},
+    }
+
+
+def _events_paths() -> dict[str, Schema]:
+    params = [_query("camera", "the camera's name", CAMERA_QUERY),
+              _query("type", "what to list", {"type": "string", "enum": list(EVENT_TYPES)}),
+              _query("start", ISO_TIME, TIME_QUERY), _query("end", ISO_TIME, TIME_QUERY),
+              TZ_PARAM,
+              _query("limit", f"page size, 1-{MAX_PAGE_SIZE} (larger: capped)",
+                     {"type": "integer", "minimum": 1}),
+              _query("page", f"the page, from 1; at most {MAX_OFFSET} // limit + 1",
+                     {"type": "integer", "minimum": 1, "maximum": MAX_OFFSET + 1})]
+    settings = _json("the alert settings", _ref("AlertSettings"))
+    return {
+        "/api/v1/events": {"get": _operation(
+            "Alerts and outages, newest first",
+            {"200": {**_json("events", {"type": "array", "items": {"oneOf": [
+                _ref("Alert"), _ref("Outage")]}}), "headers": LINK_HEADER}},
+            parameters=params, tag="events")},
+        "/api/v1/alerts/settings": {"get": _operation(
+            "Whether email is on, its recipients and the muted cameras", {"200": settings},
+            admin=True, tag="alerts")},
+        "/api/v1/alerts/addresses": {"put": _operation(
+            "Set the alert addresses (an empty list: the config file's)", {"200": settings},
+            admin=True, tag="alerts",
+            body={"type": "object", "required": ["addresses"], "properties": {
+                "addresses": {"type": "array", "maxItems": alerting.MAX_ADDRESSES,
+                              "items": {"type": "string", "description":
+                                        "name@domain.tld; blank entries are dropped"}}}})},
+        "/api/v1/alerts/mute": {"post": _operation(
+            "Mute a camera's alert emails for some hours (0 unmutes)",
+            {"200": _json("the mute", {"type": "object", "required": ["camera", "muted_until"],
+                                       "properties": {"camera": {"type": "string"},
+                                                      "muted_until": NULLABLE_TIME}}),
+             "404": _error("no such camera")},
+            admin=True, tag="alerts",
+            body={"type": "object", "required": ["camera", "hours"], "properties": {
+                "camera": {"type": "string"},
+                "hours": {"type": "number", "minimum": 0,
+                          "maximum": alerting.MAX_MUTE.total_seconds() / 3600}}})},
+        "/api/v1/alerts/test": {
+            "post": _operation("Queue a test email",
+                               {"202": {**_json("the queued alert", _ref("Alert")),
+                                        "headers": {"Location": {"schema": {"type": "string"}}}}},
+                               admin=True, tag="alerts"),
+            "get": _operation("The newest test email and its delivery status",
+                              {"200": _json("the alert", _ref("Alert")),
+                               "404": _error("no test email was sent yet")},
+                              admin=True, tag="alerts")},
+    }
+
+
+def _cameras_paths() -> dict[str, Schema]:
+    outcome = {"200": _json("the hub answered", _ref("Command")),
+               "202": _json("the hub has not answered yet", _ref("Command"))}
+    not_here = _error("a bad value, or a camera not added here as a pull camera")
+    return {
+        "/api/v1/cameras": {
+            "get": _operation("Every camera with its live status",
+                              {"200": _json("cameras", _list_of("Camera"))}, tag="cameras"),
+            "post": _operation(
+                "Add an RTSP camera for the hub to pull",
+                {"201": _json("the command and the new camera", {"allOf": [
+                    _ref("Command"), {"type": "object", "required": ["camera"]}]}),
+                 "409": _error("a camera of that name exists")},
+                admin=True, tag="cameras",
+                body={"type": "object", "required": ["name", "url"], "properties": {
+                    "name": {"type": "string", "pattern": CAMERA_NAME},
+                    "url": {"type": "string", "maxLength": cameras_service.MAX_URL_LENGTH},
+                    "location": {"type": "string"}}})},
+        "/api/v1/cameras/{camera}": {
+            "get": _operation("One camera with its live status",
+                              {"200": _json("the camera", _ref("Camera")),
+                               "404": _error("no such camera")},
+                              parameters=[CAMERA_PATH], tag="cameras"),
+            "patch": _operation(
+                "Change a pull camera's location and/or URL",
+                {**outcome, "400": not_here, "404": _error("no such camera")},
+                admin=True, parameters=[CAMERA_PATH], tag="cameras",
+                body={"type": "object", "additionalProperties": False, "properties": {
+                    "location": {"type": "string"}, "url": {"type": "string"}}}),
+            "delete": _operation(
+                "Stop pulling a camera added here (its footage stays)",
+                {**outcome, "400": not_here, "404": _error("no such camera")},
+                admin=True, parameters=[CAMERA_PATH], tag="cameras")},
+        "/api/v1/cameras/{camera}/{action}": {"post": _operation(
+            "Restart, disconnect, enable, disable, approve or reject a camera",
+            {**outcome, "400": _error("an unknown action, or one that does not apply"),
+             "404": _error("no such camera")},
+            admin=True, tag="cameras",
+            parameters=[CAMERA_PATH, _path("action", "what to do", {
+                "type": "string", "enum": list(cameras_service.CONTROL_ACTIONS)})])},
+        "/api/v1/commands/{command_id}": {"get": _operation(
+            "A command sent earlier and the hub's answer",
+            {"200": _json("the command", _ref("Command")), "404": _error("no such command")},
+            admin=True, tag="cameras",
+            parameters=[_path("command_id", "the command's id", ID_SCHEMA)])},
+    }
+
+
+def _other_paths() -> dict[str, Schema]:
+    return {
+        "/api/v1/health": {"get": _operation(
+            "Whether the NVR works (no login: counts only, no names)",
+            {"200": _json("ok or degraded", _ref("Health")),
+             "503": _json("down, or a camera records nothing", _ref("Health"))},
+            public=True, tag="monitoring")},
+        "/api/v1/openapi.json": {"get": _operation(
+            "This document", {"200": _json("OpenAPI 3.0", {"type": "object"})},
+            tag="meta")},
+    }
+
+
+def _schemas() -> dict[str, Schema]:
+    string, number = {"type": "string"}, {"type": "number"}
+    integer, boolean = {"type": "integer"}, {"type": "boolean"}
+    nullable_string = {"type": "string", "nullable": True}
+
+    def obj(properties: dict[str, Schema], *optional: str) -> Schema:
+        return {"type": "object", "properties": properties,
+                "required": [key for key in properties if key not in optional]}
+
+    return {
+        "Error": obj({"error": {**string, "description": "what went wrong; for a bad "
+                                "parameter its name first (`start: ...`)"}}),
+        "Recording": obj({"id": integer, "camera": string, "location": string,
+                          "start": TIME_OUT, "end": TIME_OUT, "duration": number,
+                          "size": integer, "status": string, "backfilled": boolean,
+                          "file": string}),
+        "Lock": obj({"id": integer, "camera": nullable_string, "start": TIME_OUT,
+                     "end": TIME_OUT, "note": string, "created_by": string,
+                     "created_at": TIME_OUT, "admin": boolean, "yielded_at": NULLABLE_TIME,
+                     "original_start": NULLABLE_TIME}),
+        "LockLimits": obj({"max_locks": integer, "max_hours": number, "used_locks": integer,
+                           "used_hours": number, "capped": boolean}),
+        "Alert": obj({"type": {"type": "string", "enum": ["alert"]}, "id": integer,
+                      "time": TIME_OUT, "kind": string, "camera": nullable_string,
+                      "subject": string, "body": string, "details": {"type": "object"},
+                      "status": string, "sent_at": NULLABLE_TIME,
+                      "attempts": integer, "last_error": nullable_string,
+                      "next_attempt_at": NULLABLE_TIME,
+                      "recipients": {"type": "array", "items": string},
+                      "requested_by": nullable_string},
+                     "attempts", "last_error", "next_attempt_at", "recipients",
+                     "requested_by"),
+        "Outage": obj({"type": {"type": "string", "enum": ["outage"]}, "id": integer,
+                       "time": TIME_OUT, "camera": string, "start": TIME_OUT,
+                       "end": NULLABLE_TIME, "ongoing": boolean, "duration": number,
+                       "reason": string, "reason_text": string, "detail": string,
+                       "backfilled_seconds": number, "dropped_seconds": number}),
+        "AlertSettings": obj({
+            "hub_running": boolean, "heartbeat_at": NULLABLE_TIME, "email_enabled": boolean,
+            "recipients": {"type": "array", "items": string},
+            "recipients_source": {"type": "string",
+                                  "enum": ["environment", "web", "config", "none"]},
+            "web_addresses": {"type": "array", "items": string},
+            "mutes": {"type": "array", "items": obj({"camera": string, "until": TIME_OUT})}}),
+        "Camera": obj({
+            "name": string, "location": string,
+            "kind": {"type": "string", "enum": ["push", "pull"]}, "enabled": boolean,
+            "approval": {"type": "string", "enum": ["approved", "pending", "rejected"]},
+            "state": string, "online": boolean, "stale": boolean,
+            "connected_since": NULLABLE_TIME, "offline_since": NULLABLE_TIME,
+            "uptime": {"type": "number", "nullable": True}, "fps": number, "bitrate": number,
+            "restarts": integer, "last_segment_end": NULLABLE_TIME,
+            "peer": string, "source": string, "last_error": string, "editable": boolean},
+            "peer", "source", "last_error", "editable"),
+        "Command": obj({"command": integer, "camera": string, "action": string,
+                        "done": boolean, "ok": {"type": "boolean", "nullable": True},
+                        "result": nullable_string}),
+        "Health": obj({
+            "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
+            "time": TIME_OUT, "database": {"type": "string", "enum": ["ok", "error"]},
+            "hub": {"type": "object"}, "cameras": {"type": "object", "nullable": True},
+            "disk": {"type": "object", "nullable": True}, "checks": {"type": "object"},
+            "not_recording": {"type": "array", "items": string}}, "not_recording"),
+    }
+
+
+def document() -> Schema:
+    """Return the OpenAPI 3.0 document of API v1."""
+    paths: dict[str, Schema] = {}
+    for part in (_recordings_paths, _locks_paths, _events_paths, _cameras_paths, _other_paths):
+        paths.update(part())
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "NVR API", "version": "1",
+                 "description": "Find, play and export footage; locks; events and alerts; "
+                                "cameras. docs/api.md says it in words. Errors are "
+                                '`{"error": "..."}`; a bad parameter is a 400 that names it. '
+                                "Session requests that change something need the page's "
+                                "CSRF token in `X-CSRFToken`."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "a user's API token (Users page)"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "nvr_session",
+                            "description": "the browser's session, from /auth/login"}},
+            "schemas": _schemas()},
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> ResponseReturnValue:
+    """Serve the OpenAPI 3 document of API v1 (for any logged-in user or API token)."""
+    return jsonify(document())
