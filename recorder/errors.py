@@ -15,6 +15,10 @@ class StorageLocked(RecorderError):
     """Another hub process already records into this storage folder."""
 
 
+class StorageMismatch(RecorderError):
+    """The storage folder is not the one the catalog records into (see store/identity.py)."""
+
+
 class IngestRejected(RecorderError):
     """An ingest request was refused; carries the HTTP status to answer."""
 

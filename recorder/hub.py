@@ -33,6 +33,7 @@ from recorder.ingest.protocol import TICK, DurableProgress, ProtocolFields
 from recorder.ingest.tls import server_context
 from recorder.ingest.server import IngestRequest, StreamEnding, StreamSink, start_server, token_matches
 from recorder.store.catalog import Catalog, FinishedSegment
+from recorder.store.identity import check_storage_identity
 from recorder.store.reconcile import ReconcileReport, reconcile
 from recorder.store.retention import Retention
 from recorder.store.storage import Storage
@@ -131,6 +132,8 @@ class Hub:
         logger.info("catalog %s, storage %s", db.redacted(self.config.db_url), self.storage.root)
         logger.info("%s", await loop.run_in_executor(self.executor, describe_ffmpeg))
         await loop.run_in_executor(self.executor, db.upgrade, self.engine)
+        # before recovery touches a row: the wrong folder would have every recording marked missing
+        await loop.run_in_executor(self.executor, check_storage_identity, self.catalog, self.storage)
         self.report = await loop.run_in_executor(self.executor, reconcile, self.catalog, self.storage)
         crashed = await loop.run_in_executor(self.executor, outages.open_outages_after_crash,
                                              self.catalog, utcnow())

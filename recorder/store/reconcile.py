@@ -40,6 +40,7 @@ class ReconcileReport:
     recovered: list[str] = dataclasses.field(default_factory=list)
     quarantined: list[str] = dataclasses.field(default_factory=list)
     missing: list[str] = dataclasses.field(default_factory=list)
+    found: list[str] = dataclasses.field(default_factory=list)  # missing rows whose file is back
     trimmed: list[str] = dataclasses.field(default_factory=list)  # recovered with a torn end cut
     runs_closed: int = 0
     deletions_finished: int = 0  # retention deletions a stop interrupted, completed now
@@ -57,7 +58,7 @@ def reconcile(catalog: Catalog, storage: Storage) -> ReconcileReport:
         relative = str(storage.relative(path))
         if relative not in known:
             _recover_file(catalog, storage, path, report)
-    report.missing = _mark_missing(catalog, storage)
+    report.missing, report.found = _mark_missing(catalog, storage)
     _log_report(report)
     return report
 
@@ -225,14 +226,19 @@ def _info_from_run_row(catalog: Catalog, camera: str, run_id: str, path: Path) -
                    anchor_wall=run.anchor_wall, anchor_pts=run.anchor_pts)
 
 
-def _mark_missing(catalog: Catalog, storage: Storage) -> list[str]:
-    missing = []
+def _mark_missing(catalog: Catalog, storage: Storage) -> tuple[list[str], list[str]]:
+    """Mark rows whose file is gone ``missing``, and missing rows whose file is back ``ok``."""
+    missing, found = [], []
     with catalog.sessions.begin() as session:
-        for segment in session.scalars(select(Segment).where(Segment.status == "ok")):
-            if not storage.resolve_catalog_path(segment.path).exists():
+        for segment in session.scalars(select(Segment).where(Segment.status.in_(("ok", "missing")))):
+            exists = storage.resolve_catalog_path(segment.path).exists()
+            if segment.status == "ok" and not exists:
                 segment.status = "missing"
                 missing.append(segment.path)
-    return missing
+            elif segment.status == "missing" and exists:  # e.g. restored from a backup
+                segment.status = "ok"
+                found.append(segment.path)
+    return missing, found
 
 
 def _log_report(report: ReconcileReport) -> None:
@@ -242,6 +248,8 @@ def _log_report(report: ReconcileReport) -> None:
         logger.warning("recovered segment %s", path)
     for path in report.missing:
         logger.warning("catalog row for %s marked missing: the file is gone", path)
+    for path in report.found:
+        logger.info("catalog row for %s is ok again: its file is back", path)
     logger.info("reconciled storage: %d recovered, %d quarantined, %d missing, %d runs closed, "
                 "%d deletions finished, %d torn ends cut", len(report.recovered),
                 len(report.quarantined), len(report.missing), report.runs_closed,

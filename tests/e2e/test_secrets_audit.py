@@ -132,6 +132,7 @@ def test_planted_camera_secrets_show_nowhere(tmp_path: Path) -> None:
     hub = Hub(tmp_path, segment_seconds=2, config=f"""
 backoff_initial = 0.5
 backoff_max = 1
+allow_local_camera_urls = true  # the test camera is on loopback
 [[cameras]]
 name = "broken"
 url = "rtsp://admin:{BROKEN_PASSWORD}@127.0.0.1:{free_port()}/x?token={BROKEN_TOKEN}"
