@@ -67,8 +67,8 @@ NAV_ITEMS: tuple[tuple[str, str, bool], ...] = (
     ("admin.index", "Admin", True),
     ("users.index", "Users", True),
 )
-# Third-party front-end files (Bootstrap, hls.js) live outside our packages: see its README.
-VENDOR_DIR = Path(__file__).resolve().parent.parent / "third_party" / "web"
+# Third-party front-end files (Bootstrap, hls.js) with their licences: see webapp/vendor/README.md.
+VENDOR_DIR = Path(__file__).resolve().parent / "vendor"
 
 
 def vendor_static(filename: str) -> ResponseReturnValue:

@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 # default engine, the users models (webapp.models.UsersBase, metadata bind_key "users") use the
 # "users" bind. Flask-SQLAlchemy's session picks the engine from each table's metadata.
 db = SQLAlchemy()
-# `flask --app webapp db ...` works on the catalog through the hub's migrations/ folder.
+# `flask --app webapp db ...` works on the catalog through the catalog's migrations (nvrlib/catalog/migrations/).
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -25,7 +25,7 @@ from nvrlib.private_files import secure_sqlite_file
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 CATALOG_LOCK = "catalog"  # the name of the catalog's migration lock (see migration_lock)
 # Beside a SQLite database "nvr.db": "nvr.db-migrate.lock" (as SQLite's own "-wal", "-shm").
 LOCK_FILE_SUFFIX = "-migrate.lock"

@@ -135,3 +135,30 @@ def test_a_fresh_hub_installation_generates_its_ingest_token(tmp_path: Path) -> 
     assert len(token.read_text().strip()) >= 40
     assert stat.S_IMODE(token.stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "var" / "lib" / "nvr").stat().st_mode) == 0o750
+
+
+APP_CHECK = """
+import sys, webapp
+from webapp import create_app
+assert webapp.__file__.startswith(sys.prefix), webapp.__file__  # the installed copy, not the checkout
+app = create_app({"SQLALCHEMY_DATABASE_URI": sys.argv[1], "STORAGE_ROOT": sys.argv[2],
+                  "SECRET_KEY": "x" * 32})
+client = app.test_client()
+for path in ("/auth/login", "/static/vendor/bootstrap/bootstrap.min.css",
+             "/static/vendor/hls/hls.min.js"):
+    status = client.get(path).status_code
+    assert status == 200, (path, status)
+print("web app ok")
+"""
+
+
+def test_the_installed_package_migrates_a_catalog_and_serves_its_pages(installed: Path,
+                                                                       tmp_path: Path) -> None:
+    # a non-editable install must carry its data: migrations, templates, static and vendored files
+    venv = installed / "opt" / "nvr" / "venv" / "bin"
+    url = f"sqlite:///{tmp_path / 'nvr.db'}"
+    migrated = run(str(venv / "nvr-recorder"), "migrate", "--db", url, cwd=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "is at revision" in migrated.stdout
+    served = run(str(venv / "python"), "-c", APP_CHECK, url, str(tmp_path / "rec"), cwd=tmp_path)
+    assert served.returncode == 0 and "web app ok" in served.stdout, served.stderr
