@@ -68,14 +68,11 @@ def main() -> int:
     hub = subprocess.Popen([python, "-m", "recorder", "--listen", f"0.0.0.0:{args.port}",
                             "--storage", str(data / "recordings"), "--db", f"sqlite:///{data}/nvr.db",
                             "--segment-seconds", f"{args.segment_seconds:g}",
-                            "--token-file", str(token_file),
-                            # a demo on one machine: an RTSP camera on localhost may be added
-                            "--allow-local-camera-urls"], cwd=ROOT)
+                            "--token-file", str(token_file)], cwd=ROOT)
     webapp = subprocess.Popen([python, "-m", "webapp", "serve", "--ensure-admin",
                                "--host", "0.0.0.0", "--port", str(args.web_port),
                                "--db", f"sqlite:///{data}/nvr.db",
-                               "--storage", str(data / "recordings"),
-                               "--allow-local-camera-urls"], cwd=ROOT)
+                               "--storage", str(data / "recordings")], cwd=ROOT)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
