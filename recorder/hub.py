@@ -85,6 +85,7 @@ class Hub:
         self.taps: dict[str, live.LiveTap] = {}
         self.pulled: dict[str, Segmenter] = {}
         self._refused_pulls: dict[str, str] = {}  # camera -> URL refused as local (logged once)
+        self._refusals: dict[str, str] = {}  # camera -> why it is not pulled (the admin page)
         self.connections: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
         self.server_tls = False  # the main ingest port speaks TLS
@@ -589,8 +590,10 @@ class Hub:
             if self._refused_pulls.get(name) != url:  # say it once per URL, not every reload
                 logger.error("%s: not pulled: %s", name, exc)
             self._refused_pulls[name] = url
+            self._refusals[name] = f"not pulled: {exc}"
             return False
         self._refused_pulls.pop(name, None)
+        self._refusals.pop(name, None)
         return True
 
     async def sync_pulls(self) -> None:
@@ -604,6 +607,9 @@ class Hub:
         for camera in from_db:
             wanted.setdefault(camera.name, camera)  # the config file wins
         wanted = {name: c for name, c in wanted.items() if name not in disabled}
+        for name in [n for n in self._refusals if n not in wanted]:  # removed or disabled
+            del self._refusals[name]
+            self._refused_pulls.pop(name, None)
         for name, segmenter in list(self.pulled.items()):
             if name not in wanted or wanted[name].url != segmenter.url:
                 del self.pulled[name]
@@ -712,6 +718,12 @@ class Hub:
                 restarts=segmenter.machine.restarts,
                 last_segment_end=segmenter.stats.last_segment_end,
                 last_error="\n".join(segmenter.stderr.tail(5)) if failing else ""))
+        for name, why in self._refusals.items():
+            if name not in self.pulled:  # the admin page says why, not an old ffmpeg error
+                samples.append(control.StatusSample(
+                    camera=name, kind="pull", state=State.FAILED.value, online=False, pid=None,
+                    peer="", connected_since=None, bytes_in=0, frames=0, bytes_written=0,
+                    restarts=0, last_segment_end=None, last_error=why))
         return samples
 
 

@@ -19,11 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session
 
-from nvrlib.catalog.db import make_engine
-from nvrlib.catalog.models import Camera, Command
 from tests.browser.system import ADMIN, VIEWER, create_user, start_web
+from tests.support.control import add_pulled_camera
 from tests.support.media import segments
 from tests.support.procs import Hub, free_port, wait_for
 from tests.support.requirements import require
@@ -44,15 +42,6 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 def leaks(text: str) -> list[str]:
     """The planted secrets found in ``text``."""
     return [secret for secret in SECRETS if secret in text]
-
-
-def add_pulled_camera(hub: Hub, name: str, url: str) -> None:
-    """Add a pull camera to the catalog as the web app does, and have the hub reload."""
-    engine = make_engine(hub.db_url)
-    with Session(engine) as session, session.begin():
-        session.add(Camera(name=name, kind="pull", url=url, location="gate"))
-        session.add(Command(camera=name, action="reload", requested_by="test"))
-    engine.dispose()
 
 
 def cmdlines_leaking(camera_pid: int | None) -> list[str]:

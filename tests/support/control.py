@@ -82,3 +82,12 @@ class CatalogControl:
         with Session(self.engine) as session:
             return list(session.scalars(select(Outage).join(Camera).where(Camera.name == camera)
                                         .order_by(Outage.started_at)))
+
+
+def add_pulled_camera(hub, name: str, url: str) -> None:
+    """Add a pull camera to the catalog as the web app does, and have the hub reload."""
+    engine = make_engine(hub.db_url)
+    with Session(engine) as session, session.begin():
+        session.add(Camera(name=name, kind="pull", url=url, location="gate"))
+        session.add(Command(camera=name, action="reload", requested_by="test"))
+    engine.dispose()
