@@ -229,7 +229,7 @@ def email_addresses(value: Any) -> tuple[str, ...]:
     addresses = schema.string_list(value)
     bad = [address for address in addresses if not valid_email(address)]
     if bad:
-        raise Invalid(f"{bad[0]!r} is not an email address (expected name@example.com)")
+        raise Invalid(f"expected email addresses (name@example.com); {bad[0]!r} is not one")
     return tuple(addresses)
 
 
@@ -526,10 +526,11 @@ def _hub_config(values: dict[str, Any], environ: Mapping[str, str],
     return None if problems else HubConfig(**kwargs)
 
 
-def check_file(path: Path, environ: Mapping[str, str] | None = None) -> list[str]:
+def check_file(path: Path, environ: Mapping[str, str] | None = None,
+               overrides: dict[str, Any] | None = None) -> list[str]:
     """Return every problem of the hub's config file ([] if it is fine), as `check-config` prints."""
     try:
-        build_config(load_file(path), {}, environ)
+        build_config(load_file(path), overrides or {}, environ)
     except ConfigError as exc:
         return str(exc).splitlines()
     return []

@@ -12,12 +12,12 @@ library's generic messages (and `input_value`) would need per-field overrides fo
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nvrlib.did_you_mean import did_you_mean
 from recorder.errors import ConfigError
 
 HIDDEN = "(hidden: it is a secret)"
@@ -84,6 +84,11 @@ def shown(value: Any) -> str:
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN - 3] + "..."
 
 
+def figure(value: float) -> str:
+    """Return a bound as a message shows it: 1000000, not 1e+06."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def dotted(where: str, key: str) -> str:
     """Return the dotted name of ``key`` in the section ``where`` ('' is the top level)."""
     return f"{where}.{key}" if where else key
@@ -97,7 +102,7 @@ def check_table(table: Mapping[str, Any], schema: Schema, where: str,
         spec = schema.get(key)
         name = dotted(where, key)
         if spec is None:
-            problems.add(f"{where or 'config'}: unknown key {key!r}{_suggestion(key, schema)}")
+            problems.add(f"{where or 'config'}: unknown key {key!r}{did_you_mean(key, schema)}")
         elif isinstance(spec, Table):
             if not isinstance(value, dict):
                 problems.bad_value(name, value, f"[{name}] must be a table")
@@ -117,15 +122,6 @@ def check_table(table: Mapping[str, Any], schema: Schema, where: str,
     return good
 
 
-def _suggestion(key: str, schema: Schema) -> str:
-    close = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    if len(schema) <= 16:
-        return f" (allowed: {', '.join(sorted(schema))})"
-    return ""
-
-
 # -- checkers: each returns the value to use or raises Invalid ---------------------------------
 
 def boolean(value: Any) -> bool:
@@ -141,9 +137,9 @@ def number(low: float, high: float) -> Callable[[Any], float]:
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value):
-            raise Invalid(f"expected a number from {low:g} to {high:g}")
+            raise Invalid(f"expected a number from {figure(low)} to {figure(high)}")
         if not low <= value <= high:
-            raise Invalid(f"must be between {low:g} and {high:g}")
+            raise Invalid(f"must be between {figure(low)} and {figure(high)}")
         return float(value)
 
     return check
@@ -170,7 +166,7 @@ def limit(high: float) -> Callable[[Any], float | None]:
         try:
             return check_number(value) or None
         except Invalid:
-            raise Invalid(f"expected a number from 0 (no limit) to {high:g}") from None
+            raise Invalid(f"expected a number from 0 (no limit) to {figure(high)}") from None
 
     return check
 

@@ -175,7 +175,7 @@ no_spool = false
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('hub = "h"\nspool_sise = "1G"\n', "unknown key 'spool_sise' (allowed: "),
+    ('hub = "h"\nspool_sise = "1G"\n', "unknown key 'spool_sise' (did you mean 'spool_size'?)"),
     ('hub = "h"\nloop = "yes"\n', "loop: expected true or false"),
     ('hub = "h"\nfps = [1, 2]\n', "fps: expected a string or a number"),
     ('hub = "h"\nfps = 500\n', "--fps 500: must be above 0 and at most 120"),
