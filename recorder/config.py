@@ -183,7 +183,7 @@ def catalog_url(value: Any) -> str:
         raise Invalid("expected a database URL string")
     try:
         url = make_url(value)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise Invalid("not a database URL (e.g. sqlite:///data/nvr.db or "
                       "postgresql+psycopg://user@host/nvr)") from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
