@@ -19,6 +19,7 @@ from nvrlib.catalog import db
 from nvrlib.redact import install_log_redaction
 from recorder.config import (DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, check_file,
                              load_file)
+from recorder.config_schema import report
 from recorder.errors import RecorderError
 from recorder.hub import Hub
 from recorder.ingest.guard import flush_logs, raise_open_file_limit
@@ -120,12 +121,7 @@ def check_config(argv: list[str]) -> int:
         problems = check_file(args.file, overrides={"ingest_token_file": args.token_file})
     except RecorderError as exc:  # the file cannot be read or is not TOML
         problems = str(exc).splitlines()
-    for line in problems:
-        print(line, file=sys.stderr)
-    if problems:
-        return 1
-    print(f"{args.file}: ok")
-    return 0
+    return report(args.file, problems)
 
 
 def _raise_open_file_limit() -> None:

@@ -333,13 +333,6 @@ ALERT_ENVIRONMENT = {"SENDGRID_API_KEY": "sendgrid_api_key",
 HUB_ENVIRONMENT = {"NVR_DB_URL": "db", "NVR_INGEST_TOKEN": "ingest_token"}
 
 
-def environment_overrides(environ: Mapping[str, str],
-                          variables: Mapping[str, str]) -> dict[str, str]:
-    """Return the config keys that set environment variables override, with their values."""
-    return {key: environ[variable].strip() for variable, key in variables.items()
-            if environ.get(variable, "").strip()}
-
-
 def unknown_camera_policy(values: Mapping[str, Any], problems: schema.Problems) -> str:
     """Read ``unknown_cameras``, or turn the older allow_new_cameras / require_approval into it."""
     legacy = sorted(key for key in ("allow_new_cameras", "require_approval") if key in values)
@@ -406,15 +399,8 @@ def _alerts(values: dict[str, Any], environ: Mapping[str, str],
                                 values.pop("sendgrid_api_key_file"), problems)
         if key is not None:
             values.setdefault("sendgrid_api_key", key)
-    from_environment = environment_overrides(environ, ALERT_ENVIRONMENT)
-    variables = {key: variable for variable, key in ALERT_ENVIRONMENT.items()}
-    for key, value in from_environment.items():
-        spec = ALERTS_SCHEMA[key]
-        assert isinstance(spec, Key)
-        try:
-            values[key] = spec.check(value)
-        except Invalid as exc:
-            problems.bad_value(variables[key], value, str(exc), spec.secret)
+    from_environment = schema.check_environment(environ, ALERT_ENVIRONMENT, ALERTS_SCHEMA, problems)
+    values.update(from_environment)
     kwargs: dict[str, Any] = {"email_to_from_environment": "email_to" in from_environment}
     renamed = {"sendgrid_api_key": "api_key", "sendgrid_api_host": "api_host"}
     for key, value in values.items():
@@ -476,34 +462,20 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any],
     """
     environ = os.environ if environ is None else environ
     given = {k: v for k, v in overrides.items() if v is not None}
-    from_environment = environment_overrides(environ, HUB_ENVIRONMENT)
+    problems = schema.Problems()
+    from_environment = schema.check_environment(environ, HUB_ENVIRONMENT, HUB_SCHEMA, problems)
     if "ingest_token" in from_environment or "ingest_token_file" in given:
         # a token from the environment or a token file on the command line beats the file's
         file_values = {k: v for k, v in file_values.items()
                        if k not in ("ingest_token", "ingest_token_file")}
     if "ingest_token_file" in given:
         from_environment.pop("ingest_token", None)
-    problems = schema.Problems()
-    values = {**check_values(file_values, problems),
-              **_checked_environment(from_environment, problems),
+    values = {**check_values(file_values, problems), **from_environment,
               **check_values(given, problems)}
     config = _hub_config(values, environ, problems)
     problems.raise_if_any()
     assert config is not None
     return config
-
-
-def _checked_environment(values: Mapping[str, str], problems: schema.Problems) -> dict[str, Any]:
-    variables = {key: variable for variable, key in HUB_ENVIRONMENT.items()}
-    checked: dict[str, Any] = {}
-    for key, value in values.items():
-        spec = HUB_SCHEMA[key]
-        assert isinstance(spec, Key)
-        try:
-            checked[key] = spec.check(value)
-        except Invalid as exc:
-            problems.bad_value(variables[key], value, str(exc), spec.secret)
-    return checked
 
 
 def _hub_config(values: dict[str, Any], environ: Mapping[str, str],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,32 @@ def check_table(table: Mapping[str, Any], schema: Schema, where: str,
     return good
 
 
+def check_environment(environ: Mapping[str, str], variables: Mapping[str, str], schema: Schema,
+                      problems: Problems) -> dict[str, Any]:
+    """Check the set variables that override keys (variable -> key) with those keys' checkers."""
+    checked: dict[str, Any] = {}
+    for variable, key in variables.items():
+        value = environ.get(variable, "").strip()
+        spec = schema[key]
+        if not value or not isinstance(spec, Key):
+            continue
+        try:
+            checked[key] = spec.check(value)
+        except Invalid as exc:  # the message names the variable, not the key it overrides
+            problems.bad_value(variable, value, str(exc), spec.secret)
+    return checked
+
+
+def report(path: Path, problems: list[str]) -> int:
+    """Print what `check-config` says of ``path``: "FILE: ok" (0) or one line per problem (1)."""
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{path}: ok")
+    return 0
+
+
 # -- checkers: each returns the value to use or raises Invalid ---------------------------------
 
 def boolean(value: Any) -> bool:
@@ -209,15 +236,3 @@ def string_list(value: Any) -> list[str]:
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise Invalid("expected a list of strings (or one comma-separated string)")
     return [item.strip() for item in items if item.strip()]
-
-
-def from_config_error(parse: Callable[[Any], Any], reason: str) -> Callable[[Any], Any]:
-    """Turn a parser that raises ConfigError into a checker; ``reason`` says what is allowed."""
-
-    def check(value: Any) -> Any:
-        try:
-            return parse(value)
-        except (ConfigError, TypeError, ValueError):
-            raise Invalid(reason) from None
-
-    return check

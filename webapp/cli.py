@@ -35,6 +35,7 @@ from nvrlib.ffmpeg_bin import describe_ffmpeg
 from nvrlib.redact import install_log_redaction
 from nvrlib.sdnotify import Notifier
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE
+from recorder.config_schema import report
 from recorder.errors import RecorderError
 
 from . import create_app
@@ -139,12 +140,7 @@ def check_config(path: Path) -> int:
         problems = check_file(path)
     except RecorderError as exc:  # the file cannot be read or is not TOML
         problems = str(exc).splitlines()
-    for line in problems:
-        print(line, file=sys.stderr)
-    if problems:
-        return 1
-    print(f"{path}: ok")
-    return 0
+    return report(path, problems)
 
 
 def _make_app(settings: dict[str, Any]) -> Flask:

@@ -16,9 +16,8 @@ from sqlalchemy.engine import make_url
 from nvrlib import camera_urls
 from nvrlib.catalog.models import utcnow
 from nvrlib.private_files import secure_sqlite_file, tighten
-from recorder.config import (DEFAULT_DB, DEFAULT_STORAGE, AlertsConfig, catalog_url, check_values,
-                             load_file)
-from recorder.config_schema import Invalid, Problems
+from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, HUB_SCHEMA, AlertsConfig, check_values, load_file
+from recorder.config_schema import Problems, check_environment
 from recorder.errors import ConfigError
 
 from .proxy import proxies_setting
@@ -251,13 +250,7 @@ def settings_from(config_file: Path | None, flags: Mapping[str, Any],
 
 def _secrets_from(environ: Mapping[str, str], problems: Problems) -> dict[str, Any]:
     """Read $NVR_DB_URL and $NVR_SECRET_KEY (never shown in a message)."""
-    found: dict[str, Any] = {}
-    database = environ.get("NVR_DB_URL", "").strip()
-    if database:
-        try:
-            found["db"] = catalog_url(database)
-        except Invalid as exc:
-            problems.bad_value("NVR_DB_URL", database, str(exc), secret=True)
+    found = check_environment(environ, {"NVR_DB_URL": "db"}, HUB_SCHEMA, problems)
     secret = environ.get(SECRET_KEY_ENV, "").strip()
     if secret and len(secret) < SECRET_KEY_MIN_LENGTH:
         problems.bad_value(SECRET_KEY_ENV, secret, f"must hold at least {SECRET_KEY_MIN_LENGTH} "
