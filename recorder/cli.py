@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(Hub(config, own_process=True).run())
         flush_logs()  # the counts of refusals and left-out lines of the last burst
     except RecorderError as exc:
-        logger.error("%s", exc)
+        for line in str(exc).splitlines():  # a config error: one log line per problem
+            logger.error("%s", line)
         return 2
     except OSError as exc:  # e.g. the port is taken
         logger.error("cannot start: %s", exc)
@@ -95,7 +96,8 @@ def migrate(argv: list[str]) -> int:
         file_values = load_file(args.config) if args.config else {}
         config = build_config(file_values, {"db": args.db})
     except RecorderError as exc:
-        logger.error("%s", exc)
+        for line in str(exc).splitlines():  # a config error: one log line per problem
+            logger.error("%s", line)
         return 2
     engine = db.make_engine(config.db_url)
     try:

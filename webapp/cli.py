@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return serve(settings, threads=args.threads, ensure_admin=args.ensure_admin)
     except (RecorderError, CliError, ServerError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a config error: one line per problem
+            print(f"error: {line}", file=sys.stderr)
         return 2 if isinstance(exc, RecorderError) else 1
 
 
