@@ -185,8 +185,12 @@ def install_hub(args: argparse.Namespace) -> None:
                       render(TEMPLATES / "config" / "nvr.toml.in", values))
     steps.secret_file(layout.config_dir / "ingest.token")
     steps.config_file(layout.config_dir / "recorder.env",
-                      "# Secrets of the hub, e.g.\n# SENDGRID_API_KEY=SG.xxxx\n")
-    steps.config_file(layout.config_dir / "web.env", "# Secrets of the web app (none needed)\n")
+                      "# Secrets of the hub (they beat nvr.toml), e.g.\n# SENDGRID_API_KEY=SG.xxxx\n"
+                      "# NVR_DB_URL=postgresql+psycopg://nvr:PASSWORD@HOST/nvr\n")
+    steps.config_file(layout.config_dir / "web.env",
+                      "# Secrets of the web app (they beat nvr.toml; none needed), e.g.\n"
+                      "# NVR_DB_URL=postgresql+psycopg://nvr:PASSWORD@HOST/nvr\n"
+                      "# NVR_SECRET_KEY=(openssl rand -hex 32)\n")
     for unit in ("nvr-recorder.service", "nvr-web.service"):
         steps.unit(unit, values)
     steps.enable("nvr-recorder.service", "nvr-web.service")

@@ -1,4 +1,8 @@
-"""``python -m edge``: stream one or more cameras to the hub until SIGTERM or SIGINT."""
+"""``python -m edge``: stream one or more cameras to the hub until SIGTERM or SIGINT.
+
+``python -m edge check-config FILE [FLAGS]`` checks a config file (with any flags the service
+adds) through the same parser and exits 0 with "FILE: ok", or 1 with one line per problem.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,14 @@ import signal
 import sys
 import threading
 import time
+from typing import NoReturn
 
 from nvrlib.redact import install_log_redaction
 
 from .capture import quiet_opencv
-from .cli import EdgeConfig, parse_args
+from .cli import EdgeConfig, build_parser, config_from_args, parse_args
+from .config_file import CONFIG_FLAG, expand_config_file
+from .errors import ConfigError
 from .spool import Spool, SpoolError
 from .stream import StreamWorker
 from .uplink import HubAddress
@@ -90,8 +97,32 @@ def run(config: EdgeConfig, stop: threading.Event) -> int:
     return 1 if all(w.failed for w in workers) else 0
 
 
+def check_config(argv: list[str]) -> int:
+    """Check a config file (and flags) as the edge would read them; print ok or the problems."""
+    if not argv or argv[0].startswith("-"):
+        print("usage: python -m edge check-config FILE [FLAGS]", file=sys.stderr)
+        return 2
+    path, flags = argv[0], argv[1:]
+    parser = build_parser()
+    parser.error = _raise_config_error  # type: ignore[method-assign]  # a line, not an exit
+    try:
+        config_from_args(parser.parse_args(expand_config_file(parser, [CONFIG_FLAG, path, *flags])))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{path}: ok")
+    return 0
+
+
+def _raise_config_error(message: str) -> NoReturn:
+    raise ConfigError(message)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse flags, set up logging and signals, and run the streams."""
+    """Parse flags, set up logging and signals, and run the streams (or one command)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["check-config"]:
+        return check_config(argv[1:])
     config = parse_args(argv)
     configure_logging(config.log_level)
     # OpenCV's FFmpeg backend defaults RTSP to UDP, which loses packets on busy Wi-Fi.

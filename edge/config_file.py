@@ -13,6 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from nvrlib.did_you_mean import did_you_mean
+
 from .errors import ConfigError
 
 CONFIG_FLAG = "--config"
@@ -33,14 +35,21 @@ def expand_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> list
     actions = _actions_by_key(parser)
     given = {arg.split("=", 1)[0] for arg in rest if arg.startswith("--")}
     flags: list[str] = []
+    problems: list[str] = []  # every bad key of the file, reported at once
     for key, value in values.items():
         action = actions.get(key)
         if action is None:
-            allowed = ", ".join(sorted(actions))
-            raise ConfigError(f"--config {path}: unknown key {key!r} (allowed: {allowed})")
+            problems.append(f"--config {path}: unknown key {key!r}"
+                            f"{did_you_mean(key, actions, max_listed=len(actions))}")
+            continue
         if _flag_of(action) in given or f"--no-{key.replace('_', '-')}" in given:
             continue  # the command line wins, lists included
-        flags += _as_flags(path, key, value, action)
+        try:
+            flags += _as_flags(path, key, value, action)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
     return flags + rest
 
 

@@ -2,6 +2,8 @@
 
 `python -m recorder migrate [--db URL | --config FILE]` brings the catalog's schema up to date
 and exits (the hub also does it at every start).
+`python -m recorder check-config FILE [--token-file F]` checks a config file and exits: 0 and
+"FILE: ok", or 1 and one line per problem.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 from nvrlib import camera_urls
 from nvrlib.catalog import db
 from nvrlib.redact import install_log_redaction
-from recorder.config import DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, load_file
+from recorder.config import (DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, check_file,
+                             load_file)
+from recorder.config_schema import report
 from recorder.errors import RecorderError
 from recorder.hub import Hub
 from recorder.ingest.guard import flush_logs, raise_open_file_limit
@@ -28,7 +32,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m recorder", description="NVR hub: records edge "
                                 "streams and RTSP cameras into rotating, cataloged segments.",
                                 epilog="`python -m recorder migrate --help`: update the catalog's "
-                                "schema and exit.")
+                                "schema and exit. `python -m recorder check-config FILE`: check a "
+                                "config file and exit.")
     p.add_argument("--config", type=Path, help="TOML config file (same keys as the flags, "
                    "plus [[cameras]] tables)")
     p.add_argument("--listen", help=f"ingest address HOST:PORT (default {DEFAULT_LISTEN})")
@@ -48,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["migrate"]:
         return migrate(argv[1:])
+    if argv[:1] == ["check-config"]:
+        return check_config(argv[1:])
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -66,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(Hub(config, own_process=True).run())
         flush_logs()  # the counts of refusals and left-out lines of the last burst
     except RecorderError as exc:
-        logger.error("%s", exc)
+        for line in str(exc).splitlines():  # a config error: one log line per problem
+            logger.error("%s", line)
         return 2
     except OSError as exc:  # e.g. the port is taken
         logger.error("cannot start: %s", exc)
@@ -88,7 +96,8 @@ def migrate(argv: list[str]) -> int:
         file_values = load_file(args.config) if args.config else {}
         config = build_config(file_values, {"db": args.db})
     except RecorderError as exc:
-        logger.error("%s", exc)
+        for line in str(exc).splitlines():  # a config error: one log line per problem
+            logger.error("%s", line)
         return 2
     engine = db.make_engine(config.db_url)
     try:
@@ -99,6 +108,22 @@ def migrate(argv: list[str]) -> int:
         engine.dispose()
     print(f"catalog {db.redacted(config.db_url)} is at revision {revision}")
     return 0
+
+
+def check_config(argv: list[str]) -> int:
+    """Check a config file as the hub would read it at start; print "FILE: ok" or its problems."""
+    p = argparse.ArgumentParser(prog="python -m recorder check-config",
+                                description="Check the hub's TOML config file (every key, the "
+                                "files it names, and the NVR_* / SENDGRID_* environment) and exit "
+                                "0 if it is fine, 1 with one line per problem.")
+    p.add_argument("file", type=Path, help="the config file, e.g. /etc/nvr/nvr.toml")
+    p.add_argument("--token-file", help="the ingest token file the hub is started with")
+    args = p.parse_args(argv)
+    try:
+        problems = check_file(args.file, overrides={"ingest_token_file": args.token_file})
+    except RecorderError as exc:  # the file cannot be read or is not TOML
+        problems = str(exc).splitlines()
+    return report(args.file, problems)
 
 
 def _raise_open_file_limit() -> None:

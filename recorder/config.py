@@ -17,6 +17,8 @@ from sqlalchemy.exc import ArgumentError
 from nvrlib.names import InvalidName, validate_camera_name
 from nvrlib.private_files import tighten
 
+from recorder import config_schema as schema
+from recorder.config_schema import Invalid
 from recorder.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -161,29 +163,6 @@ class HubConfig:
         return 2 * self.segment_seconds_for(name) + self.stall_margin
 
 
-_TOP_KEYS = {
-    "listen", "storage", "db", "segment_seconds", "ingest_token", "ingest_token_file",
-    "allow_new_cameras", "require_approval", "unknown_cameras", "tls_cert", "tls_key",
-    "tls_listen", "live_view", "allow_local_camera_urls", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
-    "head_timeout", "max_connections", "max_connections_per_source", "fd_reserve",
-    "min_video_bytes", "new_cameras_per_source", "new_camera_window",
-    "fail_after", "failed_retry_seconds", "stall_margin", "health_interval",
-    "disk_check_interval", "catalog_check_interval", "cameras", "alerts", "retention",
-}
-_CAMERA_KEYS = {"name", "location", "url", "token", "enabled", "segment_seconds",
-                "retention_days", "retention_gb"}
-_ALERT_KEYS = {"sendgrid_api_key", "sendgrid_api_key_file", "sendgrid_api_host", "email_to",
-               "email_from", "subject_prefix", "send_timeout", "retry_initial", "retry_max",
-               "give_up_after", "debounce_window", "debounce_burst", "disk_low_percent"}
-_RETENTION_KEYS = {"days", "max_gb", "max_percent", "min_free_gb", "min_free_percent", "interval"}
-# Sections other parts of the system read from the same file (the web app).
-_FOREIGN_SECTIONS = {"webapp"}
-# The environment overrides the [alerts] section (secrets stay out of the file).
-ALERT_ENVIRONMENT = {"SENDGRID_API_KEY": "sendgrid_api_key",
-                     "SENDGRID_API_HOST": "sendgrid_api_host",
-                     "ALERT_EMAIL_TO": "email_to", "ALERT_EMAIL_FROM": "email_from"}
-
-
 def parse_listen(value: str) -> tuple[str, int]:
     """Split 'host:port' (or ':port', or '[v6]:port') into a host and a port."""
     host, sep, port = value.rpartition(":")
@@ -198,128 +177,44 @@ def parse_listen(value: str) -> tuple[str, int]:
     return (host.strip("[]") or "0.0.0.0"), port_number
 
 
-def database_url(value: Any) -> str:
+def catalog_url(value: Any) -> str:
     """Check a catalog database URL (``sqlite:///...``, ``postgresql+psycopg://...``)."""
     if not isinstance(value, str):
-        raise ConfigError(f"db: expected a database URL string, got {value!r}")
+        raise Invalid("expected a database URL string")
     try:
         url = make_url(value)
-    except ArgumentError:
-        # the value is not echoed: it may hold a password
-        raise ConfigError("db: not a database URL (e.g. sqlite:///data/nvr.db or "
-                          "postgresql+psycopg://user@host/nvr)") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise Invalid("not a database URL (e.g. sqlite:///data/nvr.db or "
+                      "postgresql+psycopg://user@host/nvr)") from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ConfigError(f"db: {url.get_backend_name()!r} is not supported (sqlite or postgresql)")
+        raise Invalid(f"{url.get_backend_name()!r} is not supported (sqlite or postgresql)")
     return value
 
 
-def unknown_camera_policy(values: Mapping[str, Any]) -> str:
-    """Read ``unknown_cameras``, or turn the older allow_new_cameras / require_approval into it."""
-    legacy = {key for key in ("allow_new_cameras", "require_approval") if key in values}
-    if "unknown_cameras" in values:
-        if legacy:
-            raise ConfigError(f"config: {sorted(legacy)[0]} is replaced by unknown_cameras; "
-                              "keep only unknown_cameras")
-        policy = str(values["unknown_cameras"])
-        if policy not in UNKNOWN_CAMERA_POLICIES:
-            raise ConfigError(f"unknown_cameras: expected one of {', '.join(UNKNOWN_CAMERA_POLICIES)}"
-                              f", got {policy!r}")
-        return policy
-    if legacy:
-        logger.warning("config: %s is deprecated: use unknown_cameras = \"record\", "
-                       "\"approve\" or \"refuse\"", " and ".join(sorted(legacy)))
-    if not bool(values.get("allow_new_cameras", True)):
-        return "refuse"
-    return "approve" if bool(values.get("require_approval", False)) else "record"
-
-
-def tls_settings(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Read tls_cert, tls_key and tls_listen (both files or neither; the files must exist)."""
-    cert, key = values.get("tls_cert"), values.get("tls_key")
-    if bool(cert) != bool(key):
-        raise ConfigError("tls_cert and tls_key: set both (the certificate and its private key)"
-                          " or neither")
-    if values.get("tls_listen") and not cert:
-        raise ConfigError("tls_listen: needs tls_cert and tls_key")
-    if not cert:
-        return {}
-    for name, path in (("tls_cert", cert), ("tls_key", key)):
-        if not Path(str(path)).is_file():
-            raise ConfigError(f"{name}: {path} is not a readable file")
-    kwargs: dict[str, Any] = {"tls_cert": Path(str(cert)), "tls_key": Path(str(key))}
-    if values.get("tls_listen"):
-        kwargs["tls_listen"] = parse_listen(str(values["tls_listen"]))
-    return kwargs
-
-
-def _read_token_file(path: str) -> str:
+def database_url(value: Any) -> str:
+    """Check a catalog database URL, raising ConfigError that never shows it (a password)."""
     try:
-        tighten(Path(path))  # whoever reads the token can push as any camera
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"ingest_token_file: cannot read {path}: {exc.strerror}") from None
+        return catalog_url(value)
+    except Invalid as exc:
+        raise ConfigError(f"db: {exc}") from None
 
 
-def _camera_from_table(index: int, table: dict[str, Any]) -> CameraConfig:
-    unknown = set(table) - _CAMERA_KEYS
-    if unknown:
-        raise ConfigError(f"cameras[{index}]: unknown key {sorted(unknown)[0]!r}")
+def camera_name(value: Any) -> str:
+    """Check a camera name against the allowlist every part of the system uses."""
     try:
-        name = validate_camera_name(table.get("name", ""))
+        return validate_camera_name(value if isinstance(value, str) else "")
     except InvalidName as exc:
-        raise ConfigError(f"cameras[{index}].name: {exc}") from None
-    url = table.get("url")
-    if url is not None and urlsplit(url).scheme.lower() not in ("rtsp", "rtsps"):
-        raise ConfigError(f"cameras[{index}].url: only rtsp:// and rtsps:// URLs can be pulled")
-    if url is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise Invalid(str(exc)) from None
+
+
+def pull_url(value: Any) -> str:
+    """Check the URL of a camera the hub pulls: rtsp:// or rtsps://, one line."""
+    if not isinstance(value, str) or urlsplit(value).scheme.lower() not in ("rtsp", "rtsps"):
+        raise Invalid("only rtsp:// and rtsps:// URLs can be pulled")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
         # ffmpeg reads the URL from a one-line list (recorder/supervise/ffmpeg.py)
-        raise ConfigError(f"cameras[{index}].url must not contain control characters")
-    segment_seconds = table.get("segment_seconds")
-    if segment_seconds is not None and not 1 <= float(segment_seconds) <= 3600:
-        raise ConfigError(f"cameras[{index}].segment_seconds: must be between 1 and 3600")
-    retention_days = _optional_positive(table, "retention_days", f"cameras[{index}]")
-    retention_gb = _optional_positive(table, "retention_gb", f"cameras[{index}]")
-    return CameraConfig(
-        name=name,
-        location=str(table.get("location", "")),
-        url=url,
-        token=table.get("token"),
-        enabled=bool(table.get("enabled", True)),
-        segment_seconds=float(segment_seconds) if segment_seconds is not None else None,
-        retention_days=retention_days, retention_gb=retention_gb,
-    )
-
-
-def _optional_positive(table: Mapping[str, Any], key: str, where: str) -> float | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}.{key}: expected a number, got {value!r}") from None
-    if number < 0:
-        raise ConfigError(f"{where}.{key}: must not be negative")
-    return number or None  # 0 means "no limit"
-
-
-def _number(table: Mapping[str, Any], key: str, where: str, low: float, high: float) -> float:
-    try:
-        number = float(table[key])
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}.{key}: expected a number, got {table[key]!r}") from None
-    if not low <= number <= high:
-        raise ConfigError(f"{where}.{key}: must be between {low:g} and {high:g}")
-    return number
-
-
-def _addresses(value: Any, where: str) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else list(value)
-    addresses = tuple(str(item).strip() for item in items if str(item).strip())
-    for address in addresses:
-        if not valid_email(address):
-            raise ConfigError(f"{where}: {address!r} is not an email address")
-    return addresses
+        raise Invalid("must not contain control characters")
+    return value
 
 
 def valid_email(address: str) -> bool:
@@ -329,65 +224,205 @@ def valid_email(address: str) -> bool:
             and not any(c.isspace() or c in ",;<>\"()" for c in address))
 
 
-def alerts_config(section: Mapping[str, Any], environ: Mapping[str, str]) -> AlertsConfig:
-    """Build the alert settings from the ``[alerts]`` table, then the environment on top."""
-    unknown = set(section) - _ALERT_KEYS
-    if unknown:
-        raise ConfigError(f"alerts: unknown key {sorted(unknown)[0]!r}")
-    values = dict(section)
-    if values.get("sendgrid_api_key_file"):
-        path = str(values.pop("sendgrid_api_key_file"))
-        try:
-            values.setdefault("sendgrid_api_key", Path(path).read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise ConfigError(f"alerts.sendgrid_api_key_file: cannot read {path}: {exc.strerror}") from None
-    for variable, key in ALERT_ENVIRONMENT.items():
-        if environ.get(variable, "").strip():
-            values[key] = environ[variable].strip()
-    kwargs: dict[str, Any] = {}
-    if values.get("sendgrid_api_key"):
-        kwargs["api_key"] = str(values["sendgrid_api_key"])
-    if values.get("sendgrid_api_host"):
-        host = str(values["sendgrid_api_host"]).rstrip("/")
-        if urlsplit(host).scheme not in ("http", "https") or not urlsplit(host).netloc:
-            raise ConfigError(f"alerts.sendgrid_api_host: expected an http(s):// URL, got {host!r}")
-        kwargs["api_host"] = host
-    if "email_to" in values:
-        kwargs["email_to"] = _addresses(values["email_to"], "alerts.email_to")
-    kwargs["email_to_from_environment"] = bool(environ.get("ALERT_EMAIL_TO", "").strip())
-    if values.get("email_from"):
-        (kwargs["email_from"],) = _addresses([values["email_from"]], "alerts.email_from")
-    if "subject_prefix" in values:
-        kwargs["subject_prefix"] = str(values["subject_prefix"])[:40]
-    limits = {"send_timeout": (0.1, 300), "retry_initial": (0.01, 3600), "retry_max": (0.01, 86400),
-              "give_up_after": (1, 30 * 86400), "debounce_window": (1, 86400),
-              "disk_low_percent": (0, 100)}
-    for key, (low, high) in limits.items():
-        if key in values:
-            kwargs[key] = _number(values, key, "alerts", low, high)
-    if "debounce_burst" in values:
-        kwargs["debounce_burst"] = int(_number(values, "debounce_burst", "alerts", 1, 1000))
+def email_addresses(value: Any) -> tuple[str, ...]:
+    """Check a list of email addresses (or one comma-separated string of them)."""
+    addresses = schema.string_list(value)
+    bad = [address for address in addresses if not valid_email(address)]
+    if bad:
+        raise Invalid(f"expected email addresses (name@example.com); {bad[0]!r} is not one")
+    return tuple(addresses)
+
+
+def email_address(value: Any) -> str:
+    """Check one email address."""
+    if not isinstance(value, str) or not valid_email(value.strip()):
+        raise Invalid("expected one email address (name@example.com)")
+    return value.strip()
+
+
+def http_url(value: Any) -> str:
+    """Check an http(s):// base URL (the SendGrid API host); returned without a final slash."""
+    host = value.rstrip("/") if isinstance(value, str) else ""
+    if urlsplit(host).scheme not in ("http", "https") or not urlsplit(host).netloc:
+        raise Invalid("expected an http(s):// URL")
+    return host
+
+
+def _listen(value: Any) -> tuple[str, int]:
+    if not isinstance(value, str):
+        raise Invalid("expected \"HOST:PORT\" (a string)")
+    try:
+        return parse_listen(value)
+    except ConfigError as exc:
+        raise Invalid(str(exc).removeprefix("listen: ") + " (expected HOST:PORT, port 0-65535)") \
+            from None
+
+
+def _secret(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Invalid("expected a string")
+    return value.strip()
+
+
+Key, Table, TableList = schema.Key, schema.Table, schema.TableList
+number, whole, limit = schema.number, schema.whole, schema.limit
+DAY = 86400.0
+
+CAMERA_SCHEMA: schema.Schema = {
+    "name": Key(camera_name), "location": Key(schema.text), "url": Key(pull_url, secret=True),
+    "token": Key(schema.nonempty, secret=True), "enabled": Key(schema.boolean),
+    "segment_seconds": Key(number(1, 3600)), "retention_days": Key(limit(100 * 365)),
+    "retention_gb": Key(limit(1e9)),
+}
+ALERTS_SCHEMA: schema.Schema = {
+    "sendgrid_api_key": Key(_secret, secret=True), "sendgrid_api_key_file": Key(schema.path),
+    "sendgrid_api_host": Key(http_url), "email_to": Key(email_addresses),
+    "email_from": Key(email_address), "subject_prefix": Key(schema.text),
+    "send_timeout": Key(number(0.1, 300)), "retry_initial": Key(number(0.01, 3600)),
+    "retry_max": Key(number(0.01, DAY)), "give_up_after": Key(number(1, 30 * DAY)),
+    "debounce_window": Key(number(1, DAY)), "debounce_burst": Key(whole(1, 1000)),
+    "disk_low_percent": Key(number(0, 100)),
+}
+RETENTION_SCHEMA: schema.Schema = {
+    "days": Key(limit(100 * 365)), "max_gb": Key(limit(1e9)), "max_percent": Key(limit(100)),
+    "min_free_gb": Key(number(0, 1e6)), "min_free_percent": Key(number(0, 50)),
+    "interval": Key(number(0.5, DAY)),
+}
+# The web app's own table of the shared file (webapp/config.py reads it; the hub checks it too).
+WEBAPP_SCHEMA: schema.Schema = {
+    "host": Key(schema.text), "port": Key(whole(0, 65535)), "users_db": Key(catalog_url, secret=True),
+    "trusted_proxies": Key(schema.string_list), "public_metrics": Key(schema.boolean),
+    "tls_cert": Key(schema.path), "tls_key": Key(schema.path),
+    "hsts_max_age": Key(whole(0, 10 * 365 * 86400)),
+}
+HUB_SCHEMA: schema.Schema = {
+    "listen": Key(_listen), "storage": Key(schema.path), "db": Key(catalog_url, secret=True),
+    "segment_seconds": Key(number(1, 3600)),
+    "ingest_token": Key(schema.nonempty, secret=True), "ingest_token_file": Key(schema.path),
+    # allow_new_cameras and require_approval: the older spelling of unknown_cameras
+    "allow_new_cameras": Key(schema.boolean), "require_approval": Key(schema.boolean),
+    "unknown_cameras": Key(schema.choice(*UNKNOWN_CAMERA_POLICIES)),
+    "tls_cert": Key(schema.path), "tls_key": Key(schema.path), "tls_listen": Key(_listen),
+    "live_view": Key(schema.boolean), "allow_local_camera_urls": Key(schema.boolean),
+    "stall_timeout": Key(number(0.1, DAY)), "max_streams": Key(whole(1, 100_000)),
+    "backoff_initial": Key(number(0.01, 3600)), "backoff_max": Key(number(0.01, DAY)),
+    "fail_after": Key(whole(1, 1_000_000)), "failed_retry_seconds": Key(number(0.1, 30 * DAY)),
+    "stall_margin": Key(number(0, DAY)), "health_interval": Key(number(0.1, DAY)),
+    "disk_check_interval": Key(number(0.1, DAY)), "catalog_check_interval": Key(number(0.1, DAY)),
+    # ingest limits (docs/design/protocol.md, "Limits")
+    "head_timeout": Key(number(0.5, 300)), "max_connections": Key(whole(1, 1_000_000)),
+    "max_connections_per_source": Key(whole(1, 1_000_000)), "fd_reserve": Key(whole(0, 1_000_000)),
+    "min_video_bytes": Key(whole(0, 10**9)), "new_cameras_per_source": Key(whole(0, 100_000)),
+    "new_camera_window": Key(number(1, 30 * DAY)),
+    "cameras": TableList(CAMERA_SCHEMA), "alerts": Table(ALERTS_SCHEMA),
+    "retention": Table(RETENTION_SCHEMA), "webapp": Table(WEBAPP_SCHEMA),
+}
+# HubConfig fields that take a checked top-level value as it is.
+_PLAIN_KEYS = ("storage", "segment_seconds", "live_view", "allow_local_camera_urls",
+               "stall_timeout", "max_streams", "backoff_initial", "backoff_max", "fail_after",
+               "failed_retry_seconds", "stall_margin", "health_interval", "disk_check_interval",
+               "catalog_check_interval", "head_timeout", "max_connections",
+               "max_connections_per_source", "fd_reserve", "min_video_bytes",
+               "new_cameras_per_source", "new_camera_window")
+
+# The environment overrides the [alerts] section (secrets stay out of the file).
+ALERT_ENVIRONMENT = {"SENDGRID_API_KEY": "sendgrid_api_key",
+                     "SENDGRID_API_HOST": "sendgrid_api_host",
+                     "ALERT_EMAIL_TO": "email_to", "ALERT_EMAIL_FROM": "email_from"}
+# ... and these top-level secrets (a command-line flag still wins over them).
+HUB_ENVIRONMENT = {"NVR_DB_URL": "db", "NVR_INGEST_TOKEN": "ingest_token"}
+
+
+def unknown_camera_policy(values: Mapping[str, Any], problems: schema.Problems) -> str:
+    """Read ``unknown_cameras``, or turn the older allow_new_cameras / require_approval into it."""
+    legacy = sorted(key for key in ("allow_new_cameras", "require_approval") if key in values)
+    if "unknown_cameras" in values:
+        if legacy:
+            problems.add(f"{legacy[0]}: replaced by unknown_cameras; keep only unknown_cameras")
+        return str(values["unknown_cameras"])
+    if legacy:
+        logger.warning("config: %s is deprecated: use unknown_cameras = \"record\", "
+                       "\"approve\" or \"refuse\"", " and ".join(legacy))
+    if not values.get("allow_new_cameras", True):
+        return "refuse"
+    return "approve" if values.get("require_approval", False) else "record"
+
+
+def tls_settings(values: Mapping[str, Any], problems: schema.Problems) -> dict[str, Any]:
+    """Read tls_cert, tls_key and tls_listen (both files or neither; the files must exist)."""
+    cert, key = values.get("tls_cert"), values.get("tls_key")
+    if (cert is None) != (key is None):
+        problems.add("tls_cert and tls_key: set both (the certificate and its private key)"
+                     " or neither")
+        return {}
+    if values.get("tls_listen") and cert is None:
+        problems.add("tls_listen: needs tls_cert and tls_key")
+    if cert is None:
+        return {}
+    for name, path in (("tls_cert", cert), ("tls_key", key)):
+        if not path.is_file():
+            problems.add(f"{name}: {path} is not a readable file")
+    kwargs: dict[str, Any] = {"tls_cert": cert, "tls_key": key}
+    if values.get("tls_listen"):
+        kwargs["tls_listen"] = values["tls_listen"]
+    return kwargs
+
+
+def _read_secret_file(name: str, path: Path, problems: schema.Problems) -> str | None:
+    try:
+        tighten(path)  # whoever reads the secret can push as any camera / send as the hub
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problems.add(f"{name}: cannot read {path}: {exc.strerror}")
+        return None
+
+
+def _cameras(tables: list[dict[str, Any]], problems: schema.Problems) -> tuple[CameraConfig, ...]:
+    cameras = []
+    for index, table in enumerate(tables):
+        if "name" not in table:
+            problems.add(f"cameras[{index}].name: missing (every camera needs a name)")
+            continue
+        cameras.append(CameraConfig(**{k: v for k, v in table.items() if k != "name"},
+                                    name=table["name"]))
+    names = [c.name for c in cameras]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        problems.add(f"cameras: two cameras have the same name ({', '.join(duplicates)})")
+    return tuple(cameras)
+
+
+def _alerts(values: dict[str, Any], environ: Mapping[str, str],
+            problems: schema.Problems) -> AlertsConfig:
+    if "sendgrid_api_key_file" in values:
+        key = _read_secret_file("alerts.sendgrid_api_key_file",
+                                values.pop("sendgrid_api_key_file"), problems)
+        if key is not None:
+            values.setdefault("sendgrid_api_key", key)
+    from_environment = schema.check_environment(environ, ALERT_ENVIRONMENT, ALERTS_SCHEMA, problems)
+    values.update(from_environment)
+    kwargs: dict[str, Any] = {"email_to_from_environment": "email_to" in from_environment}
+    renamed = {"sendgrid_api_key": "api_key", "sendgrid_api_host": "api_host"}
+    for key, value in values.items():
+        if key == "sendgrid_api_key" and not value:
+            continue  # an empty key: no alerts by email, as before
+        kwargs[renamed.get(key, key)] = value
+    if "subject_prefix" in kwargs:
+        kwargs["subject_prefix"] = kwargs["subject_prefix"][:40]
     return AlertsConfig(**kwargs)
 
 
-def retention_config(section: Mapping[str, Any]) -> RetentionConfig:
-    """Build the retention settings from the ``[retention]`` table."""
-    unknown = set(section) - _RETENTION_KEYS
-    if unknown:
-        raise ConfigError(f"retention: unknown key {sorted(unknown)[0]!r}")
-    kwargs: dict[str, Any] = {}
-    for key in ("days", "max_gb", "max_percent"):
-        if key in section:
-            kwargs[key] = _optional_positive(section, key, "retention")
-    if kwargs.get("max_percent") is not None and kwargs["max_percent"] > 100:
-        raise ConfigError("retention.max_percent: must be at most 100")
-    if "min_free_gb" in section:
-        kwargs["min_free_gb"] = _number(section, "min_free_gb", "retention", 0, 1e6)
-    if "min_free_percent" in section:
-        kwargs["min_free_percent"] = _number(section, "min_free_percent", "retention", 0, 50)
-    if "interval" in section:
-        kwargs["interval"] = _number(section, "interval", "retention", 0.5, 86400)
-    return RetentionConfig(**kwargs)
+def alerts_config(section: Mapping[str, Any], environ: Mapping[str, str]) -> AlertsConfig:
+    """Build the alert settings from the ``[alerts]`` table, then the environment on top."""
+    problems = schema.Problems()
+    values = schema.check_table(section, ALERTS_SCHEMA, "alerts", problems)
+    config = _alerts(values, environ, problems)
+    problems.raise_if_any()
+    return config
+
+
+def _retention(values: Mapping[str, Any]) -> RetentionConfig:
+    return RetentionConfig(**values)
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -396,87 +431,78 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
 
 
 def load_file(path: Path) -> dict[str, Any]:
-    """Read a TOML config file into the keyword arguments of HubConfig."""
+    """Read a TOML config file into the raw values that `build_config` checks and merges.
+
+    An optional ``[hub]`` table is read as the top level. Only the TOML syntax is checked here;
+    `build_config` (or `check_values`) reports every bad key of the file at once.
+    """
     data = read_toml(path)
-    hub = dict(data.get("hub", {}))
-    hub.update({k: v for k, v in data.items() if k not in _FOREIGN_SECTIONS | {"hub"}})
-    unknown = set(hub) - _TOP_KEYS
-    if unknown:
-        raise ConfigError(f"config: unknown key {sorted(unknown)[0]!r} in {path}")
-    return hub
+    hub = data.get("hub", {})
+    if not isinstance(hub, dict):
+        raise ConfigError(f"config: [hub] in {path} must be a table")
+    return {**hub, **{k: v for k, v in data.items() if k != "hub"}}
 
 
-# key: (low, high, type) of the ingest limits (docs/design/protocol.md, "Limits")
-_INGEST_LIMITS: dict[str, tuple[float, float, type]] = {
-    "head_timeout": (0.5, 300, float), "max_connections": (1, 1_000_000, int),
-    "max_connections_per_source": (1, 1_000_000, int), "fd_reserve": (0, 1_000_000, int),
-    "min_video_bytes": (0, 10**9, int), "new_cameras_per_source": (0, 100_000, int),
-    "new_camera_window": (1, 30 * 86400, float),
-}
-
-
-def _ingest_limits(values: Mapping[str, Any]) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    for key, (low, high, kind) in _INGEST_LIMITS.items():
-        if key in values:
-            kwargs[key] = kind(_number(values, key, "config", low, high))
-    return kwargs
+def check_values(values: Mapping[str, Any], problems: schema.Problems) -> dict[str, Any]:
+    """Check every key of the file (all sections) without reading other files; return the good."""
+    return schema.check_table(values, HUB_SCHEMA, "", problems)
 
 
 def build_config(file_values: dict[str, Any], overrides: dict[str, Any],
                  environ: Mapping[str, str] | None = None) -> HubConfig:
-    """Merge file values, command-line overrides (which win) and the environment into a HubConfig."""
+    """Merge file values, the environment's secrets and command-line overrides into a HubConfig.
+
+    Command-line flags win over the environment (HUB_ENVIRONMENT), which wins over the file.
+    Every problem is reported at once: one ConfigError whose lines each name a key.
+    """
     environ = os.environ if environ is None else environ
     given = {k: v for k, v in overrides.items() if v is not None}
-    if "ingest_token_file" in given:  # a token file named on the command line beats the file's token
-        file_values = {k: v for k, v in file_values.items() if k != "ingest_token"}
-    values = {**file_values, **given}
-    kwargs: dict[str, Any] = {}
-    if "listen" in values:
-        kwargs["listen_host"], kwargs["listen_port"] = parse_listen(str(values["listen"]))
-    if "storage" in values:
-        kwargs["storage"] = Path(values["storage"])
-    if "db" in values:
-        kwargs["db_url"] = database_url(values["db"])
-    if values.get("ingest_token_file"):
-        kwargs["ingest_token"] = _read_token_file(str(values["ingest_token_file"]))
-    if values.get("ingest_token"):
-        kwargs["ingest_token"] = str(values["ingest_token"])
-    for key in ("segment_seconds", "stall_timeout", "backoff_initial", "backoff_max",
-                "failed_retry_seconds", "stall_margin", "health_interval", "disk_check_interval",
-                "catalog_check_interval"):
-        if key in values:
-            kwargs[key] = float(values[key])
-    for key in ("max_streams", "fail_after"):
-        if key in values:
-            kwargs[key] = int(values[key])
-    for key in ("live_view", "allow_local_camera_urls"):
-        if key in values:
-            kwargs[key] = bool(values[key])
-    kwargs["unknown_cameras"] = unknown_camera_policy(values)
-    kwargs.update(tls_settings(values))
-    kwargs.update(_ingest_limits(values))
-    cameras = tuple(_camera_from_table(i, t) for i, t in enumerate(values.get("cameras", [])))
-    names = [c.name for c in cameras]
-    if len(names) != len(set(names)):
-        raise ConfigError("cameras: two cameras have the same name")
-    kwargs["cameras"] = cameras
-    for section in ("alerts", "retention"):
-        if not isinstance(values.get(section, {}), dict):
-            raise ConfigError(f"config: [{section}] must be a table")
-    kwargs["alerts"] = alerts_config(values.get("alerts", {}), environ)
-    kwargs["retention"] = retention_config(values.get("retention", {}))
-    config = HubConfig(**kwargs)
-    if not 1 <= config.segment_seconds <= 3600:
-        raise ConfigError("segment_seconds: must be between 1 and 3600")
-    for key in ("health_interval", "disk_check_interval", "catalog_check_interval"):
-        if not 0.1 <= getattr(config, key) <= 86400:
-            raise ConfigError(f"{key}: must be between 0.1 and 86400 seconds")
-    if config.stall_margin < 0:
-        raise ConfigError("stall_margin: must not be negative")
+    problems = schema.Problems()
+    from_environment = schema.check_environment(environ, HUB_ENVIRONMENT, HUB_SCHEMA, problems)
+    if "ingest_token" in from_environment or "ingest_token_file" in given:
+        # a token from the environment or a token file on the command line beats the file's
+        file_values = {k: v for k, v in file_values.items()
+                       if k not in ("ingest_token", "ingest_token_file")}
+    if "ingest_token_file" in given:
+        from_environment.pop("ingest_token", None)
+    values = {**check_values(file_values, problems), **from_environment,
+              **check_values(given, problems)}
+    config = _hub_config(values, environ, problems)
+    problems.raise_if_any()
+    assert config is not None
     return config
+
+
+def _hub_config(values: dict[str, Any], environ: Mapping[str, str],
+                problems: schema.Problems) -> HubConfig | None:
+    kwargs: dict[str, Any] = {k: values[k] for k in _PLAIN_KEYS if k in values}
+    if "listen" in values:
+        kwargs["listen_host"], kwargs["listen_port"] = values["listen"]
+    if "db" in values:
+        kwargs["db_url"] = values["db"]
+    if "ingest_token" in values:
+        kwargs["ingest_token"] = values["ingest_token"]
+    elif "ingest_token_file" in values:
+        kwargs["ingest_token"] = _read_secret_file("ingest_token_file",
+                                                   values["ingest_token_file"], problems) or None
+    kwargs["unknown_cameras"] = unknown_camera_policy(values, problems)
+    kwargs.update(tls_settings(values, problems))
+    kwargs["cameras"] = _cameras(values.get("cameras", []), problems)
+    kwargs["alerts"] = _alerts(dict(values.get("alerts", {})), environ, problems)
+    kwargs["retention"] = _retention(values.get("retention", {}))
+    return None if problems else HubConfig(**kwargs)
+
+
+def check_file(path: Path, environ: Mapping[str, str] | None = None,
+               overrides: dict[str, Any] | None = None) -> list[str]:
+    """Return every problem of the hub's config file ([] if it is fine), as `check-config` prints."""
+    try:
+        build_config(load_file(path), overrides or {}, environ)
+    except ConfigError as exc:
+        return str(exc).splitlines()
+    return []

@@ -4,6 +4,7 @@
                      [--trusted-proxies A,B] [--ensure-admin] [common flags]
     python -m webapp create-user NAME [--admin] [common flags]   (password: stdin or $NVR_PASSWORD)
     python -m webapp ensure-admin [--host H] [--port P] [common flags]
+    python -m webapp check-config FILE   (exit 0 and "FILE: ok", or 1 and one line per problem)
 
 Common flags: --config FILE (the hub's TOML file; [webapp] host/port/users_db/trusted_proxies/
 public_metrics/tls_cert/tls_key/hsts_max_age),
@@ -34,10 +35,11 @@ from nvrlib.ffmpeg_bin import describe_ffmpeg
 from nvrlib.redact import install_log_redaction
 from nvrlib.sdnotify import Notifier
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE
+from recorder.config_schema import report
 from recorder.errors import RecorderError
 
 from . import create_app
-from .config import DEFAULT_HOST, DEFAULT_PORT, Config, flask_overrides, settings_from
+from .config import DEFAULT_HOST, DEFAULT_PORT, Config, check_file, flask_overrides, settings_from
 from .extensions import db
 from .models import ROLE_ADMIN, ROLE_VIEWER, User, password_problem, username_problem
 from .proxy import TrustedProxies
@@ -47,7 +49,7 @@ from .server import ServerError, create_server, tls_context
 systemd = Notifier()
 logger = logging.getLogger("webapp")
 
-COMMANDS = ("serve", "create-user", "ensure-admin")
+COMMANDS = ("serve", "create-user", "ensure-admin", "check-config")
 PASSWORD_ENV = "NVR_PASSWORD"
 FIRST_ADMIN = "admin"
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
@@ -73,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="python -m webapp", description="NVR web app: search, "
                                 "play and export footage; live view; users and cameras.")
-    sub = p.add_subparsers(dest="command", metavar="{serve,create-user,ensure-admin}")
+    sub = p.add_subparsers(dest="command", metavar="{serve,create-user,ensure-admin,check-config}")
     serve = sub.add_parser("serve", parents=[common, listen], help="serve the web app (default)")
     serve.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
     serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain) file")
@@ -91,6 +93,9 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true", help="make the user an admin")
     sub.add_parser("ensure-admin", parents=[common, listen], help="create the first admin if "
                    "there are no users, and print the URL (and that login, once)")
+    check = sub.add_parser("check-config", help="check a config file (every key, and the "
+                           "NVR_* environment) and exit 0 if it is fine, 1 with its problems")
+    check.add_argument("file", type=Path, help="the config file, e.g. /etc/nvr/nvr.toml")
     return p
 
 
@@ -104,6 +109,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run one command of the web app; return the process exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "check-config":
+        return check_config(args.file)
     level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -123,8 +130,18 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return serve(settings, threads=args.threads, ensure_admin=args.ensure_admin)
     except (RecorderError, CliError, ServerError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a config error: one line per problem
+            print(f"error: {line}", file=sys.stderr)
         return 2 if isinstance(exc, RecorderError) else 1
+
+
+def check_config(path: Path) -> int:
+    """Check a config file as the web app reads it; print "FILE: ok" or one line per problem."""
+    try:
+        problems = check_file(path)
+    except RecorderError as exc:  # the file cannot be read or is not TOML
+        problems = str(exc).splitlines()
+    return report(path, problems)
 
 
 def _make_app(settings: dict[str, Any]) -> Flask:

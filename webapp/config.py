@@ -16,7 +16,8 @@ from sqlalchemy.engine import make_url
 from nvrlib import camera_urls
 from nvrlib.catalog.models import utcnow
 from nvrlib.private_files import secure_sqlite_file, tighten
-from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, AlertsConfig, load_file, read_toml
+from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, HUB_SCHEMA, AlertsConfig, check_values, load_file
+from recorder.config_schema import Problems, check_environment
 from recorder.errors import ConfigError
 
 from .proxy import proxies_setting
@@ -40,9 +41,6 @@ CONTENT_SECURITY_POLICY = (
 
 # One year: what HSTS preload lists ask for. 0 sends no header (e.g. while trying HTTPS out).
 HSTS_MAX_AGE = 365 * 24 * 3600
-
-_WEBAPP_KEYS = {"host", "port", "users_db", "trusted_proxies", "public_metrics", "tls_cert",
-                "tls_key", "hsts_max_age"}
 
 
 class Config:
@@ -204,52 +202,84 @@ def finalize(config: dict[str, Any]) -> None:
         config["SECRET_KEY"] = load_or_create_secret(Path(secret_file))
 
 
+SECRET_KEY_ENV = "NVR_SECRET_KEY"
+SECRET_KEY_MIN_LENGTH = 16
+
+
 def load_webapp_section(path: Path) -> dict[str, Any]:
-    """Read the ``[webapp]`` table of the shared TOML file (host, port, users_db, ...)."""
-    data = read_toml(path)
-    section = data.get("webapp", {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"config: [webapp] in {path} must be a table")
-    unknown = set(section) - _WEBAPP_KEYS
-    if unknown:
-        raise ConfigError(f"config: unknown key {sorted(unknown)[0]!r} in [webapp] of {path}")
-    return dict(section)
+    """Read the ``[webapp]`` table of the shared TOML file (host, port, users_db, ...), checked."""
+    problems = Problems()
+    checked = check_values(load_file(path), problems)  # the hub's keys too: one file, one truth
+    problems.raise_if_any()
+    return _as_settings(checked.get("webapp", {}))
 
 
-def settings_from(config_file: Path | None, flags: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge the shared config file and command-line flags (which win) into CLI settings.
+def _as_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    # the CLI settings hold file names as strings, as the flags give them
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+def settings_from(config_file: Path | None, flags: Mapping[str, Any],
+                  environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Merge the shared config file, the environment's secrets and flags (which win).
 
     Returns host, port, db, storage, users_db, trusted_proxies, public_metrics,
-    disk_low_percent, tls_cert, tls_key and hsts_max_age, each with its default.
+    disk_low_percent, tls_cert, tls_key and hsts_max_age, each with its default, plus
+    secret_key when $NVR_SECRET_KEY is set. Every problem is reported at once (ConfigError).
     """
+    environ = os.environ if environ is None else environ
     values: dict[str, Any] = {"host": DEFAULT_HOST, "port": DEFAULT_PORT, "db": DEFAULT_DB,
                               "storage": DEFAULT_STORAGE, "users_db": None, "trusted_proxies": [],
                               "public_metrics": False, camera_urls.ALLOW_KEY: False,
                               "disk_low_percent": AlertsConfig.disk_low_percent,
                               "tls_cert": None, "tls_key": None, "hsts_max_age": HSTS_MAX_AGE}
+    problems = Problems()
     if config_file is not None:
-        hub = load_file(config_file)  # also validates the hub's keys: one file, one truth
-        values.update({k: hub[k] for k in ("db", "storage", camera_urls.ALLOW_KEY) if k in hub})
-        alerts = hub.get("alerts")
-        if isinstance(alerts, dict) and "disk_low_percent" in alerts:
-            values["disk_low_percent"] = alerts["disk_low_percent"]
-        values.update(load_webapp_section(config_file))
-        if not isinstance(values["public_metrics"], bool):
-            raise ConfigError("config: [webapp] public_metrics must be true or false")
+        checked = check_values(load_file(config_file), problems)
+        values.update(_as_settings({k: checked[k] for k in ("db", "storage", camera_urls.ALLOW_KEY)
+                                    if k in checked}))
+        if "disk_low_percent" in checked.get("alerts", {}):
+            values["disk_low_percent"] = checked["alerts"]["disk_low_percent"]
+        values.update(_as_settings(checked.get("webapp", {})))
+    values.update(_secrets_from(environ, problems))
     values.update({k: v for k, v in flags.items() if v is not None})
-    try:
-        values["port"] = int(values["port"])
-        values["hsts_max_age"] = int(values["hsts_max_age"])
-        values["disk_low_percent"] = float(values["disk_low_percent"])
-    except (TypeError, ValueError):
-        raise ConfigError("port and hsts_max_age must be whole numbers, "
-                          "alerts.disk_low_percent a number") from None
-    if not 0 <= values["port"] <= 65535:
-        raise ConfigError(f"port {values['port']} is out of range")
-    values["trusted_proxies"] = proxies_setting(values["trusted_proxies"])
-    if bool(values["tls_cert"]) != bool(values["tls_key"]):
-        raise ConfigError("tls_cert and tls_key go together: give both (HTTPS) or neither")
+    _check_flags(values, problems)
+    problems.raise_if_any()
     return values
+
+
+def _secrets_from(environ: Mapping[str, str], problems: Problems) -> dict[str, Any]:
+    """Read $NVR_DB_URL and $NVR_SECRET_KEY (never shown in a message)."""
+    found = check_environment(environ, {"NVR_DB_URL": "db"}, HUB_SCHEMA, problems)
+    secret = environ.get(SECRET_KEY_ENV, "").strip()
+    if secret and len(secret) < SECRET_KEY_MIN_LENGTH:
+        problems.bad_value(SECRET_KEY_ENV, secret, f"must hold at least {SECRET_KEY_MIN_LENGTH} "
+                           "characters (e.g. the output of: openssl rand -hex 32)", secret=True)
+    elif secret:
+        found["secret_key"] = secret
+    return found
+
+
+def _check_flags(values: dict[str, Any], problems: Problems) -> None:
+    """Check what the command line may have changed (the file's values are checked already)."""
+    port = values["port"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        problems.bad_value("port", port, "expected a whole number from 0 to 65535")
+    try:
+        values["trusted_proxies"] = proxies_setting(values["trusted_proxies"])
+    except ConfigError as exc:
+        problems.add(str(exc))
+    if bool(values["tls_cert"]) != bool(values["tls_key"]):
+        problems.add("tls_cert and tls_key go together: give both (HTTPS) or neither")
+
+
+def check_file(path: Path, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Return every problem of the config file as the web app reads it ([] if it is fine)."""
+    try:
+        settings_from(path, {}, environ)
+    except ConfigError as exc:
+        return str(exc).splitlines()
+    return []
 
 
 def flask_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,4 +296,6 @@ def flask_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
     }
     if settings.get("users_db"):
         overrides["USERS_DB_URL"] = str(settings["users_db"])
+    if settings.get("secret_key"):  # $NVR_SECRET_KEY: beats the generated key file
+        overrides["SECRET_KEY"] = str(settings["secret_key"])
     return overrides

@@ -13,15 +13,13 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from edge.cli import parse_args as edge_args
-from recorder.config import build_config, load_file
 from tests.support.procs import ROOT
 from tests.support.requirements import require
-from webapp.config import settings_from
 
 UNITS = ("nvr-recorder.service", "nvr-web.service", "nvr-edge@yard.service")
 ENTRY_POINTS = ("nvr-recorder", "nvr-edge", "nvr-web")
@@ -92,18 +90,34 @@ def test_units_are_hardened_notify_services_with_a_watchdog(installed: Path) -> 
 
 def test_rendered_config_files_pass_the_services_own_checks(installed: Path) -> None:
     etc = installed / "etc" / "nvr"
-    hub = build_config(load_file(etc / "nvr.toml"), {"ingest_token_file": str(etc / "ingest.token")},
-                       environ={})
-    assert hub.db_url == "sqlite:////var/lib/nvr/nvr.db" and str(hub.storage) == "/var/lib/nvr/recordings"
-    assert hub.ingest_token == "edge-token"
-    web = settings_from(etc / "nvr.toml", {})
-    assert (web["host"], web["port"]) == ("0.0.0.0", 8080)
-    edge = edge_args(["--config", str(etc / "edge" / "yard.toml"),
-                      "--token-file", str(etc / "ingest.token"), "--spool-dir", "/tmp/spool"])
-    assert (edge.hub_host, edge.location, edge.token) == ("192.0.2.10", "yard", "edge-token")
+    token = str(etc / "ingest.token")
+    # each service's own check-config, run as the units run it (the venv's entry points)
+    checks = {"nvr-recorder": [str(etc / "nvr.toml"), "--token-file", token],
+              "nvr-web": [str(etc / "nvr.toml")],
+              "nvr-edge": [str(etc / "edge" / "yard.toml"), "--token-file", token,
+                           "--spool-dir", "/tmp/spool"]}
+    bin_dir = installed / "opt" / "nvr" / "venv" / "bin"
+    for command, argv in checks.items():
+        done = subprocess.run([str(bin_dir / command), "check-config", *argv], capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL,
+                              env=_without_nvr_secrets())
+        assert (done.returncode, done.stdout) == (0, f"{argv[0]}: ok\n"), f"{command}: {done.stderr}"
+    hub = tomllib.loads((etc / "nvr.toml").read_text())
+    assert hub["db"] == "sqlite:////var/lib/nvr/nvr.db" and hub["storage"] == "/var/lib/nvr/recordings"
+    assert (hub["webapp"]["host"], hub["webapp"]["port"]) == ("0.0.0.0", 8080)
+    edge = tomllib.loads((etc / "edge" / "yard.toml").read_text())
+    assert (edge["hub"], edge["location"]) == ("192.0.2.10", "yard")
+    assert (etc / "ingest.token").read_text().strip() == "edge-token"
     for secret in ("ingest.token", "nvr.toml", "recorder.env"):
         mode = stat.S_IMODE((etc / secret).stat().st_mode)
         assert mode & 0o007 == 0, f"{secret} is readable by others ({mode:o})"
+
+
+def _without_nvr_secrets() -> dict[str, str]:
+    """This environment without variables that would override the files being checked."""
+    overriding = ("NVR_DB_URL", "NVR_INGEST_TOKEN", "NVR_SECRET_KEY", "SENDGRID_API_KEY",
+                  "SENDGRID_API_HOST", "ALERT_EMAIL_TO", "ALERT_EMAIL_FROM")
+    return {k: v for k, v in os.environ.items() if k not in overriding}
 
 
 def test_a_second_run_keeps_the_admins_files(installed: Path) -> None:

@@ -175,7 +175,7 @@ no_spool = false
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('hub = "h"\nspool_sise = "1G"\n', "unknown key 'spool_sise' (allowed: "),
+    ('hub = "h"\nspool_sise = "1G"\n', "unknown key 'spool_sise' (did you mean 'spool_size'?)"),
     ('hub = "h"\nloop = "yes"\n', "loop: expected true or false"),
     ('hub = "h"\nfps = [1, 2]\n', "fps: expected a string or a number"),
     ('hub = "h"\nfps = 500\n', "--fps 500: must be above 0 and at most 120"),
@@ -216,3 +216,33 @@ def test_bad_tls_flags_exit_with_usage_error(flags: list[str], message: str,
     with pytest.raises(SystemExit):
         parse_args([*HUB, "--location", "x", *flags])
     assert message in capsys.readouterr().err
+
+
+# -- python -m edge check-config FILE [FLAGS] --------------------------------------------------
+
+def test_config_file_reports_every_bad_key_at_once(tmp_path: Path, capsys) -> None:
+    path = write_config(tmp_path, 'hub = "h"\nspool_sise = "1G"\nloop = "yes"\nxyzzy = 1\n')
+    with pytest.raises(SystemExit):
+        parse_args(["--config", path])
+    err = capsys.readouterr().err
+    assert "unknown key 'spool_sise' (did you mean 'spool_size'?)" in err
+    assert "loop: expected true or false, got 'yes'" in err
+    assert "unknown key 'xyzzy' (allowed: backfill_rate, bitrate, ca, camera," in err
+
+
+def test_check_config_prints_ok_or_the_problems_with_its_exit_code(tmp_path: Path, capsys) -> None:
+    from edge.__main__ import main
+
+    good = write_config(tmp_path, 'hub = "hub.lan"\nlocation = "yard"\nfps = 10\n')
+    assert main(["check-config", good, "--no-spool"]) == 0
+    assert capsys.readouterr().out == f"{good}: ok\n"
+    bad = str(tmp_path / "bad.toml")
+    Path(bad).write_text('port = 1026\nfps = "fast"\n')
+    assert main(["check-config", bad]) == 1
+    assert "argument --fps: invalid float value: 'fast'" in capsys.readouterr().err
+    Path(bad).write_text('port = 1026\n')
+    assert main(["check-config", bad]) == 1
+    assert capsys.readouterr().err == "the following arguments are required: --hub\n"
+    assert main(["check-config", str(tmp_path / "absent.toml")]) == 1
+    assert "cannot read it" in capsys.readouterr().err
+    assert main(["check-config"]) == 2

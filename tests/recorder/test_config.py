@@ -1,11 +1,17 @@
 """The hub's TOML config is strict: unknown keys and bad values are named in the error."""
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from recorder.config import build_config, load_file, parse_listen
+from recorder import cli, config_schema
+from recorder.config import (ALERTS_SCHEMA, CAMERA_SCHEMA, HUB_SCHEMA, RETENTION_SCHEMA,
+                             WEBAPP_SCHEMA, build_config, check_file, load_file, parse_listen)
 from recorder.errors import ConfigError
 
 
@@ -160,3 +166,205 @@ def test_tls_files_and_a_second_tls_port(tmp_path):
                            "tls_listen": "127.0.0.1:1026"}, {})
     assert config.tls and (config.tls_cert, config.tls_key) == (cert, key)
     assert config.tls_listen == ("127.0.0.1", 1026)
+
+
+
+# -- every key checked, every problem at once (recorder/config_schema.py) ----------------------
+
+def scalar_keys() -> list[tuple[str, config_schema.Key, Callable[[Any], dict[str, Any]]]]:
+    """Every scalar key of the file: its dotted name, its spec, and file values that set it."""
+    keys: list[tuple[str, config_schema.Key, Callable[[Any], dict[str, Any]]]] = [
+        (key, spec, lambda v, k=key: {k: v}) for key, spec in HUB_SCHEMA.items()
+        if isinstance(spec, config_schema.Key)]
+    for section, schema in (("alerts", ALERTS_SCHEMA), ("retention", RETENTION_SCHEMA),
+                            ("webapp", WEBAPP_SCHEMA)):
+        keys += [(f"{section}.{key}", spec, lambda v, s=section, k=key: {s: {k: v}})
+                 for key, spec in schema.items()]
+    keys += [(f"cameras[0].{key}", spec, lambda v, k=key: {"cameras": [{"name": "gate", k: v}]})
+             for key, spec in CAMERA_SCHEMA.items() if key != "name"]
+    return keys
+
+
+KEYS = scalar_keys()
+# keys whose value is true/false or a number: no string is ever one of those
+TYPED = [key for key in KEYS if key[1].check is config_schema.boolean
+         or key[1].check.__qualname__.split(".")[0] in ("number", "whole", "limit")]
+# what a TOML file can hold: scalars, dates, arrays and tables
+toml_values = st.recursive(
+    st.booleans() | st.integers(-10**12, 10**12) | st.floats() | st.text(max_size=20)
+    | st.datetimes() | st.dates(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=2),
+    max_leaves=5)
+EXAMPLES = settings(max_examples=300, deadline=None, derandomize=True)
+
+
+def problems_of(values: dict[str, Any], environ: dict[str, str] | None = None) -> list[str]:
+    """The lines of the ConfigError that ``values`` give ([] if they are fine)."""
+    try:
+        build_config(values, {}, environ or {})
+    except ConfigError as exc:
+        return str(exc).splitlines()
+    return []
+
+
+def test_the_property_tests_cover_every_kind_of_key():
+    assert len(KEYS) > 60 and len(TYPED) > 40
+    assert {"live_view", "retention.min_free_gb", "webapp.port", "cameras[0].enabled"} <= {
+        name for name, _, _ in TYPED}
+
+
+@EXAMPLES
+@given(key=st.sampled_from(KEYS), value=toml_values)
+def test_any_value_of_any_key_is_taken_or_refused_naming_the_key_never_a_traceback(key, value):
+    name, _, file_values = key
+    for line in problems_of(file_values(value)):
+        assert line.startswith(name) or f" {name.rpartition('.')[2]}" in line, line
+
+
+@EXAMPLES
+@given(key=st.sampled_from(TYPED), value=st.text(max_size=12))
+def test_a_string_is_refused_for_every_bool_and_number_key(key, value):
+    name, _, file_values = key
+    [line] = problems_of(file_values(value))
+    assert line.startswith(f"{name}: expected ") and line.endswith(f"got {value!r}")
+
+
+@EXAMPLES
+@given(key=st.sampled_from(KEYS), value=st.dictionaries(st.text(max_size=5), st.integers(),
+                                                         max_size=2) | st.datetimes())
+def test_a_table_or_a_date_is_refused_for_every_scalar_key(key, value):
+    name, _, file_values = key
+    assert [line for line in problems_of(file_values(value)) if line.startswith(f"{name}: ")]
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"live_view": "false"}, "live_view: expected true or false, got 'false'"),
+    ({"webapp": {"public_metrics": 1}}, "webapp.public_metrics: expected true or false, got 1"),
+    ({"cameras": [{"name": "a", "enabled": "no"}]},
+     "cameras[0].enabled: expected true or false, got 'no'"),
+    ({"max_streams": 2.5}, "max_streams: expected a whole number from 1 to 100000, got 2.5"),
+    ({"retention": {"min_free_gb": -1}},
+     "retention.min_free_gb: must be between 0 and 1000000, got -1"),
+    ({"segment_seconds": "abc"}, "segment_seconds: expected a number from 1 to 3600, got 'abc'"),
+    ({"stall_timeout": float("nan")}, "stall_timeout: expected a number from 0.1 to 86400"),
+    ({"unknown_cameras": "maybe"},
+     "unknown_cameras: expected one of record, approve, refuse, got 'maybe'"),
+    ({"webapp": {"port": 70000}}, "webapp.port: must be between 0 and 65535, got 70000"),
+    ({"alerts": {"email_from": ["a@example.com"]}}, "alerts.email_from: expected one email"),
+    ({"cameras": [{"location": "yard"}]}, "cameras[0].name: missing"),
+    ({"cameras": {"name": "a"}}, "cameras: must be tables ([[cameras]])"),
+    ({"listen": 1025}, "listen: expected \"HOST:PORT\" (a string), got 1025"),
+    ({"listen": "h:99999"}, "listen: port 99999 is out of range"),
+])
+def test_each_bad_value_is_one_line_with_the_key_the_value_and_what_is_allowed(values, message):
+    [line] = problems_of(values)
+    assert line.startswith(message)
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path):
+    path = write(tmp_path, """
+lisen = "1:2"
+live_view = "false"
+segment_seconds = 0
+[[cameras]]
+name = "gate"
+url = "http://x/"
+[[cameras]]
+name = "shed"
+colour = "red"
+[retention]
+min_free_gb = -1
+[alerts]
+retry_max = "soon"
+[webapp]
+prot = 8080
+""")
+    lines = check_file(path, environ={})
+    assert lines == [
+        "config: unknown key 'lisen' (did you mean 'listen'?)",
+        "live_view: expected true or false, got 'false'",
+        "segment_seconds: must be between 1 and 3600, got 0",
+        "cameras[0].url: only rtsp:// and rtsps:// URLs can be pulled, got (hidden: it is a secret)",
+        "cameras[1]: unknown key 'colour' (allowed: enabled, location, name, retention_days, "
+        "retention_gb, segment_seconds, token, url)",
+        "retention.min_free_gb: must be between 0 and 1000000, got -1",
+        "alerts.retry_max: expected a number from 0.01 to 86400, got 'soon'",
+        "webapp: unknown key 'prot' (did you mean 'port'?)",
+    ]
+    assert check_file(write(tmp_path, 'listen = "127.0.0.1:1025"\n'), environ={}) == []
+
+
+def test_a_key_far_from_any_known_one_is_refused_without_a_guess():
+    assert problems_of({"frobnicate": 1}) == ["config: unknown key 'frobnicate'"]
+    assert problems_of({"retention": {"zzz": 1}}) == [
+        "retention: unknown key 'zzz' (allowed: days, interval, max_gb, max_percent, "
+        "min_free_gb, min_free_percent)"]
+
+
+SECRET = "hunter2-secret"
+
+
+@pytest.mark.parametrize("values", [
+    {"db": f"mysql://u:{SECRET}@h/db"}, {"db": f"postgresql://u:{SECRET}@h:port/db"},
+    {"ingest_token": ""}, {"cameras": [{"name": "a", "url": f"http://u:{SECRET}@cam/"}]},
+    {"cameras": [{"name": "a", "token": ""}]}, {"alerts": {"sendgrid_api_key": [SECRET]}},
+    {"webapp": {"users_db": f"oracle://u:{SECRET}@h/db"}},
+])
+def test_a_secret_is_never_in_a_message(values):
+    [line] = problems_of(values)
+    assert SECRET not in line and "(hidden: it is a secret)" in line
+
+
+# -- the environment overrides the secrets -----------------------------------------------------
+
+def test_nvr_db_url_beats_the_file_and_a_flag_beats_it():
+    environ = {"NVR_DB_URL": "postgresql+psycopg://nvr:pw@db/nvr"}
+    assert build_config({"db": "sqlite:///a.db"}, {}, environ).db_url == environ["NVR_DB_URL"]
+    assert build_config({}, {"db": "sqlite:///b.db"}, environ).db_url == "sqlite:///b.db"
+    assert build_config({"db": "sqlite:///a.db"}, {}, {}).db_url == "sqlite:///a.db"
+
+
+def test_a_bad_nvr_db_url_is_named_and_never_shown():
+    [line] = problems_of({}, {"NVR_DB_URL": f"mysql://u:{SECRET}@h/db"})
+    assert line.startswith("NVR_DB_URL: 'mysql' is not supported") and SECRET not in line
+
+
+def test_nvr_ingest_token_beats_the_files_token_and_a_token_file_flag_beats_it(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("from-flag\n")
+    environ = {"NVR_INGEST_TOKEN": "from-env"}
+    file_values = {"ingest_token": "from-file", "ingest_token_file": str(tmp_path / "absent")}
+    assert build_config(file_values, {}, environ).ingest_token == "from-env"
+    flag = {"ingest_token_file": str(token_file)}
+    assert build_config(file_values, flag, environ).ingest_token == "from-flag"
+
+
+def test_sendgrid_api_key_beats_the_files_key_and_a_bad_variable_is_named():
+    alerts = build_config({"alerts": {"sendgrid_api_key": "SG.file"}}, {},
+                          {"SENDGRID_API_KEY": "SG.env"}).alerts
+    assert alerts.api_key == "SG.env"
+    assert problems_of({}, {"ALERT_EMAIL_TO": "nobody"}) == [
+        "ALERT_EMAIL_TO: expected email addresses (name@example.com); 'nobody' is not one, "
+        "got 'nobody'"]
+
+
+# -- python -m recorder check-config FILE ------------------------------------------------------
+
+def test_check_config_prints_ok_or_every_problem_with_its_exit_code(tmp_path, capsys, monkeypatch):
+    for variable in ("NVR_DB_URL", "NVR_INGEST_TOKEN", "SENDGRID_API_KEY", "ALERT_EMAIL_TO"):
+        monkeypatch.delenv(variable, raising=False)
+    good = tmp_path / "good.toml"
+    good.write_text('listen = "127.0.0.1:1025"\n')
+    assert cli.main(["check-config", str(good)]) == 0
+    assert capsys.readouterr().out == f"{good}: ok\n"
+    bad = write(tmp_path, 'live_view = "yes"\nmax_streams = 0\n')
+    assert cli.main(["check-config", str(bad)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == ["live_view: expected true or false, got 'yes'",
+                                              "max_streams: must be between 1 and 100000, got 0"]
+    assert cli.main(["check-config", str(tmp_path / "absent.toml")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    monkeypatch.setenv("NVR_DB_URL", "nope")
+    assert cli.main(["check-config", str(good)]) == 1
+    assert capsys.readouterr().err.startswith("NVR_DB_URL: not a database URL")

@@ -440,6 +440,6 @@ def test_public_metrics_and_the_disk_threshold_come_from_the_config_file(tmp_pat
 def test_public_metrics_must_be_a_boolean(tmp_path: Path) -> None:
     config = tmp_path / "hub.toml"
     config.write_text('[webapp]\npublic_metrics = "yes"\n')
-    with pytest.raises(Exception, match="public_metrics must be true or false"):
+    with pytest.raises(Exception, match="webapp.public_metrics: expected true or false"):
         settings_from(config, {})
 
