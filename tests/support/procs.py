@@ -112,7 +112,9 @@ class LoggedProcess:
         self._close_output()
 
 
-ALERT_VARIABLES = ("SENDGRID_API_KEY", "SENDGRID_API_HOST", "ALERT_EMAIL_TO", "ALERT_EMAIL_FROM")
+ALERT_VARIABLES = ("SENDGRID_API_KEY", "SENDGRID_API_HOST", "ALERT_EMAIL_TO", "ALERT_EMAIL_FROM",
+                   # secrets the environment overrides: a test's hub uses its own settings
+                   "NVR_DB_URL", "NVR_INGEST_TOKEN", "NVR_SECRET_KEY")
 
 
 def hub_environment(extra: dict[str, str]) -> dict[str, str]:
