@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from nvrlib.ffmpeg_bin import is_executable_file
 from nvrlib.names import InvalidName, validate_camera_name
 from nvrlib.private_files import tighten
 
@@ -102,6 +103,9 @@ class HubConfig:
     tls_key: Path | None = None
     tls_listen: tuple[str, int] | None = None
     live_view: bool = True  # a rolling 1-s HLS per camera for the web app's live view
+    # the ffmpeg the hub and the web app run (nvrlib/ffmpeg_bin.py); None: the imageio-ffmpeg
+    # wheel's pinned build. $NVR_FFMPEG beats it.
+    ffmpeg: str | None = None
     # Pull cameras on loopback or link-local addresses (nvrlib.camera_urls): off, so that an
     # admin cannot probe the hub's own ports through a camera URL.
     allow_local_camera_urls: bool = False
@@ -164,7 +168,7 @@ class HubConfig:
 _TOP_KEYS = {
     "listen", "storage", "db", "segment_seconds", "ingest_token", "ingest_token_file",
     "allow_new_cameras", "require_approval", "unknown_cameras", "tls_cert", "tls_key",
-    "tls_listen", "live_view", "allow_local_camera_urls", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
+    "tls_listen", "live_view", "ffmpeg", "allow_local_camera_urls", "stall_timeout", "max_streams", "backoff_initial", "backoff_max",
     "head_timeout", "max_connections", "max_connections_per_source", "fd_reserve",
     "min_video_bytes", "new_cameras_per_source", "new_camera_window",
     "fail_after", "failed_retry_seconds", "stall_margin", "health_interval",
@@ -210,6 +214,14 @@ def database_url(value: Any) -> str:
                           "postgresql+psycopg://user@host/nvr)") from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(f"db: {url.get_backend_name()!r} is not supported (sqlite or postgresql)")
+    return value
+
+
+def ffmpeg_path(value: Any) -> str:
+    """Check the ``ffmpeg`` key: an absolute path to an executable file (e.g. /usr/bin/ffmpeg)."""
+    if not isinstance(value, str) or not is_executable_file(value):
+        raise ConfigError(f"ffmpeg: expected the absolute path of an executable file "
+                          f"(e.g. /usr/bin/ffmpeg), got {value!r}")
     return value
 
 
@@ -443,6 +455,8 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any],
         kwargs["storage"] = Path(values["storage"])
     if "db" in values:
         kwargs["db_url"] = database_url(values["db"])
+    if values.get("ffmpeg"):
+        kwargs["ffmpeg"] = ffmpeg_path(values["ffmpeg"])
     if values.get("ingest_token_file"):
         kwargs["ingest_token"] = _read_token_file(str(values["ingest_token_file"]))
     if values.get("ingest_token"):

@@ -16,7 +16,8 @@ from sqlalchemy.engine import make_url
 from nvrlib import camera_urls
 from nvrlib.catalog.models import utcnow
 from nvrlib.private_files import secure_sqlite_file, tighten
-from recorder.config import DEFAULT_DB, DEFAULT_STORAGE, AlertsConfig, load_file, read_toml
+from recorder.config import (DEFAULT_DB, DEFAULT_STORAGE, AlertsConfig, ffmpeg_path, load_file,
+                             read_toml)
 from recorder.errors import ConfigError
 
 from .proxy import proxies_setting
@@ -220,16 +221,19 @@ def settings_from(config_file: Path | None, flags: Mapping[str, Any]) -> dict[st
     """Merge the shared config file and command-line flags (which win) into CLI settings.
 
     Returns host, port, db, storage, users_db, trusted_proxies, public_metrics,
-    disk_low_percent, tls_cert, tls_key and hsts_max_age, each with its default.
+    disk_low_percent, tls_cert, tls_key, hsts_max_age and ffmpeg, each with its default.
     """
     values: dict[str, Any] = {"host": DEFAULT_HOST, "port": DEFAULT_PORT, "db": DEFAULT_DB,
                               "storage": DEFAULT_STORAGE, "users_db": None, "trusted_proxies": [],
                               "public_metrics": False, camera_urls.ALLOW_KEY: False,
                               "disk_low_percent": AlertsConfig.disk_low_percent,
-                              "tls_cert": None, "tls_key": None, "hsts_max_age": HSTS_MAX_AGE}
+                              "tls_cert": None, "tls_key": None, "hsts_max_age": HSTS_MAX_AGE,
+                              "ffmpeg": None}
     if config_file is not None:
         hub = load_file(config_file)  # also validates the hub's keys: one file, one truth
         values.update({k: hub[k] for k in ("db", "storage", camera_urls.ALLOW_KEY) if k in hub})
+        if hub.get("ffmpeg"):  # the hub's key: both run the same ffmpeg
+            values["ffmpeg"] = ffmpeg_path(hub["ffmpeg"])
         alerts = hub.get("alerts")
         if isinstance(alerts, dict) and "disk_low_percent" in alerts:
             values["disk_low_percent"] = alerts["disk_low_percent"]

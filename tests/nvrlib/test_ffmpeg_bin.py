@@ -1,0 +1,88 @@
+"""Which ffmpeg runs: $NVR_FFMPEG, else the config file's key, else the wheel's pinned build."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+
+from nvrlib import ffmpeg_bin
+from recorder.config import build_config, load_file
+from recorder.errors import ConfigError
+from tests.support.ffmpegs import build
+from tests.support.procs import Hub
+from webapp.config import settings_from
+
+
+@pytest.fixture(autouse=True)
+def no_choice_made(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Start each test with no $NVR_FFMPEG and no configured path; leave none behind."""
+    monkeypatch.delenv(ffmpeg_bin.ENVIRONMENT, raising=False)
+    ffmpeg_bin.configure(None)
+    yield
+    ffmpeg_bin.configure(None)
+
+
+def test_by_default_the_pinned_wheel_runs_even_with_a_system_ffmpeg_on_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    system = tmp_path / "ffmpeg"
+    system.write_text("#!/bin/sh\nexit 0\n")
+    system.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    ffmpeg_bin.configure(None)
+    assert ffmpeg_bin.ffmpeg_exe() == imageio_ffmpeg.get_ffmpeg_exe()
+    assert "(the imageio-ffmpeg wheel's)" in ffmpeg_bin.describe_ffmpeg()
+
+
+def test_the_config_key_is_used_and_the_environment_beats_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    debian = build("debian")
+    ffmpeg_bin.configure(debian)
+    assert ffmpeg_bin.ffmpeg_exe() == debian
+    assert ffmpeg_bin.describe_ffmpeg().endswith(f"at {debian} (the config file's ffmpeg key)")
+    assert ffmpeg_bin.ffmpeg_version().startswith("5.1")
+    monkeypatch.setenv(ffmpeg_bin.ENVIRONMENT, "/opt/other/ffmpeg")
+    ffmpeg_bin.configure(debian)
+    assert ffmpeg_bin.ffmpeg_exe() == "/opt/other/ffmpeg"
+    assert "($NVR_FFMPEG)" in ffmpeg_bin.describe_ffmpeg()
+
+
+@pytest.mark.parametrize("value", ["ffmpeg", "/nonexistent/ffmpeg", "NOT_EXECUTABLE", "/", 5])
+def test_a_bad_ffmpeg_key_is_refused_naming_the_key(value: object, tmp_path: Path) -> None:
+    if value == "NOT_EXECUTABLE":
+        value = tmp_path / "ffmpeg"
+        value.write_text("")
+        value.chmod(0o644)
+        value = str(value)
+    with pytest.raises(ConfigError, match=r"^ffmpeg: expected the absolute path"):
+        build_config({"ffmpeg": value}, {})
+
+
+def test_the_hub_and_the_web_app_read_the_key_from_the_one_file(tmp_path: Path) -> None:
+    debian = build("debian")
+    path = tmp_path / "nvr.toml"
+    path.write_text(f'ffmpeg = "{debian}"\n[webapp]\nport = 8080\n')
+    assert build_config(load_file(path), {}).ffmpeg == debian
+    assert settings_from(path, {})["ffmpeg"] == debian
+    assert settings_from(None, {})["ffmpeg"] is None
+
+
+def test_the_hub_logs_at_start_the_ffmpeg_its_file_names(tmp_path: Path) -> None:
+    debian = build("debian")
+    hub = Hub(tmp_path, config=f'ffmpeg = "{debian}"\n')
+    try:
+        hub.start()
+        assert hub.process is not None
+        line = hub.process.wait_line(r"ffmpeg (\S+) at (\S+) \((.*)\)")
+        assert line.groups() == (ffmpeg_bin_version(debian), debian, "the config file's ffmpeg key")
+    finally:
+        if hub.process is not None:
+            hub.stop()
+
+
+def ffmpeg_bin_version(path: str) -> str:
+    """The version an ffmpeg binary reports, asked the way the hub asks."""
+    ffmpeg_bin.configure(path)
+    return ffmpeg_bin.ffmpeg_version()
