@@ -12,14 +12,16 @@ from nvrlib import ffmpeg_bin
 from recorder.config import build_config, load_file
 from recorder.errors import ConfigError
 from tests.support.ffmpegs import build
-from tests.support.procs import Hub
+from tests.support.procs import Hub, hub_environment
 from webapp.config import settings_from
 
 
 @pytest.fixture(autouse=True)
-def no_choice_made(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Start each test with no $NVR_FFMPEG and no configured path; leave none behind."""
-    monkeypatch.delenv(ffmpeg_bin.ENVIRONMENT, raising=False)
+def no_choice_made(monkeypatch: pytest.MonkeyPatch,
+                   ffmpeg_under_test: str | None) -> Iterator[None]:
+    """Start each test (but a both_ffmpegs one) with no $NVR_FFMPEG and no configured path."""
+    if ffmpeg_under_test is None:
+        monkeypatch.delenv(ffmpeg_bin.ENVIRONMENT, raising=False)
     ffmpeg_bin.configure(None)
     yield
     ffmpeg_bin.configure(None)
@@ -80,6 +82,17 @@ def test_the_hub_logs_at_start_the_ffmpeg_its_file_names(tmp_path: Path) -> None
     finally:
         if hub.process is not None:
             hub.stop()
+
+
+@pytest.mark.both_ffmpegs
+def test_a_both_ffmpegs_test_runs_its_build_here_and_in_the_hubs_it_starts(
+        ffmpeg_under_test: str) -> None:
+    """The marker's fixture: $NVR_FFMPEG names the build, and this process runs it too."""
+    assert ffmpeg_under_test in ("wheel", "debian")
+    assert hub_environment({})[ffmpeg_bin.ENVIRONMENT] == build(ffmpeg_under_test)
+    assert ffmpeg_bin.ffmpeg_exe() == build(ffmpeg_under_test)
+    expected = "5.1" if ffmpeg_under_test == "debian" else "n9."
+    assert ffmpeg_bin.ffmpeg_version().startswith(expected)
 
 
 def ffmpeg_bin_version(path: str) -> str:
