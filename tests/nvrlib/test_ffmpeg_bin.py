@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +13,11 @@ from nvrlib import ffmpeg_bin
 from recorder.config import build_config, load_file
 from recorder.errors import ConfigError
 from tests.support.ffmpegs import build
-from tests.support.procs import Hub, hub_environment
+from tests.support.procs import Hub, LoggedProcess, hub_environment
+from webapp.cli import main as web_main
 from webapp.config import settings_from
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -82,6 +86,27 @@ def test_the_hub_logs_at_start_the_ffmpeg_its_file_names(tmp_path: Path) -> None
     finally:
         if hub.process is not None:
             hub.stop()
+
+
+def test_the_web_app_logs_at_start_the_ffmpeg_the_hubs_file_names(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    debian = build("debian")
+    config = tmp_path / "nvr.toml"
+    config.write_text(f'ffmpeg = "{debian}"\ndb = "sqlite:///{tmp_path}/nvr.db"\n'
+                      f'storage = "{tmp_path}/recordings"\n')
+    web = LoggedProcess([sys.executable, "-m", "webapp", "serve", "--config", str(config),
+                         "--host", "127.0.0.1", "--port", "0"], cwd=ROOT,
+                        env=hub_environment({}))
+    try:
+        line = web.wait_line(r"ffmpeg \S+ at (\S+) \((.*)\)", timeout=60)
+        assert line.groups() == (debian, "the config file's ffmpeg key")
+        assert web.terminate(timeout=20) == 0
+    finally:
+        if web.proc.poll() is None:
+            web.kill_group()
+    config.write_text('ffmpeg = "/nonexistent/ffmpeg"\n')
+    assert web_main(["serve", "--config", str(config)]) == 2
+    assert "ffmpeg: expected the absolute path" in capsys.readouterr().err
 
 
 @pytest.mark.both_ffmpegs
