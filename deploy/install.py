@@ -116,8 +116,12 @@ class Installer:
         user = pwd.getpwnam(self.layout.user)
         os.chown(target, user.pw_uid if owned else 0, user.pw_gid)
 
-    def code(self) -> None:
-        """Copy this checkout to PREFIX/src and install it into PREFIX/venv (not editable)."""
+    def code(self, edge_only: bool = False) -> None:
+        """Copy this checkout to PREFIX/src and install it into PREFIX/venv (not editable).
+
+        The hub gets requirements.txt; an edge only requirements-edge.txt, from wheels only
+        (a Raspberry Pi must not start compiling OpenCV), and the code without the hub's deps.
+        """
         source = self.layout.on_disk(self.layout.prefix / "src")
         if source.exists():
             shutil.rmtree(source)
@@ -132,8 +136,12 @@ class Installer:
             self.run(sys.executable, "-m", "venv", str(venv))
         self.run(str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
                  "--upgrade", "pip")
-        self.run(str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                 "-r", str(source / "requirements.txt"), str(source))
+        pip = (str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet")
+        if edge_only:
+            self.run(*pip, "--only-binary=:all:", "-r", str(source / "requirements-edge.txt"))
+            self.run(*pip, "--no-deps", str(source))
+        else:
+            self.run(*pip, "-r", str(source / "requirements.txt"), str(source))
 
     def config_file(self, path: Path, text: str, mode: int = 0o640) -> None:
         """Write a config file once: an existing one is the admin's and is kept."""
@@ -209,7 +217,7 @@ def install_edge(args: argparse.Namespace) -> None:
     steps.folder(layout.config_dir, 0o750, owned=False)
     steps.folder(layout.config_dir / "edge", 0o750, owned=False)
     steps.folder(layout.data_dir, 0o750, owned=True)
-    steps.code()
+    steps.code(edge_only=True)
     values = layout.substitutions(INSTANCE=args.instance, HUB=args.hub)
     steps.config_file(layout.config_dir / "edge" / f"{args.instance}.toml",
                       render(TEMPLATES / "config" / "edge.toml.in", values))

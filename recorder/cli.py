@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from nvrlib import camera_urls
+from nvrlib import camera_urls, ffmpeg_bin
 from nvrlib.catalog import db
 from nvrlib.redact import install_log_redaction
 from recorder.config import (DEFAULT_DB, DEFAULT_LISTEN, DEFAULT_STORAGE, build_config, check_file,
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             "segment_seconds": args.segment_seconds, "ingest_token_file": args.token_file,
             camera_urls.ALLOW_KEY: args.allow_local_camera_urls,
         })
+        ffmpeg_bin.configure(config.ffmpeg)  # before anything runs it ($NVR_FFMPEG still wins)
         asyncio.run(Hub(config, own_process=True).run())
         flush_logs()  # the counts of refusals and left-out lines of the last burst
     except RecorderError as exc:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from nvrlib.ffmpeg_bin import is_executable_file
 from nvrlib.names import InvalidName, validate_camera_name
 from nvrlib.private_files import tighten
 
@@ -104,6 +105,9 @@ class HubConfig:
     tls_key: Path | None = None
     tls_listen: tuple[str, int] | None = None
     live_view: bool = True  # a rolling 1-s HLS per camera for the web app's live view
+    # the ffmpeg the hub and the web app run (nvrlib/ffmpeg_bin.py); None: the imageio-ffmpeg
+    # wheel's pinned build. $NVR_FFMPEG beats it.
+    ffmpeg: str | None = None
     # Pull cameras on loopback or link-local addresses (nvrlib.camera_urls): off, so that an
     # admin cannot probe the hub's own ports through a camera URL.
     allow_local_camera_urls: bool = False
@@ -295,6 +299,14 @@ WEBAPP_SCHEMA: schema.Schema = {
     "tls_cert": Key(schema.path), "tls_key": Key(schema.path),
     "hsts_max_age": Key(whole(0, 10 * 365 * 86400)),
 }
+def ffmpeg_path(value: Any) -> str:
+    """Check the ``ffmpeg`` key: an absolute path to an executable file (e.g. /usr/bin/ffmpeg)."""
+    if not isinstance(value, str) or not is_executable_file(value):
+        raise schema.Invalid("expected the absolute path of an executable file (e.g. "
+                             "/usr/bin/ffmpeg)")
+    return value
+
+
 HUB_SCHEMA: schema.Schema = {
     "listen": Key(_listen), "storage": Key(schema.path), "db": Key(catalog_url, secret=True),
     "segment_seconds": Key(number(1, 3600)),
@@ -304,6 +316,7 @@ HUB_SCHEMA: schema.Schema = {
     "unknown_cameras": Key(schema.choice(*UNKNOWN_CAMERA_POLICIES)),
     "tls_cert": Key(schema.path), "tls_key": Key(schema.path), "tls_listen": Key(_listen),
     "live_view": Key(schema.boolean), "allow_local_camera_urls": Key(schema.boolean),
+    "ffmpeg": Key(ffmpeg_path),  # the hub's and the web app's (nvrlib/ffmpeg_bin.py)
     "stall_timeout": Key(number(0.1, DAY)), "max_streams": Key(whole(1, 100_000)),
     "backoff_initial": Key(number(0.01, 3600)), "backoff_max": Key(number(0.01, DAY)),
     "fail_after": Key(whole(1, 1_000_000)), "failed_retry_seconds": Key(number(0.1, 30 * DAY)),
@@ -318,7 +331,7 @@ HUB_SCHEMA: schema.Schema = {
     "retention": Table(RETENTION_SCHEMA), "webapp": Table(WEBAPP_SCHEMA),
 }
 # HubConfig fields that take a checked top-level value as it is.
-_PLAIN_KEYS = ("storage", "segment_seconds", "live_view", "allow_local_camera_urls",
+_PLAIN_KEYS = ("storage", "segment_seconds", "live_view", "allow_local_camera_urls", "ffmpeg",
                "stall_timeout", "max_streams", "backoff_initial", "backoff_max", "fail_after",
                "failed_retry_seconds", "stall_margin", "health_interval", "disk_check_interval",
                "catalog_check_interval", "head_timeout", "max_connections",

@@ -25,7 +25,7 @@ if [ ! -x .venv/bin/python ]; then
     fi
 fi
 
-stamp=".venv/.installed-$(cat "$REQUIREMENTS" requirements.txt setup.cfg pyproject.toml | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$(cat "$REQUIREMENTS" requirements.txt requirements-edge.txt setup.cfg pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
     echo "Installing Python dependencies into .venv ($REQUIREMENTS)..." >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip

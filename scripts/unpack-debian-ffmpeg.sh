@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Unpack Debian's own ffmpeg (5.1 on Debian 12) into a private folder, without installing it.
 #
-# The hub runs the system's ffmpeg when there is one (nvrlib/ffmpeg_bin.py), and a Debian 12
-# hub gets 5.1, whose segment muxer differs from the imageio-ffmpeg wheel's (it counts its cuts
-# from PTS 0 in every process). tests/e2e/test_restart_segments.py runs the hub on both. An
-# installed /usr/bin/ffmpeg would change the ffmpeg of every other test, so this fetches the
+# A hub configured with ffmpeg = "/usr/bin/ffmpeg" (nvrlib/ffmpeg_bin.py) on Debian 12 runs
+# 5.1, whose segment muxer differs from the imageio-ffmpeg wheel's (it counts its cuts from
+# PTS 0 in every process). The tests marked both_ffmpegs, and tests/e2e/test_restart_segments.py,
+# run the hub on both. Installing it would touch the system for a test, so this fetches the
 # .deb files of ffmpeg and of the libraries the machine lacks (`apt-get download`), unpacks
 # them with `dpkg -x` and writes a wrapper that points the loader at them. Idempotent: a
 # working wrapper is left alone.

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from nvrlib import ffmpeg_bin
+from tests.support.ffmpegs import BUILDS, build
 from tests.support.procs import Hub
 
 
@@ -25,6 +27,28 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Remove this process's temp state folder."""
     shutil.rmtree(os.environ.get("XDG_STATE_HOME", ""), ignore_errors=True)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test marked ``both_ffmpegs`` once per ffmpeg build (the wheel's, Debian's 5.1)."""
+    if metafunc.definition.get_closest_marker("both_ffmpegs"):
+        metafunc.parametrize("ffmpeg_under_test", BUILDS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def ffmpeg_under_test(request: pytest.FixtureRequest,
+                      monkeypatch: pytest.MonkeyPatch) -> Iterator[str | None]:
+    """In a ``both_ffmpegs`` test: the build it runs with, as $NVR_FFMPEG for this process and
+    every hub it starts (module-scoped fixtures were set up before, with the default)."""
+    name = getattr(request, "param", None)
+    if name is None:
+        yield None
+        return
+    monkeypatch.setenv(ffmpeg_bin.ENVIRONMENT, build(name))
+    ffmpeg_bin.configure(None)  # forget the cached choice: the variable changed
+    yield name
+    monkeypatch.delenv(ffmpeg_bin.ENVIRONMENT, raising=False)
+    ffmpeg_bin.configure(None)
 
 
 @pytest.fixture(autouse=True)

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from nvrlib import camera_urls
 from nvrlib.catalog.db import redacted
-from nvrlib.ffmpeg_bin import describe_ffmpeg
+from nvrlib.ffmpeg_bin import configure as configure_ffmpeg, describe_ffmpeg
 from nvrlib.redact import install_log_redaction
 from nvrlib.sdnotify import Notifier
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE
@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             app = _make_app(settings)
             print_banner(settings, ensure_first_admin(app))
             return 0
+        configure_ffmpeg(settings["ffmpeg"])  # the hub's file's key ($NVR_FFMPEG still wins)
         return serve(settings, threads=args.threads, ensure_admin=args.ensure_admin)
     except (RecorderError, CliError, ServerError) as exc:
         for line in str(exc).splitlines():  # a config error: one line per problem

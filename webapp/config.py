@@ -224,7 +224,7 @@ def settings_from(config_file: Path | None, flags: Mapping[str, Any],
     """Merge the shared config file, the environment's secrets and flags (which win).
 
     Returns host, port, db, storage, users_db, trusted_proxies, public_metrics,
-    disk_low_percent, tls_cert, tls_key and hsts_max_age, each with its default, plus
+    disk_low_percent, tls_cert, tls_key, hsts_max_age and ffmpeg, each with its default, plus
     secret_key when $NVR_SECRET_KEY is set. Every problem is reported at once (ConfigError).
     """
     environ = os.environ if environ is None else environ
@@ -232,11 +232,13 @@ def settings_from(config_file: Path | None, flags: Mapping[str, Any],
                               "storage": DEFAULT_STORAGE, "users_db": None, "trusted_proxies": [],
                               "public_metrics": False, camera_urls.ALLOW_KEY: False,
                               "disk_low_percent": AlertsConfig.disk_low_percent,
-                              "tls_cert": None, "tls_key": None, "hsts_max_age": HSTS_MAX_AGE}
+                              "tls_cert": None, "tls_key": None, "hsts_max_age": HSTS_MAX_AGE,
+                              "ffmpeg": None}
     problems = Problems()
     if config_file is not None:
         checked = check_values(load_file(config_file), problems)
-        values.update(_as_settings({k: checked[k] for k in ("db", "storage", camera_urls.ALLOW_KEY)
+        values.update(_as_settings({k: checked[k] for k in ("db", "storage", camera_urls.ALLOW_KEY,
+                                                            "ffmpeg")  # both run one ffmpeg
                                     if k in checked}))
         if "disk_low_percent" in checked.get("alerts", {}):
             values["disk_low_percent"] = checked["alerts"]["disk_low_percent"]

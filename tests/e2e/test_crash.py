@@ -6,6 +6,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from nvrlib.ffmpeg_bin import ffmpeg_exe
 from tests.support.media import decode_fully, segments
 from tests.support.procs import LoggedProcess, ffmpeg_pusher, running, wait_for
@@ -87,6 +89,7 @@ def test_stale_ffmpeg_writing_into_storage_is_reaped_at_start(hub_factory):
         hub.process.wait_line(r"stopped 1 stale ffmpeg process")
 
 
+@pytest.mark.both_ffmpegs
 def test_kill_9_of_one_ffmpeg_restarts_it_and_recovers_its_segment(hub_factory):
     hub = hub_factory(segment_seconds=3).start()
     other = ffmpeg_pusher(hub.url("other"))
@@ -111,6 +114,7 @@ def test_kill_9_of_one_ffmpeg_restarts_it_and_recovers_its_segment(hub_factory):
     assert_catalog_consistent(hub)
 
 
+@pytest.mark.both_ffmpegs
 def test_sigterm_finishes_the_open_segment_and_exits_cleanly(hub_factory):
     hub = hub_factory(segment_seconds=10).start()
     pusher = ffmpeg_pusher(hub.url("porch"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
+import pytest
+
 from tests.support.media import decode_fully, segments
 from tests.support.rtsp import rtsp_server, unavailable_reason
 from tests.support.procs import wait_for
@@ -21,6 +23,8 @@ def run_ids(hub, camera: str) -> list[str]:
             "SELECT s.run_id FROM segments s JOIN cameras c ON c.id = s.camera_id WHERE c.name = ?"
             " GROUP BY s.run_id ORDER BY MIN(s.start_time)", (camera,))]
 
+
+@pytest.mark.both_ffmpegs
 def test_rtsp_camera_is_pulled_reconnected_and_its_credentials_never_shown(hub_factory):
     started = dt.datetime.now(dt.timezone.utc)
     with rtsp_server(user="admin", password=PASSWORD) as camera:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.media import decode_fully, segments
 from tests.support.procs import ffmpeg_pusher, running, wait_for
 
 
+@pytest.mark.both_ffmpegs
 def test_stock_ffmpeg_push_is_segmented_and_cataloged(hub_factory):
     hub = hub_factory().start()
     pusher = ffmpeg_pusher(hub.url("porch"), seconds=7)
@@ -23,6 +26,7 @@ def test_stock_ffmpeg_push_is_segmented_and_cataloged(hub_factory):
     assert not list((hub.storage / "porch" / ".incoming").iterdir())
 
 
+@pytest.mark.both_ffmpegs
 def test_live_hls_runs_only_while_watched(hub_factory):
     import os
     import time

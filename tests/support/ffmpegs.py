@@ -1,8 +1,7 @@
 """The ffmpeg builds the hub is tested with: the imageio-ffmpeg wheel's and Debian's own.
 
-Debian's (5.1 on Debian 12, what a hub installed from Debian packages runs) is unpacked, not
-installed, by scripts/unpack-debian-ffmpeg.sh, which scripts/test.sh runs: installing it would
-change the ffmpeg of every other test (nvrlib/ffmpeg_bin.py prefers the system's).
+Debian's (5.1 on Debian 12, what a hub configured with ``ffmpeg = "/usr/bin/ffmpeg"`` runs) is
+unpacked, not installed, by scripts/unpack-debian-ffmpeg.sh, which scripts/test.sh runs.
 """
 
 from __future__ import annotations

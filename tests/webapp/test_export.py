@@ -44,6 +44,7 @@ def leftovers(app: Flask) -> list[Path]:
     return list(folder.iterdir()) if folder.exists() else []
 
 
+@pytest.mark.both_ffmpegs
 def test_export_of_the_whole_footage_is_one_mp4_named_after_camera_place_and_time(
         app: Flask, viewer_client: FlaskClient, catalog: CatalogWriter, clips: list[Path],
         tmp_path: Path) -> None:
@@ -61,6 +62,7 @@ def test_export_of_the_whole_footage_is_one_mp4_named_after_camera_place_and_tim
     assert leftovers(app) == []
 
 
+@pytest.mark.both_ffmpegs
 def test_export_cuts_at_the_keyframe_before_start_and_at_end(
         viewer_client: FlaskClient, catalog: CatalogWriter, clips: list[Path],
         tmp_path: Path) -> None:
@@ -74,6 +76,7 @@ def test_export_cuts_at_the_keyframe_before_start_and_at_end(
         "porch_Front-porch_20260301T100002Z_20260301T100005Z.mp4")
 
 
+@pytest.mark.both_ffmpegs
 def test_export_leaves_gaps_out(viewer_client: FlaskClient, catalog: CatalogWriter,
                                 clips: list[Path], tmp_path: Path) -> None:
     catalog.camera("porch", "Front porch")
@@ -86,6 +89,7 @@ def test_export_leaves_gaps_out(viewer_client: FlaskClient, catalog: CatalogWrit
     assert duration == pytest.approx(4.0, abs=0.2) and frames == 40
 
 
+@pytest.mark.both_ffmpegs
 def test_the_temp_folder_is_gone_before_the_download_is_read(
         app: Flask, viewer_client: FlaskClient, catalog: CatalogWriter,
         clips: list[Path]) -> None:
@@ -120,6 +124,7 @@ def test_export_of_an_unknown_camera_or_of_files_not_on_disk_is_404(
     assert "not on disk" in response.get_json()["error"]
 
 
+@pytest.mark.both_ffmpegs
 def test_a_file_ffmpeg_cannot_read_gives_500_and_leaves_nothing(
         app: Flask, viewer_client: FlaskClient, catalog: CatalogWriter, tmp_path: Path) -> None:
     junk = tmp_path / "junk.ts"

@@ -122,7 +122,7 @@ def test_settings_come_from_the_hub_file_and_its_webapp_table_and_flags_win(tmp_
                         "storage": "/srv/rec", "users_db": "sqlite:////srv/u.db",
                         "trusted_proxies": [], "public_metrics": False, "disk_low_percent": 10.0,
                         "tls_cert": None, "tls_key": None, "hsts_max_age": 31536000,
-                        "allow_local_camera_urls": False}
+                        "allow_local_camera_urls": False, "ffmpeg": None}
 
 
 def test_an_unknown_webapp_key_is_named_in_the_error(tmp_path: Path) -> None:
