@@ -90,7 +90,9 @@ def test_test_source_is_paced_in_real_time() -> None:
         stamps.append(frame.monotonic)
         if len(stamps) == 26:
             stop.set()
-    assert stamps[-1] - stamps[0] == pytest.approx(0.5, abs=0.06)
+    # never faster than real time; slower only by what a busy machine delays the last frame
+    # (the suite runs three workers on two cores)
+    assert 0.48 <= stamps[-1] - stamps[0] <= 0.8
 
 
 def test_rate_limiter_halves_a_source_running_at_twice_fps() -> None:

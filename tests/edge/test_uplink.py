@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from edge.sources import parse_source
 from edge.stream import StreamWorker
 from edge.uplink import HubAddress, HubConnection
 from tests.edge.fakehub import TOKEN, IngestServer, decode_ts, wait_until
+from tests.support.procs import free_port
 
 CONFIG = StreamConfig("porch", parse_source("test"), fps=30, width=320, height=240,
                       bitrate=300_000)
@@ -45,12 +45,6 @@ def run_worker() -> Iterator[Callable[..., StreamWorker]]:
 
 def fast_backoff() -> Backoff:
     return Backoff(initial=0.02, maximum=0.1, rng=random.Random(0))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_stream_is_a_chunked_post_with_the_protocol_headers(

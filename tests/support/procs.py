@@ -19,11 +19,31 @@ from nvrlib.ffmpeg_bin import ffmpeg_exe
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Ports for servers the tests start come from below Linux's ephemeral range (32768-60999),
+# one slice per xdist worker: a port picked "free" from the ephemeral range could be taken by
+# any outgoing connection, or by another worker, before the server binds it.
+PORT_RANGE = (20000, 32000)
+_next_port: dict[str, int] = {}
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Return a TCP port on 127.0.0.1 that is free right now and no other test worker picks."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), index + 1)
+    size = (PORT_RANGE[1] - PORT_RANGE[0]) // workers
+    low = PORT_RANGE[0] + index * size
+    start = _next_port.get(worker, low + (os.getpid() * 7919) % size)
+    for step in range(size):
+        port = low + (start - low + step) % size
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _next_port[worker] = low + (port - low + 1) % size  # never the same port twice in a row
+        return port
+    raise RuntimeError(f"no free port in {low}-{low + size - 1}")
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
