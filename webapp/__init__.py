@@ -67,8 +67,8 @@ NAV_ITEMS: tuple[tuple[str, str, bool], ...] = (
     ("admin.index", "Admin", True),
     ("users.index", "Users", True),
 )
-# Third-party front-end files (Bootstrap, hls.js) with their licences: see webapp/vendor/README.md.
-VENDOR_DIR = Path(__file__).resolve().parent / "vendor"
+# Third-party front-end files (Bootstrap, hls.js) with their licences: see nvr_third_party/web/README.md.
+VENDOR_DIR = Path(__file__).resolve().parent.parent / "nvr_third_party" / "web"
 
 
 def vendor_static(filename: str) -> ResponseReturnValue:

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from waitress import wasyncore
 
+from tests.support.certs import openssl_missing, self_signed
 from tests.support.procs import wait_for
+from tests.support.requirements import require
 from tests.support.slowloris import probe
 from webapp.proxy import TrustedProxies
-from tests.support.certs import openssl_missing, self_signed
 from webapp.server import GuardedServer, Limits, create_server, tls_context
 
 LIMITS = Limits(per_address=3, head_timeout=1.0)
@@ -40,8 +41,7 @@ def server() -> Iterator[GuardedServer]:
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuardedServer]:
     """The guarded server with TLS (a self-signed certificate), run in a thread."""
-    if openssl_missing():
-        pytest.skip(openssl_missing())
+    require(openssl_missing())  # a missing tool fails the test: a skip proves nothing
     cert, key = self_signed(tmp_path_factory.mktemp("tls"))
     yield from running(create_server(hello, host="127.0.0.1", port=0, threads=2, limits=LIMITS,
                                      tls=tls_context(cert, key)))
