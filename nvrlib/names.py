@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 MAX_NAME_LENGTH = 64
+DEFAULT_HUB = "main"  # the id of a hub whose config names none, and of every pre-0007 row
 
 # Letters, digits, '_', '-' and '.', starting with a letter or digit: nothing that a
 # shell, a path, a URL or ffmpeg's own option and pattern syntax (%d, -flag) could read.
@@ -45,3 +46,14 @@ def slugify(text: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-._")
     slug = re.sub(r"\.{2,}", ".", slug)
     return slug[:MAX_NAME_LENGTH] or "camera"
+
+
+_HUB_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def validate_hub_id(hub_id: str) -> str:
+    """Return ``hub_id`` if it is a valid hub id (lower-case letters, digits, '_', '-'; 1-32)."""
+    if not isinstance(hub_id, str) or not _HUB_ID_RE.fullmatch(hub_id):
+        raise InvalidName("a hub id is 1 to 32 lower-case letters, digits, '_' or '-', "
+                          "starting with a letter or digit")
+    return hub_id

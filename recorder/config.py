@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from nvrlib.ffmpeg_bin import is_executable_file
-from nvrlib.names import InvalidName, validate_camera_name
+from nvrlib.names import DEFAULT_HUB, InvalidName, validate_camera_name, validate_hub_id
 from nvrlib.private_files import tighten
 
 from recorder import config_schema as schema
@@ -93,6 +93,9 @@ class HubConfig:
 
     listen_host: str = "0.0.0.0"
     listen_port: int = 1025
+    # this hub's id in a catalog several hubs share (docs/guide/several-hubs.md); fixed once
+    # the hub has recorded, because its cameras and footage are filed under it
+    hub_id: str = DEFAULT_HUB
     storage: Path = Path(DEFAULT_STORAGE)
     db_url: str = DEFAULT_DB
     segment_seconds: float = 10.0
@@ -307,8 +310,16 @@ def ffmpeg_path(value: Any) -> str:
     return value
 
 
+def hub_id(value: Any) -> str:
+    """Check the ``hub_id`` key."""
+    try:
+        return validate_hub_id(value)
+    except InvalidName as exc:
+        raise schema.Invalid(str(exc)) from None
+
+
 HUB_SCHEMA: schema.Schema = {
-    "listen": Key(_listen), "storage": Key(schema.path), "db": Key(catalog_url, secret=True),
+    "hub_id": Key(hub_id), "listen": Key(_listen), "storage": Key(schema.path), "db": Key(catalog_url, secret=True),
     "segment_seconds": Key(number(1, 3600)),
     "ingest_token": Key(schema.nonempty, secret=True), "ingest_token_file": Key(schema.path),
     # allow_new_cameras and require_approval: the older spelling of unknown_cameras
@@ -331,7 +342,7 @@ HUB_SCHEMA: schema.Schema = {
     "retention": Table(RETENTION_SCHEMA), "webapp": Table(WEBAPP_SCHEMA),
 }
 # HubConfig fields that take a checked top-level value as it is.
-_PLAIN_KEYS = ("storage", "segment_seconds", "live_view", "allow_local_camera_urls", "ffmpeg",
+_PLAIN_KEYS = ("hub_id", "storage", "segment_seconds", "live_view", "allow_local_camera_urls", "ffmpeg",
                "stall_timeout", "max_streams", "backoff_initial", "backoff_max", "fail_after",
                "failed_retry_seconds", "stall_margin", "health_interval", "disk_check_interval",
                "catalog_check_interval", "head_timeout", "max_connections",

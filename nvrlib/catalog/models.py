@@ -13,6 +13,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from nvrlib.names import DEFAULT_HUB
+
 UTC = dt.timezone.utc
 
 
@@ -65,6 +67,8 @@ class Camera(Base):
     approval: Mapped[str] = mapped_column(String(16), default="approved", server_default="approved")
     # set by an admin in the web app: alerts about this camera are stored but not emailed until then
     alerts_muted_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the hub that records it (hubs.id; "main" when a hub's config names none)
+    hub_id: Mapped[str] = mapped_column(String(32), default=DEFAULT_HUB, server_default=DEFAULT_HUB)
 
     runs: Mapped[list[Run]] = relationship(back_populates="camera")
     status: Mapped[CameraStatus | None] = relationship(back_populates="camera", uselist=False)
@@ -88,6 +92,8 @@ class Run(Base):
     location: Mapped[str] = mapped_column(String(128), default="")
     # push | pull | backfill (NULL: a run from before migration 0004)
     kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # the hub whose ffmpeg this was
+    hub_id: Mapped[str] = mapped_column(String(32), default=DEFAULT_HUB, server_default=DEFAULT_HUB)
 
     camera: Mapped[Camera] = relationship(back_populates="runs")
 
@@ -99,6 +105,7 @@ class Segment(Base):
     __table_args__ = (
         Index("ix_segments_camera_start", "camera_id", "start_time"),
         Index("ix_segments_start", "start_time"),
+        Index("ix_segments_hub_start", "hub_id", "start_time"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -121,6 +128,8 @@ class Segment(Base):
     backfilled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the hub whose storage holds the file (``path`` is relative to that hub's storage root)
+    hub_id: Mapped[str] = mapped_column(String(32), default=DEFAULT_HUB, server_default=DEFAULT_HUB)
 
     camera: Mapped[Camera] = relationship()
 
@@ -155,7 +164,8 @@ class Command(Base):
     """A request from the web app to the hub (the control channel's in half)."""
 
     __tablename__ = "commands"
-    __table_args__ = (Index("ix_commands_pending", "done_at", "id"),)
+    __table_args__ = (Index("ix_commands_pending", "done_at", "id"),
+                      Index("ix_commands_hub_pending", "hub_id", "done_at", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     camera: Mapped[str] = mapped_column(String(64))
@@ -165,6 +175,8 @@ class Command(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     result: Mapped[str] = mapped_column(Text, default="")
+    # the hub that must carry it out (the camera's hub; for ``reload``, the hub to reload)
+    hub_id: Mapped[str] = mapped_column(String(32), default=DEFAULT_HUB, server_default=DEFAULT_HUB)
 
 
 class Outage(Base):
@@ -252,11 +264,13 @@ class Setting(Base):
 
 
 class HubStatus(Base):
-    """The hub's own heartbeat and health-check results (one row, id 1), for health and metrics."""
+    """A hub's own heartbeat and health-check results (one row per hub), for health and metrics."""
 
     __tablename__ = "hub_status"
+    __table_args__ = (Index("ix_hub_status_hub", "hub_id", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hub_id: Mapped[str] = mapped_column(String(32), default=DEFAULT_HUB, server_default=DEFAULT_HUB)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -272,6 +286,21 @@ class HubStatus(Base):
     checks: Mapped[str] = mapped_column(Text, default="{}")
     retention_deleted_segments: Mapped[int] = mapped_column(BigInteger, default=0)
     retention_deleted_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Hub(Base):
+    """A hub recording into this catalog: its id, and the storage it records into."""
+
+    __tablename__ = "hubs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # the random id in <storage>/.nvr-storage (recorder/store/identity.py): one storage per hub
+    storage_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    # the storage root as the hub sees it, and where it listens: for the web app and the pages
+    storage_root: Mapped[str] = mapped_column(String(1024), default="", server_default="")
+    listen: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_started: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class IngestToken(Base):
