@@ -84,8 +84,11 @@ def publish_status(catalog: Catalog, samples: Iterable[StatusSample], meter: Rat
     now = utcnow()
     seen: set[int] = set()
     with catalog.engine.begin() as conn:
-        ids = dict(conn.execute(select(Camera.name, Camera.id)).tuples().all())
-        rows = {row.camera_id: dict(row._mapping) for row in conn.execute(select(_STATUS))}
+        # this hub's cameras only: another hub's rows are that hub's to write
+        ids = dict(conn.execute(select(Camera.name, Camera.id)
+                                .where(Camera.hub_id == catalog.hub_id)).all())
+        rows = {row.camera_id: dict(row._mapping) for row in conn.execute(
+            select(_STATUS).where(_STATUS.c.camera_id.in_(list(ids.values()))))}
         changed: list[dict[str, object]] = []
         added: list[dict[str, object]] = []
         for sample in samples:
@@ -143,17 +146,19 @@ def _gone_rows(rows: dict[int, dict[str, object]], camera_ids: set[int],
     return gone
 
 
-_ANY_PENDING = select(Command.id).where(Command.done_at.is_(None)).limit(1)
+_ANY_PENDING = select(Command.id).where(Command.hub_id == bindparam("hub_id"),
+                                       Command.done_at.is_(None)).limit(1)
 
 
 def take_commands(catalog: Catalog) -> list[Command]:
-    """Return the pending commands, oldest first; stale ones are closed unexecuted."""
+    """Return this hub's pending commands, oldest first; stale ones are closed unexecuted."""
     with catalog.engine.connect() as conn:  # the usual answer, every second: nothing to do
-        if conn.execute(_ANY_PENDING).first() is None:
+        if conn.execute(_ANY_PENDING, {"hub_id": catalog.hub_id}).first() is None:
             return []
     now = utcnow()
     with catalog.sessions.begin() as session:
-        pending = list(session.scalars(select(Command).where(Command.done_at.is_(None))
+        pending = list(session.scalars(select(Command).where(Command.hub_id == catalog.hub_id,
+                                                             Command.done_at.is_(None))
                                        .order_by(Command.id)))
         fresh = []
         for command in pending:
@@ -190,10 +195,10 @@ def approve_pending(catalog: Catalog) -> list[str]:
     Approve/Reject buttons, and never counted as offline); this brings them right.
     """
     with catalog.sessions.begin() as session:
-        names = list(session.scalars(select(Camera.name).where(Camera.approval == "pending")))
+        mine = (Camera.hub_id == catalog.hub_id, Camera.approval == "pending")
+        names = list(session.scalars(select(Camera.name).where(*mine)))
         if names:
-            session.execute(update(Camera).where(Camera.approval == "pending")
-                            .values(approval="approved"))
+            session.execute(update(Camera).where(*mine).values(approval="approved"))
     if names:
         logger.info("approval is not required: approved %s", ", ".join(sorted(names)))
     return names
@@ -209,10 +214,11 @@ class PullCamera:
 
 
 def database_pull_cameras(catalog: Catalog) -> list[PullCamera]:
-    """Pulled cameras added in the web app that are enabled and approved."""
+    """Pulled cameras added in the web app for this hub that are enabled and approved."""
     with catalog.session() as session:
         rows = session.execute(select(Camera.name, Camera.location, Camera.url)
-                               .where(Camera.url.is_not(None), Camera.enabled.is_(True),
+                               .where(Camera.hub_id == catalog.hub_id,
+                                      Camera.url.is_not(None), Camera.enabled.is_(True),
                                       Camera.approval == "approved")).all()
     return [PullCamera(name, location or "", url) for name, location, url in rows]
 
@@ -222,3 +228,10 @@ def disabled_cameras(catalog: Catalog) -> set[str]:
     with catalog.session() as session:
         return set(session.scalars(select(Camera.name).where(
             (Camera.enabled.is_(False)) | (Camera.approval == "rejected"))))
+
+
+def other_hubs_cameras(catalog: Catalog) -> dict[str, str]:
+    """Cameras that other hubs of the catalog record: name -> hub id (names are shared)."""
+    with catalog.session() as session:
+        return dict(session.execute(select(Camera.name, Camera.hub_id)
+                                    .where(Camera.hub_id != catalog.hub_id)).all())

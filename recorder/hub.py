@@ -71,7 +71,7 @@ class Hub:
         self.own_process = own_process  # the hub is the process (not a test's): tune its GC
         self.storage = Storage(config.storage)
         self.engine = db.make_engine(config.db_url)
-        self.catalog = Catalog(self.engine, self.storage)
+        self.catalog = Catalog(self.engine, self.storage, config.hub_id)
         # One thread owns fsync + catalog writes: segments are cataloged in order and the
         # event loop never blocks on the disk.
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="catalog")
@@ -130,11 +130,13 @@ class Hub:
 
     async def _prepare(self) -> None:
         loop = asyncio.get_running_loop()
-        logger.info("catalog %s, storage %s", db.redacted(self.config.db_url), self.storage.root)
+        logger.info("hub %s: catalog %s, storage %s", self.config.hub_id,
+                    db.redacted(self.config.db_url), self.storage.root)
         logger.info("%s", await loop.run_in_executor(self.executor, describe_ffmpeg))
         await loop.run_in_executor(self.executor, db.upgrade, self.engine)
         # before recovery touches a row: the wrong folder would have every recording marked missing
-        await loop.run_in_executor(self.executor, check_storage_identity, self.catalog, self.storage)
+        await loop.run_in_executor(self.executor, check_storage_identity, self.catalog,
+                                   self.storage, f"{self.config.listen_host}:{self.config.listen_port}")
         self.report = await loop.run_in_executor(self.executor, reconcile, self.catalog, self.storage)
         crashed = await loop.run_in_executor(self.executor, outages.open_outages_after_crash,
                                              self.catalog, utcnow())
@@ -417,7 +419,8 @@ class Hub:
     # -- camera events: outages and alerts (docs/design/health.md) ---------------------------------
 
     def raise_alert(self, kind: str, camera: str | None, details: dict[str, object]) -> None:
-        """Hand an alert to the alert center (never blocks)."""
+        """Hand an alert to the alert center (never blocks); it names the hub that raised it."""
+        details = {**details, "hub": self.config.hub_id}
         self.alerts.notify(AlertEvent(kind=kind, camera=camera, at=utcnow(), details=details))
 
     def _spawn_event(self, coro) -> None:  # type: ignore[no-untyped-def]
@@ -544,6 +547,7 @@ class Hub:
         verdict = await loop.run_in_executor(self.executor, self.catalog.admission, name, location,
                                              configured, self.config.allow_new_cameras,
                                              self.config.require_approval)
+        backfill.check_hub(name, verdict)
         if verdict == "unknown":
             raise IngestRejected(404, f"unknown camera {name} (unknown_cameras = \"refuse\": "
                                       "add it to the config file or make it a token)")
@@ -602,12 +606,20 @@ class Hub:
         from_db = await loop.run_in_executor(self.executor, control.database_pull_cameras,
                                              self.catalog)
         disabled = await loop.run_in_executor(self.executor, control.disabled_cameras, self.catalog)
+        elsewhere = await loop.run_in_executor(self.executor, control.other_hubs_cameras,
+                                               self.catalog)
         wanted = {c.name: control.PullCamera(c.name, c.location, c.url or "")
                   for c in self.config.cameras if c.is_pull and c.enabled}
         for camera in from_db:
             wanted.setdefault(camera.name, camera)  # the config file wins
         wanted = {name: c for name, c in wanted.items() if name not in disabled}
-        for name in [n for n in self._refusals if n not in wanted]:  # removed or disabled
+        for name in [n for n in wanted if n in elsewhere]:  # a config-file camera of our own
+            del wanted[name]
+            if self._refusals.get(name) is None:
+                logger.error("%s: not pulled: hub %s of the catalog records a camera of that "
+                             "name; rename one of them", name, elsewhere[name])
+            self._refusals[name] = f"not pulled: hub {elsewhere[name]} records this camera"
+        for name in [n for n in self._refusals if n not in wanted and n not in elsewhere]:
             del self._refusals[name]
             self._refused_pulls.pop(name, None)
         for name, segmenter in list(self.pulled.items()):

@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 UTC = dt.timezone.utc
 POLL_SECONDS = 1.0  # the store's tick, and the longest the sender sleeps before a due retry
+CLAIM_MARGIN_SECONDS = 30.0  # a claimed alert goes back to the others this long after its send timeout
 # the sender's database poll for rows the web app inserts (a test email); the hub's own alerts
 # wake the sender at once
 SENDER_POLL_SECONDS = 2.0
@@ -397,7 +398,22 @@ class AlertCenter:
                             row.attempts, details if isinstance(details, dict) else {},
                             row.requested_by)
 
+    def _claim(self, alert_id: int) -> bool:
+        """Take a due alert for this hub for a while (a lease), so that another hub of the
+        catalog does not email it too; a hub that dies while sending leaves it to the next."""
+        now = self._clock()
+        lease = now + dt.timedelta(seconds=self._config.send_timeout + CLAIM_MARGIN_SECONDS)
+        with self._sessions.begin() as session:
+            claimed = session.execute(
+                update(Alert).where(Alert.id == alert_id, Alert.status == "pending",
+                                    or_(Alert.next_attempt_at.is_(None),
+                                        Alert.next_attempt_at <= now))
+                .values(next_attempt_at=lease))
+            return claimed.rowcount == 1
+
     def _deliver(self, alert_id: int) -> None:
+        if not self._claim(alert_id):
+            return  # another hub took it, or it is no longer due
         alert = self._load(alert_id)
         if alert is None:
             return

@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from nvrlib.names import DEFAULT_HUB
+
 UTC = dt.timezone.utc
 
 SUBJECT_MAX = 255  # the width of Alert.subject
@@ -191,26 +193,33 @@ def _stalled(camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tuple[str, 
     return f"{camera} stalled: no new footage for {quiet}, restarted", lines
 
 
+def _of_hub(d: Mapping[str, Any]) -> str:
+    """" of hub X" when the alert came from a hub with an id of its own (several hubs)."""
+    hub = d.get("hub")
+    return f" of hub {hub}" if isinstance(hub, str) and hub and hub != DEFAULT_HUB else ""
+
+
 def _disk_low(_camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tuple[str, list[str]]:
     free, percent = size_text(d.get("free_bytes")), _number(d.get("free_percent"))
-    lines = [f"What happened: the recordings disk has {free} free ({percent:.1f} % of "
+    lines = [f"What happened: the recordings disk{_of_hub(d)} has {free} free ({percent:.1f} % of "
              f"{size_text(d.get('total_bytes'))}).",
              f"Alert threshold: {_number(d.get('threshold_percent')):g} % free",
              "Retention deletes the oldest footage before the disk fills up; add space or "
              "lower the retention settings to keep more headroom."]
-    return f"disk space low: {free} free ({percent:.1f} %)", lines
+    return f"disk space low{_of_hub(d)}: {free} free ({percent:.1f} %)", lines
 
 
 def _disk_emergency(_camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tuple[str, list[str]]:
     count, deleted = int(_number(d.get("deleted_segments"))), size_text(d.get("deleted_bytes"))
-    lines = [f"What happened: the recordings disk was nearly full, so the hub deleted the "
+    lines = [f"What happened: the recordings disk{_of_hub(d)} was nearly full, so the hub "
+             f"deleted the "
              f"{count} oldest segments ({deleted}) regardless of the retention settings.",
              f"Free now: {size_text(d.get('free_bytes'))} of {size_text(d.get('total_bytes'))}"]
     if d.get("only_locked_left"):
         lines.append("Only locked footage was left to delete, so locks yielded their oldest "
                      "footage (a separate alert names them): add space, or remove locks that "
                      "are no longer needed.")
-    return f"disk nearly full: deleted {count} oldest segments ({deleted})", lines
+    return f"disk{_of_hub(d)} nearly full: deleted {count} oldest segments ({deleted})", lines
 
 
 def _lock_line(lock: Mapping[str, Any]) -> str:

@@ -303,8 +303,10 @@ class HealthMonitor:
         state = self.hub.alerts.email_state()
         self._set("alerts", True, self._email_detail(state))
         now = utcnow()
+        hub_id = self.hub.catalog.hub_id
         with self.hub.catalog.sessions.begin() as session:
-            row = session.get(HubStatus, 1) or HubStatus(id=1)
+            row = session.scalar(select(HubStatus).where(HubStatus.hub_id == hub_id)) or \
+                HubStatus(hub_id=hub_id)
             row.pid, row.started_at = os.getpid(), self.started_at
             row.heartbeat_at, row.stopped_at = now, (now if stopped else None)
             row.disk_total_bytes, row.disk_free_bytes = self.disk_total, self.disk_free
@@ -338,7 +340,8 @@ def recent_consistency(catalog: Catalog, storage: Storage,
     since = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.timezone.utc)
     with catalog.session() as session:
         rows = session.execute(select(Segment.path, Segment.status)
-                               .where(Segment.start_time >= since - dt.timedelta(hours=1))).all()
+                               .where(Segment.hub_id == catalog.hub_id,
+                                      Segment.start_time >= since - dt.timedelta(hours=1))).all()
     known = {path for path, _ in rows}
     missing = [path for path, status in rows
                if status == "ok" and not storage.resolve_catalog_path(path).exists()]

@@ -65,10 +65,11 @@ def close_outage(catalog: Catalog, camera: str, at: dt.datetime) -> OutageInfo |
 
 
 def open_outages(catalog: Catalog) -> dict[str, OutageInfo]:
-    """Every camera's open outage, by camera name."""
+    """Every open outage of this hub's cameras, by camera name."""
     with catalog.session() as session:
         rows = session.execute(select(Camera.name, Outage).join(Outage.camera)
-                               .where(Outage.ended_at.is_(None))).all()
+                               .where(Camera.hub_id == catalog.hub_id,
+                                      Outage.ended_at.is_(None))).all()
     return {name: _info(name, row) for name, row in rows}
 
 
@@ -81,7 +82,9 @@ def open_outages_after_crash(catalog: Catalog, at: dt.datetime) -> list[str]:
     opened = []
     with catalog.session() as session:
         rows = session.execute(select(Camera.name, CameraStatus.updated_at)
-                               .join(CameraStatus.camera).where(CameraStatus.online.is_(True))).all()
+                               .join(CameraStatus.camera).where(
+                                   Camera.hub_id == catalog.hub_id,
+                                   CameraStatus.online.is_(True))).all()
     for name, last_alive in rows:
         if open_outage(catalog, name, "hub_stopped", "the hub stopped unexpectedly",
                        min(last_alive, at)) is not None:

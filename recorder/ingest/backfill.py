@@ -39,8 +39,16 @@ def precheck(config: HubConfig, request: IngestRequest, active: dict[str, object
         raise IngestRejected(503, "the hub is at its stream limit")
 
 
+def check_hub(name: str, verdict: str) -> None:
+    """Refuse (409) a camera that another hub of the shared catalog records (verdict 'hub:<id>')."""
+    if verdict.startswith("hub:"):
+        raise IngestRejected(409, f"camera {name} records on hub {verdict[4:]}, not this one: "
+                                  "point its edge at that hub (docs/guide/several-hubs.md)")
+
+
 def check_verdict(config: HubConfig, name: str, verdict: str) -> None:
     """Turn the catalog's verdict on a camera into a refusal, or accept it ('ok')."""
+    check_hub(name, verdict)
     if verdict in _VERDICTS:
         status, text = _VERDICTS[verdict]
         raise IngestRejected(status, text.format(name=name))

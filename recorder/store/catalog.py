@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, updat
 from sqlalchemy.orm import Session, sessionmaker
 
 from nvrlib.catalog.models import Camera, Outage, Run, Segment, utcnow
+from nvrlib.names import DEFAULT_HUB
 from recorder.store.probe import ProbeError, probe
 from recorder.store.storage import Storage, durable_move, fsync_dir
 from recorder.store.ts_tail import last_video_pts, unwrap_near
@@ -88,11 +89,12 @@ def parse_incoming_name(name: str) -> tuple[str, int] | None:
 
 
 class Catalog:
-    """The hub's writer of cameras, runs and segments."""
+    """One hub's writer of cameras, runs and segments (each filed under its ``hub_id``)."""
 
-    def __init__(self, engine: Engine, storage: Storage) -> None:
+    def __init__(self, engine: Engine, storage: Storage, hub_id: str = DEFAULT_HUB) -> None:
         self.engine = engine
         self.storage = storage
+        self.hub_id = hub_id
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         # told (on the catalog thread) about every camera seen for the first time:
         # on_new_camera(name, location, kind, approval)
@@ -103,7 +105,7 @@ class Catalog:
         with self.sessions.begin() as session:
             camera = session.scalar(select(Camera).where(Camera.name == name))
             if camera is None:
-                camera = Camera(name=name, location=location, kind=kind)
+                camera = Camera(name=name, location=location, kind=kind, hub_id=self.hub_id)
                 session.add(camera)
                 logger.info("new camera %s (%s)", name, kind)
                 self._announce(name, location, kind, "approved")
@@ -115,7 +117,8 @@ class Catalog:
 
     def admission(self, name: str, location: str, configured: bool, allow_new: bool,
                   require_approval: bool = False) -> str:
-        """Decide on a pushing camera: 'ok', 'pending', 'unknown', 'disabled' or 'rejected'.
+        """Decide on a pushing camera: 'ok', 'pending', 'unknown', 'disabled', 'rejected', or
+        'hub:<id>' when another hub of the catalog records it.
 
         A camera seen for the first time gets its row here: approved if the config file
         names it or no approval is required, else pending (awaiting an admin).
@@ -127,11 +130,14 @@ class Catalog:
                     return "unknown"
                 approved = configured or not require_approval
                 camera = Camera(name=name, location=location, kind="push", enabled=True,
-                                approval="approved" if approved else "pending")
+                                approval="approved" if approved else "pending",
+                                hub_id=self.hub_id)
                 session.add(camera)
                 session.flush()
                 logger.info("new camera %s connected for the first time", name)
                 self._announce(name, location, "push", camera.approval)
+            if camera.hub_id != self.hub_id:
+                return f"hub:{camera.hub_id}"
             if camera.approval == "rejected":
                 return "rejected"
             if not camera.enabled:
@@ -150,7 +156,7 @@ class Catalog:
         with self.sessions.begin() as session:
             session.add(Run(id=info.run_id, camera_id=camera_id, anchor_wall=info.anchor_wall,
                             anchor_pts=info.anchor_pts, peer=peer, location=info.location,
-                            kind=kind))
+                            kind=kind, hub_id=self.hub_id))
 
     def end_run(self, run_id: str, reason: str) -> None:
         """Record that an ffmpeg process ended, and why."""
@@ -210,7 +216,8 @@ class Catalog:
         values = dict(run_id=info.run_id, seq=seq, location=info.location, start_time=start,
                       end_time=end, duration=duration, size_bytes=size, path=relative,
                       codec=info.codec, width=info.width, height=info.height,
-                      recovered=recovered, note=note, backfilled=backfilled)
+                      recovered=recovered, note=note, backfilled=backfilled,
+                      hub_id=self.hub_id)
         # Core, not the ORM's unit of work: this runs for every segment of every camera, and
         # was the larger part of the hub's own CPU per stream (scripts/bench/hub_cpu.py)
         with self.engine.begin() as conn:
@@ -258,11 +265,13 @@ class Catalog:
 
     def camera_verdict(self, name: str) -> str:
         """Tell what a backfill may do for a camera, without creating it: 'ok', 'unknown',
-        'pending', 'disabled' or 'rejected'."""
+        'pending', 'disabled', 'rejected' or 'hub:<id>' (another hub's)."""
         with self.session() as session:
             camera = session.scalar(select(Camera).where(Camera.name == name))
             if camera is None:
                 return "unknown"
+            if camera.hub_id != self.hub_id:
+                return f"hub:{camera.hub_id}"
             if camera.approval == "rejected":
                 return "rejected"
             if not camera.enabled:

@@ -142,14 +142,15 @@ def _is_zombie(pid: int) -> bool:
 
 def _close_open_runs(catalog: Catalog) -> int:
     with catalog.sessions.begin() as session:
-        result = session.execute(update(Run).where(Run.ended_at.is_(None))
+        result = session.execute(update(Run).where(Run.hub_id == catalog.hub_id,
+                                                   Run.ended_at.is_(None))
                                  .values(ended_at=utcnow(), end_reason="hub stopped abruptly"))
         return result.rowcount or 0
 
 
 def _known_paths(catalog: Catalog) -> set[str]:
     with catalog.session() as session:
-        return set(session.scalars(select(Segment.path)))
+        return set(session.scalars(select(Segment.path).where(Segment.hub_id == catalog.hub_id)))
 
 
 def _segment_files(storage: Storage) -> list[Path]:
@@ -230,7 +231,8 @@ def _mark_missing(catalog: Catalog, storage: Storage) -> tuple[list[str], list[s
     """Mark rows whose file is gone ``missing``, and missing rows whose file is back ``ok``."""
     missing, found = [], []
     with catalog.sessions.begin() as session:
-        for segment in session.scalars(select(Segment).where(Segment.status.in_(("ok", "missing")))):
+        for segment in session.scalars(select(Segment).where(  # this hub's storage only
+                Segment.hub_id == catalog.hub_id, Segment.status.in_(("ok", "missing")))):
             exists = storage.resolve_catalog_path(segment.path).exists()
             if segment.status == "ok" and not exists:
                 segment.status = "missing"

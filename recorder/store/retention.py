@@ -37,6 +37,9 @@ Rules (issue 4; the order of steps is in docs/design/recording.md, "Delete"):
   maintainer makes the same call for its "retain indefinitely" recordings, which it deletes
   when nothing else frees enough space (``frigate/storage.py``, "Retained recordings must be
   deleted").
+- **Several hubs** on one catalog: a hub's retention counts and deletes only its own segments
+  (``hub_id``), which are the ones on its disk; locks are shared, so a lock protects a camera's
+  footage whichever hub holds it.
 - **Units.** GB means 10^9 bytes, as disks are sold and as ``df -H`` counts.
 - **Shortfalls.** When a budget or the safety margin removes a segment that started less than
   the camera's configured days ago, the report carries a :class:`Shortfall` with the age of the
@@ -281,12 +284,14 @@ class Retention:
                 camera = Segment.camera_id + 0
                 rows = session.execute(
                     select(camera, func.sum(Segment.size_bytes))
-                    .where(Segment.status == OK, Segment.id <= self._seen_id).group_by(camera))
+                    .where(Segment.hub_id == self.catalog.hub_id, Segment.status == OK,
+                           Segment.id <= self._seen_id).group_by(camera))
                 self._totals = {camera_id: int(total or 0) for camera_id, total in rows}
             else:
                 # new rows only, by primary key range: a millisecond however big the table is
                 rows = session.execute(select(Segment.id, Segment.camera_id, Segment.size_bytes,
-                                              Segment.status).where(Segment.id > self._seen_id))
+                                              Segment.status).where(
+                    Segment.hub_id == self.catalog.hub_id, Segment.id > self._seen_id))
                 for segment_id, camera_id, size, status in rows:
                     if status == OK:
                         self._totals[camera_id] = self._totals.get(camera_id, 0) + size
@@ -330,7 +335,8 @@ class Retention:
                 deadline: float) -> bool:
         """Delete a camera's rows that ended before ``cutoff``; False when out of time."""
         query = (select(*_COLUMNS)
-                 .where(Segment.camera_id == camera_id, Segment.status.in_((OK, MISSING)),
+                 .where(Segment.hub_id == self.catalog.hub_id, Segment.camera_id == camera_id,
+                        Segment.status.in_((OK, MISSING)),
                         Segment.start_time < cutoff, Segment.end_time <= cutoff, unlocked())
                  .order_by(Segment.start_time).limit(BATCH))
         while True:
@@ -465,7 +471,7 @@ class Retention:
 
         ``condition`` replaces "unlocked" (an emergency's later tiers).
         """
-        query = select(*_COLUMNS).where(Segment.status == OK,
+        query = select(*_COLUMNS).where(Segment.hub_id == self.catalog.hub_id, Segment.status == OK,
                                         unlocked() if condition is None else condition)
         if camera_id is not None:
             query = query.where(Segment.camera_id == camera_id)
@@ -551,7 +557,8 @@ class Retention:
                 continue
             with self.catalog.session() as session:
                 oldest = session.scalar(select(func.min(Segment.start_time)).where(
-                    Segment.camera_id == camera_id, Segment.status == OK, unlocked()))
+                    Segment.hub_id == self.catalog.hub_id, Segment.camera_id == camera_id,
+                    Segment.status == OK, unlocked()))
             kept = max((now - oldest).total_seconds() / 86400, 0.0) if oldest else 0.0
             shortfalls.append(Shortfall(name, days, kept, cause))
             logger.info("retention: %s keeps %.2f of its %g days (%s)", name, kept, days, cause)
@@ -666,7 +673,8 @@ def finish_deletions(catalog: Catalog, storage: Storage) -> int:
     while True:
         with catalog.session() as session:
             rows = [_Doomed(*row) for row in session.execute(
-                select(*_COLUMNS).where(Segment.status == DELETING, Segment.id > after)
+                select(*_COLUMNS).where(Segment.hub_id == catalog.hub_id,
+                                        Segment.status == DELETING, Segment.id > after)
                 .order_by(Segment.id).limit(BATCH))]
         if not rows:
             break

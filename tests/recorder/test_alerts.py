@@ -363,6 +363,22 @@ def test_test_email_inserted_by_the_web_app_is_sent(
     assert row.subject == "[NVR] test email" and row.recipients == f"{OWNER},{SECOND}"
 
 
+def test_two_hubs_on_one_catalog_email_each_alert_once(
+        make_center: Callable[..., AlertCenter], stub: SendGridStub, engine: sqlalchemy.Engine) -> None:
+    """Both hubs' senders poll the same pending rows: a claim (a lease) makes one of them send."""
+    make_center()
+    make_center()
+    with Session(engine) as session:
+        session.execute(insert(Alert), [{"kind": "test", "status": "pending",
+                                         "requested_by": f"admin{n}"} for n in range(12)])
+        session.commit()
+    wait_for(lambda: len([a for a in alerts(engine) if a.status == "sent"]) == 12, 10,
+             "all twelve sent")
+    senders = sorted(r.json["content"][0]["value"].split("Requested by: ")[1].split()[0]
+                     for r in stub.accepted)
+    assert senders == sorted(f"admin{n}" for n in range(12))  # each once
+
+
 def test_stop_returns_within_its_bound_while_sendgrid_hangs(
         make_center: Callable[..., AlertCenter], stub: SendGridStub, engine: sqlalchemy.Engine) -> None:
     """stop() keeps its time limit even when a request hangs far longer than that."""
