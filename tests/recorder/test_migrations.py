@@ -53,3 +53,29 @@ def test_the_migrations_at_head_make_exactly_the_models_tables(engine):
     upgrade_to(engine, "head")
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+
+def test_a_single_hub_catalog_becomes_hub_main_with_its_storage_id(first_release):
+    upgrade_to(first_release, "0006")
+    with first_release.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO settings (key, value, updated_at, updated_by) "
+                             "VALUES ('storage.id', 'abc123', '2026-03-01 10:00:00', 'hub')")
+    upgrade_to(first_release, "head")
+    with first_release.connect() as conn:
+        assert conn.exec_driver_sql("SELECT id, storage_id FROM hubs").all() == [("main", "abc123")]
+        assert {row[0] for row in conn.exec_driver_sql("SELECT hub_id FROM cameras")} == {"main"}
+        assert {row[0] for row in conn.exec_driver_sql("SELECT hub_id FROM segments")} == {"main"}
+        assert conn.exec_driver_sql("SELECT count(*) FROM settings").scalar() == 0
+    downgrade_to(first_release, "0006")  # the storage id goes back where 0006 looks for it
+    with first_release.connect() as conn:
+        assert conn.exec_driver_sql("SELECT value FROM settings WHERE key = 'storage.id'"
+                                    ).scalar() == "abc123"
+
+
+def test_downgrade_below_several_hubs_is_refused_while_another_hub_has_cameras(first_release):
+    upgrade_to(first_release, "head")
+    with first_release.begin() as conn:
+        conn.exec_driver_sql("UPDATE cameras SET hub_id = 'b' WHERE name = 'yard'")
+    with pytest.raises(RuntimeError, match="belong to hubs other than 'main'"):
+        downgrade_to(first_release, "0006")
+    assert rows_lost(first_release) == []

@@ -83,3 +83,22 @@ def test_missing_rows_whose_files_come_back_are_ok_again(catalog, sample_ts, tmp
     hidden.rename(segment)  # restored from a backup
     assert reconcile(catalog, catalog.storage).found == [path]
     assert statuses(catalog) == ["ok"]
+
+
+def test_a_hub_upgraded_from_one_hub_per_catalog_keeps_its_storage_as_hub_main(tmp_path):
+    from tests.support.upgrades import upgrade_to
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        upgrade_to(engine, "0006")
+        storage = Storage(tmp_path / "rec")
+        storage.root.mkdir()
+        (storage.root / MARKER_FILE).write_text("0ld1d\n")
+        with engine.begin() as conn:  # what a hub of revision 0006 wrote at its first start
+            conn.exec_driver_sql("INSERT INTO settings (key, value, updated_at, updated_by) "
+                                 "VALUES ('storage.id', '0ld1d', '2026-03-01 10:00:00', 'hub')")
+        db.upgrade(engine)
+        assert check_storage_identity(Catalog(engine, storage), storage) == "0ld1d"
+        with pytest.raises(StorageMismatch, match="is the storage of hub 'main'"):
+            check_storage_identity(Catalog(engine, storage, "garage"), storage)
+    finally:
+        engine.dispose()
