@@ -7,7 +7,7 @@ import hashlib
 import secrets
 
 from sqlalchemy import (
-    BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false,
+    BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false, true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -69,6 +69,15 @@ class Camera(Base):
     alerts_muted_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # the hub that records it (hubs.id; "main" when a hub's config names none)
     hub_id: Mapped[str] = mapped_column(String(32), default=DEFAULT_HUB, server_default=DEFAULT_HUB)
+    # motion detection, set in the web app and delivered to the camera's edge (or to the hub's
+    # own detector for cameras without our edge); motion_updated_at tells a detector to reload
+    motion_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # 1 (only big, clear movement) .. 100 (the smallest change); 50 is the default
+    motion_sensitivity: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
+    # JSON list of mask polygons, each a list of [x, y] in 0..1 of the frame: motion there is ignored
+    motion_mask: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    motion_alerts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    motion_updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     runs: Mapped[list[Run]] = relationship(back_populates="camera")
     status: Mapped[CameraStatus | None] = relationship(back_populates="camera", uselist=False)
@@ -198,6 +207,35 @@ class Outage(Base):
     backfilled_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # seconds the edge's spool had to drop (X-NVR-Spool-Dropped): lost for good
     dropped_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+
+    camera: Mapped[Camera] = relationship()
+
+
+class MotionEvent(Base):
+    """A span of time a camera saw motion, reported by its edge (or the hub's own detector)."""
+
+    __tablename__ = "motion_events"
+    __table_args__ = (Index("ix_motion_camera_start", "camera_id", "start_time"),
+                      Index("ix_motion_start", "start_time"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    # the reporter's own id of the event (e.g. "<edge run>-<n>"): a spooled event sent twice is
+    # stored once, and an event reported at its start is updated when it ends
+    event_key: Mapped[str] = mapped_column(String(64), unique=True)
+    start_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    end_time: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)  # NULL: going on
+    score: Mapped[float] = mapped_column(Float, default=0.0)  # peak share of the frame that moved, 0..1
+    # the bounding box of the motion at its peak, in 0..1 of the frame
+    box_x: Mapped[float] = mapped_column(Float, default=0.0)
+    box_y: Mapped[float] = mapped_column(Float, default=0.0)
+    box_w: Mapped[float] = mapped_column(Float, default=0.0)
+    box_h: Mapped[float] = mapped_column(Float, default=0.0)
+    # a small JPEG at the peak, relative to the storage root of hub ``hub_id`` (NULL: none)
+    snapshot_path: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    source: Mapped[str] = mapped_column(String(8), default="edge")  # edge | hub
+    hub_id: Mapped[str] = mapped_column(String(32), default=DEFAULT_HUB, server_default=DEFAULT_HUB)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     camera: Mapped[Camera] = relationship()
 

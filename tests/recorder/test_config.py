@@ -61,6 +61,7 @@ def test_token_file_is_read_and_stripped(tmp_path):
     ("[[cameras]]\nname = 'a'\n[[cameras]]\nname = 'a'", "same name"),
     ("segment_seconds = 0.1", "segment_seconds"),
     ("listen = 'nope'", "listen"),
+    ("hub_id = 'Hub B'", "hub_id: a hub id is 1 to 32 lower-case letters"),
     ("this is not toml", "not valid TOML"),
 ])
 def test_bad_config_is_rejected_with_the_key_named(tmp_path, text, message):
