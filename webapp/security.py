@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 # The only endpoints an anonymous visitor reaches; tests/webapp/test_guard.py holds the same list.
 # monitoring.health is a load balancer's probe: it answers counts only, never names or paths.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "vendor_static", "monitoring.health"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "vendor_static", "favicon",
+                              "monitoring.health"})
 # Endpoints an anonymous visitor reaches only when the app's config key is true (e.g. a
 # Prometheus server on a trusted network scraping without a token: [webapp] public_metrics).
 OPTIONALLY_PUBLIC = {"monitoring.metrics": "PUBLIC_METRICS"}
@@ -210,7 +211,8 @@ def set_security_headers(response: flask.Response) -> flask.Response:
     if request.is_secure and hsts_max_age > 0:
         # Only over HTTPS (RFC 6797 7.2): browsers then refuse plain HTTP to this host.
         headers.setdefault("Strict-Transport-Security", f"max-age={hsts_max_age}")
-    if request.endpoint not in ("static", "vendor_static") and "Cache-Control" not in headers:
+    if request.endpoint not in ("static", "vendor_static", "favicon") and \
+            "Cache-Control" not in headers:
         # Pages show who is logged in and what they may see: keep them out of shared caches
         # and the back button after logout.
         headers["Cache-Control"] = "no-store"
