@@ -332,6 +332,22 @@ def first_segment(camera: str, start: dt.datetime, end: dt.datetime) -> SegmentR
     return rows[0] if rows else None
 
 
+def nearest_footage(camera: str, moment: dt.datetime) -> tuple[SegmentRow | None, SegmentRow | None]:
+    """Return a camera's playable footage nearest to ``moment``: the last segment that ends at
+    or before it, and the first that starts at or after it (either may be None)."""
+    camera_id = _camera_id(camera)
+    if camera_id is None:
+        return None, None
+    names = {camera_id: camera}
+    mine = select(*_ROW_COLUMNS).where(Segment.camera_id == camera_id, Segment.status == STATUS_OK)
+    # both walk ix_segments_camera_start from the moment, one row each way
+    before = _rows(mine.where(Segment.start_time <= moment, Segment.end_time <= moment)
+                   .order_by(Segment.start_time.desc()).limit(1), names)
+    after = _rows(mine.where(Segment.start_time >= moment)
+                  .order_by(Segment.start_time).limit(1), names)
+    return (before[0] if before else None), (after[0] if after else None)
+
+
 def segment(segment_id: int) -> SegmentRow | None:
     """Return the segment with catalog id ``segment_id``, whatever its status, or None."""
     query = select(*_ROW_COLUMNS).where(Segment.id == segment_id)

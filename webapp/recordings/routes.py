@@ -27,6 +27,7 @@ MAX_PAGE = MAX_OFFSET // PAGE_SIZE
 SORT_LABELS = {"time": "Time", "duration": "Duration", "size": "Size"}
 DEFAULT_PLAY_BACK = dt.timedelta(hours=1)  # the player with no start: the last hour
 DEFAULT_EXPORT_SPAN = dt.timedelta(minutes=10)  # the export form's range with no end
+GAP_TOLERANCE = dt.timedelta(seconds=1)  # footage this close to the asked moment counts as there
 THUMB_CACHE = "private, max-age=86400"
 
 
@@ -215,6 +216,9 @@ def play() -> ResponseReturnValue:
         abort(400, "end: must be after start, and at most 24 h later")
     play_end = end or start + MAX_RANGE
     first = catalog_queries.first_segment(camera, start, play_end)
+    # no footage at the asked moment: say so, and offer the nearest footage each way
+    before, after = (None, None) if first is not None and first.start <= start + GAP_TOLERANCE \
+        else catalog_queries.nearest_footage(camera, start)
     export_end = end or min(start + DEFAULT_EXPORT_SPAN, play_end)
     context = {
         "cameras": cameras, "camera": camera, "first": first, "tz_name": tz_name,
@@ -226,6 +230,9 @@ def play() -> ResponseReturnValue:
         "playlist_url": url_for("api.playlist", camera=camera, start=iso_utc(start),
                                 end=iso_utc(play_end)),
         "timeline_url": url_for("recordings.timeline", camera=camera, at=iso_utc(start)),
+        "nearest_before": before, "nearest_after": after,
+        "play_from": lambda moment: url_for("recordings.play", camera=camera,
+                                            start=iso_utc(moment), tz=tz_name or None),
     }
     return render_template("recordings/play.html", **context)
 
