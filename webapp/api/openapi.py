@@ -272,7 +272,9 @@ def _cameras_paths() -> dict[str, Schema]:
                 body={"type": "object", "required": ["name", "url"], "properties": {
                     "name": {"type": "string", "pattern": CAMERA_NAME},
                     "url": {"type": "string", "maxLength": cameras_service.MAX_URL_LENGTH},
-                    "location": {"type": "string"}}})},
+                    "location": {"type": "string"},
+                    "hub": {"type": "string", "description": "the hub that pulls it (needed "
+                            "only when several hubs record into the catalog)"}}})},
         "/api/v1/cameras/{camera}": {
             "get": _operation("One camera with its live status",
                               {"200": _json("the camera", _ref("Camera")),
@@ -367,7 +369,7 @@ def _schemas() -> dict[str, Schema]:
             "state": string, "online": boolean, "stale": boolean,
             "connected_since": NULLABLE_TIME, "offline_since": NULLABLE_TIME,
             "uptime": {"type": "number", "nullable": True}, "fps": number, "bitrate": number,
-            "restarts": integer, "last_segment_end": NULLABLE_TIME,
+            "restarts": integer, "last_segment_end": NULLABLE_TIME, "hub": string,
             "peer": string, "source": string, "last_error": string, "editable": boolean},
             "peer", "source", "last_error", "editable"),
         "Command": obj({"command": integer, "camera": string, "action": string,
@@ -378,7 +380,15 @@ def _schemas() -> dict[str, Schema]:
             "time": TIME_OUT, "database": {"type": "string", "enum": ["ok", "error"]},
             "hub": {"type": "object"}, "cameras": {"type": "object", "nullable": True},
             "disk": {"type": "object", "nullable": True}, "checks": {"type": "object"},
-            "not_recording": {"type": "array", "items": string}}, "not_recording"),
+            "not_recording": {"type": "array", "items": string},
+            "hubs": {"type": "array", "items": obj({
+                "id": string, "running": boolean, "heartbeat_at": NULLABLE_TIME,
+                "heartbeat_age_seconds": {"type": "number", "nullable": True},
+                "disk_free_bytes": {"type": "integer", "nullable": True},
+                "disk_total_bytes": {"type": "integer", "nullable": True},
+                "footage_bytes": integer, "listen": string, "storage_reachable": boolean})},
+            "problems": {"type": "array", "items": string}},
+            "not_recording", "hubs", "problems"),
     }
 
 
