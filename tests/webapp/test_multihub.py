@@ -175,6 +175,8 @@ def test_live_files_are_read_and_asked_for_in_the_camera_hubs_storage(
     for url in ("/live/yard/live.m3u8", "/live/yard/r1-0.ts"):
         response = client.get(url)
         assert response.status_code == 503 and b"storage_mounts" in response.data
+    health = client.get("/health").get_data(as_text=True)  # the Health page says so too
+    assert health.count("data-unreachable") == 1
 
 
 # -- commands and pull cameras -----------------------------------------------------------------
@@ -245,7 +247,9 @@ def test_with_one_hub_the_form_and_the_panel_look_as_before(make_app: Callable[.
     with app.app_context():
         assert db.session.scalar(select(Command.hub_id)) == "main"
     panel = client.get("/admin/").get_data(as_text=True)
-    assert "data-admin-hubs" not in panel and 'data-field="hub"' not in panel
+    assert 'data-field="hub"' not in panel
+    health = client.get("/health").get_data(as_text=True)
+    assert 'data-hub="main"' in health and "data-unreachable" not in health
 
 
 # -- health ------------------------------------------------------------------------------------
@@ -281,9 +285,12 @@ def test_health_with_two_hubs_one_of_them_silent(two_hubs: TwoHubs, viewer: Flas
     metrics = viewer.get("/metrics").get_data(as_text=True)
     assert 'nvr_hub_up{hub="b"} 0.0' in metrics and 'nvr_hub_up{hub="main"} 1.0' in metrics
     assert 'nvr_disk_free_bytes{hub="b"} 100.0' in metrics
+    page = viewer.get("/health").get_data(as_text=True)
+    assert 'data-health-status="degraded"' in page
+    assert "hub b silent since 2026-03-01T11:50:00.000Z" in page
+    assert 'data-hub="b"' in page and 'data-hub="main"' in page and "data-unreachable" not in page
     panel = admin.get("/admin/").get_data(as_text=True)
-    assert 'data-hub="b"' in panel and "silent" in panel and "hub yard" not in panel
-    assert 'data-field="hub"' in panel and ">hub b<" in panel
+    assert 'data-field="hub"' in panel and ">hub b<" in panel and ">hub main<" in panel
 
 
 def test_every_hub_beating_is_running_and_none_beating_is_down(

@@ -15,8 +15,7 @@ from flask_login import current_user
 
 from .. import cameras_service as cameras
 from .. import hubs
-from ..monitoring.status import read_hubs
-from ..security import admin_required, now
+from ..security import admin_required
 from . import bp
 from .forms import ActionForm, EditPullCameraForm, PullCameraForm
 
@@ -70,9 +69,9 @@ def index() -> ResponseReturnValue:
     """List every camera with its state, uptime, last segment, rates and edge address."""
     listed = cameras.list_cameras()
     pending = [c.name for c in listed if c.approval == "pending"]
-    # with one hub the page is as it always was; with several, each camera's hub and the hubs
-    hub_views = read_hubs(now(), storage=True) if hubs.several_hubs() else []
-    return render_template("admin/index.html", cameras=listed, pending=pending, hubs=hub_views)
+    # with one hub the page is as it always was; with several, each camera's hub
+    return render_template("admin/index.html", cameras=listed, pending=pending,
+                           several_hubs=hubs.several_hubs())
 
 
 @bp.route("/cameras/<camera>/<action>", methods=["POST"])

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import current_app, jsonify, render_template, request
 from flask_login import current_user
 from flask.typing import ResponseReturnValue
 from prometheus_client.exposition import choose_encoder
@@ -97,14 +97,15 @@ def hub_json(hub: HubView) -> dict[str, Any]:
             "storage_reachable": hub.storage_reachable}
 
 
-def health_report(current: dt.datetime) -> dict[str, Any]:
+def health_report(current: dt.datetime, hubs: list[HubView] | None = None) -> dict[str, Any]:
     """Read the catalog and judge the system: ok, degraded or down (raises if it cannot).
 
     Down when no hub beats; degraded when one of several hubs is silent ("hub X silent since
-    ..."), a camera is offline, a disk low or a check failing.
+    ..."), a camera is offline, a disk low or a check failing. ``hubs``: read already.
     """
-    # where each hub's storage is matters to logged-in readers only: no marker read for a probe
-    hubs = read_hubs(current, storage=current_user.is_authenticated)
+    if hubs is None:
+        # where each hub's storage is matters to logged-in readers only: no marker read for a probe
+        hubs = read_hubs(current, storage=current_user.is_authenticated)
     views = read_cameras(current)
     cameras = _camera_counts(views)
     not_recording = _not_recording(hubs, views)
@@ -158,6 +159,15 @@ def health() -> ResponseReturnValue:
                   "hub": {"running": False, "heartbeat_age_seconds": None},
                   "cameras": None, "disk": None, "checks": {}}
     return jsonify(report), _http_status(report)
+
+
+@bp.get("/health")
+def index() -> ResponseReturnValue:
+    """Show the health of the system for people: its verdict, each hub, the cameras, the disks."""
+    current = now()
+    hubs = read_hubs(current, storage=True)
+    return render_template("monitoring/index.html", report=health_report(current, hubs),
+                           hubs=hubs)
 
 
 @bp.get("/metrics")
