@@ -23,7 +23,8 @@ from nvrlib.catalog.models import Camera, Command, Hub, HubStatus, Segment
 from webapp.extensions import db
 from webapp.hub_storage import MARKER_FILE
 
-from .helpers import Account, AuthActions, FakeClock
+from .helpers import Account, FakeClock
+from .test_api_cameras import logged_in
 from .test_recordings_support import T0, clips, iso  # noqa: F401  (fixtures)
 
 PULL_URL = "rtsp://192.0.2.10:554/stream1"
@@ -89,26 +90,20 @@ def two_hubs(make_app: Callable[..., Flask], mount: Path, clips: list[Path]) -> 
     return hubs
 
 
-def login(app: Flask, account: Account) -> FlaskClient:
-    client = app.test_client()
-    AuthActions(client).login(account)
-    return client
-
-
 @pytest.fixture
 def viewer(two_hubs: TwoHubs, viewer_user: Account) -> FlaskClient:
-    return login(two_hubs.app, viewer_user)
+    return logged_in(two_hubs.app, viewer_user)
 
 
 @pytest.fixture
 def admin(two_hubs: TwoHubs, admin_user: Account) -> FlaskClient:
-    return login(two_hubs.app, admin_user)
+    return logged_in(two_hubs.app, admin_user)
 
 
 def cut_off(two_hubs: TwoHubs, make_app: Callable[..., Flask], account: Account) -> FlaskClient:
     """A second web app on the same catalog that lacks hub b's mount, logged in."""
     app = make_app(CAMERA_COMMAND_TIMEOUT=0.0)
-    return login(app, account)
+    return logged_in(app, account)
 
 
 # -- footage -----------------------------------------------------------------------------------
@@ -240,7 +235,7 @@ def test_the_add_camera_form_offers_the_hubs_only_when_there_are_several(
 def test_with_one_hub_the_form_and_the_panel_look_as_before(make_app: Callable[..., Flask],
                                                             admin_user: Account) -> None:
     app = make_app(CAMERA_COMMAND_TIMEOUT=0.0)
-    client = login(app, admin_user)
+    client = logged_in(app, admin_user)
     assert b'name="hub"' not in client.get("/admin/cameras/new").data
     assert client.post("/admin/cameras/new",
                        data={"name": "gate", "url": PULL_URL}).status_code == 302

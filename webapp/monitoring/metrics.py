@@ -104,26 +104,21 @@ def _hubs(hubs: list[HubView]) -> Iterator[Metric]:
             age.add_metric([hub.hub_id], hub.heartbeat_age)
     yield up
     yield age
-    for name, doc, value in (
-            ("nvr_disk_total_bytes", "Size of the hub's storage filesystem",
+    for family, name, doc, value in (
+            (GaugeMetricFamily, "nvr_disk_total_bytes", "Size of the hub's storage filesystem",
              lambda hub: hub.disk_total),
-            ("nvr_disk_free_bytes", "Free bytes on the hub's storage filesystem",
-             lambda hub: hub.disk_free),
-            ("nvr_footage_bytes", "Bytes of the hub's recordings, as it last measured",
-             lambda hub: hub.footage_bytes)):
-        gauge = GaugeMetricFamily(name, doc, labels=["hub"])
+            (GaugeMetricFamily, "nvr_disk_free_bytes", "Free bytes on the hub's storage "
+             "filesystem", lambda hub: hub.disk_free),
+            (GaugeMetricFamily, "nvr_footage_bytes", "Bytes of the hub's recordings, as it last "
+             "measured", lambda hub: hub.footage_bytes),
+            (CounterMetricFamily, "nvr_retention_deleted_segments", "Segments the hub's "
+             "retention deleted", lambda hub: hub.retention_deleted_segments),
+            (CounterMetricFamily, "nvr_retention_deleted_bytes", "Bytes the hub's retention "
+             "deleted", lambda hub: hub.retention_deleted_bytes)):
+        series = family(name, doc, labels=["hub"])
         for hub in hubs:
-            gauge.add_metric([hub.hub_id], float(value(hub)))
-        yield gauge
-    for name, doc, value in (
-            ("nvr_retention_deleted_segments", "Segments the hub's retention deleted",
-             lambda hub: hub.retention_deleted_segments),
-            ("nvr_retention_deleted_bytes", "Bytes the hub's retention deleted",
-             lambda hub: hub.retention_deleted_bytes)):
-        counter = CounterMetricFamily(name, doc, labels=["hub"])
-        for hub in hubs:
-            counter.add_metric([hub.hub_id], float(value(hub)))
-        yield counter
+            series.add_metric([hub.hub_id], float(value(hub)))
+        yield series
     checks = GaugeMetricFamily("nvr_check_ok", "1 if the hub's health check passed last time",
                                labels=["hub", "check"])
     for hub in hubs:
