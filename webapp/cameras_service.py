@@ -1,7 +1,8 @@
 """Cameras as the web app sees them: status from the hub, commands to it, pulled cameras.
 
 The web app never talks to the hub directly. It reads the rows the hub writes into
-``camera_status`` and writes ``commands`` rows that the hub polls every second: the control
+``camera_status`` and writes ``commands`` rows, each for the hub that records the camera
+(``commands.hub_id``), that the hubs poll every second: the control
 channel through the catalog database (docs/design/control.md). Used by the live view, the
 admin panel and the JSON API alike, so all three apply the same rules.
 """
@@ -159,13 +160,8 @@ def get_camera(name: str) -> CameraView:
     return _view(*row)
 
 
-def camera_exists(name: str) -> bool:
-    """Tell whether the catalog has a camera of that name (one index probe)."""
-    return camera_hub(name) is not None
-
-
 def camera_hub(name: str) -> str | None:
-    """Return the id of the hub that records camera ``name``, or None if there is no such camera."""
+    """Return the id of the hub that records camera ``name``; None: no such camera (one probe)."""
     return db.session.scalar(select(Camera.hub_id).where(Camera.name == name))
 
 
