@@ -223,6 +223,7 @@ def test_the_add_camera_form_offers_the_hubs_only_when_there_are_several(
     page = admin.get("/admin/cameras/new").get_data(as_text=True)
     assert '<select class="form-select" id="hub" name="hub">' in page
     assert '<option value="b">b</option>' in page
+    assert '<option selected value="main">main</option>' in page
     response = admin.post("/admin/cameras/new", data={"name": "gate", "url": PULL_URL,
                                                       "hub": "b"})
     assert response.status_code == 302

@@ -13,6 +13,8 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from nvrlib.names import DEFAULT_HUB
+
 from .. import cameras_service as cameras
 from .. import hubs
 from ..security import admin_required
@@ -94,6 +96,8 @@ def add_camera() -> ResponseReturnValue:
     form = PullCameraForm()
     hub_ids = hubs.hub_ids()
     form.hub.choices = [(hub_id, hub_id) for hub_id in hub_ids]
+    if not form.is_submitted() and DEFAULT_HUB in hub_ids:
+        form.hub.data = DEFAULT_HUB  # preselected; the API, by contrast, must name one
     if form.validate_on_submit():
         try:
             outcome = cameras.add_pull_camera(form.name.data or "", form.location.data or "",
