@@ -119,6 +119,9 @@ def _recordings_paths() -> dict[str, Schema]:
                            TIME_QUERY), TZ_PARAM]
     export_params = [range_params[0], {**range_params[1], "required": True}, TZ_PARAM]
     no_footage = _error("no such camera, or no footage in the range")
+    unreachable = {**_error("the footage is on a hub whose storage this web app cannot reach "
+                            "(the message names the hub and storage_mounts)"),
+                   "headers": {"Retry-After": {"schema": {"type": "integer"}}}}
     return {
         "/api/v1/recordings": {"get": _operation(
             "Search recordings", {"200": {**_json("recordings, in the order asked for",
@@ -135,14 +138,14 @@ def _recordings_paths() -> dict[str, Schema]:
                                                            "format": "binary"}}}},
              "304": {"description": "not modified (If-None-Match)"},
              "404": _error("no such recording, or its file is not on disk"),
-             "416": _error("a range outside the file")},
+             "416": _error("a range outside the file"), "503": unreachable},
             parameters=[_path("segment_id", "the recording's id",
                               ID_SCHEMA)], tag="recordings")},
         "/api/v1/playback/{camera}.m3u8": {"get": _operation(
             "An HLS VOD playlist of a camera's footage in [start, end)",
             {"200": {"description": "the playlist", "content": {
                 "application/vnd.apple.mpegurl": {"schema": {"type": "string"}}}},
-             "404": no_footage},
+             "404": no_footage, "503": unreachable},
             parameters=[CAMERA_PATH, *range_params], tag="recordings")},
         "/api/v1/export/{camera}.mp4": {"get": _operation(
             "A camera's footage in [start, end) as one MP4 (stream copy)",
@@ -150,7 +153,8 @@ def _recordings_paths() -> dict[str, Schema]:
                 "video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
              "404": no_footage,
              "500": _error("ffmpeg failed or timed out"),
-             "503": {**_error("too many exports are running"),
+             "503": {**_error("too many exports are running, or the footage is on a hub whose "
+                              "storage this web app cannot reach"),
                      "headers": {"Retry-After": {"schema": {"type": "integer"}}}}},
             parameters=[CAMERA_PATH, *export_params], tag="recordings")},
     }
@@ -272,7 +276,9 @@ def _cameras_paths() -> dict[str, Schema]:
                 body={"type": "object", "required": ["name", "url"], "properties": {
                     "name": {"type": "string", "pattern": CAMERA_NAME},
                     "url": {"type": "string", "maxLength": cameras_service.MAX_URL_LENGTH},
-                    "location": {"type": "string"}}})},
+                    "location": {"type": "string"},
+                    "hub": {"type": "string", "description": "the hub that pulls it (needed "
+                            "only when several hubs record into the catalog)"}}})},
         "/api/v1/cameras/{camera}": {
             "get": _operation("One camera with its live status",
                               {"200": _json("the camera", _ref("Camera")),
@@ -367,7 +373,7 @@ def _schemas() -> dict[str, Schema]:
             "state": string, "online": boolean, "stale": boolean,
             "connected_since": NULLABLE_TIME, "offline_since": NULLABLE_TIME,
             "uptime": {"type": "number", "nullable": True}, "fps": number, "bitrate": number,
-            "restarts": integer, "last_segment_end": NULLABLE_TIME,
+            "restarts": integer, "last_segment_end": NULLABLE_TIME, "hub": string,
             "peer": string, "source": string, "last_error": string, "editable": boolean},
             "peer", "source", "last_error", "editable"),
         "Command": obj({"command": integer, "camera": string, "action": string,
@@ -378,7 +384,15 @@ def _schemas() -> dict[str, Schema]:
             "time": TIME_OUT, "database": {"type": "string", "enum": ["ok", "error"]},
             "hub": {"type": "object"}, "cameras": {"type": "object", "nullable": True},
             "disk": {"type": "object", "nullable": True}, "checks": {"type": "object"},
-            "not_recording": {"type": "array", "items": string}}, "not_recording"),
+            "not_recording": {"type": "array", "items": string},
+            "hubs": {"type": "array", "items": obj({
+                "id": string, "running": boolean, "heartbeat_at": NULLABLE_TIME,
+                "heartbeat_age_seconds": {"type": "number", "nullable": True},
+                "disk_free_bytes": {"type": "integer", "nullable": True},
+                "disk_total_bytes": {"type": "integer", "nullable": True},
+                "footage_bytes": integer, "listen": string, "storage_reachable": boolean})},
+            "problems": {"type": "array", "items": string}},
+            "not_recording", "hubs", "problems"),
     }
 
 

@@ -22,7 +22,7 @@ from werkzeug.wsgi import wrap_file
 
 from nvrlib.catalog.models import Camera
 
-from .. import catalog_queries, media
+from .. import catalog_queries, hub_storage, media
 from ..catalog_queries import SegmentRow, iso_utc
 from ..recordings.params import (
     MAX_OFFSET, MAX_RANGE, ParamError, int_param, page_size, parse_tz, search_query, time_range,
@@ -84,11 +84,20 @@ def recording_file(segment_id: int) -> ResponseReturnValue:
     if row is None:
         return api_error(404, f"no recording with id {segment_id}")
     try:
-        path = media.segment_file(current_app.config["STORAGE_ROOT"], row.path)
+        path = hub_storage.segment_path(row)
+    except hub_storage.StorageUnreachable as exc:
+        return _unreachable(exc)
     except media.SegmentFileMissing:
         return api_error(404, f"the file of recording {segment_id} is not on disk")
     response = send_file(path, mimetype="video/mp2t", conditional=True, etag=True)
     response.headers["Cache-Control"] = SEGMENT_CACHE
+    return response
+
+
+def _unreachable(exc: hub_storage.StorageUnreachable) -> flask.Response:
+    """503: the footage is safe on its hub, but this web app cannot read that hub's storage."""
+    response = api_error(503, str(exc))
+    response.headers["Retry-After"] = "60"
     return response
 
 
@@ -129,9 +138,24 @@ def playlist(camera: str) -> ResponseReturnValue:
     spans = catalog_queries.segment_spans(camera, wanted.start, wanted.end)
     if not spans:
         return _no_footage(wanted)
+    blocked = _all_unreachable(catalog_queries.segment_hubs(camera, wanted.start, wanted.end))
+    if blocked is not None:
+        return _unreachable(blocked)
     # Relative to /api/v1/playback/: each segment is /api/v1/recordings/<id>/file.
     body = media.hls_playlist(spans, lambda segment_id: f"../recordings/{segment_id}/file")
     return current_app.response_class(body, mimetype=PLAYLIST_TYPE)
+
+
+def _all_unreachable(hub_ids: list[str]) -> hub_storage.StorageUnreachable | None:
+    """The first hub's error when none of ``hub_ids`` has a storage this web app reaches."""
+    errors = []
+    for hub_id in hub_ids:
+        try:
+            hub_storage.storage_root(hub_id)
+            return None
+        except hub_storage.StorageUnreachable as exc:
+            errors.append(exc)
+    return errors[0] if errors else None
 
 
 def _export_slots() -> threading.BoundedSemaphore:
@@ -165,12 +189,19 @@ def export(camera: str) -> ResponseReturnValue:
 
 def _run_export(wanted: RangeRequest, rows: list[SegmentRow]) -> ResponseReturnValue:
     """Remux ``rows`` into a temp folder and answer with the MP4 (the folder is gone by then)."""
-    root = current_app.config["STORAGE_ROOT"]
     timeout = float(current_app.config.get("EXPORT_TIMEOUT", DEFAULT_EXPORT_TIMEOUT))
     camera = wanted.camera
+    files, unreachable = hub_storage.locate_segments(rows)
+    if unreachable and not files:
+        return _unreachable(unreachable[0])
+    for exc in unreachable:  # the rest of the range still exports
+        logger.warning("export of %s leaves out footage: %s", camera.name, exc)
+    # on the footage's own disk (its hub's storage), as big as the export may be
+    root = hub_storage.storage_root(files[0][0].hub_id) if files else current_app.config[
+        "STORAGE_ROOT"]
     workdir = media.export_workdir(root)
     try:
-        plan = media.plan_export(root, rows, wanted.start, wanted.end)
+        plan = media.plan_export(files, wanted.start, wanted.end)
         if plan is None:
             return api_error(404, f"the files of {camera.name}'s footage in that range are "
                                   "not on disk")

@@ -10,7 +10,7 @@ from typing import Any
 from flask import abort, current_app, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import catalog_queries, media
+from .. import catalog_queries, hub_storage, media
 from ..catalog_queries import Interval, Timeline, iso_utc
 from ..protect import locks
 from ..security import now
@@ -219,9 +219,11 @@ def play() -> ResponseReturnValue:
     # no footage at the asked moment: say so, and offer the nearest footage each way
     before, after = (None, None) if first is not None and first.start <= start + GAP_TOLERANCE \
         else catalog_queries.nearest_footage(camera, start)
+    unreachable = hub_storage.unreachable_message(first.hub_id) if first else None
     export_end = end or min(start + DEFAULT_EXPORT_SPAN, play_end)
     context = {
         "cameras": cameras, "camera": camera, "first": first, "tz_name": tz_name,
+        "unreachable": unreachable,
         "start": start, "end": play_end, "export_start": start, "export_end": export_end,
         "start_input": _local_input(start, tz),
         "export_start_input": _local_input(start, tz),
@@ -243,10 +245,13 @@ def thumbnail(segment_id: int) -> ResponseReturnValue:
     row = catalog_queries.segment(segment_id)
     if row is None or row.status != catalog_queries.STATUS_OK:
         abort(404, "No such recording.")
-    root = current_app.config["STORAGE_ROOT"]
+    try:
+        root = hub_storage.storage_root(row.hub_id)
+    except hub_storage.StorageUnreachable as exc:
+        abort(503, str(exc))
     try:
         source = media.segment_file(root, row.path)
-        target = media.thumbnail_path(root, row.camera, row.id)
+        target = media.thumbnail_path(root, row.camera, row.id)  # in its hub's storage
         try:
             response = send_file(media.ensure_thumbnail(source, target), mimetype="image/jpeg",
                                  conditional=True)
