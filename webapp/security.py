@@ -162,7 +162,9 @@ def unauthorized() -> ResponseReturnValue:
         flash("Your session has expired. Please log in again.", "info")
     target = None
     if request.method == "GET" and request.path != "/":
-        target = request.full_path if request.query_string else request.path
+        # a stream link's token never rides along into the login page's URL
+        keep = request.query_string and stream_links.PARAM not in request.args
+        target = request.full_path if keep else request.path
     return redirect(url_for("auth.login", next=target))
 
 

@@ -229,6 +229,7 @@ def test_a_link_opens_no_other_endpoint(player: FlaskClient, link: str) -> None:
     for page in ("/recordings/play?camera=porch&", "/?"):  # the login page, as for anyone
         response = player.get(f"{page}st={token}")
         assert response.status_code == 302 and "/auth/login" in response.location
+        assert token not in response.location
 
 
 def _sign_out_everywhere(user: User) -> None:
