@@ -22,7 +22,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user, user_loaded_from_cookie
 from sqlalchemy import select
 
-from . import login_sessions
+from . import login_sessions, stream_links
 from .extensions import csrf, db, login_manager
 from .models import User, hash_api_token
 from .proxy import ForwardedFromTrustedProxies, TrustedProxies, proxies_setting
@@ -135,7 +135,8 @@ def _load_user(login_token: str) -> User | None:
 def _load_user_from_request(_request: flask.Request) -> User | None:
     token = bearer_token()
     if token is None:
-        return None
+        # A player that cannot send a header (VLC, a TV) brings a stream link's ?st= instead.
+        return stream_links.user_of_request()
     user = db.session.scalar(select(User).where(User.api_token_hash == hash_api_token(token)))
     if user is None or not user.active:
         logger.warning("rejected an API token from %s", client_address())
@@ -153,15 +154,18 @@ def _on_login_from_cookie(_sender: Flask, user: User, **_extra: Any) -> None:
 def unauthorized() -> ResponseReturnValue:
     """Answer an anonymous request: 401 JSON under /api/ and /metrics, else the login page."""
     if is_api_request() or request.endpoint in MACHINE_ENDPOINTS:
-        response = api_error(401, "authentication required: log in, or send "
-                                  "'Authorization: Bearer <token>'")
+        response = api_error(401, g.get("stream_link_problem")
+                             or "authentication required: log in, or send "
+                                "'Authorization: Bearer <token>'")
         response.headers["WWW-Authenticate"] = 'Bearer realm="nvr"'
         return response
     if g.get("session_expired"):
         flash("Your session has expired. Please log in again.", "info")
     target = None
     if request.method == "GET" and request.path != "/":
-        target = request.full_path if request.query_string else request.path
+        # a stream link's token never rides along into the login page's URL
+        keep = request.query_string and stream_links.PARAM not in request.args
+        target = request.full_path if keep else request.path
     return redirect(url_for("auth.login", next=target))
 
 

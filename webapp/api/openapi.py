@@ -34,6 +34,8 @@ NULLABLE_TIME: Schema = {"type": "string", "format": "date-time", "nullable": Tr
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 # Every user: a session cookie (with X-CSRFToken on changes) or a Bearer token.
 USER_SECURITY = [{"bearer": []}, {"session": []}]
+# A playlist and its segments also open with a stream link's ?st= (webapp/stream_links.py).
+STREAM_SECURITY = [*USER_SECURITY, {"streamLink": []}]
 
 
 def _error(description: str) -> Schema:
@@ -74,7 +76,7 @@ LINK_HEADER = {"Link": {"description": 'the next page, `<url>; rel="next"`, when
 
 def _operation(summary: str, responses: dict[str, Schema], *, admin: bool = False,
                parameters: list[Schema] | None = None, body: Schema | None = None,
-               public: bool = False, tag: str = "") -> Schema:
+               public: bool = False, tag: str = "", stream_link: bool = False) -> Schema:
     """One operation, with the errors every authenticated call may answer."""
     operation: Schema = {"summary": summary, "tags": [tag] if tag else [],
                          "responses": dict(responses)}
@@ -86,7 +88,9 @@ def _operation(summary: str, responses: dict[str, Schema], *, admin: bool = Fals
     if public:
         operation["security"] = []
         return operation
-    operation["security"] = USER_SECURITY
+    operation["security"] = STREAM_SECURITY if stream_link else USER_SECURITY
+    if stream_link:
+        operation["responses"]["403"] = _error("a stream link for another camera or range")
     operation["responses"]["401"] = {
         **_error("no session and no valid token"),
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}}
@@ -95,6 +99,24 @@ def _operation(summary: str, responses: dict[str, Schema], *, admin: bool = Fals
     if body is not None or any(p["in"] == "query" for p in parameters or []):
         operation["responses"].setdefault("400", _error("a bad parameter, named first"))
     return operation
+
+
+STREAM_PARAM = _query("st", "a stream link's token, for players that send no header or cookie",
+                      {"type": "string", "maxLength": 1024})
+
+
+def _segment_operation(summary: str) -> Schema:
+    video = {"content": {"video/mp2t": {"schema": {"type": "string", "format": "binary"}}}}
+    return _operation(
+        summary,
+        {"200": {"description": "the file", **video},
+         "206": {"description": "the range asked for", **video},
+         "304": {"description": "not modified (If-None-Match)"},
+         "404": _error("no such recording, or its file is not on disk"),
+         "416": _error("a range outside the file"),
+         "503": _error("the storage of the recording's hub is not reachable from this web app")},
+        parameters=[_path("segment_id", "the recording's id", ID_SCHEMA), STREAM_PARAM],
+        tag="recordings", stream_link=True)
 
 
 def _recordings_paths() -> dict[str, Schema]:
@@ -128,24 +150,20 @@ def _recordings_paths() -> dict[str, Schema]:
                                                   _list_of("Recording")),
                                           "headers": LINK_HEADER}},
             parameters=search, tag="recordings")},
-        "/api/v1/recordings/{segment_id}/file": {"get": _operation(
-            "A recording's MPEG-TS file (Range requests work)",
-            {"200": {"description": "the file",
-                     "content": {"video/mp2t": {"schema": {"type": "string",
-                                                           "format": "binary"}}}},
-             "206": {"description": "the range asked for",
-                     "content": {"video/mp2t": {"schema": {"type": "string",
-                                                           "format": "binary"}}}},
-             "304": {"description": "not modified (If-None-Match)"},
-             "404": _error("no such recording, or its file is not on disk"),
-             "416": _error("a range outside the file"), "503": unreachable},
-            parameters=[_path("segment_id", "the recording's id",
-                              ID_SCHEMA)], tag="recordings")},
+        "/api/v1/recordings/{segment_id}/segment.ts": {"get": _segment_operation(
+            "A recording's MPEG-TS file (Range requests work)")},
+        "/api/v1/recordings/{segment_id}/file": {"get": _segment_operation(
+            "The same file at its older URL, kept for existing clients (players want `.ts`)")},
         "/api/v1/playback/{camera}.m3u8": {"get": _operation(
             "An HLS VOD playlist of a camera's footage in [start, end)",
             {"200": {"description": "the playlist", "content": {
                 "application/vnd.apple.mpegurl": {"schema": {"type": "string"}}}},
              "404": no_footage, "503": unreachable},
+            parameters=[CAMERA_PATH, *range_params, STREAM_PARAM], tag="recordings",
+            stream_link=True)},
+        "/api/v1/playback/{camera}/link": {"post": _operation(
+            "A stream link: the playlist's URL with a signed token that expires",
+            {"200": _json("the link", _ref("StreamLink")), "404": _error("no such camera")},
             parameters=[CAMERA_PATH, *range_params], tag="recordings")},
         "/api/v1/export/{camera}.mp4": {"get": _operation(
             "A camera's footage in [start, end) as one MP4 (stream copy)",
@@ -338,6 +356,9 @@ def _schemas() -> dict[str, Schema]:
                           "start": TIME_OUT, "end": TIME_OUT, "duration": number,
                           "size": integer, "status": string, "backfilled": boolean,
                           "file": string}),
+        "StreamLink": obj({"url": {**string, "description": "the playlist's absolute URL, "
+                                   "token included: play it in VLC, mpv, ffplay"},
+                           "expires": TIME_OUT}),
         "Lock": obj({"id": integer, "camera": nullable_string, "start": TIME_OUT,
                      "end": TIME_OUT, "note": string, "created_by": string,
                      "created_at": TIME_OUT, "admin": boolean, "yielded_at": NULLABLE_TIME,
@@ -415,7 +436,11 @@ def document() -> Schema:
                 "bearer": {"type": "http", "scheme": "bearer",
                            "description": "a user's API token (Users page)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "nvr_session",
-                            "description": "the browser's session, from /auth/login"}},
+                            "description": "the browser's session, from /auth/login"},
+                "streamLink": {"type": "apiKey", "in": "query", "name": "st",
+                               "description": "a stream link's token (POST "
+                                              "/api/v1/playback/{camera}/link): opens that "
+                                              "playlist and its segments only"}},
             "schemas": _schemas()},
     }
 

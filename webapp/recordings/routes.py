@@ -10,7 +10,7 @@ from typing import Any
 from flask import abort, current_app, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import catalog_queries, hub_storage, media
+from .. import catalog_queries, hub_storage, media, stream_links
 from ..catalog_queries import Interval, Timeline, iso_utc
 from ..protect import locks
 from ..security import now
@@ -197,6 +197,13 @@ def timeline(camera: str) -> ResponseReturnValue:
     return render_template("recordings/timeline.html", **context)
 
 
+def _hours_text(span: dt.timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    if hours >= 1:
+        return f"{hours:g} hour{'s' if hours != 1 else ''}"
+    return f"{round(span.total_seconds() / 60)} minutes"
+
+
 @bp.route("/play")
 def play() -> ResponseReturnValue:
     """Play a camera from a time: an HLS player, a wall-clock readout and an export form."""
@@ -231,6 +238,9 @@ def play() -> ResponseReturnValue:
         "offset": round(max(0.0, (start - first.start).total_seconds()), 3) if first else 0,
         "playlist_url": url_for("api.playlist", camera=camera, start=iso_utc(start),
                                 end=iso_utc(play_end)),
+        "stream_link_hours": _hours_text(stream_links.lifetime()),
+        "stream_link_url": url_for("api.playback_link", camera=camera, start=iso_utc(start),
+                                   end=iso_utc(play_end)),
         "timeline_url": url_for("recordings.timeline", camera=camera, at=iso_utc(start)),
         "nearest_before": before, "nearest_after": after,
         "play_from": lambda moment: url_for("recordings.play", camera=camera,
