@@ -260,6 +260,12 @@ class MotionAlertSchedule:
                 "timezone": self.timezone}
 
 
+def cameras_with_alerts() -> list[str]:
+    """Return the cameras whose motion alerts are on in the web app, sorted."""
+    return list(db.session.scalars(select(Camera.name).where(Camera.motion_alerts.is_(True))
+                                   .order_by(Camera.name)))
+
+
 def _settings_rows() -> dict[str, str]:
     rows = db.session.execute(select(Setting.key, Setting.value)
                               .where(Setting.key.startswith(PREFIX, autoescape=True)))

@@ -65,6 +65,8 @@ ALL = "all"
 # type=motion means motion events, so the alert kind of the same name is not a type of its own
 EVENT_TYPES: tuple[str, ...] = (ALL, *(kind for kind in ALERT_KINDS if kind != MOTION),
                                 OUTAGE, MOTION, ALERT)
+# the alert kinds the type filter offers one by one
+FILTER_KINDS = {kind: text for kind, text in ALERT_KINDS.items() if kind != MOTION}
 SOURCE_ALERT = "alert"
 SOURCE_OUTAGE = "outage"
 SOURCE_MOTION = "motion"
