@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nvrlib.catalog import db
 from nvrlib.catalog.models import Alert, Camera, MotionEvent, Setting, utcnow
 from nvrlib.motion_schedule import (
     MotionSchedule, ScheduleError, format_armed_hours, parse_armed_hours, schedule_from_settings,
@@ -29,6 +28,8 @@ from recorder.store.catalog import Catalog
 from recorder.store.storage import Storage
 from tests.support.procs import wait_for
 from tests.support.sendgrid_stub import SendGridStub, attachments_of
+
+from .test_alerts import engine, stub  # noqa: F401  (fixtures: a migrated catalog, the stand-in)
 
 UTC = dt.timezone.utc
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) + b"\xff\xd9"
@@ -107,22 +108,6 @@ def test_bad_motion_keys_are_named(values: dict[str, Any], key: str) -> None:
 
 
 # -- the hub's job, and the emails ---------------------------------------------------------------
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[sqlalchemy.Engine]:
-    """A migrated SQLite catalog."""
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'nvr.db'}")
-    db.upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def stub() -> Iterator[SendGridStub]:
-    """The SendGrid stand-in on 127.0.0.1."""
-    with SendGridStub(api_key="SG.test") as server:
-        yield server
-
 
 class Setup:
     """A hub's motion alerts minus the hub: its catalog, alert center and MotionAlerts job."""

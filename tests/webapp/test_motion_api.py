@@ -18,7 +18,7 @@ from webapp.extensions import db
 
 from .helpers import FakeClock
 from .test_api_cameras import (  # noqa: F401  (app, as_admin, as_viewer: fixtures)
-    add_camera, app, as_admin, as_viewer,
+    add_camera, app, as_admin, as_viewer, camera_row,
 )
 from .test_recordings_support import T0, CatalogWriter
 
@@ -164,17 +164,10 @@ def test_a_snapshot_path_that_leaves_the_storage_is_refused(app: Flask, as_viewe
 
 # -- PUT /api/v1/cameras/<camera>/motion ---------------------------------------------------------
 
-def _camera(app: Flask, name: str) -> Camera:
-    with app.app_context():
-        row = db.session.scalar(select(Camera).where(Camera.name == name))
-        db.session.expunge(row)
-        return row
-
-
 def test_an_admin_changes_motion_settings_and_the_detector_is_told(
         app: Flask, as_admin: FlaskClient, clock: FakeClock) -> None:
     add_camera(app, "porch")
-    assert _camera(app, "porch").motion_updated_at is None
+    assert camera_row(app, "porch").motion_updated_at is None
     mask = [[[0, 0], [0.5, 0], [0.5, 0.25]]]
     answer = as_admin.put("/api/v1/cameras/porch/motion", json={
         "enabled": False, "sensitivity": 80, "mask": mask, "alerts": True})
@@ -182,12 +175,12 @@ def test_an_admin_changes_motion_settings_and_the_detector_is_told(
     assert answer.get_json() == {"camera": "porch", "enabled": False, "sensitivity": 80,
                                  "mask": [[[0.0, 0.0], [0.5, 0.0], [0.5, 0.25]]], "alerts": True,
                                  "updated_at": "2026-03-01T12:00:00.000Z"}
-    row = _camera(app, "porch")
+    row = camera_row(app, "porch")
     assert (row.motion_enabled, row.motion_sensitivity, row.motion_alerts) == (False, 80, True)
     assert json.loads(row.motion_mask) == mask
     clock.advance(minutes=5)
     as_admin.put("/api/v1/cameras/porch/motion", json={"sensitivity": 20})
-    row = _camera(app, "porch")
+    row = camera_row(app, "porch")
     assert row.motion_sensitivity == 20 and row.motion_enabled is False  # the rest stays
     assert row.motion_updated_at == clock.now
     assert as_admin.get("/api/v1/cameras/porch/motion").get_json()["sensitivity"] == 20
@@ -207,7 +200,7 @@ def test_bad_motion_settings_are_400_naming_the_field_and_change_nothing(
     answer = as_admin.put("/api/v1/cameras/porch/motion", json=body)
     assert answer.status_code == 400
     assert answer.get_json()["error"].startswith(f"{field}:")
-    row = _camera(app, "porch")
+    row = camera_row(app, "porch")
     assert (row.motion_sensitivity, row.motion_mask, row.motion_updated_at) == (50, "[]", None)
 
 
@@ -218,7 +211,7 @@ def test_viewers_may_not_read_or_change_motion_settings(app: Flask,
                          json={"sensitivity": 90}).status_code == 403
     assert as_viewer.get("/api/v1/cameras/porch/motion").status_code == 403
     assert as_viewer.put("/api/v1/alerts/motion", json={"away": True}).status_code == 403
-    assert _camera(app, "porch").motion_sensitivity == 50
+    assert camera_row(app, "porch").motion_sensitivity == 50
 
 
 def test_an_unknown_camera_is_404(as_admin: FlaskClient) -> None:
@@ -231,7 +224,7 @@ def test_session_changes_need_the_csrf_token(make_app: Any, admin_user: Any) -> 
     add_camera(app, "porch")
     client = logged_in(app, admin_user)
     assert client.put("/api/v1/cameras/porch/motion", json={"sensitivity": 70}).status_code == 400
-    assert _camera(app, "porch").motion_sensitivity == 50
+    assert camera_row(app, "porch").motion_sensitivity == 50
 
 
 # -- PUT /api/v1/alerts/motion -------------------------------------------------------------------

@@ -10,25 +10,18 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from nvrlib.catalog.models import Camera, Setting
+from nvrlib.catalog.models import Setting
 from webapp.extensions import db
 
 from .helpers import FakeClock
 from .test_api_cameras import (  # noqa: F401  (app, as_admin, as_viewer: fixtures)
-    add_camera, app, as_admin, as_viewer,
+    add_camera, app, as_admin, as_viewer, camera_row,
 )
 from .test_events import add_alert, page_html, rows, text
 from .test_motion_api import add_motion
 from .test_recordings_support import T0
 
 MASK = [[[0.1, 0.1], [0.4, 0.1], [0.4, 0.3]]]
-
-
-def _camera(app: Flask, name: str) -> Camera:
-    with app.app_context():
-        row = db.session.scalar(select(Camera).where(Camera.name == name))
-        db.session.expunge(row)
-        return row
 
 
 # -- the events page -----------------------------------------------------------------------------
@@ -60,7 +53,7 @@ def test_an_admin_saves_motion_settings_on_the_page(app: Flask, as_admin: FlaskC
         "enabled": "on", "sensitivity": "72", "alerts": "on", "mask": json.dumps(MASK),
         "armed_hours": "22:00-06:00"})
     assert answer.status_code == 302
-    row = _camera(app, "porch")
+    row = camera_row(app, "porch")
     assert (row.motion_enabled, row.motion_sensitivity, row.motion_alerts) == (True, 72, True)
     assert json.loads(row.motion_mask) == MASK and row.motion_updated_at == clock.now
     with app.app_context():
@@ -81,7 +74,7 @@ def test_a_bad_mask_or_sensitivity_is_400_keeps_what_was_sent_and_saves_nothing(
         html = answer.get_data(as_text=True)
         assert answer.status_code == 400 and f"{field}:" in text(html), field
         assert data["sensitivity"] in html  # shown again as sent
-    row = _camera(app, "porch")
+    row = camera_row(app, "porch")
     assert (row.motion_sensitivity, row.motion_mask, row.motion_updated_at) == (50, "[]", None)
 
 
@@ -91,7 +84,7 @@ def test_viewers_cannot_open_or_post_the_motion_pages(app: Flask, as_viewer: Fla
     assert as_viewer.post("/admin/cameras/porch/motion",
                           data={"sensitivity": "90", "mask": "[]"}).status_code == 403
     assert as_viewer.post("/admin/alerts/motion", data={"away": "on"}).status_code == 403
-    assert _camera(app, "porch").motion_sensitivity == 50
+    assert camera_row(app, "porch").motion_sensitivity == 50
 
 
 def test_unknown_camera_is_404(as_admin: FlaskClient) -> None:

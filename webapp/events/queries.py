@@ -120,33 +120,23 @@ class AlertEvent:
 
 
 @dataclass(frozen=True)
-class OutageEvent:
-    """One outage of a camera (``end`` None while it is still going on)."""
+class SpanEvent:
+    """An event of a camera that lasts from ``start`` to ``end`` (None while it goes on)."""
 
     id: int
     camera: str
     start: dt.datetime
     end: dt.datetime | None
-    reason: str
-    detail: str
-    source: str = SOURCE_OUTAGE
-    backfilled_seconds: float = 0.0  # recovered later from the edge's spool
-    dropped_seconds: float = 0.0  # dropped by the edge's full spool: lost
 
     @property
     def at(self) -> dt.datetime:
-        """Return when the outage started (its place in the list)."""
+        """Return when it started (its place in the list)."""
         return self.start
 
     @property
     def ongoing(self) -> bool:
-        """Tell whether the outage is still going on."""
+        """Tell whether it is still going on."""
         return self.end is None
-
-    @property
-    def reason_text(self) -> str:
-        """Return the reason in words."""
-        return outage_reason_text(self.reason)
 
     def seconds(self, now: dt.datetime) -> float:
         """Return how long it lasted, or has lasted until ``now`` if it is still going on."""
@@ -154,32 +144,30 @@ class OutageEvent:
 
 
 @dataclass(frozen=True)
-class MotionItem:
+class OutageEvent(SpanEvent):
+    """One outage of a camera (``end`` None while it is still going on)."""
+
+    reason: str
+    detail: str
+    source: str = SOURCE_OUTAGE
+    backfilled_seconds: float = 0.0  # recovered later from the edge's spool
+    dropped_seconds: float = 0.0  # dropped by the edge's full spool: lost
+
+    @property
+    def reason_text(self) -> str:
+        """Return the reason in words."""
+        return outage_reason_text(self.reason)
+
+
+@dataclass(frozen=True)
+class MotionItem(SpanEvent):
     """One motion event of a camera (``end`` None while it goes on); box in 0..1 of the frame."""
 
-    id: int
-    camera: str
-    start: dt.datetime
-    end: dt.datetime | None
     score: float
     box: tuple[float, float, float, float]  # x, y, width, height
     has_snapshot: bool
     origin: str  # edge | hub: which detector saw it
     source: str = SOURCE_MOTION
-
-    @property
-    def at(self) -> dt.datetime:
-        """Return when the motion started (its place in the list)."""
-        return self.start
-
-    @property
-    def ongoing(self) -> bool:
-        """Tell whether the motion is still going on."""
-        return self.end is None
-
-    def seconds(self, now: dt.datetime) -> float:
-        """Return how long it lasted, or has lasted until ``now`` if it is still going on."""
-        return max(0.0, ((self.end or now) - self.start).total_seconds())
 
 
 Event = AlertEvent | OutageEvent | MotionItem
