@@ -18,8 +18,9 @@ from webapp.extensions import db
 
 from .helpers import FakeClock
 from .test_api_cameras import (  # noqa: F401  (app, as_admin, as_viewer: fixtures)
-    add_camera, app, as_admin, as_viewer, camera_row,
+    add_camera, app, as_admin, as_viewer, camera_row, logged_in,
 )
+from .test_events import pg_catalog  # noqa: F401  (fixture: a PostgreSQL catalog)
 from .test_recordings_support import T0, CatalogWriter
 
 UTC = dt.timezone.utc
@@ -219,7 +220,6 @@ def test_an_unknown_camera_is_404(as_admin: FlaskClient) -> None:
 
 
 def test_session_changes_need_the_csrf_token(make_app: Any, admin_user: Any) -> None:
-    from .test_api_cameras import logged_in
     app = make_app(WTF_CSRF_ENABLED=True)
     add_camera(app, "porch")
     client = logged_in(app, admin_user)
@@ -266,3 +266,21 @@ def test_a_bad_schedule_is_400_naming_the_field(app: Flask, as_admin: FlaskClien
     assert answer.status_code == 400
     assert answer.get_json()["error"].startswith(f"{field}:")
     assert _settings(app) == {}
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+
+def test_motion_events_and_recordings_with_motion_on_postgresql(
+        make_app: Any, tmp_path: Path, pg_catalog: str, viewer_user: Any) -> None:
+    app = make_app(SQLALCHEMY_DATABASE_URI=pg_catalog,
+                   USERS_DB_URL=f"sqlite:///{tmp_path / 'users.db'}")
+    catalog = CatalogWriter(app)
+    segments = [catalog.segment("porch", T0 + dt.timedelta(seconds=10 * n), 10.0)
+                for n in range(4)]
+    inside = add_motion(app, "porch", T0 + dt.timedelta(seconds=12), 3)
+    ongoing = add_motion(app, "porch", T0 + dt.timedelta(seconds=28), None)
+    client = logged_in(app, viewer_user)
+    events = client.get("/api/v1/events?type=motion&start=2026-03-01T10:00:00Z").get_json()
+    assert [e["id"] for e in events] == [ongoing, inside]
+    answer = client.get("/api/v1/recordings?camera=porch&motion=true&order=asc")
+    assert [r["id"] for r in answer.get_json()] == [s.id for s in segments[1:]]
