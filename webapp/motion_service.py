@@ -189,9 +189,7 @@ def parse_mask(text: str) -> list[Polygon]:
 
 
 def check_sensitivity(value: Any) -> int:
-    """Check a sensitivity: a whole number from 1 to 100."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    """Check a sensitivity: a whole number from 1 to 100 (a JSON number, not a string)."""
     if isinstance(value, bool) or not isinstance(value, int) \
             or not SENSITIVITY_MIN <= value <= SENSITIVITY_MAX:
         raise MotionSettingsError("sensitivity", f"must be a whole number from {SENSITIVITY_MIN} "

@@ -295,6 +295,7 @@ class HealthMonitor:
         """Raise a motion alert for each new motion event that is armed (health.md)."""
         if self.motion_alerts is not None:  # raise_alert only queues: safe from that thread
             await self._in_catalog(self.motion_alerts.run_once)
+            self.checks.pop("motion_alerts", None)  # a failure is shown until it works again
 
     # -- heartbeat ----------------------------------------------------------------------------
 

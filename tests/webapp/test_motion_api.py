@@ -189,7 +189,8 @@ def test_an_admin_changes_motion_settings_and_the_detector_is_told(
 
 @pytest.mark.parametrize("body,field", [
     ({"sensitivity": 0}, "sensitivity"), ({"sensitivity": 101}, "sensitivity"),
-    ({"sensitivity": "high"}, "sensitivity"), ({"enabled": "yes"}, "enabled"),
+    ({"sensitivity": "high"}, "sensitivity"), ({"sensitivity": "70"}, "sensitivity"),
+    ({"sensitivity": 50.5}, "sensitivity"), ({"enabled": "yes"}, "enabled"),
     ({"alerts": 1}, "alerts"), ({"mask": "[]"}, "mask"), ({"mask": [[[0, 0], [1, 1]]]}, "mask"),
     ({"mask": [[[0, 0], [1, 1.5], [0, 1]]]}, "mask"), ({"mask": [[[0, 0], [1, 1], [0]]]}, "mask"),
     ({"mask": [[[0, 0], [1, 1], ["a", 0]]]}, "mask"), ({"colour": "red"}, "colour"),

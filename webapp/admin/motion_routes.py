@@ -32,8 +32,9 @@ def _latest_picture(camera: str) -> str | None:
 
 def _form_changes(form: Any) -> dict[str, Any]:
     """The settings a submitted page asks for, as the API takes them (checked by the service)."""
+    sensitivity = form.get("sensitivity", "").strip()
     return {"enabled": form.get("enabled") == "on", "alerts": form.get("alerts") == "on",
-            "sensitivity": form.get("sensitivity", ""),
+            "sensitivity": int(sensitivity) if sensitivity.isdigit() else sensitivity,
             "mask": motion.parse_mask(form.get("mask", "[]"))}
 
 
