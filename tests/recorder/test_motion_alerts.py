@@ -214,7 +214,8 @@ def test_armed_motion_sends_one_email_with_the_snapshot_and_the_link(
         session.get(MotionEvent, event_id).end_time = now + dt.timedelta(seconds=9)
         session.commit()
     assert setup.poll() == 0 and setup.poll() == 0
-    assert setup.statuses() == ["sent"] and len(stub.requests) == 1
+    wait_for(lambda: setup.statuses() == ["sent"], 10, "the alert marked sent")
+    assert len(stub.requests) == 1
 
 
 def test_no_email_outside_armed_hours_or_with_alerts_off(make_setup: Callable[..., Setup],
