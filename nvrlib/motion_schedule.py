@@ -24,6 +24,9 @@ AWAY_KEY = "motion.away"
 ARMED_HOURS_KEY = "motion.armed_hours"
 TIMEZONE_KEY = "motion.timezone"
 PREFIX = "motion."
+# a link that plays a motion event starts this long before it, so the first movement is seen
+# (the events page, the API's "play" and the alert email's link alike)
+PLAY_PREROLL = dt.timedelta(seconds=2)
 MAX_RANGES = 12
 MAX_TZ_NAME = 64
 _RANGE = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")

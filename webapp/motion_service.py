@@ -23,8 +23,8 @@ from sqlalchemy import delete, select
 
 from nvrlib.catalog.models import Camera, MotionEvent, Setting
 from nvrlib.motion_schedule import (
-    AWAY_KEY, PREFIX, TIMEZONE_KEY, ScheduleError, armed_hours_key, format_armed_hours,
-    parse_armed_hours, parse_timezone,
+    AWAY_KEY, PLAY_PREROLL, PREFIX, TIMEZONE_KEY, ScheduleError, armed_hours_key,
+    format_armed_hours, parse_armed_hours, parse_timezone,
 )
 from recorder.store.storage import Storage
 
@@ -38,8 +38,6 @@ SENSITIVITY_MIN, SENSITIVITY_MAX = 1, 100
 MAX_POLYGONS = 16  # mask zones per camera
 MAX_POINTS = 64  # corners per zone
 MAX_MASK_TEXT = 20_000  # the stored JSON, well within what a Text column and an edge reload take
-# the player starts this long before a motion event, so the first movement is on screen
-PLAY_PREROLL = dt.timedelta(seconds=2)
 SETTINGS_FIELDS = frozenset({"enabled", "sensitivity", "mask", "alerts"})
 
 Polygon = list[list[float]]

@@ -23,7 +23,9 @@ from urllib.parse import urlencode
 from sqlalchemy import func, select
 
 from nvrlib.catalog.models import Camera, MotionEvent, Setting, utcnow
-from nvrlib.motion_schedule import PREFIX, MotionSchedule, schedule_from_settings
+from nvrlib.motion_schedule import (
+    PLAY_PREROLL, PREFIX, MotionSchedule, schedule_from_settings,
+)
 from recorder.config import HubConfig
 from recorder.health.mailer import Attachment
 from recorder.health.messages import iso_utc
@@ -37,7 +39,6 @@ BATCH = 200  # rows read per poll at most; the rest come on the next
 # An event reported this long after it started (an edge's spool emptying after an outage) is
 # history, not news: it is listed on the Events page but not emailed.
 MAX_AGE = dt.timedelta(minutes=10)
-PLAY_PREROLL = dt.timedelta(seconds=2)  # the link plays from a little before the motion
 SNAPSHOT_MAX_BYTES = 5 * 1024 * 1024  # SendGrid takes 30 MB per mail; a snapshot is ~50 kB
 ALERT_KIND = "motion"
 
