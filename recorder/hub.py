@@ -25,6 +25,7 @@ from recorder.errors import IngestRejected
 from recorder.health import outages
 from recorder.health.alerts import AlertCenter, AlertEvent
 from recorder.health.monitor import HealthMonitor
+from recorder.health.motion_alerts import snapshot_attacher
 from recorder.health.outages import QUIET_REASONS, OutageInfo
 from recorder.ingest import backfill, tokens
 from recorder.ingest.guard import IngestLimits, NewNameLimiter, source_of
@@ -93,7 +94,8 @@ class Hub:
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.report: ReconcileReport | None = None
-        self.alerts = AlertCenter(config.alerts, self.engine)
+        self.alerts = AlertCenter(config.alerts, self.engine,
+                                  attach=snapshot_attacher(self.storage, config.hub_id))
         self.retention = Retention(config, self.catalog, self.storage)
         self.health = HealthMonitor(self)
         self.open_outages: dict[str, OutageInfo] = {}
