@@ -21,6 +21,7 @@ from .capture import Frame, LatestFrame, run_capture
 from .cli import StreamConfig
 from .encoder import TICKS_PER_SECOND, Chunk, Encoder, EncoderSettings
 from .errors import HubClosed, HubError, HubRejected, HubUnreachable
+from .motion import MotionWorker
 from .overlay import Overlay
 from .spool import NullSpool, Spool
 from .tap import END, Frame as TapFrame, LiveTap, Start
@@ -69,6 +70,7 @@ class StreamWorker(threading.Thread):
         accepted_after: float = ACCEPTED_AFTER,
         ack_timeout: float = ACK_TIMEOUT,
         backoff: Backoff | None = None,
+        motion: MotionWorker | None = None,
     ) -> None:
         super().__init__(name=f"stream-{config.name}", daemon=True)
         self.config = config
@@ -84,6 +86,7 @@ class StreamWorker(threading.Thread):
         )
         self._overlay = Overlay(hub.location or "", config.name)
         self._uploads_stop = threading.Event()  # backfill stops once the encoder ended
+        self.motion = motion  # None: no motion detection (--no-motion and no hub to ask)
         self.tap = LiveTap(self.spool)
         self.sender = LiveSender(self, accepted_after=accepted_after, ack_timeout=ack_timeout,
                                  backoff=backoff)
@@ -156,6 +159,8 @@ class StreamWorker(threading.Thread):
         return frame.monotonic - encoder.start_monotonic >= self.max_request_seconds
 
     def _encode(self, encoder: Encoder, epoch_ms: int, frame: Frame) -> None:
+        if self.motion is not None:  # before the overlay: the clock must never count as motion
+            self.motion.offer(frame.image, frame.monotonic, frame.wall)
         self._overlay.draw(frame.image, frame.wall)
         if self.tap.keyframe_wanted():
             encoder.force_keyframe()
