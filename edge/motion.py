@@ -1,8 +1,8 @@
 """Motion detection on the edge (docs/design/motion.md).
 
-The encoder thread hands a small copy of a frame, taken *before* the overlay is burned in (so
-the clock never counts as motion), to this module a few times a second; a thread of its own
-compares it with a running average and turns what moved into events:
+The encoder thread hands a copy of a frame, taken *before* the overlay is burned in (so the
+clock never counts as motion), to this module a few times a second; a thread of its own
+shrinks it, compares it with a running average and turns what moved into events:
 
 - ``Detector``: grey, 160 px wide, blurred, against ``cv2.accumulateWeighted``'s average; a
   noise threshold and a minimum area from the sensitivity; mask polygons zeroed out. The same
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 SAMPLES_PER_SECOND = 5.0
 DETECT_WIDTH = 160  # the grey copy compared with the average
-SNAPSHOT_WIDTH = 320  # the copy handed over, and the snapshot made from it at the peak
+SNAPSHOT_WIDTH = 320  # the small copy compared (shrunk further) and, at the peak, the snapshot
 JPEG_QUALITY = 70
 BLUR = (5, 5)
 AVERAGE_ALPHA = 0.1  # per sample: the background follows a change within ~2 s at 5 samples/s
@@ -119,7 +119,7 @@ class Sample:
 
 
 def small_copy(image: np.ndarray) -> np.ndarray:
-    """Return the SNAPSHOT_WIDTH-wide BGR copy the motion thread works on (cheap: ~1 ms)."""
+    """Return the SNAPSHOT_WIDTH-wide BGR copy the motion thread works on (~1.5 ms at 720p)."""
     height, width = image.shape[:2]
     size = (SNAPSHOT_WIDTH, max(2, round(height * SNAPSHOT_WIDTH / width)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -310,7 +310,9 @@ class MotionWorker(threading.Thread):
         if monotonic < self._next_due or not self.settings.enabled:
             return False
         self._next_due = max(self._next_due + self.period, monotonic)
-        copy = small_copy(image)  # the encoder draws on ``image`` next: copy before
+        # the encoder draws on ``image`` next: copy it now (a memcpy, ~0.5 ms at 720p); the
+        # motion thread makes the small copy (the resize costs three times as much)
+        copy = image.copy()
         with self._cond:
             self._slot = (wall, copy)  # an unread older copy is replaced, never queued
             self._cond.notify_all()
@@ -363,4 +365,5 @@ class MotionWorker(threading.Thread):
         if not self._settings.enabled:
             return
         self.samples += 1
-        self.tracker.update(wall, self.detector.compare(image), image)
+        small = small_copy(image)
+        self.tracker.update(wall, self.detector.compare(small), small)

@@ -14,7 +14,6 @@ import base64
 import dataclasses
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import h11
 
-from nvrlib.durable import fsync_dir
+from nvrlib.durable import write_file_durably
 
 from .backoff import Backoff, Outage
 from .errors import HubRejected, HubUnreachable
@@ -123,7 +122,7 @@ class EventQueue:
             name = f"{self._seq:012d}.json"
             self._items[name] = body
             if self.folder is not None:
-                _write_durably(self.folder / name, json.dumps(body).encode())
+                write_file_durably(self.folder / name, json.dumps(body).encode())
 
     def peek(self) -> tuple[str, dict] | None:
         """Return the oldest report (name, body), or None."""
@@ -158,16 +157,6 @@ class EventQueue:
             partial.unlink(missing_ok=True)
         if self._items:
             self.log.info("motion queue: %d report(s) from an earlier run to send", len(self._items))
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    partial = path.with_suffix(".part")
-    with partial.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, path)
-    fsync_dir(path.parent)
 
 
 @dataclasses.dataclass

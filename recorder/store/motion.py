@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from nvrlib.catalog.models import Camera, MotionEvent, RecordingLock
+from nvrlib.durable import write_file_durably
 from recorder.store.catalog import Catalog
 from recorder.store.storage import Storage, fsync_dir, make_dirs_durable
 
@@ -71,13 +71,7 @@ def snapshot_path(storage: Storage, camera: str, start: dt.datetime, event_key: 
 def write_snapshot(target: Path, data: bytes) -> None:
     """Write a JPEG durably: a temporary file, fsync, rename, fsync the folder."""
     make_dirs_durable(target.parent)
-    partial = target.with_name(target.name + ".part")
-    with partial.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, target)
-    fsync_dir(target.parent)
+    write_file_durably(target, data)
 
 
 def store_event(catalog: Catalog, event: EventFields, camera_id: int) -> bool:

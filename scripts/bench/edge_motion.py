@@ -57,17 +57,17 @@ def measure(port: int, work: Path, motion: bool, args: argparse.Namespace) -> tu
 
 
 def sample_costs(size: str, samples: int = 200) -> tuple[float, float]:
-    """Milliseconds per sample: the encoder thread's copy, and the motion thread's detection."""
+    """Milliseconds per sample: the encoder thread's copy, and the motion thread's work."""
     width, height = parse_size(size)
     source = SyntheticSource(width, height, 15.0)
     frames = [source.render(i * 3) for i in range(samples)]
     detector = Detector()
     started = time.perf_counter()
-    copies = [small_copy(frame) for frame in frames]
+    copies = [frame.copy() for frame in frames]  # as MotionWorker.offer does
     copy_ms = 1000 * (time.perf_counter() - started) / samples
     started = time.perf_counter()
-    for copy in copies:
-        detector.compare(copy)
+    for copy in copies:  # as MotionWorker._process does
+        detector.compare(small_copy(copy))
     return copy_ms, 1000 * (time.perf_counter() - started) / samples
 
 
