@@ -36,7 +36,7 @@ MAX_QUEUED = 500  # reports; with ~20 KB snapshots about 10 MB at most
 MAX_ANSWER_BYTES = 64 * 1024
 FINAL_SEND_SECONDS = 3.0  # at shutdown, what is still queued gets this long (it stays on disk)
 # Answers that retrying will not change: the report is dropped (logged), the next goes on.
-DROPPED_STATUSES = frozenset({400, 404, 405, 409, 413, 415})
+DROPPED_STATUSES = frozenset({400, 403, 404, 405, 409, 413, 415, 423})
 
 
 def motion_path(camera: str, route: str) -> str:

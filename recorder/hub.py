@@ -562,6 +562,12 @@ class Hub:
         found = motion.camera_motion(self.catalog, fields.camera)
         answer = self._motion_answer(fields.camera, found)
         assert found is not None
+        # as for its stream: no events of a camera that is not recorded
+        if not found.camera_enabled:
+            raise IngestRejected(423, f"camera {fields.camera} is disabled")
+        if found.approval != "approved":
+            raise IngestRejected(403, f"camera {fields.camera} is {found.approval} "
+                                      "(an admin's approval)")
         if not motion.store_event(self.catalog, fields, found.camera_id):
             raise IngestRejected(409, f"event_key {fields.event_key} belongs to another camera")
         return answer

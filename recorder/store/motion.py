@@ -38,6 +38,8 @@ class CameraMotion:
     sensitivity: int
     mask: str  # JSON text
     updated_at: dt.datetime | None
+    camera_enabled: bool = True
+    approval: str = "approved"  # approved | pending | rejected
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +60,8 @@ def camera_motion(catalog: Catalog, camera: str) -> CameraMotion | None:
     with catalog.session() as session:
         row = session.execute(select(
             Camera.id, Camera.hub_id, Camera.motion_enabled, Camera.motion_sensitivity,
-            Camera.motion_mask, Camera.motion_updated_at).where(Camera.name == camera)).first()
+            Camera.motion_mask, Camera.motion_updated_at, Camera.enabled, Camera.approval)
+            .where(Camera.name == camera)).first()
     return None if row is None else CameraMotion(*row)
 
 
