@@ -309,7 +309,8 @@ class MotionWorker(threading.Thread):
         """Hand a frame over if a sample is due (call before the overlay); True if taken."""
         if monotonic < self._next_due or not self.settings.enabled:
             return False
-        self._next_due = max(self._next_due + self.period, monotonic)
+        due = self._next_due + self.period  # on a grid; after a pause, a new grid from now
+        self._next_due = due if due > monotonic else monotonic + self.period
         # the encoder draws on ``image`` next: copy it now (a memcpy, ~0.5 ms at 720p); the
         # motion thread makes the small copy (the resize costs three times as much)
         copy = image.copy()

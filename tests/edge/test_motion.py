@@ -184,3 +184,13 @@ def test_settings_accept_a_mask_as_json_text() -> None:
                                    "updated_at": "2026-01-01T00:00:00+00:00"})
     assert settings == MotionSettings(False, 80, (((0.0, 0.0), (0.5, 0.0), (0.5, 0.5)),),
                                       "2026-01-01T00:00:00+00:00")
+
+
+def test_the_worker_samples_five_times_a_second_whatever_the_frame_rate() -> None:
+    motion = MotionWorker("porch", MotionSettings(), lambda event: None, threading.Event())
+    image = np.zeros((72, 128, 3), np.uint8)
+    taken = [t / 30 for t in range(300) if motion.offer(image, 100 + t / 30, 0.0)]  # 10 s at 30 fps
+    assert 49 <= len(taken) <= 51
+    assert all(0.19 < b - a < 0.25 for a, b in zip(taken, taken[1:]))
+    motion.apply(MotionSettings(enabled=False))
+    assert not motion.offer(image, 200.0, 0.0)  # off: nothing copied
