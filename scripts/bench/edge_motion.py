@@ -32,7 +32,7 @@ from edge_spool import ROOT, Process, cpu_seconds, free_port  # noqa: E402
 
 from edge.capture import SyntheticSource  # noqa: E402
 from edge.cli import parse_size  # noqa: E402
-from edge.motion import Detector, small_copy  # noqa: E402
+from edge.motion import Detector, handover_copy, small_copy  # noqa: E402
 
 _DROPPED = re.compile(r"stream ended \((\d+) frames dropped\)")
 
@@ -63,7 +63,7 @@ def sample_costs(size: str, samples: int = 200) -> tuple[float, float]:
     frames = [source.render(i * 3) for i in range(samples)]
     detector = Detector()
     started = time.perf_counter()
-    copies = [frame.copy() for frame in frames]  # as MotionWorker.offer does
+    copies = [handover_copy(frame) for frame in frames]  # as MotionWorker.offer does
     copy_ms = 1000 * (time.perf_counter() - started) / samples
     started = time.perf_counter()
     for copy in copies:  # as MotionWorker._process does
