@@ -40,6 +40,9 @@ Rules (issue 4; the order of steps is in docs/design/recording.md, "Delete"):
 - **Several hubs** on one catalog: a hub's retention counts and deletes only its own segments
   (``hub_id``), which are the ones on its disk; locks are shared, so a lock protects a camera's
   footage whichever hub holds it.
+- **Motion events** go with their footage: after a batch of a camera's segments is deleted,
+  the camera's events (this hub's) that ended by the batch's latest end go too, with their
+  snapshots, unless a lock touches them (``recorder.store.motion.expire_events``; motion.md).
 - **Units.** GB means 10^9 bytes, as disks are sold and as ``df -H`` counts.
 - **Shortfalls.** When a budget or the safety margin removes a segment that started less than
   the camera's configured days ago, the report carries a :class:`Shortfall` with the age of the
