@@ -21,7 +21,6 @@ import json
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Callable
 
 import cv2
@@ -301,7 +300,6 @@ class MotionWorker(threading.Thread):
         self.detector = Detector(settings)
         self.tracker = EventTracker(report)
         self.samples = 0
-        self.busy_seconds = 0.0  # CPU time of this thread's work, for the benchmark
         self._settings = settings
         self._pending: MotionSettings | None = None
         self._next_due = 0.0
@@ -322,7 +320,7 @@ class MotionWorker(threading.Thread):
 
     def offer(self, image: np.ndarray, monotonic: float, wall: float) -> bool:
         """Hand a frame over if a sample is due (call before the overlay); True if taken."""
-        if monotonic < self._next_due or not self.settings.enabled:
+        if monotonic < self._next_due or not self.settings.enabled or self._finished:
             return False
         due = self._next_due + self.period  # on a grid; after a pause, a new grid from now
         self._next_due = due if due > monotonic else monotonic + self.period
@@ -342,11 +340,10 @@ class MotionWorker(threading.Thread):
         """Compare each copy as it comes, until finish() or stop."""
         try:
             while (item := self._take()) is not None:
-                started = time.thread_time()
                 self._process(*item)
-                self.busy_seconds += time.thread_time() - started
         except Exception:  # motion is a bonus: recording goes on without it
             self.log.exception("motion detection failed; it is off until the edge restarts")
+            self._finished = True  # the encoder stops copying frames for it
         finally:
             self.tracker.flush()
 

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywhere in the tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from edge_spool import ROOT, Process, cpu_seconds, free_port  # noqa: E402
+from edge_spool import ROOT, Process, bench_hub, cpu_seconds, edge_flags  # noqa: E402
 
 from edge.capture import SyntheticSource  # noqa: E402
 from edge.cli import parse_size  # noqa: E402
@@ -73,30 +73,17 @@ def sample_costs(size: str, samples: int = 200) -> tuple[float, float]:
 
 def main() -> int:
     """Parse the flags, run the hub and the edges, print the figures side by side."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=30.0)
-    p.add_argument("--fps", default="15")
-    p.add_argument("--size", default="1280x720")
-    p.add_argument("--bitrate", default="2M")
-    p.add_argument("--rounds", type=int, default=3)
-    args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="edge-motion-bench-") as tmp:
-        work, port = Path(tmp), free_port()
-        hub = Process([sys.executable, "-m", "recorder", "--listen", f"127.0.0.1:{port}",
-                       "--storage", str(work / "rec"), "--db", f"sqlite:///{work / 'nvr.db'}"],
-                      work)
-        try:
-            hub.wait_line(r"hub listening on", 60)
-            on, off, dropped_on, dropped_off = [], [], 0, 0
-            for _ in range(args.rounds):  # alternating, so a burst of load hits both sides
-                cpu, dropped = measure(port, work, True, args)
-                on.append(cpu)
-                dropped_on += dropped
-                cpu, dropped = measure(port, work, False, args)
-                off.append(cpu)
-                dropped_off += dropped
-        finally:
-            hub.stop()
+    args = edge_flags(__doc__.splitlines()[0], seconds=30.0, rounds=3).parse_args()
+    on, off, dropped_on, dropped_off = [], [], 0, 0
+    with tempfile.TemporaryDirectory(prefix="edge-motion-bench-") as tmp, \
+            bench_hub(Path(tmp)) as port:
+        for _ in range(args.rounds):  # alternating, so a burst of load hits both sides
+            cpu, dropped = measure(port, Path(tmp), True, args)
+            on.append(cpu)
+            dropped_on += dropped
+            cpu, dropped = measure(port, Path(tmp), False, args)
+            off.append(cpu)
+            dropped_off += dropped
     copy_ms, detect_ms = sample_costs(args.size)
     a, b = statistics.median(on), statistics.median(off)
     print(f"edge CPU, --camera test --fps {args.fps} --size {args.size} --bitrate {args.bitrate}, "
