@@ -9,7 +9,9 @@ from sqlalchemy import select, update
 from nvrlib.catalog.models import Camera, MotionEvent
 from recorder.store.catalog import Catalog
 from recorder.store.motion import EventFields, camera_motion, snapshot_path, store_event
-from tests.recorder.test_retention import NOW, add, ago, catalog, lock, make  # noqa: F401
+from tests.recorder.test_retention import (  # noqa: F401  (fixtures: catalog, pg_cluster)
+    BOTH_BACKENDS, add, ago, catalog, lock, make, pg_cluster,
+)
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(100)
 
@@ -31,6 +33,7 @@ def events(catalog: Catalog) -> dict[str, MotionEvent]:
         return {row.event_key: row for row in session.scalars(select(MotionEvent))}
 
 
+@BOTH_BACKENDS
 def test_an_event_reported_at_start_and_end_is_one_row_and_a_resend_changes_nothing(catalog):
     add(catalog, "porch", ago(seconds=60))
     porch = camera_id(catalog, "porch")
@@ -57,6 +60,7 @@ def test_a_key_of_another_camera_is_refused(catalog):
     assert events(catalog)["k-1"].camera_id == camera_id(catalog, "porch")
 
 
+@BOTH_BACKENDS
 def test_retention_deletes_the_events_and_snapshots_of_the_footage_it_deletes(catalog):
     for days in (3, 2, 1):  # 10-s segments at these ages; days = 1.5 deletes the first two
         add(catalog, "porch", ago(days))
