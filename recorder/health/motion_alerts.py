@@ -5,8 +5,9 @@ a job of the HealthMonitor reads, every ~2 s, the rows newer than the last it sa
 cameras, decides for each whether the camera's motion alerts are on (its ``motion_alerts`` key
 in the config file, else its column) and armed (nvrlib/motion_schedule.py: away, or within the
 armed hours), and raises one ``motion`` alert per event, with the snapshot's path for the email
-to attach and a link that plays the moment. An event still going on alerts at its start; a
-row is looked at once, by id, so an event never alerts twice. The alert center debounces them
+to attach and a link that plays the moment. An edge reports an event at its start without a
+picture and at its end with the picture of its peak, so an event's alert waits for the picture
+(until the event ends, or SNAPSHOT_WAIT); new rows are found by id, and an event alerts once. The alert center debounces them
 per camera like any alert (docs/design/health.md, "Motion alerts").
 """
 
@@ -39,10 +40,17 @@ BATCH = 200  # rows read per poll at most; the rest come on the next
 # An event reported this long after it started (an edge's spool emptying after an outage) is
 # history, not news: it is listed on the Events page but not emailed.
 MAX_AGE = dt.timedelta(minutes=10)
+# An edge reports an event at its start without a picture, and again at its end with the
+# picture of its peak: an alert waits for the picture, until the event ends or this long.
+SNAPSHOT_WAIT = dt.timedelta(seconds=8)
 SNAPSHOT_MAX_BYTES = 5 * 1024 * 1024  # SendGrid takes 30 MB per mail; a snapshot is ~50 kB
 ALERT_KIND = "motion"
 
 RaiseAlert = Callable[[str, str | None, dict[str, object]], None]
+_ROWS = (select(MotionEvent.id, Camera.name, Camera.motion_alerts, MotionEvent.start_time,
+                MotionEvent.end_time, MotionEvent.score, MotionEvent.box_x, MotionEvent.box_y,
+                MotionEvent.box_w, MotionEvent.box_h, MotionEvent.snapshot_path)
+         .join(Camera, Camera.id == MotionEvent.camera_id))
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,8 @@ class MotionAlerts:
         self.raise_alert = raise_alert
         self.clock = clock
         self.last_id: int | None = None  # None: not started; rows up to it were looked at
+        # events that want an alert but have no picture yet: id -> when first seen
+        self._waiting: dict[int, dt.datetime] = {}
         self._warned: set[str] = set()  # unreadable settings rows, warned about once each
 
     def poll(self) -> list[tuple[str, dict[str, object]]]:
@@ -89,20 +99,29 @@ class MotionAlerts:
                 logger.info("motion alerts: watching motion events after #%d", self.last_id)
                 return []
             rows = [self._row(*values) for values in session.execute(
-                select(MotionEvent.id, Camera.name, Camera.motion_alerts,
-                       MotionEvent.start_time, MotionEvent.end_time, MotionEvent.score,
-                       MotionEvent.box_x, MotionEvent.box_y, MotionEvent.box_w,
-                       MotionEvent.box_h, MotionEvent.snapshot_path)
-                .join(Camera, Camera.id == MotionEvent.camera_id)
-                .where(MotionEvent.id > self.last_id, Camera.hub_id == self.catalog.hub_id)
+                _ROWS.where(MotionEvent.id > self.last_id, Camera.hub_id == self.catalog.hub_id)
                 .order_by(MotionEvent.id).limit(BATCH))]
-            if not rows:
+            waiting = [self._row(*values) for values in session.execute(
+                _ROWS.where(MotionEvent.id.in_(sorted(self._waiting))))] if self._waiting else []
+            if not rows and not waiting:
                 return []
             settings = dict(session.execute(select(Setting.key, Setting.value)
                                             .where(Setting.key.startswith(PREFIX))).all())
-        self.last_id = rows[-1].id
+        if rows:
+            self.last_id = rows[-1].id
         schedule = self._schedule(settings)
-        return [(row.camera, self._details(row)) for row in rows if self._wanted(row, schedule)]
+        due = []
+        for row in waiting + [r for r in rows if self._wanted(r, schedule)]:
+            if self._picture_ready(row):
+                self._waiting.pop(row.id, None)
+                due.append((row.camera, self._details(row)))
+        return due
+
+    def _picture_ready(self, row: MotionRow) -> bool:
+        """Tell whether an event's alert may go: it has its picture, it ended, or it waited."""
+        first_seen = self._waiting.setdefault(row.id, self.clock())
+        return bool(row.snapshot) or row.end is not None or \
+            self.clock() - first_seen >= SNAPSHOT_WAIT
 
     def run_once(self) -> int:
         """Poll and raise the alerts (tests call it straight); return how many were raised."""

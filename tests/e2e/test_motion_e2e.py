@@ -33,19 +33,20 @@ CLIP_SECONDS, MOVE_FROM, MOVE_TO = 10, 3.0, 6.0
 SQUARE = 60
 
 
-def make_clip(path: Path) -> Path:
-    """A still, noisy grey scene; a white square crosses it from MOVE_FROM to MOVE_TO."""
+def make_clip(path: Path, seconds: int = CLIP_SECONDS, move_from: float = MOVE_FROM,
+              move_to: float = MOVE_TO) -> Path:
+    """A still, noisy grey scene; a white square crosses it from ``move_from`` to ``move_to``."""
     rng = np.random.default_rng(5)
     scene = cv_scene(rng)
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         stream.options = {"preset": "ultrafast"}
-        for i in range(CLIP_SECONDS * FPS):
+        for i in range(seconds * FPS):
             t = i / FPS
             image = np.clip(scene + rng.normal(0, 8, scene.shape), 0, 255).astype(np.uint8)
-            if MOVE_FROM <= t < MOVE_TO:
-                x = int(60 + (t - MOVE_FROM) * 150)
+            if move_from <= t < move_to:
+                x = int(60 + (t - move_from) * 450 / (move_to - move_from))
                 image[150:150 + SQUARE, x:x + SQUARE] = 245
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
             frame.pts, frame.time_base = i, Fraction(1, FPS)

@@ -23,7 +23,7 @@ from nvrlib.motion_schedule import (
 from recorder.config import AlertsConfig, CameraConfig, HubConfig, build_config
 from recorder.errors import ConfigError
 from recorder.health.alerts import AlertCenter, AlertEvent
-from recorder.health.motion_alerts import MotionAlerts, snapshot_attacher
+from recorder.health.motion_alerts import SNAPSHOT_WAIT, MotionAlerts, snapshot_attacher
 from recorder.store.catalog import Catalog
 from recorder.store.storage import Storage
 from tests.support.procs import wait_for
@@ -284,3 +284,33 @@ def test_events_before_the_hub_started_are_not_emailed(
     first.motion("porch")
     again = Setup(engine, tmp_path / "recordings", stub)  # a hub (re)started after it
     assert again.job.run_once() == 0
+
+
+def test_an_alert_waits_for_the_picture_the_edge_sends_at_the_events_end(
+        make_setup: Callable[..., Setup], stub: SendGridStub) -> None:
+    setup = make_setup()
+    setup.camera("porch")
+    event_id = setup.motion("porch", ongoing=True, snapshot=False)  # the edge's start report
+    assert setup.poll() == 0  # no picture yet: it waits
+    path = "porch/motion/peak.jpg"
+    (setup.storage.root / path).parent.mkdir(parents=True, exist_ok=True)
+    (setup.storage.root / path).write_bytes(JPEG)
+    with Session(setup.engine) as session:  # the end report: end time and the peak's picture
+        row = session.get(MotionEvent, event_id)
+        row.snapshot_path, row.end_time = path, row.start_time + dt.timedelta(seconds=4)
+        session.commit()
+    assert setup.poll() == 1 and setup.poll() == 0
+    mail = stub.wait_for(lambda m: m.get("custom_args", {}).get("kind") == "motion").json
+    assert attachments_of(mail) == [(f"motion-{event_id}.jpg", "image/jpeg", JPEG)]
+
+
+def test_an_event_that_never_gets_a_picture_alerts_after_a_short_wait(
+        make_setup: Callable[..., Setup]) -> None:
+    setup = make_setup()
+    setup.camera("porch")
+    now = utcnow()
+    setup.job.clock = lambda: now
+    setup.motion("porch", now, ongoing=True, snapshot=False)
+    assert setup.poll() == 0
+    setup.job.clock = lambda: now + SNAPSHOT_WAIT
+    assert setup.poll() == 1 and setup.poll() == 0
