@@ -87,14 +87,15 @@ def get_routes(hub: Hub, tmp_path: Path) -> list[str]:
                       "SECRET_KEY": "routes", "MIGRATE_ON_START": False})
     segment_id = segments(hub.db_path, "gate")[0].id
     values = {"camera": ["gate", "broken"], "segment_id": [segment_id], "command_id": [1],
-              "lock_id": [1], "user_id": [1], "segment": ["live.m3u8"]}
+              "lock_id": [1], "user_id": [1], "segment": ["live.m3u8"], "event_id": [1]}
     paths = []
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.endpoint.endswith("static"):
             continue
         combos = [{}]
         for argument in rule.arguments:
-            combos = [{**c, argument: v} for c in combos for v in values[argument]]
+            # an id no route above knows yet: 1 (a new route still gets crawled)
+            combos = [{**c, argument: v} for c in combos for v in values.get(argument, [1])]
         for combo in combos:
             path = rule.rule
             for key, value in combo.items():
