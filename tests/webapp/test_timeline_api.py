@@ -155,3 +155,33 @@ def test_an_unknown_camera_is_a_404(viewer_client: FlaskClient,
     response = viewer_client.get(f"/api/v1/timeline?start={iso(at(0))}&cameras=porch,nope")
     assert response.status_code == 404
     assert "nope" in response.get_json()["error"]
+
+
+def test_a_run_is_footage_from_its_first_to_its_last_segment_less_the_missing_ones(
+        app: Flask, viewer_client: FlaskClient, catalog: CatalogWriter) -> None:
+    run = catalog.run("porch", "run-a")
+    for index in range(5):
+        catalog.segment("porch", at(10 * index), 10.0, run_id=run,
+                        status="missing" if index == 2 else "ok")
+    catalog.run("porch", "run-b", at(60))
+    catalog.segment("porch", at(50.4), 10.0, run_id="run-b")  # the next run tiles on
+    row = timeline(viewer_client, at(5), at(100))["porch"]
+    assert spans(row["footage"]) == [(iso(at(5)), iso(at(20))), (iso(at(30)), iso(at(60.4)))]
+    assert spans(row["gaps"]) == [(iso(at(20)), iso(at(30))), (iso(at(60.4)), iso(at(100)))]
+
+
+def test_a_backfill_run_is_read_segment_by_segment(
+        app: Flask, viewer_client: FlaskClient, catalog: CatalogWriter) -> None:
+    catalog.run("porch", "live-1")
+    catalog.segment("porch", at(0), 10.0, run_id="live-1")
+    catalog.run("porch", "spool-1")
+    with app.app_context():
+        from nvrlib.catalog.models import Run
+        db.session.get(Run, "spool-1").kind = "backfill"
+        db.session.commit()
+    # the edge's spool skipped 30-40 s (live footage had it): the gap stays a gap
+    for start in (10, 20, 40):
+        catalog.segment("porch", at(start), 10.0, run_id="spool-1", backfilled=True)
+    row = timeline(viewer_client, at(0), at(50))["porch"]
+    assert spans(row["footage"]) == [(iso(at(0)), iso(at(30))), (iso(at(40)), iso(at(50)))]
+    assert spans(row["backfilled"]) == [(iso(at(10)), iso(at(30))), (iso(at(40)), iso(at(50)))]

@@ -1,11 +1,10 @@
 """The timeline's data: for each camera, footage spans, gaps with reasons, back-filled spans,
 motion density and motion events over a stretch of time (docs/design/recording.md, "Timeline").
 
-One day of 16 cameras with 10-s segments is ~138,000 rows: far too many to read into Python
-within the 100 ms budget. So the database merges them: a window query (``LAG``/``LEAD`` over
-each camera's segments in time order) keeps only the rows that open or close a span (a
-segment that does not tile with the one before or after it, or whose ``backfilled`` differs),
-and Python pairs them up. The segment being written is not in ``segments`` yet: while the
+One day of 16 cameras with 10-s segments is ~138,000 rows: far too many to read within the
+100 ms budget (even SQLite's window functions over them took over a second on a busy machine).
+So footage is found per run, not per segment (`span_edges`): a few index seeks of
+``ix_segments_run_status_start`` (catalog 0009) per run. The segment being written is not in ``segments`` yet: while the
 hub says the camera is live, ``camera_status.last_segment_end`` up to now counts as footage.
 """
 
@@ -16,21 +15,25 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Result, ScalarSelect, Select, and_, func, or_, select
 
-from nvrlib.catalog.models import Camera, CameraStatus, MotionEvent, Segment
+from nvrlib.catalog.models import Camera, CameraStatus, MotionEvent, Run, Segment
 
 from ..cameras_service import STALE_AFTER
 from ..catalog_queries import (
     MAX_SEGMENT, STATUS_OK, TILE_TOLERANCE_SECONDS, Gap, Interval, gaps_between, label_gaps,
-    merge_intervals, outages_between,
+    merge_intervals, outages_by_camera,
 )
 from ..extensions import db
 
-# A motion event longer than this is cut from the timeline's view of earlier days: the bound
-# keeps the scan of ix_motion_camera_start to a range, as MAX_SEGMENT does for segments.
-MAX_MOTION_EVENT = dt.timedelta(hours=24)
+# A motion event that started longer than this before the range is left out of it: the bound
+# keeps the scan of ix_motion_camera_start to a short range, as MAX_SEGMENT does for segments.
+MAX_MOTION_EVENT = dt.timedelta(hours=1)
 MAX_EVENTS_PER_CAMERA = 1000  # markers beyond these are dropped (the density still counts all)
+NOT_PLAYABLE = ("missing", "deleting")  # segments.status of a row whose file is (being) gone
+BACKFILL_KIND = "backfill"  # runs.kind of a run uploaded from an edge's spool
+# (start, end, backfilled, id of its first segment or None) of a piece of footage
+Piece = tuple[dt.datetime, dt.datetime, bool, "int | None"]
 
 
 @dataclass(frozen=True)
@@ -72,53 +75,108 @@ class LiveStatus:
     since: dt.datetime | None
 
 
-def _seconds_after(later: ColumnElement, earlier: ColumnElement) -> ColumnElement:
-    """Return SQL for the seconds from ``earlier`` to ``later`` (SQLite or PostgreSQL)."""
-    if db.session.get_bind(mapper=Segment).dialect.name == "sqlite":
-        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-    return func.extract("epoch", later - earlier)
+def _execute(query: Select) -> Result:
+    # Core execution on the catalog's connection: the ORM's row handling costs more than the
+    # queries themselves here (as in catalog_queries).
+    return db.session.connection(bind_arguments={"mapper": Segment}).execute(query)
+
+
+def _in_range(start: dt.datetime, end: dt.datetime) -> ColumnElement[bool]:
+    """Segments overlapping ``[start, end)`` (bounded below, as in catalog_queries)."""
+    return and_(Segment.start_time >= start - MAX_SEGMENT, Segment.start_time < end,
+                Segment.end_time > start)
+
+
+def _run_probe(column: ColumnElement, start: dt.datetime, end: dt.datetime,
+               last: bool = False) -> ScalarSelect:
+    """The ``column`` of a run's first (or last) playable segment in the range: one index seek."""
+    order = Segment.start_time.desc() if last else Segment.start_time
+    return (select(column).where(Segment.run_id == Run.id, Segment.status == STATUS_OK,
+                                 _in_range(start, end))
+            .order_by(order).limit(1).scalar_subquery())
+
+
+def _live_run_pieces(camera_ids: Sequence[int], start: dt.datetime, end: dt.datetime,
+                     ) -> tuple[list[tuple[int, str, Piece]], list[str]]:
+    """Return (camera id, run id, piece) of each live run's footage, and the back-fill runs."""
+    query = (select(Run.id, Run.camera_id, Run.kind,
+                    _run_probe(Segment.start_time, start, end),
+                    _run_probe(Segment.id, start, end),
+                    _run_probe(Segment.end_time, start, end, last=True))
+             .where(Run.camera_id.in_(list(camera_ids)), Run.started_at < end,
+                    or_(Run.ended_at.is_(None), Run.ended_at > start - MAX_SEGMENT)))
+    pieces, backfill_runs = [], []
+    for run_id, camera_id, kind, first_start, first_id, last_end in _execute(query):
+        if kind == BACKFILL_KIND:
+            backfill_runs.append(run_id)
+        elif first_start is not None and last_end is not None:
+            pieces.append((camera_id, run_id, (first_start, last_end, False, first_id)))
+    return pieces, backfill_runs
+
+
+def _holes(run_ids: Sequence[str], start: dt.datetime, end: dt.datetime,
+           ) -> dict[str, list[tuple[dt.datetime, dt.datetime]]]:
+    """Return, per run, its segments in range that are not playable (missing, being deleted)."""
+    query = (select(Segment.run_id, Segment.start_time, Segment.end_time)
+             .where(Segment.run_id.in_(list(run_ids)),
+                    Segment.status.in_(NOT_PLAYABLE),
+                    _in_range(start, end)))
+    holes: dict[str, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
+    for run_id, hole_start, hole_end in _execute(query):
+        holes[run_id].append((hole_start, hole_end))
+    return holes
+
+
+def _exact_pieces(camera_ids: Sequence[int], backfill_runs: Sequence[str], start: dt.datetime,
+                  end: dt.datetime) -> list[tuple[int, Piece]]:
+    """Return every playable segment in range of the back-fill runs and of no run at all."""
+    query = (select(Segment.camera_id, Segment.start_time, Segment.end_time, Segment.backfilled,
+                    Segment.id)
+             .where(Segment.status == STATUS_OK, _in_range(start, end),
+                    or_(Segment.run_id.in_(list(backfill_runs)),
+                        and_(Segment.run_id.is_(None), Segment.camera_id.in_(list(camera_ids)))))
+             .order_by(Segment.start_time, Segment.id))
+    return [(camera_id, (seg_start, seg_end, bool(backfilled), seg_id))
+            for camera_id, seg_start, seg_end, backfilled, seg_id in _execute(query)]
+
+
+def _cut(piece: Piece, holes: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[Piece]:
+    """Return what is left of ``piece`` once the ``holes`` are cut out of it."""
+    left = [piece]
+    for hole_start, hole_end in sorted(holes):
+        last_start, last_end, backfilled, first_id = left.pop()
+        if hole_start > last_start:
+            left.append((last_start, min(hole_start, last_end), backfilled, first_id))
+        if hole_end < last_end:
+            left.append((hole_end, last_end, backfilled, None))
+        if not left:
+            break
+    return left
 
 
 def span_edges(camera_ids: Sequence[int], start: dt.datetime, end: dt.datetime,
-               ) -> dict[int, list[tuple[dt.datetime, dt.datetime, bool, int]]]:
-    """Return, per camera id, (start, end, backfilled, first id) of runs of tiling segments."""
-    order = (Segment.start_time, Segment.id)
-    window = {"partition_by": Segment.camera_id, "order_by": order}
-    inner = (select(Segment.id, Segment.camera_id, Segment.start_time, Segment.end_time,
-                    Segment.backfilled,
-                    func.lag(Segment.end_time).over(**window).label("prev_end"),
-                    func.lead(Segment.start_time).over(**window).label("next_start"),
-                    func.lag(Segment.backfilled).over(**window).label("prev_backfilled"),
-                    func.lead(Segment.backfilled).over(**window).label("next_backfilled"))
-             .where(Segment.camera_id.in_(list(camera_ids)), Segment.status == STATUS_OK,
-                    Segment.start_time < end, Segment.end_time > start,
-                    Segment.start_time >= start - MAX_SEGMENT)
-             .subquery())
-    opens = or_(inner.c.prev_end.is_(None),
-                _seconds_after(inner.c.start_time, inner.c.prev_end) > TILE_TOLERANCE_SECONDS,
-                inner.c.prev_backfilled != inner.c.backfilled)
-    closes = or_(inner.c.next_start.is_(None),
-                 _seconds_after(inner.c.next_start, inner.c.end_time) > TILE_TOLERANCE_SECONDS,
-                 inner.c.next_backfilled != inner.c.backfilled)
-    query = (select(inner.c.id, inner.c.camera_id, inner.c.start_time, inner.c.end_time,
-                    inner.c.backfilled, opens.label("opens"), closes.label("closes"))
-             .where(or_(opens, closes))
-             .order_by(inner.c.camera_id, inner.c.start_time, inner.c.id))
-    spans: dict[int, list[tuple[dt.datetime, dt.datetime, bool, int]]] = defaultdict(list)
-    opened: dict[int, tuple[dt.datetime, int]] = {}
-    conn = db.session.connection(bind_arguments={"mapper": Segment})
-    for seg_id, camera_id, seg_start, seg_end, backfilled, is_open, is_close in conn.execute(query):
-        if is_open or camera_id not in opened:
-            opened[camera_id] = (seg_start, seg_id)
-        if is_close:
-            span_start, first_id = opened.pop(camera_id)
-            spans[camera_id].append((span_start, seg_end, bool(backfilled), first_id))
-    return spans
+               ) -> dict[int, list[Piece]]:
+    """Return, per camera id, the pieces of footage in range (unmerged, unclipped).
+
+    A live run's segments tile by construction (the segmenter cuts one continuous stream and
+    the catalog starts each segment where the last one ended), so its footage in range is
+    from its first playable segment to its last, less the segments that are not playable:
+    three index seeks per run instead of a read of every segment. Back-fill runs (which skip
+    what live footage already covers) and segments without a run are read one by one.
+    """
+    run_pieces, backfill_runs = _live_run_pieces(camera_ids, start, end)
+    holes = _holes([run_id for _, run_id, _ in run_pieces], start, end)
+    edges: dict[int, list[Piece]] = defaultdict(list)
+    for camera_id, run_id, piece in run_pieces:
+        edges[camera_id].extend(_cut(piece, holes.get(run_id, [])))
+    for camera_id, piece in _exact_pieces(camera_ids, backfill_runs, start, end):
+        edges[camera_id].append(piece)
+    return edges
 
 
 def live_status(camera_ids: Sequence[int], current: dt.datetime) -> dict[int, LiveStatus]:
     """Return where each live camera's segment being written starts (the hub's live status)."""
-    rows = db.session.execute(
+    rows = _execute(
         select(CameraStatus.camera_id, CameraStatus.online, CameraStatus.updated_at,
                CameraStatus.last_segment_end, CameraStatus.connected_since)
         .where(CameraStatus.camera_id.in_(list(camera_ids))))
@@ -130,19 +188,34 @@ def live_status(camera_ids: Sequence[int], current: dt.datetime) -> dict[int, Li
     return statuses
 
 
+def _seconds_since(column: ColumnElement, origin: dt.datetime) -> ColumnElement:
+    """SQL for the seconds from ``origin`` to a time column (SQLite or PostgreSQL)."""
+    if db.session.get_bind(mapper=Segment).dialect.name == "sqlite":
+        naive = origin.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(" ")
+        return (func.julianday(column) - func.julianday(naive)) * 86400.0
+    return func.extract("epoch", column - origin)
+
+
 def motion_between(camera_ids: Sequence[int], start: dt.datetime,
                    end: dt.datetime) -> dict[int, list[MotionMark]]:
     """Return each camera's motion events overlapping ``[start, end)``, oldest first."""
-    query = (select(MotionEvent.id, MotionEvent.camera_id, MotionEvent.start_time,
-                    MotionEvent.end_time, MotionEvent.score, MotionEvent.snapshot_path)
+    # Times come back as seconds from ``start``: a day of busy cameras has thousands of
+    # events, and parsing their timestamps cost more than the query.
+    query = (select(MotionEvent.id, MotionEvent.camera_id,
+                    _seconds_since(MotionEvent.start_time, start),
+                    _seconds_since(MotionEvent.end_time, start),
+                    MotionEvent.score, MotionEvent.snapshot_path.is_not(None))
              .where(MotionEvent.camera_id.in_(list(camera_ids)), MotionEvent.start_time < end,
                     MotionEvent.start_time >= start - MAX_MOTION_EVENT,
                     or_(MotionEvent.end_time.is_(None), MotionEvent.end_time > start))
              .order_by(MotionEvent.camera_id, MotionEvent.start_time, MotionEvent.id))
     events: dict[int, list[MotionMark]] = defaultdict(list)
-    for event_id, camera_id, ev_start, ev_end, score, snapshot in db.session.execute(query):
-        events[camera_id].append(MotionMark(event_id, ev_start, ev_end, float(score or 0.0),
-                                            bool(snapshot)))
+    second = dt.timedelta(seconds=1)
+    for event_id, camera_id, begins, ends, score, snapshot in _execute(query):
+        events[camera_id].append(MotionMark(
+            event_id, start + round(begins, 3) * second,
+            None if ends is None else start + round(ends, 3) * second,
+            float(score or 0.0), bool(snapshot)))
     return events
 
 
@@ -163,18 +236,17 @@ def motion_density(events: Sequence[MotionMark], start: dt.datetime, end: dt.dat
     return counts
 
 
-def _camera_footage(edges: list[tuple[dt.datetime, dt.datetime, bool, int]],
+def _camera_footage(edges: list[Piece],
                     live: LiveStatus, start: dt.datetime, end: dt.datetime,
                     current: dt.datetime) -> tuple[list[Span], list[Interval]]:
     """Merge a camera's span edges (and its live segment) into footage and back-filled spans."""
-    pieces = [(max(a, start), min(b, end), first) for a, b, _, first in edges]
+    pieces = [(max(a, start), min(b, end), first, False) for a, b, _, first in edges]
     if live.since is not None and live.since < min(current, end):
-        pieces.append((max(live.since, start), min(current, end), None))
+        pieces.append((max(live.since, start), min(current, end), None, True))
     pieces.sort(key=lambda piece: piece[0])
     footage: list[Span] = []
     tolerance = dt.timedelta(seconds=TILE_TOLERANCE_SECONDS)
-    for piece_start, piece_end, first in pieces:
-        is_live = first is None
+    for piece_start, piece_end, first, is_live in pieces:
         if footage and piece_start <= footage[-1].end + tolerance:
             last = footage[-1]
             footage[-1] = Span(last.start, max(last.end, piece_end),
@@ -189,7 +261,7 @@ def _camera_footage(edges: list[tuple[dt.datetime, dt.datetime, bool, int]],
 
 def camera_ids(names: Sequence[str]) -> dict[str, int]:
     """Return the ids of the cameras named (unknown names are left out)."""
-    rows = db.session.execute(select(Camera.name, Camera.id).where(Camera.name.in_(list(names))))
+    rows = _execute(select(Camera.name, Camera.id).where(Camera.name.in_(list(names))))
     return {name: camera_id for name, camera_id in rows}
 
 
@@ -205,14 +277,14 @@ def timelines(names: Sequence[str], start: dt.datetime, end: dt.datetime, resolu
     statuses = live_status(id_list, current)
     motion = motion_between(id_list, start, end)
     gaps_end = max(start, min(end, current))  # the future is not missing footage
+    outages = outages_by_camera(id_list, start, gaps_end, current)
     result = []
     for name in wanted:
         camera_id = ids[name]
         live = statuses.get(camera_id, LiveStatus(None))
         footage, backfilled = _camera_footage(edges.get(camera_id, []), live, start, end,
                                               current)
-        outages = outages_between(name, start, gaps_end, current)
-        gaps = label_gaps(gaps_between(footage, start, gaps_end), outages)
+        gaps = label_gaps(gaps_between(footage, start, gaps_end), outages.get(camera_id, []))
         events = motion.get(camera_id, [])
         result.append(CameraTimeline(
             name, live.since is not None, footage, backfilled, gaps,
