@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, current_app, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy import select
 
-from .. import catalog_queries
+from nvrlib.catalog.models import MotionEvent
+
+from .. import catalog_queries, media
+from ..extensions import db
 from ..catalog_queries import iso_utc
 from ..recordings.params import ParamError, optional_time, parse_tz
 from ..security import now
@@ -17,6 +21,7 @@ from .params import camera_list
 MAX_PLAYERS = 9  # the grid plays at most this many cameras at once
 DEFAULT_PLAYERS = 4
 PICTURE_CACHE = "private, max-age=300"  # which segment holds a moment never changes for long
+SNAPSHOT_CACHE = "private, max-age=86400"  # a snapshot never changes once written
 
 
 @bp.route("/")
@@ -59,4 +64,19 @@ def picture(camera: str) -> ResponseReturnValue:
         abort(404, f"No footage of {camera} at {iso_utc(at)}.")
     response = redirect(url_for("recordings.thumbnail", segment_id=row.id))
     response.headers["Cache-Control"] = PICTURE_CACHE
+    return response
+
+
+@bp.route("/motion/<int:event_id>/snapshot.jpg")
+def motion_snapshot(event_id: int) -> ResponseReturnValue:
+    """Serve the JPEG a motion detector kept of an event (404 when it kept none)."""
+    path = db.session.scalar(select(MotionEvent.snapshot_path).where(MotionEvent.id == event_id))
+    if not path:
+        abort(404, "This motion event has no snapshot.")
+    try:
+        source = media.segment_file(current_app.config["STORAGE_ROOT"], path)
+    except media.SegmentFileMissing:
+        abort(404, "The snapshot of this motion event is not on disk.")
+    response = send_file(source, mimetype="image/jpeg", conditional=True)
+    response.headers["Cache-Control"] = SNAPSHOT_CACHE
     return response
