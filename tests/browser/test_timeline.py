@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from nvrlib.catalog.db import make_engine
-from nvrlib.catalog.models import Camera, Run, Segment
+from nvrlib.catalog.models import Camera, MotionEvent, Outage, Run, Segment
 
 from .support import Console, Page, expect, horizontal_overflow
 from tests.support.procs import wait_for
@@ -54,12 +54,20 @@ def footage(system: System) -> Iterator[list[Any]]:
         with Session(engine) as session:
             for name in names:
                 _copy(session, system, name, segments if name != SHORT else segments[:2])
+            short_id = session.scalar(select(Camera.id).where(Camera.name == SHORT))
+            session.add(Outage(camera_id=short_id, started_at=segments[2].start,
+                               ended_at=segments[-1].end, reason="connection_lost"))
+            session.add(MotionEvent(camera_id=session.scalar(
+                select(Camera.id).where(Camera.name == COPIES[0])), event_key="timeline-test",
+                start_time=segments[3].start, end_time=segments[5].end, score=0.3))
             session.commit()
         yield segments
     finally:
         with Session(engine) as session:
             ids = list(session.scalars(select(Camera.id).where(Camera.name.in_(names))))
             session.execute(delete(Segment).where(Segment.camera_id.in_(ids)))
+            session.execute(delete(Outage).where(Outage.camera_id.in_(ids)))
+            session.execute(delete(MotionEvent).where(MotionEvent.camera_id.in_(ids)))
             session.execute(delete(Run).where(Run.camera_id.in_(ids)))
             session.execute(delete(Camera).where(Camera.id.in_(ids)))
             session.commit()
@@ -104,11 +112,11 @@ def _view(page: Page) -> tuple[float, float]:
     return page.evaluate("[nvrTimeline.view.start, nvrTimeline.view.end]")
 
 
-def _point(page: Page, row: int, when: dt.datetime) -> tuple[float, float]:
-    """The page coordinates of camera row ``row`` at wall-clock time ``when``."""
+def _point(page: Page, camera: str, when: dt.datetime) -> tuple[float, float]:
+    """The page coordinates of ``camera``'s row at wall-clock time ``when``."""
     box = page.locator("#nvr-tl-canvas").bounding_box()
-    x, y = page.evaluate("([t, r]) => [nvrTimeline.xOf(t), nvrTimeline.rowTop(r) + 12]",
-                         [when.timestamp() * 1000, row])
+    x, y = page.evaluate("([t, c]) => [nvrTimeline.xOf(t), nvrTimeline.rowTop(c) + 12]",
+                         [when.timestamp() * 1000, camera])
     return box["x"] + x, box["y"] + y
 
 
@@ -129,7 +137,7 @@ def test_zoom_drag_hover_picture_and_a_click_plays_from_that_moment(
     page = _open(open_page, [CAMERA, SHORT], footage[3].start)
     console = Console(page)
     start, end = _view(page)
-    x, y = _point(page, 0, footage[3].start)
+    x, y = _point(page, CAMERA, footage[3].start)
     page.mouse.move(x, y)
     page.mouse.wheel(0, -600)  # zoom in around the pointer
     page.wait_for_function("s => nvrTimeline.view.end - nvrTimeline.view.start < s", arg=end - start)
@@ -144,13 +152,19 @@ def test_zoom_drag_hover_picture_and_a_click_plays_from_that_moment(
 
     # Hover over footage: the picture of that moment.
     clicked = footage[3].start + dt.timedelta(seconds=0.5)
-    x, y = _point(page, 0, clicked)
+    x, y = _point(page, CAMERA, clicked)
     page.mouse.move(x - 2, y)
     page.mouse.move(x, y)
     picture = page.locator("#nvr-tl-tip-img")
     expect(picture).to_be_visible()
     assert picture.evaluate("img => img.naturalWidth") > 0
     expect(page.locator("#nvr-tl-tip-text")).to_contain_text("footage")
+    # Over grid-e's gap: the outage's reason; over grid-b's motion: "motion".
+    page.mouse.move(*_point(page, SHORT, clicked))
+    expect(page.locator("#nvr-tl-tip-text")).to_contain_text("gap: connection lost")
+    page.mouse.move(*_point(page, COPIES[0], clicked))
+    expect(page.locator("#nvr-tl-tip-text")).to_contain_text("motion")
+    x, y = _point(page, CAMERA, clicked)
 
     page.mouse.click(x, y)
     requested = page.evaluate("Date.parse(document.getElementById('nvr-tl').dataset.clicked)")
@@ -164,6 +178,16 @@ def test_zoom_drag_hover_picture_and_a_click_plays_from_that_moment(
     short = next(t for t in state if t["camera"] == SHORT)
     assert short["noFootage"], state  # grid-e has nothing after its second segment
     expect(page.locator(f'.nvr-tile[data-camera="{SHORT}"] .nvr-tile-empty')).to_be_visible()
+
+    # Keys: space pauses, the right arrow steps 10 s, L plays again and then faster.
+    page.keyboard.press(" ")
+    assert page.evaluate("nvrTimeline.players.playing") is False
+    before = page.evaluate("nvrTimeline.players.wall")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("nvrTimeline.players.wall") - before == pytest.approx(10_000, abs=1)
+    page.keyboard.press("l")
+    page.keyboard.press("l")
+    assert page.evaluate("[nvrTimeline.players.playing, nvrTimeline.players.rate]") == [True, 2]
     assert console.csp_violations() == []
 
 
@@ -173,7 +197,7 @@ def test_a_four_camera_grid_stays_in_step_after_a_seek(open_page, footage: list[
     page.evaluate("t => nvrTimeline.playFrom(t)", footage[1].start.timestamp() * 1000)
     _wait_playing(page, 1.0)
     later = footage[4].start + dt.timedelta(seconds=0.7)
-    x, y = _point(page, 0, later)
+    x, y = _point(page, CAMERA, later)
     page.mouse.click(x, y)  # seek every camera to a new moment
     state = _wait_playing(page, 1.5)
     walls = [tile["wall"] for tile in state]
@@ -188,6 +212,12 @@ def test_timeline_screenshots(open_page, footage: list[Any], screenshot_dir: Pat
                               viewport: str, color_scheme: str) -> None:
     page = _open(open_page, [CAMERA, *COPIES], footage[3].start, viewport, color_scheme)
     console = Console(page)
+    loaded = page.get_attribute("#nvr-tl", "data-loaded")
+    page.evaluate("([a, b]) => nvrTimeline.setView(a, b)",  # the copied footage, close up
+                  [(footage[0].start.timestamp() - 20) * 1000,
+                   (footage[-1].end.timestamp() + 40) * 1000])
+    page.wait_for_function("v => document.getElementById('nvr-tl').dataset.loaded !== v",
+                           arg=loaded)
     page.evaluate("t => nvrTimeline.playFrom(t)", footage[3].start.timestamp() * 1000)
     page.wait_for_function("() => nvrTimeline.players.state().every(t => t.readyState >= 2)",
                            timeout=PLAY_TIMEOUT_MS)

@@ -13,6 +13,7 @@
   var MAX_DRIFT_S = 0.3;
   var WINDOW_MS = 3600 * 1000; // each playlist covers an hour from where it was loaded
   var HAVE_FUTURE_DATA = 3;
+  var RELOAD_AFTER_MS = 4000; // near "now", a playlist that ran out is asked again this often
 
   function isoOf(ms) {
     return new Date(ms).toISOString();
@@ -78,12 +79,20 @@
     this.fragments = [];
     this.loadedFrom = null; // wall-clock range the playlist was asked for
     this.loadedTo = null;
+    this.loadedAt = 0;
     this.loading = false;
     this.generation = 0;
   }
 
+  // Whether the loaded playlist answers for ``wall``. A playlist is a snapshot: past its last
+  // fragment, footage recorded since may exist, so it is asked again every few seconds.
   Tile.prototype.covers = function (wall) {
-    return this.loadedFrom !== null && wall >= this.loadedFrom && wall < this.loadedTo;
+    if (this.loadedFrom === null || wall < this.loadedFrom || wall >= this.loadedTo) {
+      return false;
+    }
+    var last = this.fragments[this.fragments.length - 1];
+    var lastEnd = last ? last.programDateTime + last.duration * 1000 : this.loadedFrom;
+    return wall < lastEnd || Date.now() - this.loadedAt < RELOAD_AFTER_MS;
   };
 
   Tile.prototype.load = function (wall) {
@@ -93,6 +102,7 @@
     this.loading = true;
     this.loadedFrom = wall;
     this.loadedTo = wall + WINDOW_MS;
+    this.loadedAt = Date.now();
     var url = this.playlistTemplate.replace("CAMERA", encodeURIComponent(this.camera)) +
       "?start=" + encodeURIComponent(isoOf(wall)) + "&end=" + encodeURIComponent(isoOf(wall + WINDOW_MS));
     fetch(url, { credentials: "same-origin" })

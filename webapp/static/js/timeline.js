@@ -548,7 +548,8 @@
 
   window.nvrTimeline = {
     players: players, view: view, playFrom: playFrom, setView: setView,
-    xOf: xOf, timeAt: timeAt, rowTop: function (index) { return AXIS + index * ROW; }, rowHeight: ROW
+    xOf: xOf, timeAt: timeAt, rowHeight: ROW,
+    rowTop: function (camera) { return AXIS + cameraNames().indexOf(camera) * ROW; }
   };
   players.setCameras(chosenCameras());
   updateTransport();
