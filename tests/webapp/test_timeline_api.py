@@ -4,16 +4,21 @@ footage, gaps with their reasons, back-filled spans, motion density and markers.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from nvrlib.catalog.models import CameraStatus, MotionEvent, Outage
+from tests.support.postgres import postgres_cluster, postgres_unavailable_reason
+from tests.support.requirements import require
 from webapp.extensions import db
 
 from webapp.catalog_queries import iso_utc as iso
 
+from .helpers import Account, AuthActions
 from .test_recordings_support import (  # noqa: F401  (fixtures)
     CatalogWriter, at, catalog, viewer_client,
 )
@@ -185,3 +190,31 @@ def test_a_backfill_run_is_read_segment_by_segment(
     row = timeline(viewer_client, at(0), at(50))["porch"]
     assert spans(row["footage"]) == [(iso(at(0)), iso(at(30))), (iso(at(40)), iso(at(50)))]
     assert spans(row["backfilled"]) == [(iso(at(10)), iso(at(30))), (iso(at(40)), iso(at(50)))]
+
+
+@pytest.fixture(scope="module")
+def pg_catalog() -> Iterator[str]:
+    """A throwaway PostgreSQL catalog (skipped where the server binaries are missing)."""
+    require(postgres_unavailable_reason())
+    with postgres_cluster("nvr_timeline") as url:
+        yield url
+
+
+def test_the_timeline_works_on_postgresql(make_app: Callable[..., Flask], tmp_path: Path,
+                                          pg_catalog: str, viewer_user: Account) -> None:
+    app = make_app(SQLALCHEMY_DATABASE_URI=pg_catalog,
+                   USERS_DB_URL=f"sqlite:///{tmp_path / 'users.db'}")
+    writer = CatalogWriter(app)
+    writer.run("porch", "pg-run")
+    for index in range(3):
+        writer.segment("porch", at(10 * index), 10.0, run_id="pg-run",
+                       status="missing" if index == 1 else "ok")
+    add(app, MotionEvent(camera_id=writer.camera("porch"), event_key="pg-1",
+                         start_time=at(65), end_time=at(70.5), score=0.4))
+    client = app.test_client()
+    AuthActions(client).login(viewer_user)
+    row = timeline(client, at(0), at(120), resolution="60")["porch"]
+    assert spans(row["footage"]) == [(iso(at(0)), iso(at(10))), (iso(at(20)), iso(at(30)))]
+    assert row["motion"]["counts"] == [0, 1]
+    assert [(e["start"], e["end"]) for e in row["motion"]["events"]] == [
+        (iso(at(65)), iso(at(70.5)))]

@@ -213,8 +213,8 @@ def motion_between(camera_ids: Sequence[int], start: dt.datetime,
     second = dt.timedelta(seconds=1)
     for event_id, camera_id, begins, ends, score, snapshot in _execute(query):
         events[camera_id].append(MotionMark(
-            event_id, start + round(begins, 3) * second,
-            None if ends is None else start + round(ends, 3) * second,
+            event_id, start + round(float(begins), 3) * second,  # PostgreSQL: a Decimal
+            None if ends is None else start + round(float(ends), 3) * second,
             float(score or 0.0), bool(snapshot)))
     return events
 
