@@ -218,3 +218,10 @@ def test_the_timeline_works_on_postgresql(make_app: Callable[..., Flask], tmp_pa
     assert row["motion"]["counts"] == [0, 1]
     assert [(e["start"], e["end"]) for e in row["motion"]["events"]] == [
         (iso(at(65)), iso(at(70.5)))]
+
+
+def test_no_gap_before_the_camera_existed(app: Flask, viewer_client: FlaskClient,
+                                          catalog: CatalogWriter) -> None:
+    catalog.segment("porch", at(100), 10.0)  # the camera was first seen at T0 (at(0))
+    row = timeline(viewer_client, at(-300), at(120))["porch"]
+    assert spans(row["gaps"]) == [(iso(at(0)), iso(at(100))), (iso(at(110)), iso(at(120)))]

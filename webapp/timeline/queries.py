@@ -259,10 +259,18 @@ def _camera_footage(edges: list[Piece],
     return footage, backfilled
 
 
-def camera_ids(names: Sequence[str]) -> dict[str, int]:
-    """Return the ids of the cameras named (unknown names are left out)."""
-    rows = _execute(select(Camera.name, Camera.id).where(Camera.name.in_(list(names))))
-    return {name: camera_id for name, camera_id in rows}
+def camera_ids(names: Sequence[str]) -> dict[str, tuple[int, dt.datetime]]:
+    """Return the id and first-seen time of the cameras named (unknown names are left out)."""
+    rows = _execute(select(Camera.name, Camera.id, Camera.first_seen)
+                    .where(Camera.name.in_(list(names))))
+    return {name: (camera_id, first_seen) for name, camera_id, first_seen in rows}
+
+
+def _gaps_from(first_seen: dt.datetime, footage: Sequence[Span], start: dt.datetime,
+               gaps_end: dt.datetime) -> dt.datetime:
+    """Where a camera's gaps may begin: not before it existed (nor after its first footage)."""
+    existed = min(first_seen, footage[0].start) if footage else first_seen
+    return min(max(start, existed), gaps_end)
 
 
 def timelines(names: Sequence[str], start: dt.datetime, end: dt.datetime, resolution: float,
@@ -272,7 +280,7 @@ def timelines(names: Sequence[str], start: dt.datetime, end: dt.datetime, resolu
     wanted = [name for name in names if name in ids]
     if not wanted:
         return []
-    id_list = [ids[name] for name in wanted]
+    id_list = [ids[name][0] for name in wanted]
     edges = span_edges(id_list, start, end)
     statuses = live_status(id_list, current)
     motion = motion_between(id_list, start, end)
@@ -280,11 +288,13 @@ def timelines(names: Sequence[str], start: dt.datetime, end: dt.datetime, resolu
     outages = outages_by_camera(id_list, start, gaps_end, current)
     result = []
     for name in wanted:
-        camera_id = ids[name]
+        camera_id, first_seen = ids[name]
         live = statuses.get(camera_id, LiveStatus(None))
         footage, backfilled = _camera_footage(edges.get(camera_id, []), live, start, end,
                                               current)
-        gaps = label_gaps(gaps_between(footage, start, gaps_end), outages.get(camera_id, []))
+        gaps_start = _gaps_from(first_seen, footage, start, gaps_end)
+        gaps = label_gaps(gaps_between(footage, gaps_start, gaps_end),
+                          outages.get(camera_id, []))
         events = motion.get(camera_id, [])
         result.append(CameraTimeline(
             name, live.since is not None, footage, backfilled, gaps,
