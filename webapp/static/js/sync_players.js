@@ -13,6 +13,7 @@
   var MAX_DRIFT_S = 0.3;
   var WINDOW_MS = 3600 * 1000; // each playlist covers an hour from where it was loaded
   var HAVE_FUTURE_DATA = 3;
+  var MAX_WAIT_MS = 8000; // a tile that cannot catch up by then no longer holds the others
   var RELOAD_AFTER_MS = 4000; // near "now", a playlist that ran out is asked again this often
 
   function isoOf(ms) {
@@ -80,6 +81,7 @@
     this.loadedFrom = null; // wall-clock range the playlist was asked for
     this.loadedTo = null;
     this.loadedAt = 0;
+    this.waitingSince = null;
     this.loading = false;
     this.generation = 0;
   }
@@ -199,7 +201,13 @@
     } else if (!playing && !video.paused) {
       video.pause();
     }
-    return video.seeking || video.readyState < HAVE_FUTURE_DATA;
+    var waiting = video.seeking || video.readyState < HAVE_FUTURE_DATA;
+    if (!waiting) {
+      this.waitingSince = null;
+      return false;
+    }
+    this.waitingSince = this.waitingSince || Date.now();
+    return Date.now() - this.waitingSince < MAX_WAIT_MS;
   };
 
   function SyncPlayers(grid, template, playlistTemplate) {
