@@ -3,6 +3,7 @@ MP4s, and a timelapse of one camera. They share the export slots of the one-MP4 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import shutil
 from pathlib import Path
@@ -76,11 +77,13 @@ def export_zip() -> ResponseReturnValue:
     logger.info("%s exported %s (%d cameras)", current_user.username, name, len(members))
     response = current_app.response_class(exports.stream_zip(members, workdir),
                                           mimetype="application/zip")
+    # A client gone before the first byte: the generator never ran, so its cleanup neither.
+    response.call_on_close(lambda: shutil.rmtree(workdir, ignore_errors=True))
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 
-def _remux_cameras(root: str, cameras: tuple[str, ...], start, end,  # type: ignore[no-untyped-def]
+def _remux_cameras(root: str, cameras: tuple[str, ...], start: dt.datetime, end: dt.datetime,
                    workdir: Path) -> list[exports.ZipMember]:
     """Remux each camera's footage into its own folder of ``workdir``; skip cameras without."""
     members = []
