@@ -27,8 +27,12 @@ _PASSWORD_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^:/@\s]*):[^/\s]*@")
 # The value runs to the next separator or space: a quote after it ("...?token=abc':") is masked
 # too, rather than a raw quote inside the value letting its rest through.
 SECRET_NAME = r"pass|pwd|token|secret|key|auth|sig|credential|session|cookie"
+# Secret names too short to match as substrings ("st" is in "start"): matched whole.
+# st: the web app's stream link token (webapp/stream_links.py).
+EXACT_SECRET_NAMES = r"st"
 _SECRET_PARAM_RE = re.compile(
-    rf"([?&;][^=&;#\s]*(?:{SECRET_NAME})[^=&;#\s]*=)[^&;#\s]*", re.IGNORECASE)
+    rf"([?&;](?:[^=&;#\s]*(?:{SECRET_NAME})[^=&;#\s]*|{EXACT_SECRET_NAMES})=)[^&;#\s]*",
+    re.IGNORECASE)
 
 
 def redact(text: str) -> str:

@@ -301,6 +301,8 @@ WEBAPP_SCHEMA: schema.Schema = {
     "trusted_proxies": Key(schema.string_list), "public_metrics": Key(schema.boolean),
     "tls_cert": Key(schema.path), "tls_key": Key(schema.path),
     "hsts_max_age": Key(whole(0, 10 * 365 * 86400)),
+    # other hubs' storage folders as the web app reaches them (webapp/hub_storage.py)
+    "storage_mounts": Key(schema.string_list),
 }
 def ffmpeg_path(value: Any) -> str:
     """Check the ``ffmpeg`` key: an absolute path to an executable file (e.g. /usr/bin/ffmpeg)."""

@@ -28,6 +28,8 @@ PACKAGES=(
                                 # playwright); Playwright's own browser download is never used
   systemd                       # systemd-analyze verify of the units scripts/install-hub renders
                                 # (tests/e2e/test_install.py); nothing is started
+  mpv                           # a real player opens recordings' HLS playlists with no special
+                                # flags, by header and by stream link (tests/e2e/test_play_everywhere.py)
 )
 
 missing=()

@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from argon2 import Parameters
-from flask import Flask, send_from_directory
-from flask.typing import ResponseReturnValue
+from flask import Flask
 from sqlalchemy import Engine, event
 
 from nvrlib.catalog import db as catalog_db
 
-from . import security, users_migrations
+from . import assets, security, users_migrations
 from .auth.throttle import THROTTLE_EXTENSION, LoginThrottle, ThrottleLimits
 from .config import USERS_BIND, Config, finalize
 from .extensions import csrf, db, login_manager, migrate
@@ -73,11 +72,6 @@ NAV_ITEMS: tuple[tuple[str, str, bool], ...] = (
 VENDOR_DIR = Path(__file__).resolve().parent.parent / "nvr_third_party" / "web"
 
 
-def vendor_static(filename: str) -> ResponseReturnValue:
-    """Serve a vendored third-party file (public and cacheable, like the app's own static files)."""
-    return send_from_directory(VENDOR_DIR, filename)
-
-
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create the web app; ``test_config`` overrides any key of `webapp.config.Config`."""
     app = Flask(__name__)
@@ -104,8 +98,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.url_map.converters["int"] = IdConverter  # before any rule: ids of 19+ digits are a 404
     app.before_request(refuse_nul_parameters)
-    app.add_url_rule("/static/vendor/<path:filename>", endpoint="vendor_static",
-                     view_func=vendor_static)
+    # served, like the app's own static files, by webapp/assets.py (hashed names, gzip)
+    app.add_url_rule("/static/vendor/<path:filename>", endpoint="vendor_static")
+    assets.init_app(app, {"static": Path(app.static_folder or ""), "vendor_static": VENDOR_DIR})
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).bp)
     app.jinja_env.globals.update(nav_items=lambda: _nav_items(app),

@@ -1,7 +1,8 @@
 """Cameras as the web app sees them: status from the hub, commands to it, pulled cameras.
 
 The web app never talks to the hub directly. It reads the rows the hub writes into
-``camera_status`` and writes ``commands`` rows that the hub polls every second: the control
+``camera_status`` and writes ``commands`` rows, each for the hub that records the camera
+(``commands.hub_id``), that the hubs poll every second: the control
 channel through the catalog database (docs/design/control.md). Used by the live view, the
 admin panel and the JSON API alike, so all three apply the same rules.
 """
@@ -20,10 +21,11 @@ from sqlalchemy import delete, func, select
 
 from nvrlib import camera_urls
 from nvrlib.catalog.models import Camera, CameraStatus, Command, Outage, RecordingLock, Run, Segment
-from nvrlib.names import InvalidName, validate_camera_name
+from nvrlib.names import DEFAULT_HUB, InvalidName, validate_camera_name
 from nvrlib.redact import MaskLeft, redact, redact_for_edit, unmask
 from recorder.control import ACTIONS as HUB_ACTIONS
 
+from . import hubs
 from .extensions import db
 from .security import now
 
@@ -98,6 +100,7 @@ class CameraView:
     source: str  # a camera added here: its URL without its credentials
     last_error: str
     editable: bool  # a pull camera added in the web app (config-file cameras stay in the file)
+    hub: str = DEFAULT_HUB  # the hub that records it (cameras.hub_id)
 
     def to_json(self, admin: bool = False) -> dict[str, Any]:
         """Return the API's JSON object; the edge address and errors only for admins."""
@@ -109,7 +112,7 @@ class CameraView:
             "offline_since": _iso(self.offline_since),
             "uptime": self.uptime.total_seconds() if self.uptime is not None else None,
             "fps": self.fps, "bitrate": self.bitrate_bps, "restarts": self.restarts,
-            "last_segment_end": _iso(self.last_segment_end),
+            "last_segment_end": _iso(self.last_segment_end), "hub": self.hub,
         }
         if admin:
             data.update(peer=self.peer, source=self.source, last_error=self.last_error,
@@ -157,9 +160,9 @@ def get_camera(name: str) -> CameraView:
     return _view(*row)
 
 
-def camera_exists(name: str) -> bool:
-    """Tell whether the catalog has a camera of that name (one index probe)."""
-    return db.session.scalar(select(Camera.id).where(Camera.name == name)) is not None
+def camera_hub(name: str) -> str | None:
+    """Return the id of the hub that records camera ``name``; None: no such camera (one probe)."""
+    return db.session.scalar(select(Camera.hub_id).where(Camera.name == name))
 
 
 def _cameras_query():  # type: ignore[no-untyped-def]
@@ -183,7 +186,8 @@ def _view(camera: Camera, status: CameraStatus | None,
         last_segment_end=_latest(status.last_segment_end if status else None, newest_end),
         peer=display_url(peer), source=display_url(camera.url) if camera.url else "",
         last_error=redact(status.last_error) if status else "",
-        editable=camera.kind == "pull" and camera.url is not None)
+        editable=camera.kind == "pull" and camera.url is not None,
+        hub=camera.hub_id or DEFAULT_HUB)
 
 
 def _live_fields(status: CameraStatus | None, current: dt.datetime) -> dict[str, Any]:
@@ -228,15 +232,17 @@ def _camera_row(name: str) -> Camera:
 
 # -- the control channel -----------------------------------------------------------------------
 
-def send_command(camera: str, action: str, user: str) -> int:
-    """Queue a command for the hub and return its id (the hub runs it within about a second)."""
+def send_command(camera: str, action: str, user: str, hub_id: str = DEFAULT_HUB) -> int:
+    """Queue a command for hub ``hub_id`` and return its id (it runs it within about a second)."""
     if action not in HUB_ACTIONS:
         raise InvalidRequest(f"unknown hub action {action!r}")
     # created_at keeps its default, the real time: the hub compares it with its own clock.
-    command = Command(camera=camera, action=action, requested_by=user[:64], result="")
+    command = Command(camera=camera, action=action, requested_by=user[:64], result="",
+                      hub_id=hub_id)
     db.session.add(command)
     db.session.commit()
-    logger.info("%s asked the hub to %s %s (command %d)", user, action, camera, command.id)
+    logger.info("%s asked hub %s to %s %s (command %d)", user, hub_id, action, camera,
+                command.id)
     return command.id
 
 
@@ -276,9 +282,11 @@ def wait_for_result(command_id: int, timeout: float | None = None) -> str | None
         time.sleep(min(RESULT_POLL_SECONDS, remaining))
 
 
-def _send_and_wait(camera: str, action: str, user: str, timeout: float | None) -> Outcome:
-    command_id = send_command(camera, action, user)
-    return Outcome(command_id, camera, action, wait_for_result(command_id, timeout))
+def _send_and_wait(camera: Camera, action: str, user: str, timeout: float | None) -> Outcome:
+    """Send ``action`` to the hub that records ``camera`` and wait briefly for its answer."""
+    name = camera.name
+    command_id = send_command(name, action, user, camera.hub_id or DEFAULT_HUB)
+    return Outcome(command_id, name, action, wait_for_result(command_id, timeout))
 
 
 # -- control actions ---------------------------------------------------------------------------
@@ -319,7 +327,7 @@ def control(name: str, action: str, user: str, timeout: float | None = None) -> 
     elif action == "reject":
         camera.approval, camera.enabled = "rejected", False
     db.session.commit()
-    outcome = _send_and_wait(name, CONTROL_ACTIONS[action], user, timeout)
+    outcome = _send_and_wait(camera, CONTROL_ACTIONS[action], user, timeout)
     return dataclasses.replace(outcome, action=action)  # "approve", not the "enable" it sent
 
 
@@ -368,10 +376,19 @@ def check_pull_url(url: str) -> str:
     return url
 
 
+def check_hub(hub: str | None) -> str:
+    """Return the hub a new camera goes to (none named: the only one), or raise InvalidRequest."""
+    try:
+        return hubs.choose_hub(hub)
+    except hubs.UnknownHub as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
 def add_pull_camera(name: str, location: str, url: str, user: str,
-                    timeout: float | None = None) -> Outcome:
-    """Add an RTSP camera for the hub to pull, then have the hub reload its cameras."""
+                    timeout: float | None = None, hub: str | None = None) -> Outcome:
+    """Add an RTSP camera for hub ``hub`` to pull (none named: the only hub), then reload it."""
     name, location, url = check_name(name), check_location(location), check_pull_url(url)
+    hub_id = check_hub(hub)
     camera = db.session.scalar(select(Camera).where(Camera.name == name))
     if camera is not None and not _removed_pull_camera(camera):
         raise NameTaken(f"a camera named {name} exists already")
@@ -379,9 +396,10 @@ def add_pull_camera(name: str, location: str, url: str, user: str,
         camera = Camera(name=name, kind="pull")
         db.session.add(camera)
     camera.location, camera.url, camera.enabled, camera.approval = location, url, True, "approved"
+    camera.hub_id = hub_id  # a removed camera added again may go to another hub; its footage stays
     db.session.commit()
-    logger.info("%s added pull camera %s (%s)", user, name, display_url(url))
-    return _send_and_wait(name, "reload", user, timeout)
+    logger.info("%s added pull camera %s on hub %s (%s)", user, name, hub_id, display_url(url))
+    return _send_and_wait(camera, "reload", user, timeout)
 
 
 def _removed_pull_camera(camera: Camera) -> bool:
@@ -424,7 +442,7 @@ def edit_pull_camera(name: str, location: str | None, url: str | None, user: str
         camera.url = check_pull_url(_merged_url(url, camera.url))
     db.session.commit()
     logger.info("%s edited pull camera %s", user, name)
-    return _send_and_wait(name, "reload", user, timeout)
+    return _send_and_wait(camera, "reload", user, timeout)
 
 
 def remove_pull_camera(name: str, user: str, timeout: float | None = None) -> Outcome:
@@ -434,7 +452,7 @@ def remove_pull_camera(name: str, user: str, timeout: float | None = None) -> Ou
     # or a segment it was finishing would be cataloged for a camera that no longer exists.
     camera.url, camera.enabled = None, False
     db.session.commit()
-    outcome = _send_and_wait(name, "reload", user, timeout)
+    outcome = _send_and_wait(camera, "reload", user, timeout)
     if outcome.result is not None and not _has_footage(camera.id):
         # with no footage, its outages explain nothing and its locks protect nothing
         for table in (CameraStatus, Run, Outage, RecordingLock):

@@ -18,6 +18,7 @@ from typing import NamedTuple
 from sqlalchemy import Result, Select, or_, select
 
 from nvrlib.catalog.models import Camera, Outage, Segment
+from nvrlib.names import DEFAULT_HUB
 
 from .extensions import db
 
@@ -76,6 +77,7 @@ class SegmentRow(NamedTuple):
     run_id: str | None
     path: str
     backfilled: bool = False  # uploaded later from the edge's spool (ingest protocol v2)
+    hub_id: str = DEFAULT_HUB  # the hub whose storage holds the file (``path`` is relative to it)
 
 
 # Where a segment sits in time, all that playlists and timelines need of it:
@@ -226,7 +228,7 @@ def _like_pattern(text: str) -> str:
 
 _ROW_COLUMNS = (Segment.id, Segment.camera_id, Segment.location, Segment.start_time,
                 Segment.end_time, Segment.duration, Segment.size_bytes, Segment.status,
-                Segment.run_id, Segment.path, Segment.backfilled)
+                Segment.run_id, Segment.path, Segment.backfilled, Segment.hub_id)
 
 
 def _execute(query: Select) -> Result:
@@ -237,9 +239,9 @@ def _execute(query: Select) -> Result:
 
 def _rows(query: Select, names: dict[int, str]) -> list[SegmentRow]:
     return [SegmentRow(seg_id, names.get(camera_id, "?"), location, start, end, duration, size,
-                       status, run_id, path, bool(backfilled))
+                       status, run_id, path, bool(backfilled), hub_id or DEFAULT_HUB)
             for (seg_id, camera_id, location, start, end, duration, size, status, run_id, path,
-                 backfilled) in _execute(query)]
+                 backfilled, hub_id) in _execute(query)]
 
 
 def _camera_names_by_id() -> dict[int, str]:
@@ -307,6 +309,16 @@ def segment_spans(camera: str, start: dt.datetime, end: dt.datetime) -> list[Spa
     return [tuple(row) for row in _execute(query)]
 
 
+def segment_hubs(camera: str, start: dt.datetime, end: dt.datetime) -> list[str]:
+    """Return the hubs whose storage holds a camera's playable footage in ``[start, end)``."""
+    camera_id = _camera_id(camera)
+    if camera_id is None:
+        return []
+    query = (select(Segment.hub_id).distinct()
+             .where(Segment.camera_id == camera_id, Segment.status == STATUS_OK))
+    return sorted(hub_id for (hub_id,) in _execute(_overlapping(query, start, end)))
+
+
 def backfilled_spans(camera: str, start: dt.datetime,
                      end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
     """Return (start, end) of a camera's playable back-filled segments overlapping the range."""
@@ -330,6 +342,22 @@ def first_segment(camera: str, start: dt.datetime, end: dt.datetime) -> SegmentR
     query = _overlapping(query, start, end).order_by(Segment.start_time, Segment.id).limit(1)
     rows = _rows(query, {camera_id: camera})
     return rows[0] if rows else None
+
+
+def nearest_footage(camera: str, moment: dt.datetime) -> tuple[SegmentRow | None, SegmentRow | None]:
+    """Return a camera's playable footage nearest to ``moment``: the last segment that ends at
+    or before it, and the first that starts at or after it (either may be None)."""
+    camera_id = _camera_id(camera)
+    if camera_id is None:
+        return None, None
+    names = {camera_id: camera}
+    mine = select(*_ROW_COLUMNS).where(Segment.camera_id == camera_id, Segment.status == STATUS_OK)
+    # both walk ix_segments_camera_start from the moment, one row each way
+    before = _rows(mine.where(Segment.start_time <= moment, Segment.end_time <= moment)
+                   .order_by(Segment.start_time.desc()).limit(1), names)
+    after = _rows(mine.where(Segment.start_time >= moment)
+                  .order_by(Segment.start_time).limit(1), names)
+    return (before[0] if before else None), (after[0] if after else None)
 
 
 def segment(segment_id: int) -> SegmentRow | None:

@@ -7,7 +7,7 @@
     python -m webapp check-config FILE   (exit 0 and "FILE: ok", or 1 and one line per problem)
 
 Common flags: --config FILE (the hub's TOML file; [webapp] host/port/users_db/trusted_proxies/
-public_metrics/tls_cert/tls_key/hsts_max_age),
+public_metrics/tls_cert/tls_key/hsts_max_age/storage_mounts),
 --db URL, --storage DIR, --users-db URL, --log-level. Flags beat the file; the defaults are the
 hub's, so with no flags the web app and the hub find the same catalog.
 """

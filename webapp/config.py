@@ -49,6 +49,9 @@ class Config:
     SQLALCHEMY_DATABASE_URI = DEFAULT_DB
     USERS_DB_URL: str | None = None  # None: users.db beside a SQLite catalog
     STORAGE_ROOT = DEFAULT_STORAGE
+    # Other hubs' storage folders as mounted here ([webapp] storage_mounts; webapp.hub_storage).
+    STORAGE_MOUNTS: tuple[str, ...] = ()
+    HUB_STORAGE_CACHE_SECONDS = 30.0  # how long the web app trusts what it found there
     SECRET_KEY: str | None = None  # None: generated once into SECRET_KEY_FILE
     SECRET_KEY_FILE: str | None = None  # None: webapp.secret beside the users database
     MIGRATE_ON_START = True
@@ -197,6 +200,8 @@ def finalize(config: dict[str, Any]) -> None:
         if path is not None:  # password hashes and camera URLs: only the service reads them
             secure_sqlite_file(path)
     config["STORAGE_ROOT"] = str(Path(config["STORAGE_ROOT"]).resolve())
+    config["STORAGE_MOUNTS"] = tuple(str(Path(mount).resolve())
+                                     for mount in config.get("STORAGE_MOUNTS") or ())
     if not config.get("SECRET_KEY"):
         secret_file = config.get("SECRET_KEY_FILE") or default_secret_file(users, catalog)
         config["SECRET_KEY"] = load_or_create_secret(Path(secret_file))
@@ -223,13 +228,14 @@ def settings_from(config_file: Path | None, flags: Mapping[str, Any],
                   environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Merge the shared config file, the environment's secrets and flags (which win).
 
-    Returns host, port, db, storage, users_db, trusted_proxies, public_metrics,
+    Returns host, port, db, storage, storage_mounts, users_db, trusted_proxies, public_metrics,
     disk_low_percent, tls_cert, tls_key, hsts_max_age and ffmpeg, each with its default, plus
     secret_key when $NVR_SECRET_KEY is set. Every problem is reported at once (ConfigError).
     """
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {"host": DEFAULT_HOST, "port": DEFAULT_PORT, "db": DEFAULT_DB,
-                              "storage": DEFAULT_STORAGE, "users_db": None, "trusted_proxies": [],
+                              "storage": DEFAULT_STORAGE, "storage_mounts": [],
+                              "users_db": None, "trusted_proxies": [],
                               "public_metrics": False, camera_urls.ALLOW_KEY: False,
                               "disk_low_percent": AlertsConfig.disk_low_percent,
                               "tls_cert": None, "tls_key": None, "hsts_max_age": HSTS_MAX_AGE,
@@ -289,6 +295,7 @@ def flask_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
     overrides: dict[str, Any] = {
         "SQLALCHEMY_DATABASE_URI": str(settings["db"]),
         "STORAGE_ROOT": str(settings["storage"]),
+        "STORAGE_MOUNTS": tuple(str(mount) for mount in settings.get("storage_mounts") or ()),
         "TRUSTED_PROXIES": tuple(proxies_setting(settings.get("trusted_proxies"))),
         "HSTS_MAX_AGE": int(settings.get("hsts_max_age", HSTS_MAX_AGE)),
         "PUBLIC_METRICS": bool(settings.get("public_metrics", False)),

@@ -3,7 +3,8 @@
 Nothing here reads a request: the views in ``webapp.api.recordings`` and
 ``webapp.recordings.routes`` turn requests into these calls. Every file is found from a catalog
 path through `recorder.store.storage.Storage.resolve_catalog_path`, which refuses paths that leave the
-storage root; ffmpeg runs with an argument list, never a shell.
+storage root (the storage of the segment's hub: ``webapp.hub_storage``); ffmpeg runs with an
+argument list, never a shell.
 """
 
 from __future__ import annotations
@@ -204,19 +205,14 @@ def _stamp(value: dt.datetime) -> str:
     return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def plan_export(root: str | Path, rows: Sequence[SegmentRow], start: dt.datetime,
+def plan_export(files: Sequence[tuple[SegmentRow, Path]], start: dt.datetime,
                 end: dt.datetime) -> ExportPlan | None:
-    """Plan the export of ``[start, end)`` from ``rows`` (oldest first); None if no file exists.
+    """Plan the export of ``[start, end)`` from segment rows and their files (oldest first).
 
     The first file is cut at its last keyframe at or before ``start`` (a stream copy can only
-    begin on a keyframe), the last at ``end``; gaps between files are left out.
+    begin on a keyframe), the last at ``end``; gaps between files are left out. None when
+    there is no file. The caller finds the files (each in its hub's storage, webapp.hub_storage).
     """
-    files = []
-    for row in rows:
-        try:
-            files.append((row, segment_file(root, row.path)))
-        except SegmentFileMissing as exc:
-            logger.warning("export skips segment %d: %s", row.id, exc)
     if not files:
         return None
     (first, first_path), (last, last_path) = files[0], files[-1]

@@ -108,6 +108,8 @@ class User(UserMixin, UsersBase):
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     api_token_created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Stream links (webapp/stream_links.py) carry this; end_sessions() adds one, ending them all.
+    stream_link_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The login session this object was loaded through (set by webapp.login_sessions); not a
     # column, so a type comment: SQLAlchemy would try to map an annotation.
     login_token = None  # type: str | None
@@ -147,7 +149,9 @@ class User(UserMixin, UsersBase):
         return True
 
     def end_sessions(self, keep: str | None = None) -> None:
-        """Revoke every login session (and so remember-me cookie) of this user but ``keep``."""
+        """Revoke every login session (and so remember-me cookie) of this user but ``keep``,
+        and every stream link the user made (``keep`` or not: a link is no session)."""
+        self.stream_link_epoch = (self.stream_link_epoch or 0) + 1
         session = object_session(self)
         if session is None or self.id is None:
             return  # not stored yet: no session can name it

@@ -22,7 +22,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user, user_loaded_from_cookie
 from sqlalchemy import select
 
-from . import login_sessions
+from . import login_sessions, stream_links
 from .extensions import csrf, db, login_manager
 from .models import User, hash_api_token
 from .proxy import ForwardedFromTrustedProxies, TrustedProxies, proxies_setting
@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 # The only endpoints an anonymous visitor reaches; tests/webapp/test_guard.py holds the same list.
 # monitoring.health is a load balancer's probe: it answers counts only, never names or paths.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "vendor_static", "monitoring.health"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "vendor_static", "favicon",
+                              "monitoring.health"})
 # Endpoints an anonymous visitor reaches only when the app's config key is true (e.g. a
 # Prometheus server on a trusted network scraping without a token: [webapp] public_metrics).
 OPTIONALLY_PUBLIC = {"monitoring.metrics": "PUBLIC_METRICS"}
@@ -134,7 +135,8 @@ def _load_user(login_token: str) -> User | None:
 def _load_user_from_request(_request: flask.Request) -> User | None:
     token = bearer_token()
     if token is None:
-        return None
+        # A player that cannot send a header (VLC, a TV) brings a stream link's ?st= instead.
+        return stream_links.user_of_request()
     user = db.session.scalar(select(User).where(User.api_token_hash == hash_api_token(token)))
     if user is None or not user.active:
         logger.warning("rejected an API token from %s", client_address())
@@ -152,15 +154,18 @@ def _on_login_from_cookie(_sender: Flask, user: User, **_extra: Any) -> None:
 def unauthorized() -> ResponseReturnValue:
     """Answer an anonymous request: 401 JSON under /api/ and /metrics, else the login page."""
     if is_api_request() or request.endpoint in MACHINE_ENDPOINTS:
-        response = api_error(401, "authentication required: log in, or send "
-                                  "'Authorization: Bearer <token>'")
+        response = api_error(401, g.get("stream_link_problem")
+                             or "authentication required: log in, or send "
+                                "'Authorization: Bearer <token>'")
         response.headers["WWW-Authenticate"] = 'Bearer realm="nvr"'
         return response
     if g.get("session_expired"):
         flash("Your session has expired. Please log in again.", "info")
     target = None
     if request.method == "GET" and request.path != "/":
-        target = request.full_path if request.query_string else request.path
+        # a stream link's token never rides along into the login page's URL
+        keep = request.query_string and stream_links.PARAM not in request.args
+        target = request.full_path if keep else request.path
     return redirect(url_for("auth.login", next=target))
 
 
@@ -210,7 +215,8 @@ def set_security_headers(response: flask.Response) -> flask.Response:
     if request.is_secure and hsts_max_age > 0:
         # Only over HTTPS (RFC 6797 7.2): browsers then refuse plain HTTP to this host.
         headers.setdefault("Strict-Transport-Security", f"max-age={hsts_max_age}")
-    if request.endpoint not in ("static", "vendor_static") and "Cache-Control" not in headers:
+    if request.endpoint not in ("static", "vendor_static", "favicon") and \
+            "Cache-Control" not in headers:
         # Pages show who is logged in and what they may see: keep them out of shared caches
         # and the back button after logout.
         headers["Cache-Control"] = "no-store"

@@ -69,10 +69,12 @@ def open_page(browser: Any, system: System, signed_in: Callable[[str], Path]) ->
     """Open a page in a new browser context: ``open_page(viewport="phone", user="admin")``."""
     contexts = []
 
-    def make(viewport: str = "desktop", user: str | None = None, color_scheme: str = "light"):
+    def make(viewport: str = "desktop", user: str | None = None, color_scheme: str = "light",
+             bypass_csp: bool = False):
+        # bypass_csp: only for tools the test injects (axe-core), never to make the app work
         context = browser.new_context(
             base_url=system.base_url, viewport=VIEWPORTS[viewport], color_scheme=color_scheme,
-            storage_state=signed_in(user) if user else None)
+            storage_state=signed_in(user) if user else None, bypass_csp=bypass_csp)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()

@@ -40,8 +40,8 @@ def test_health_and_metrics_see_the_running_hub_and_camera(open_page, system: Sy
     wait_for(lambda: metrics()[("nvr_camera_frames_total", camera)] > 0, 20,
              f"a frame count of {CAMERA} in /metrics", interval=0.5)
     values = metrics()
-    assert values[("nvr_hub_up", ())] == 1
+    assert values[("nvr_hub_up", (("hub", "main"),))] == 1
     assert values[("nvr_camera_up", camera)] == 1
     assert values[("nvr_camera_state", (*camera, ("state", "running")))] == 1
     assert values[("nvr_camera_footage_bytes", camera)] > 0
-    assert values[("nvr_disk_total_bytes", ())] > 0
+    assert values[("nvr_disk_total_bytes", (("hub", "main"),))] > 0

@@ -16,9 +16,11 @@ from nvrlib.redact import (
 )
 
 SECRET_PARAMS = ["password", "pass", "pwd", "passwd", "token", "key", "secret", "auth", "sig",
-                 "signature", "api_key", "access_token", "PassWord", "X-Auth-Token", "apiKey"]
+                 "signature", "api_key", "access_token", "PassWord", "X-Auth-Token", "apiKey",
+                 "st", "ST"]  # st: the web app's stream links (webapp/stream_links.py)
 # names and values of harmless parameters: no secret-looking name, no "@" or quote
-PLAIN_NAMES = st.sampled_from(["user", "channel", "subtype", "stream", "profile", "fps", "u"])
+PLAIN_NAMES = st.sampled_from(["user", "channel", "subtype", "stream", "profile", "fps", "u",
+                               "start", "first", "s", "t", "est"])
 PLAIN_VALUES = st.text(string.ascii_letters + string.digits + "-_.", max_size=8)
 HOSTS = st.sampled_from(["10.0.0.5", "cam.local", "[fe80::1]", "192.0.2.10:554", "h:8554"])
 PATHS = st.lists(st.text(string.ascii_letters + string.digits + "-_.", min_size=1, max_size=6),
@@ -74,6 +76,11 @@ def test_masking_is_idempotent_on_any_text(text):
      "Input #0, rtsp, from 'rtsp://***@cam/x?Token=***"),
     ("rtsp://u:it's@cam/x?password=a'b", "rtsp://***@cam/x?password=***"),
     ("a plain line with key=value but no URL", "a plain line with key=value but no URL"),
+    # a stream link in a web app log line: the token goes, the range stays
+    ('"GET /api/v1/playback/porch.m3u8?start=2026-03-01T10:00:00.000Z&st=WzEsMF0.aBc-_ HTTP/1.1"',
+     '"GET /api/v1/playback/porch.m3u8?start=2026-03-01T10:00:00.000Z&st=*** HTTP/1.1"'),
+    ("GET ../recordings/7/segment.ts?st=WzEsMF0.aBc-_", "GET ../recordings/7/segment.ts?st=***"),
+    ("?stream=1&first=2&est=3", "?stream=1&first=2&est=3"),
 ])
 def test_known_lines(text, expected):
     assert redact(text) == expected

@@ -42,3 +42,22 @@ def build(name: str) -> str:
         require(unavailable_reason())
         return str(debian_ffmpeg())
     return ffmpeg_exe()
+
+
+def debian_ffprobe() -> tuple[list[str], dict[str, str]]:
+    """Debian's ffprobe and the environment it runs in (the .deb ships it beside ffmpeg).
+
+    Installed Debian ffmpeg: /usr/bin/ffprobe. Unpacked: <dir>/root/usr/bin/ffprobe, with the
+    loader pointed at the unpacked libraries as the ffmpeg wrapper does.
+    """
+    require(unavailable_reason())
+    wrapper = debian_ffmpeg()
+    root = wrapper.parents[1] / "root"
+    exe = root / "usr" / "bin" / "ffprobe"
+    if not exe.exists():  # the wrapper runs an installed Debian ffmpeg
+        return ["/usr/bin/ffprobe"], dict(os.environ)
+    lib = root / "usr" / "lib" / "x86_64-linux-gnu"
+    paths = [str(lib), *(str(sub) for sub in sorted(lib.iterdir()) if sub.is_dir())]
+    if os.environ.get("LD_LIBRARY_PATH"):
+        paths.append(os.environ["LD_LIBRARY_PATH"])
+    return [str(exe)], {**os.environ, "LD_LIBRARY_PATH": ":".join(paths)}

@@ -111,3 +111,32 @@ def test_500_rolls_back_and_hides_the_details(make_app: Callable[..., Flask],
     with app.app_context():
         assert db.session.query(User).filter_by(username="half-made").count() == 0
     assert client.get("/").status_code == 200  # the next request works
+
+
+NAVIGATION = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document",
+              "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def test_an_api_error_a_browser_navigated_to_is_a_page_with_a_way_back(
+        logged_in: FlaskClient) -> None:
+    # e.g. the player's "Export this range" form, for a camera with no footage there
+    url = "/api/v1/export/nosuch.mp4?start=2026-03-01T10:00:00Z&end=2026-03-01T10:01:00Z"
+    referrer = "http://localhost/recordings/play?camera=nosuch"
+    response = logged_in.get(url, headers={**NAVIGATION, "Referer": referrer})
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "404 · Not Found" in page and "nosuch" in page
+    assert f'href="{referrer.replace("&", "&amp;")}"' in page
+    # an old browser: no Sec-Fetch-*, but it prefers HTML
+    old = logged_in.get(url, headers={"Accept": NAVIGATION["Accept"]})
+    assert old.mimetype == "text/html"
+    # scripts, fetch() and curl keep getting JSON
+    for headers in ({"Sec-Fetch-Mode": "cors", "Accept": "*/*"}, {"Accept": "*/*"},
+                    {"Accept": "application/json"}):
+        assert logged_in.get(url, headers=headers).get_json()["error"], headers
+
+
+def test_a_referrer_from_another_site_gets_no_back_link(logged_in: FlaskClient) -> None:
+    response = logged_in.get("/api/v1/nothing",
+                             headers={**NAVIGATION, "Referer": "https://evil.example/x"})
+    assert "evil.example" not in response.get_data(as_text=True)

@@ -116,10 +116,12 @@ def test_catalog_models_are_queried_through_db_session(app: Flask) -> None:
 def test_settings_come_from_the_hub_file_and_its_webapp_table_and_flags_win(tmp_path: Path) -> None:
     config = tmp_path / "hub.toml"
     config.write_text('db = "sqlite:////srv/nvr.db"\nstorage = "/srv/rec"\n\n'
-                      '[webapp]\nhost = "127.0.0.1"\nport = 9000\nusers_db = "sqlite:////srv/u.db"\n')
+                      '[webapp]\nhost = "127.0.0.1"\nport = 9000\nusers_db = "sqlite:////srv/u.db"\n'
+                      'storage_mounts = ["/mnt/hub-b"]\n')
     settings = settings_from(config, {"port": 9100, "storage": None})
     assert settings == {"host": "127.0.0.1", "port": 9100, "db": "sqlite:////srv/nvr.db",
-                        "storage": "/srv/rec", "users_db": "sqlite:////srv/u.db",
+                        "storage": "/srv/rec", "storage_mounts": ["/mnt/hub-b"],
+                        "users_db": "sqlite:////srv/u.db",
                         "trusted_proxies": [], "public_metrics": False, "disk_low_percent": 10.0,
                         "tls_cert": None, "tls_key": None, "hsts_max_age": 31536000,
                         "allow_local_camera_urls": False, "ffmpeg": None}

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from nvrlib.catalog.models import Camera, Segment
+from nvrlib.catalog.models import Camera, CameraStatus, MotionEvent, Segment
 from webapp.extensions import db
 
 from .helpers import UTC, Account, AuthActions
@@ -40,6 +40,28 @@ def test_dashboard_lists_cameras_with_their_last_segment_end(
     assert 'datetime="2026-03-01T12:00:07+00:00"' in page
     assert "2026-03-01 12:00:07 UTC" in page
     assert "yard" in page and "never" in page
+
+
+def test_each_card_shows_the_newest_picture_the_state_and_the_last_motion(
+        app: Flask, client: FlaskClient, auth: AuthActions, viewer_user: Account) -> None:
+    add_camera(app, "porch", "", [T0, T0 + dt.timedelta(seconds=10)])
+    add_camera(app, "yard", "", [])
+    with app.app_context():
+        porch = db.session.scalar(db.select(Camera).where(Camera.name == "porch"))
+        newest = db.session.scalar(db.select(Segment.id).where(Segment.end_time == T0 + dt.timedelta(seconds=10)))
+        db.session.add(CameraStatus(camera_id=porch.id, state="running", online=True,
+                                    updated_at=dt.datetime.now(UTC)))
+        db.session.add(MotionEvent(camera_id=porch.id, event_key="e1", start_time=T0,
+                                   end_time=T0 + dt.timedelta(seconds=4), score=0.2))
+        db.session.commit()
+    auth.login(viewer_user)
+    page = client.get("/").get_data(as_text=True)
+    porch_card, yard_card = page.split('data-camera-card="yard"')
+    assert f'src="/recordings/{newest}/thumbnail.jpg"' in porch_card
+    assert ">recording</span>" in porch_card and 'datetime="2026-03-01T10:00:00+00:00"' in porch_card
+    assert "No picture yet" in yard_card and ">offline</span>" in yard_card
+    assert "none seen yet" in yard_card
+    assert 'href="/live/yard"' in yard_card and 'href="/recordings/timeline/yard"' in yard_card
 
 
 def test_dashboard_says_so_when_there_are_no_cameras(client: FlaskClient, auth: AuthActions,

@@ -27,6 +27,7 @@ from webapp.models import User
 from .helpers import Account, AuthActions, FakeClock, csrf_token_of, dispose
 
 GB = 1_000_000_000
+MAIN = (("hub", "main"),)  # the label of the hub series of a one-hub catalog
 SECRET_NAME = "secret-vault-cam"
 SECRET_PATH = "/srv/nvr/secret-recordings"
 
@@ -354,18 +355,18 @@ def test_metrics_report_each_camera_the_hub_and_the_alerts(seeded: Flask,
     assert cam("nvr_camera_alerts_muted", "porch") == 0
     assert cam("nvr_camera_offline", "shed") == 1 and cam("nvr_camera_offline", "porch") == 0
 
-    assert found[("nvr_hub_up", ())] == 1
-    assert found[("nvr_hub_heartbeat_age_seconds", ())] == 2.5
-    assert found[("nvr_disk_total_bytes", ())] == 2000 * GB
-    assert found[("nvr_disk_free_bytes", ())] == 500 * GB
-    assert found[("nvr_footage_bytes", ())] == 1234567
-    assert found[("nvr_retention_deleted_segments_total", ())] == 17
-    assert found[("nvr_retention_deleted_bytes_total", ())] == 9876543
+    assert found[("nvr_hub_up", MAIN)] == 1
+    assert found[("nvr_hub_heartbeat_age_seconds", MAIN)] == 2.5
+    assert found[("nvr_disk_total_bytes", MAIN)] == 2000 * GB
+    assert found[("nvr_disk_free_bytes", MAIN)] == 500 * GB
+    assert found[("nvr_footage_bytes", MAIN)] == 1234567
+    assert found[("nvr_retention_deleted_segments_total", MAIN)] == 17
+    assert found[("nvr_retention_deleted_bytes_total", MAIN)] == 9876543
     assert found[("nvr_alerts", (("status", "sent"),))] == 2
     assert found[("nvr_alerts", (("status", "failed"),))] == 1
     assert found[("nvr_alerts", (("status", "pending"),))] == 0
-    assert found[("nvr_check_ok", (("check", "disk"),))] == 1
-    assert found[("nvr_check_ok", (("check", "catalog"),))] == 0
+    assert found[("nvr_check_ok", (("check", "disk"), ("hub", "main")))] == 1
+    assert found[("nvr_check_ok", (("check", "catalog"), ("hub", "main")))] == 0
 
 
 def test_metrics_of_a_hub_that_stopped_beating(app: Flask, viewer_user: Account,
@@ -373,8 +374,8 @@ def test_metrics_of_a_hub_that_stopped_beating(app: Flask, viewer_user: Account,
     seed_hub(app, heartbeat_age=120.0)
     seed_camera(app, "porch", fps=25.0, updated_at=clock.now - dt.timedelta(minutes=2))
     found = samples(logged_in(app, viewer_user).get("/metrics").get_data(as_text=True))
-    assert found[("nvr_hub_up", ())] == 0
-    assert found[("nvr_hub_heartbeat_age_seconds", ())] == 120
+    assert found[("nvr_hub_up", MAIN)] == 0
+    assert found[("nvr_hub_heartbeat_age_seconds", MAIN)] == 120
     assert found[("nvr_camera_up", (("camera", "porch"),))] == 0
     assert found[("nvr_camera_fps", (("camera", "porch"),))] == 0  # not the row's last word
     assert found[("nvr_camera_state", (("camera", "porch"), ("state", "unknown")))] == 1
@@ -406,7 +407,7 @@ def test_public_metrics_needs_no_credentials(make_app: Callable[..., Flask]) -> 
     seed_hub(app)
     response = app.test_client().get("/metrics")
     assert response.status_code == 200
-    assert samples(response.get_data(as_text=True))[("nvr_hub_up", ())] == 1
+    assert samples(response.get_data(as_text=True))[("nvr_hub_up", MAIN)] == 1
 
 
 def test_metrics_answer_503_when_the_catalog_is_unreachable(app: Flask,

@@ -59,7 +59,7 @@ def test_a_playlist_is_an_hls_vod_playlist_of_the_range(viewer_client: FlaskClie
     assert "#EXT-X-PLAYLIST-TYPE:VOD" in lines and lines[-1] == "#EXT-X-ENDLIST"
     assert "#EXT-X-TARGETDURATION:10" in lines
     segments = entries(lines)
-    assert [s["uri"] for s in segments] == [f"../recordings/{row.id}/file" for row in rows]
+    assert [s["uri"] for s in segments] == [f"../recordings/{row.id}/segment.ts" for row in rows]
     assert [s["date"] for s in segments] == [
         "2026-03-01T10:00:00.000Z", "2026-03-01T10:00:10.000Z", "2026-03-01T10:00:20.000Z"]
     assert sum(s["duration"] for s in segments) == pytest.approx(10 + 9.6 + 9.2)
@@ -92,7 +92,7 @@ def test_the_playlist_starts_with_the_segment_that_holds_start(viewer_client: Fl
     catalog.segment("porch", at(10), 10, run_id="r")
     catalog.segment("porch", at(40), 10, run_id="r")
     segments = entries(playlist_lines(viewer_client, iso(at(5)), iso(at(15))))
-    assert [s["uri"] for s in segments][0] == f"../recordings/{first.id}/file"
+    assert [s["uri"] for s in segments][0] == f"../recordings/{first.id}/segment.ts"
     assert len(segments) == 2
 
 

@@ -133,7 +133,7 @@ def test_the_form_locks_a_camera_range_read_in_the_users_time_zone(
     catalog.camera("porch")
     html = html_of(viewer_client, "/protect/new")
     assert "All cameras" not in html  # admins only
-    assert "js/recordings.js" in html  # it fills in the browser's time zone
+    assert "js/recordings." in html  # it fills in the browser's time zone
     response = viewer_client.post("/protect/new", data={
         "camera": "porch", "start": "2026-03-01T11:00", "end": "2026-03-01T11:30:15",
         "tz": "Europe/Paris", "note": "  parcel stolen  "})

@@ -264,7 +264,7 @@ def test_player_page_points_hls_at_the_playlist_and_starts_at_the_asked_time(
     assert match.group(1) == ("/api/v1/playback/porch.m3u8?start=2026-03-01T10:00:04.000Z"
                               "&amp;end=2026-03-02T10:00:04.000Z")
     assert float(match.group(2)) == pytest.approx(4.0)
-    assert "vendor/hls/hls.min.js" in html and "js/player.js" in html
+    assert "vendor/hls/hls.min." in html and "js/player." in html
     assert 'action="/api/v1/export/porch.mp4"' in html and "Export this range" in html
     assert "Firefox" in html
     assert "<script>" not in html  # everything runs from static files (CSP)
@@ -276,6 +276,29 @@ def test_player_page_says_when_there_is_no_footage(viewer_client: FlaskClient,
     html = viewer_client.get("/recordings/play?camera=porch&start=2026-02-01T00:00:00Z").get_data(
         as_text=True)
     assert "There is no footage of porch" in html and "nvr-video" not in html
+
+
+def test_no_footage_at_the_asked_moment_offers_the_nearest_footage_each_way(
+        viewer_client: FlaskClient, catalog: CatalogWriter) -> None:
+    catalog.segment("porch", at(0), 10)
+    catalog.segment("porch", at(600), 10)
+    # in the gap: the player starts at the next footage and says so, with both neighbours
+    html = viewer_client.get(f"/recordings/play?camera=porch&start={iso(at(300))}").get_data(
+        as_text=True)
+    assert "data-no-footage-at-start" in html and "nvr-video" in html
+    assert ('data-nearest="before" href="/recordings/play?camera=porch&amp;'
+            'start=2026-03-01T10:00:00.000Z"') in html
+    assert 'data-nearest="after"' in html and 'datetime="2026-03-01T10:10:00.000Z"' in html
+    # after the last footage, with nothing in the next 24 h: only the footage before is offered
+    html = viewer_client.get("/recordings/play?camera=porch&start=2026-03-05T00:00:00Z").get_data(
+        as_text=True)
+    assert "There is no footage of porch" in html and "The nearest footage:" in html
+    assert 'data-nearest="before"' in html and 'data-nearest="after"' not in html
+    assert 'datetime="2026-03-01T10:10:10.000Z"' in html  # it ends there
+    # footage right at the moment: no notice
+    html = viewer_client.get(f"/recordings/play?camera=porch&start={iso(at(2))}").get_data(
+        as_text=True)
+    assert "data-no-footage-at-start" not in html
 
 
 def test_player_page_without_a_camera_offers_the_cameras(viewer_client: FlaskClient,

@@ -66,6 +66,9 @@ def test_timeline_page_and_the_picture_of_a_moment(
     moment = viewer_client.get(f"/timeline/porch/picture.jpg?at={iso(at(3))}")
     assert moment.status_code == 302
     assert moment.headers["Location"] == f"/recordings/{segments[1].id}/thumbnail.jpg"
+    # Just before the footage starts (a time cut to the millisecond): its first picture
+    early = viewer_client.get(f"/timeline/porch/picture.jpg?at={iso(at(-0.0005))}")
+    assert early.headers["Location"] == f"/recordings/{segments[0].id}/thumbnail.jpg"
     assert viewer_client.get(f"/timeline/porch/picture.jpg?at={iso(at(30))}").status_code == 404
     assert viewer_client.get("/timeline/porch/picture.jpg").status_code == 400
     assert viewer_client.get("/timeline/?cameras=nope").status_code == 404

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask_wtf import FlaskForm
-from wtforms import Field, Form, StringField, SubmitField
+from wtforms import Field, Form, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from .. import cameras_service as cameras
@@ -44,6 +44,8 @@ class PullCameraForm(FlaskForm):
     url = StringField("RTSP URL", validators=[DataRequired(), _checked_by(cameras.check_pull_url)],
                       render_kw={**_PLAIN, "inputmode": "url",
                                  "placeholder": "rtsp://user:password@192.0.2.10:554/stream1"})
+    # shown only when several hubs record into the catalog (the view fills in the choices)
+    hub = SelectField("Hub", validators=[_checked_by(cameras.check_hub)], validate_choice=False)
     submit = SubmitField("Add camera")
 
 

@@ -13,7 +13,10 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from nvrlib.names import DEFAULT_HUB
+
 from .. import cameras_service as cameras
+from .. import hubs
 from ..security import admin_required
 from . import bp
 from .forms import ActionForm, EditPullCameraForm, PullCameraForm
@@ -68,7 +71,9 @@ def index() -> ResponseReturnValue:
     """List every camera with its state, uptime, last segment, rates and edge address."""
     listed = cameras.list_cameras()
     pending = [c.name for c in listed if c.approval == "pending"]
-    return render_template("admin/index.html", cameras=listed, pending=pending)
+    # with one hub the page is as it always was; with several, each camera's hub
+    return render_template("admin/index.html", cameras=listed, pending=pending,
+                           several_hubs=hubs.several_hubs())
 
 
 @bp.route("/cameras/<camera>/<action>", methods=["POST"])
@@ -89,17 +94,23 @@ def control(camera: str, action: str) -> ResponseReturnValue:
 def add_camera() -> ResponseReturnValue:
     """Add an RTSP camera for the hub to pull."""
     form = PullCameraForm()
+    hub_ids = hubs.hub_ids()
+    form.hub.choices = [(hub_id, hub_id) for hub_id in hub_ids]
+    if not form.is_submitted() and DEFAULT_HUB in hub_ids:
+        form.hub.data = DEFAULT_HUB  # preselected; the API, by contrast, must name one
     if form.validate_on_submit():
         try:
             outcome = cameras.add_pull_camera(form.name.data or "", form.location.data or "",
-                                              form.url.data or "", current_user.username)
+                                              form.url.data or "", current_user.username,
+                                              hub=form.hub.data or None)
         except cameras.NameTaken as exc:
             form.name.errors = [*form.name.errors, str(exc)]
         else:
             _flash(outcome, "Added")
             return _back()
     status = 400 if form.errors else 200
-    return render_template("admin/camera_form.html", form=form, camera=None), status
+    return render_template("admin/camera_form.html", form=form, camera=None,
+                           several_hubs=len(hub_ids) > 1), status
 
 
 @bp.route("/cameras/<camera>/edit", methods=["GET", "POST"])

@@ -3,8 +3,9 @@
 The web app never emails anything itself. It stores the alert addresses in the ``settings``
 row ``alerts.email_to``, a camera's mute in ``cameras.alerts_muted_until``, and a test email as
 a ``pending`` row of ``alerts`` that the hub's sender delivers like any other alert. The hub
-publishes whether email is on, and to whom it goes, in ``hub_status`` (row 1) with each
-heartbeat. Used by the settings page and the JSON API alike.
+publishes whether email is on, and to whom it goes, in its ``hub_status`` row with each
+heartbeat; with several hubs (which share the config in practice) the page shows what the most
+recently beating one said. Used by the settings page and the JSON API alike.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from ..security import now
 logger = logging.getLogger(__name__)
 
 EMAIL_TO_KEY = "alerts.email_to"
-HUB_STATUS_ID = 1
 # The hub beats every few seconds; a heartbeat older than this means it is not running.
 HUB_STALE_AFTER = dt.timedelta(seconds=30)
 MAX_ADDRESSES = 50
@@ -102,8 +102,10 @@ def parse_addresses(text: str) -> list[str]:
 
 
 def email_status() -> EmailStatus:
-    """Return the email state the hub published, and whether its heartbeat is recent."""
-    row = db.session.get(HubStatus, HUB_STATUS_ID)
+    """Return the email state the latest-beating hub published, and whether it beats still."""
+    row = db.session.scalars(select(HubStatus)
+                             .order_by(HubStatus.heartbeat_at.desc().nulls_last(), HubStatus.id)
+                             .limit(1)).first()
     if row is None:
         return EmailStatus(False, None, False, "none", ())
     beat = row.heartbeat_at

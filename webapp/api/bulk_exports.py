@@ -13,7 +13,7 @@ from flask import current_app, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from .. import catalog_queries, exports, media
+from .. import catalog_queries, exports, hub_storage, media
 from ..catalog_queries import iso_utc
 from ..recordings.params import ParamError, int_param, parse_tz, time_range
 from ..security import api_error
@@ -57,10 +57,9 @@ def export_zip() -> ResponseReturnValue:
     slots = _export_slots()
     if not slots.acquire(blocking=False):
         return _busy()
-    root = current_app.config["STORAGE_ROOT"]
-    workdir = media.export_workdir(root)
+    workdir = media.export_workdir(current_app.config["STORAGE_ROOT"])
     try:
-        members = _remux_cameras(root, cameras, start, end, workdir)
+        members = _remux_cameras(cameras, start, end, workdir)
     except media.ExportFailed as exc:
         shutil.rmtree(workdir, ignore_errors=True)
         return api_error(500, f"export failed: {exc}")
@@ -83,13 +82,21 @@ def export_zip() -> ResponseReturnValue:
     return response
 
 
-def _remux_cameras(root: str, cameras: tuple[str, ...], start: dt.datetime, end: dt.datetime,
+def _plan(camera: str, start: dt.datetime, end: dt.datetime) -> media.ExportPlan | None:
+    """Plan the export of a camera's footage, its files found in their hubs' storage."""
+    rows = catalog_queries.segments_between(camera, start, end)
+    files, unreachable = hub_storage.locate_segments(rows)
+    for exc in unreachable:  # the rest of the range still exports
+        logger.warning("export of %s leaves out footage: %s", camera, exc)
+    return media.plan_export(files, start, end)
+
+
+def _remux_cameras(cameras: tuple[str, ...], start: dt.datetime, end: dt.datetime,
                    workdir: Path) -> list[exports.ZipMember]:
     """Remux each camera's footage into its own folder of ``workdir``; skip cameras without."""
     members = []
     for index, camera in enumerate(cameras):
-        rows = catalog_queries.segments_between(camera, start, end)
-        plan = media.plan_export(root, rows, start, end) if rows else None
+        plan = _plan(camera, start, end)
         if plan is None:
             continue
         folder = workdir / f"{index:02d}"
@@ -112,16 +119,14 @@ def timelapse(camera: str) -> ResponseReturnValue:
         return api_error(400, str(exc))
     if catalog_queries.camera_by_name(camera) is None:
         return api_error(404, f"no camera named {camera!r}")
-    root = current_app.config["STORAGE_ROOT"]
-    rows = catalog_queries.segments_between(camera, start, end)
-    plan = media.plan_export(root, rows, start, end) if rows else None
+    plan = _plan(camera, start, end)
     if plan is None:
         return api_error(404, f"no footage of {camera} between {iso_utc(start)} and "
                               f"{iso_utc(end)}")
     slots = _export_slots()
     if not slots.acquire(blocking=False):
         return _busy()
-    workdir = media.export_workdir(root)
+    workdir = media.export_workdir(current_app.config["STORAGE_ROOT"])
     try:
         output = exports.timelapse(plan, workdir, speed, _timeout())
         handle = open(output, "rb")  # noqa: SIM115 (closed by the response)

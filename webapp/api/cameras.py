@@ -76,12 +76,13 @@ def control(camera: str, action: str) -> ResponseReturnValue:
 @bp.route("/cameras", methods=["POST"])
 @admin_required
 def add_pull_camera() -> ResponseReturnValue:
-    """Add an RTSP camera for the hub to pull: {"name", "location", "url"} (admins)."""
+    """Add an RTSP camera for a hub to pull: {"name", "location", "url", "hub"} (admins)."""
     try:
         data = _json_body()
         outcome = cameras.add_pull_camera(_text(data, "name", True) or "",
                                           _text(data, "location") or "",
-                                          _text(data, "url", True) or "", current_user.username)
+                                          _text(data, "url", True) or "", current_user.username,
+                                          hub=_text(data, "hub"))
         return _outcome(outcome, created=True)
     except cameras.CameraError as exc:
         return _error(exc)

@@ -37,6 +37,8 @@ NULLABLE_TIME: Schema = {"type": "string", "format": "date-time", "nullable": Tr
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 # Every user: a session cookie (with X-CSRFToken on changes) or a Bearer token.
 USER_SECURITY = [{"bearer": []}, {"session": []}]
+# A playlist and its segments also open with a stream link's ?st= (webapp/stream_links.py).
+STREAM_SECURITY = [*USER_SECURITY, {"streamLink": []}]
 
 
 def _error(description: str) -> Schema:
@@ -77,7 +79,7 @@ LINK_HEADER = {"Link": {"description": 'the next page, `<url>; rel="next"`, when
 
 def _operation(summary: str, responses: dict[str, Schema], *, admin: bool = False,
                parameters: list[Schema] | None = None, body: Schema | None = None,
-               public: bool = False, tag: str = "") -> Schema:
+               public: bool = False, tag: str = "", stream_link: bool = False) -> Schema:
     """One operation, with the errors every authenticated call may answer."""
     operation: Schema = {"summary": summary, "tags": [tag] if tag else [],
                          "responses": dict(responses)}
@@ -89,7 +91,9 @@ def _operation(summary: str, responses: dict[str, Schema], *, admin: bool = Fals
     if public:
         operation["security"] = []
         return operation
-    operation["security"] = USER_SECURITY
+    operation["security"] = STREAM_SECURITY if stream_link else USER_SECURITY
+    if stream_link:
+        operation["responses"]["403"] = _error("a stream link for another camera or range")
     operation["responses"]["401"] = {
         **_error("no session and no valid token"),
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}}
@@ -98,6 +102,24 @@ def _operation(summary: str, responses: dict[str, Schema], *, admin: bool = Fals
     if body is not None or any(p["in"] == "query" for p in parameters or []):
         operation["responses"].setdefault("400", _error("a bad parameter, named first"))
     return operation
+
+
+STREAM_PARAM = _query("st", "a stream link's token, for players that send no header or cookie",
+                      {"type": "string", "maxLength": 1024})
+
+
+def _segment_operation(summary: str) -> Schema:
+    video = {"content": {"video/mp2t": {"schema": {"type": "string", "format": "binary"}}}}
+    return _operation(
+        summary,
+        {"200": {"description": "the file", **video},
+         "206": {"description": "the range asked for", **video},
+         "304": {"description": "not modified (If-None-Match)"},
+         "404": _error("no such recording, or its file is not on disk"),
+         "416": _error("a range outside the file"),
+         "503": _error("the storage of the recording's hub is not reachable from this web app")},
+        parameters=[_path("segment_id", "the recording's id", ID_SCHEMA), STREAM_PARAM],
+        tag="recordings", stream_link=True)
 
 
 def _recordings_paths() -> dict[str, Schema]:
@@ -122,30 +144,29 @@ def _recordings_paths() -> dict[str, Schema]:
                            TIME_QUERY), TZ_PARAM]
     export_params = [range_params[0], {**range_params[1], "required": True}, TZ_PARAM]
     no_footage = _error("no such camera, or no footage in the range")
+    unreachable = {**_error("the footage is on a hub whose storage this web app cannot reach "
+                            "(the message names the hub and storage_mounts)"),
+                   "headers": {"Retry-After": {"schema": {"type": "integer"}}}}
     return {
         "/api/v1/recordings": {"get": _operation(
             "Search recordings", {"200": {**_json("recordings, in the order asked for",
                                                   _list_of("Recording")),
                                           "headers": LINK_HEADER}},
             parameters=search, tag="recordings")},
-        "/api/v1/recordings/{segment_id}/file": {"get": _operation(
-            "A recording's MPEG-TS file (Range requests work)",
-            {"200": {"description": "the file",
-                     "content": {"video/mp2t": {"schema": {"type": "string",
-                                                           "format": "binary"}}}},
-             "206": {"description": "the range asked for",
-                     "content": {"video/mp2t": {"schema": {"type": "string",
-                                                           "format": "binary"}}}},
-             "304": {"description": "not modified (If-None-Match)"},
-             "404": _error("no such recording, or its file is not on disk"),
-             "416": _error("a range outside the file")},
-            parameters=[_path("segment_id", "the recording's id",
-                              ID_SCHEMA)], tag="recordings")},
+        "/api/v1/recordings/{segment_id}/segment.ts": {"get": _segment_operation(
+            "A recording's MPEG-TS file (Range requests work)")},
+        "/api/v1/recordings/{segment_id}/file": {"get": _segment_operation(
+            "The same file at its older URL, kept for existing clients (players want `.ts`)")},
         "/api/v1/playback/{camera}.m3u8": {"get": _operation(
             "An HLS VOD playlist of a camera's footage in [start, end)",
             {"200": {"description": "the playlist", "content": {
                 "application/vnd.apple.mpegurl": {"schema": {"type": "string"}}}},
-             "404": no_footage},
+             "404": no_footage, "503": unreachable},
+            parameters=[CAMERA_PATH, *range_params, STREAM_PARAM], tag="recordings",
+            stream_link=True)},
+        "/api/v1/playback/{camera}/link": {"post": _operation(
+            "A stream link: the playlist's URL with a signed token that expires",
+            {"200": _json("the link", _ref("StreamLink")), "404": _error("no such camera")},
             parameters=[CAMERA_PATH, *range_params], tag="recordings")},
         "/api/v1/export/{camera}.mp4": {"get": _operation(
             "A camera's footage in [start, end) as one MP4 (stream copy)",
@@ -153,7 +174,8 @@ def _recordings_paths() -> dict[str, Schema]:
                 "video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
              "404": no_footage,
              "500": _error("ffmpeg failed or timed out"),
-             "503": {**_error("too many exports are running"),
+             "503": {**_error("too many exports are running, or the footage is on a hub whose "
+                              "storage this web app cannot reach"),
                      "headers": {"Retry-After": {"schema": {"type": "integer"}}}}},
             parameters=[CAMERA_PATH, *export_params], tag="recordings")},
     }
@@ -315,7 +337,9 @@ def _cameras_paths() -> dict[str, Schema]:
                 body={"type": "object", "required": ["name", "url"], "properties": {
                     "name": {"type": "string", "pattern": CAMERA_NAME},
                     "url": {"type": "string", "maxLength": cameras_service.MAX_URL_LENGTH},
-                    "location": {"type": "string"}}})},
+                    "location": {"type": "string"},
+                    "hub": {"type": "string", "description": "the hub that pulls it (needed "
+                            "only when several hubs record into the catalog)"}}})},
         "/api/v1/cameras/{camera}": {
             "get": _operation("One camera with its live status",
                               {"200": _json("the camera", _ref("Camera")),
@@ -392,6 +416,9 @@ def _schemas() -> dict[str, Schema]:
                     "events": {"type": "array", "items": obj({
                         "id": integer, "start": TIME_OUT, "end": NULLABLE_TIME,
                         "score": number, "has_snapshot": boolean})}})})}}),
+        "StreamLink": obj({"url": {**string, "description": "the playlist's absolute URL, "
+                                   "token included: play it in VLC, mpv, ffplay"},
+                           "expires": TIME_OUT}),
         "Lock": obj({"id": integer, "camera": nullable_string, "start": TIME_OUT,
                      "end": TIME_OUT, "note": string, "created_by": string,
                      "created_at": TIME_OUT, "admin": boolean, "yielded_at": NULLABLE_TIME,
@@ -427,7 +454,7 @@ def _schemas() -> dict[str, Schema]:
             "state": string, "online": boolean, "stale": boolean,
             "connected_since": NULLABLE_TIME, "offline_since": NULLABLE_TIME,
             "uptime": {"type": "number", "nullable": True}, "fps": number, "bitrate": number,
-            "restarts": integer, "last_segment_end": NULLABLE_TIME,
+            "restarts": integer, "last_segment_end": NULLABLE_TIME, "hub": string,
             "peer": string, "source": string, "last_error": string, "editable": boolean},
             "peer", "source", "last_error", "editable"),
         "Command": obj({"command": integer, "camera": string, "action": string,
@@ -438,7 +465,15 @@ def _schemas() -> dict[str, Schema]:
             "time": TIME_OUT, "database": {"type": "string", "enum": ["ok", "error"]},
             "hub": {"type": "object"}, "cameras": {"type": "object", "nullable": True},
             "disk": {"type": "object", "nullable": True}, "checks": {"type": "object"},
-            "not_recording": {"type": "array", "items": string}}, "not_recording"),
+            "not_recording": {"type": "array", "items": string},
+            "hubs": {"type": "array", "items": obj({
+                "id": string, "running": boolean, "heartbeat_at": NULLABLE_TIME,
+                "heartbeat_age_seconds": {"type": "number", "nullable": True},
+                "disk_free_bytes": {"type": "integer", "nullable": True},
+                "disk_total_bytes": {"type": "integer", "nullable": True},
+                "footage_bytes": integer, "listen": string, "storage_reachable": boolean})},
+            "problems": {"type": "array", "items": string}},
+            "not_recording", "hubs", "problems"),
     }
 
 
@@ -461,7 +496,11 @@ def document() -> Schema:
                 "bearer": {"type": "http", "scheme": "bearer",
                            "description": "a user's API token (Users page)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "nvr_session",
-                            "description": "the browser's session, from /auth/login"}},
+                            "description": "the browser's session, from /auth/login"},
+                "streamLink": {"type": "apiKey", "in": "query", "name": "st",
+                               "description": "a stream link's token (POST "
+                                              "/api/v1/playback/{camera}/link): opens that "
+                                              "playlist and its segments only"}},
             "schemas": _schemas()},
     }
 

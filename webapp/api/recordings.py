@@ -22,12 +22,12 @@ from werkzeug.wsgi import wrap_file
 
 from nvrlib.catalog.models import Camera
 
-from .. import catalog_queries, media
+from .. import catalog_queries, hub_storage, media, stream_links
 from ..catalog_queries import SegmentRow, iso_utc
 from ..recordings.params import (
     MAX_OFFSET, MAX_RANGE, ParamError, int_param, page_size, parse_tz, search_query, time_range,
 )
-from ..security import api_error
+from ..security import api_error, now
 from . import bp
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 SEARCH_PARAMS = frozenset({"camera", "location", "start", "end", "min_duration", "max_duration",
                            "limit", "offset", "sort", "order", "status", "tz"})
 RANGE_PARAMS = frozenset({"start", "end", "tz"})
+PLAYLIST_PARAMS = RANGE_PARAMS | {stream_links.PARAM}
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_CACHE = "private, max-age=3600"  # a segment's file never changes once cataloged
 EXPORT_SLOTS_KEY = "nvr_export_slots"
@@ -77,18 +78,48 @@ def list_recordings() -> ResponseReturnValue:
     return response
 
 
+@bp.get("/recordings/<int:segment_id>/segment.ts")
+def recording_segment(segment_id: int) -> ResponseReturnValue:
+    """Serve a segment's MPEG-TS file by catalog id, with HTTP Range support.
+
+    The ``.ts`` lets players that judge a segment by its URL (ffmpeg 7+, mpv, VLC) take it.
+    """
+    return _serve_segment(segment_id)
+
+
 @bp.get("/recordings/<int:segment_id>/file")
 def recording_file(segment_id: int) -> ResponseReturnValue:
-    """Serve a segment's MPEG-TS file by catalog id, with HTTP Range support."""
+    """Serve a segment's file: the older URL of `recording_segment`, kept for existing clients."""
+    return _serve_segment(segment_id)
+
+
+def _serve_segment(segment_id: int) -> ResponseReturnValue:
     row = catalog_queries.segment(segment_id)
+    grant = stream_links.current_grant()
+    if grant is not None:
+        # A stream link opens the segments of its camera and range only; an id it does not
+        # open answers the same whether it exists or not.
+        refusal = (stream_links.segment_refusal(grant, row.camera, row.start, row.end)
+                   if row is not None else stream_links.scope_text(grant))
+        if refusal is not None:
+            return api_error(403, refusal)
     if row is None:
         return api_error(404, f"no recording with id {segment_id}")
     try:
-        path = media.segment_file(current_app.config["STORAGE_ROOT"], row.path)
+        path = hub_storage.segment_path(row)
+    except hub_storage.StorageUnreachable as exc:
+        return _unreachable(exc)
     except media.SegmentFileMissing:
         return api_error(404, f"the file of recording {segment_id} is not on disk")
     response = send_file(path, mimetype="video/mp2t", conditional=True, etag=True)
     response.headers["Cache-Control"] = SEGMENT_CACHE
+    return response
+
+
+def _unreachable(exc: hub_storage.StorageUnreachable) -> flask.Response:
+    """503: the footage is safe on its hub, but this web app cannot read that hub's storage."""
+    response = api_error(503, str(exc))
+    response.headers["Retry-After"] = "60"
     return response
 
 
@@ -101,14 +132,20 @@ class RangeRequest:
     end: dt.datetime
 
 
-def _range_request(camera: str, default_span: dt.timedelta | None) -> RangeRequest | flask.Response:
+def _range_request(camera: str, default_span: dt.timedelta | None,
+                   known: frozenset[str] = RANGE_PARAMS) -> RangeRequest | flask.Response:
     """Validate the range parameters and the camera of a playlist or export request."""
     try:
-        _check_known(request.args, RANGE_PARAMS)
+        _check_known(request.args, known)
         tz = parse_tz(request.args.get("tz"))
         start, end = time_range(request.args, tz, default_span)
     except ParamError as exc:
         return api_error(400, str(exc))
+    grant = stream_links.current_grant()
+    if grant is not None:  # checked before the camera: a link tells nothing of other cameras
+        refusal = stream_links.playlist_refusal(grant, camera, start, end)
+        if refusal is not None:
+            return api_error(403, refusal)
     row = catalog_queries.camera_by_name(camera)
     if row is None:
         return api_error(404, f"no camera named {camera!r}")
@@ -123,15 +160,49 @@ def _no_footage(wanted: RangeRequest) -> flask.Response:
 @bp.get("/playback/<camera>.m3u8")
 def playlist(camera: str) -> ResponseReturnValue:
     """Return an HLS VOD playlist of a camera's footage in ``[start, end)``."""
-    wanted = _range_request(camera, default_span=MAX_RANGE)
+    wanted = _range_request(camera, default_span=MAX_RANGE, known=PLAYLIST_PARAMS)
     if isinstance(wanted, flask.Response):
         return wanted
     spans = catalog_queries.segment_spans(camera, wanted.start, wanted.end)
     if not spans:
         return _no_footage(wanted)
-    # Relative to /api/v1/playback/: each segment is /api/v1/recordings/<id>/file.
-    body = media.hls_playlist(spans, lambda segment_id: f"../recordings/{segment_id}/file")
+    blocked = _all_unreachable(catalog_queries.segment_hubs(camera, wanted.start, wanted.end))
+    if blocked is not None:
+        return _unreachable(blocked)
+    # Relative to /api/v1/playback/: each segment is /api/v1/recordings/<id>/segment.ts; a
+    # stream link's token rides along, for players that send no header or cookie.
+    token = stream_links.current_token()
+    query = f"?{stream_links.PARAM}={token}" if token else ""
+    body = media.hls_playlist(spans, lambda segment_id: f"../recordings/{segment_id}/segment.ts"
+                                                        f"{query}")
     return current_app.response_class(body, mimetype=PLAYLIST_TYPE)
+
+
+def _all_unreachable(hub_ids: list[str]) -> hub_storage.StorageUnreachable | None:
+    """The first hub's error when none of ``hub_ids`` has a storage this web app reaches."""
+    errors = []
+    for hub_id in hub_ids:
+        try:
+            hub_storage.storage_root(hub_id)
+            return None
+        except hub_storage.StorageUnreachable as exc:
+            errors.append(exc)
+    return errors[0] if errors else None
+
+
+@bp.post("/playback/<camera>/link")
+def playback_link(camera: str) -> ResponseReturnValue:
+    """Make a stream link: the playlist URL of ``[start, end)`` with a signed, expiring token."""
+    wanted = _range_request(camera, default_span=MAX_RANGE)
+    if isinstance(wanted, flask.Response):
+        return wanted
+    token, grant = stream_links.issue(current_user, wanted.camera.name, wanted.start, wanted.end,
+                                      now())
+    url = url_for("api.playlist", camera=grant.camera, start=iso_utc(grant.start),
+                  end=iso_utc(grant.end), **{stream_links.PARAM: token}, _external=True)
+    logger.info("%s made a stream link of %s from %s to %s", current_user.username, grant.camera,
+                iso_utc(grant.start), iso_utc(grant.end))
+    return jsonify(url=url, expires=iso_utc(grant.expires))
 
 
 def _export_slots() -> threading.BoundedSemaphore:
@@ -165,12 +236,19 @@ def export(camera: str) -> ResponseReturnValue:
 
 def _run_export(wanted: RangeRequest, rows: list[SegmentRow]) -> ResponseReturnValue:
     """Remux ``rows`` into a temp folder and answer with the MP4 (the folder is gone by then)."""
-    root = current_app.config["STORAGE_ROOT"]
     timeout = float(current_app.config.get("EXPORT_TIMEOUT", DEFAULT_EXPORT_TIMEOUT))
     camera = wanted.camera
+    files, unreachable = hub_storage.locate_segments(rows)
+    if unreachable and not files:
+        return _unreachable(unreachable[0])
+    for exc in unreachable:  # the rest of the range still exports
+        logger.warning("export of %s leaves out footage: %s", camera.name, exc)
+    # on the footage's own disk (its hub's storage), as big as the export may be
+    root = hub_storage.storage_root(files[0][0].hub_id) if files else current_app.config[
+        "STORAGE_ROOT"]
     workdir = media.export_workdir(root)
     try:
-        plan = media.plan_export(root, rows, wanted.start, wanted.end)
+        plan = media.plan_export(files, wanted.start, wanted.end)
         if plan is None:
             return api_error(404, f"the files of {camera.name}'s footage in that range are "
                                   "not on disk")

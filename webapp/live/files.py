@@ -1,6 +1,7 @@
 """The hub's rolling live HLS on disk, asked for and found safely (docs/design/control.md).
 
-While someone watches a camera, the hub writes ``<STORAGE_ROOT>/.live/<camera>/live.m3u8`` and
+While someone watches a camera, the hub that records it writes
+``<its storage>/.live/<camera>/live.m3u8`` (webapp.hub_storage finds that storage) and
 ~1-second MPEG-TS pieces beside it, deleting the oldest as new ones come. "Someone watches"
 means the web app touched ``.wanted`` in that folder less than 20 s ago (recorder/supervise/live.py),
 which it does on every fetch of the playlist. No request path reaches the disk unchecked: the

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Response, abort, current_app, render_template
+from pathlib import Path
+
+from flask import Response, abort, render_template
 from flask.typing import ResponseReturnValue
 
 from .. import cameras_service as cameras
+from .. import hub_storage
 from ..security import current_user_is_admin
 from . import bp
 from .files import NotLive, mark_wanted, read_playlist, read_segment
@@ -39,6 +42,17 @@ def camera(camera: str) -> ResponseReturnValue:
     return render_template("live/camera.html", camera=view, is_admin=current_user_is_admin())
 
 
+def _live_storage(camera: str) -> Path:
+    """The storage of the hub that records ``camera``: its live files are there (503 if unreachable)."""
+    hub_id = cameras.camera_hub(camera)
+    if hub_id is None:
+        raise NotLive(f"no camera named {camera!r}")
+    try:
+        return hub_storage.storage_root(hub_id)
+    except hub_storage.StorageUnreachable as exc:
+        abort(503, str(exc))
+
+
 @bp.route("/<camera>/live.m3u8")
 def playlist(camera: str) -> ResponseReturnValue:
     """Ask the hub for a camera's live view, and serve its playlist once the hub writes it.
@@ -46,10 +60,8 @@ def playlist(camera: str) -> ResponseReturnValue:
     The player re-fetches the playlist every second or so, which keeps the hub's live view of
     the camera running; the first fetches may answer 404 while the hub starts it.
     """
-    storage = current_app.config["STORAGE_ROOT"]
     try:
-        if not cameras.camera_exists(camera):  # no folders for names that are not cameras
-            raise NotLive(f"no camera named {camera!r}")
+        storage = _live_storage(camera)  # no folders for names that are not cameras
         mark_wanted(storage, camera)
         data = read_playlist(storage, camera)
     except NotLive as exc:
@@ -63,7 +75,7 @@ def playlist(camera: str) -> ResponseReturnValue:
 def segment(camera: str, segment: str) -> ResponseReturnValue:
     """Serve one ~1-second MPEG-TS piece of a camera's live stream."""
     try:
-        data = read_segment(current_app.config["STORAGE_ROOT"], camera, segment)
+        data = read_segment(_live_storage(camera), camera, segment)
     except NotLive as exc:
         abort(404, str(exc))
     response = Response(data, mimetype=SEGMENT_TYPE)

@@ -1,4 +1,4 @@
-"""Monitoring for machines: ``GET /api/v1/health`` (load balancers) and ``GET /metrics``.
+"""Monitoring: ``GET /api/v1/health`` (load balancers), ``GET /metrics``, and the Health page.
 
 Health needs no login and tells counts only (no camera names, paths or URLs). Metrics need a
 session or an API token unless ``[webapp] public_metrics = true`` (`webapp.security`).

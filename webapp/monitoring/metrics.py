@@ -2,7 +2,8 @@
 
 Every request builds a fresh ``CollectorRegistry`` holding one `CatalogCollector`, so nothing
 is kept between scrapes and the numbers are exactly what the hub last wrote to the catalog.
-prometheus_client writes the exposition format. Per-camera series carry the label ``camera``.
+prometheus_client writes the exposition format. Per-camera series carry the label ``camera``;
+the hubs' series (heartbeat, disk, footage, retention, checks) the label ``hub``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from .status import (
-    CAMERA_STATES, CameraView, HubView, alert_counts, footage_by_camera, read_cameras, read_hub,
+    CAMERA_STATES, CameraView, HubView, alert_counts, footage_by_camera, read_cameras, read_hubs,
 )
 
 
@@ -80,9 +81,9 @@ def _camera_details(cameras: list[CameraView], current: dt.datetime) -> Iterator
     yield size
 
 
-def _not_recording(cameras: list[CameraView], hub: HubView) -> Iterator[Metric]:
-    """1 for each camera the running hub says receives but records nothing (health.md)."""
-    names = set(hub.not_recording) if hub.running else set()
+def _not_recording(cameras: list[CameraView], hubs: list[HubView]) -> Iterator[Metric]:
+    """1 for each camera a running hub says receives but records nothing (health.md)."""
+    names = {name for hub in hubs if hub.running for name in hub.not_recording}
     family = GaugeMetricFamily("nvr_camera_not_recording", "1 while the camera's edge sends but "
                                "the hub writes no segment of it, else 0", labels=["camera"])
     for camera in cameras:
@@ -90,29 +91,39 @@ def _not_recording(cameras: list[CameraView], hub: HubView) -> Iterator[Metric]:
     yield family
 
 
-def _hub(hub: HubView) -> Iterator[Metric]:
-    """The hub's heartbeat, disk, retention and health-check series."""
-    yield GaugeMetricFamily("nvr_hub_up", "1 if the hub's heartbeat is at most 30 s old",
-                            value=1.0 if hub.running else 0.0)
+def _hubs(hubs: list[HubView]) -> Iterator[Metric]:
+    """Each hub's heartbeat, disk, retention and health-check series (label ``hub``)."""
+    up = GaugeMetricFamily("nvr_hub_up", "1 if the hub's heartbeat is at most 30 s old",
+                           labels=["hub"])
     age = GaugeMetricFamily("nvr_hub_heartbeat_age_seconds",
-                            "Seconds since the hub's last heartbeat (absent if it never beat)")
-    if hub.heartbeat_age is not None:
-        age.add_metric([], hub.heartbeat_age)
+                            "Seconds since the hub's last heartbeat (absent if it never beat)",
+                            labels=["hub"])
+    for hub in hubs:
+        up.add_metric([hub.hub_id], 1.0 if hub.running else 0.0)
+        if hub.heartbeat_age is not None:
+            age.add_metric([hub.hub_id], hub.heartbeat_age)
+    yield up
     yield age
-    for name, doc, value in (
-            ("nvr_disk_total_bytes", "Size of the storage's filesystem", hub.disk_total),
-            ("nvr_disk_free_bytes", "Free bytes on the storage's filesystem", hub.disk_free),
-            ("nvr_footage_bytes", "Bytes of all recordings, as the hub last measured",
-             hub.footage_bytes)):
-        yield GaugeMetricFamily(name, doc, value=float(value))
-    yield CounterMetricFamily("nvr_retention_deleted_segments_total",
-                              "Segments retention deleted", value=hub.retention_deleted_segments)
-    yield CounterMetricFamily("nvr_retention_deleted_bytes_total",
-                              "Bytes retention deleted", value=hub.retention_deleted_bytes)
+    for family, name, doc, value in (
+            (GaugeMetricFamily, "nvr_disk_total_bytes", "Size of the hub's storage filesystem",
+             lambda hub: hub.disk_total),
+            (GaugeMetricFamily, "nvr_disk_free_bytes", "Free bytes on the hub's storage "
+             "filesystem", lambda hub: hub.disk_free),
+            (GaugeMetricFamily, "nvr_footage_bytes", "Bytes of the hub's recordings, as it last "
+             "measured", lambda hub: hub.footage_bytes),
+            (CounterMetricFamily, "nvr_retention_deleted_segments", "Segments the hub's "
+             "retention deleted", lambda hub: hub.retention_deleted_segments),
+            (CounterMetricFamily, "nvr_retention_deleted_bytes", "Bytes the hub's retention "
+             "deleted", lambda hub: hub.retention_deleted_bytes)):
+        series = family(name, doc, labels=["hub"])
+        for hub in hubs:
+            series.add_metric([hub.hub_id], float(value(hub)))
+        yield series
     checks = GaugeMetricFamily("nvr_check_ok", "1 if the hub's health check passed last time",
-                               labels=["check"])
-    for name, ok in sorted(hub.checks.items()):
-        checks.add_metric([name], 1.0 if ok else 0.0)
+                               labels=["hub", "check"])
+    for hub in hubs:
+        for name, ok in sorted(hub.checks.items()):
+            checks.add_metric([hub.hub_id, name], 1.0 if ok else 0.0)
     yield checks
 
 
@@ -133,11 +144,11 @@ class CatalogCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family, read from the catalog now."""
         cameras = read_cameras(self.current)
-        hub = read_hub(self.current)
+        hubs = read_hubs(self.current)
         yield from _per_camera(cameras)
         yield from _camera_details(cameras, self.current)
-        yield from _not_recording(cameras, hub)
-        yield from _hub(hub)
+        yield from _not_recording(cameras, hubs)
+        yield from _hubs(hubs)
         yield from _alerts()
 
 

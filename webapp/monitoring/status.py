@@ -1,7 +1,7 @@
-"""What the hub last said about itself and its cameras, read from the catalog for monitoring.
+"""What the hubs last said about themselves and their cameras, read from the catalog for monitoring.
 
-The hub writes ``hub_status`` (row 1: heartbeat, disk, health checks, retention counters) and
-one ``camera_status`` row per camera; a few small queries here read them for
+Each hub writes its ``hub_status`` row (one per hub, by ``hub_id``: heartbeat, disk, health
+checks, retention counters) and one ``camera_status`` row per camera it records; a few small queries here read them for
 ``/api/v1/health`` and ``/metrics``. A camera row the hub stopped refreshing counts as offline,
 by the same rule as every other page (`webapp.cameras_service.STALE_AFTER`).
 """
@@ -16,14 +16,15 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from nvrlib.catalog.models import Alert, Camera, CameraStatus, HubStatus, Segment
+from nvrlib.catalog.models import Alert, Camera, CameraStatus, Hub, HubStatus, Segment
+from nvrlib.names import DEFAULT_HUB
 
+from .. import hub_storage
 from ..cameras_service import STALE_AFTER, STOPPED, UNKNOWN
 from ..extensions import db
 
 logger = logging.getLogger(__name__)
 
-HUB_STATUS_ID = 1
 # The hub beats every few seconds; none for this long means it is stopped, hung or cut off.
 HEARTBEAT_MAX_AGE = dt.timedelta(seconds=30)
 FAILED = "failed"
@@ -35,7 +36,7 @@ ALERT_STATUSES = ("pending", "sent", "failed", "logged", "muted", "suppressed")
 
 @dataclasses.dataclass(frozen=True)
 class HubView:
-    """The hub's heartbeat, disk and check results as of the last time it wrote them."""
+    """A hub's heartbeat, disk and check results as of the last time it wrote them."""
 
     running: bool  # a heartbeat within HEARTBEAT_MAX_AGE and no clean stop since
     heartbeat_age: float | None  # seconds; None when it never beat
@@ -47,6 +48,10 @@ class HubView:
     checks: dict[str, bool]
     # cameras whose edge sends but which write no segment, per the hub's streams check
     not_recording: tuple[str, ...] = ()
+    hub_id: str = DEFAULT_HUB
+    heartbeat_at: dt.datetime | None = None
+    listen: str = ""  # where it listens, as it registered (hubs.listen)
+    storage_reachable: bool | None = None  # the web app finds its storage (None: not asked)
 
     @property
     def free_percent(self) -> float | None:
@@ -97,11 +102,25 @@ def _checks(text: str | None) -> dict[str, bool]:
             if isinstance(entry, dict)}
 
 
-def read_hub(current: dt.datetime) -> HubView:
-    """Return the hub's row as of ``current`` (a hub that never ran: not running, zeros)."""
-    row = db.session.get(HubStatus, HUB_STATUS_ID)
+def read_hubs(current: dt.datetime, storage: bool = False) -> list[HubView]:
+    """Return every hub as of ``current``, by id: those registered in ``hubs`` and any with a
+    ``hub_status`` row (``main`` alone, not running, when there is neither).
+
+    With ``storage``, also whether the web app reaches each hub's storage (webapp.hub_storage).
+    """
+    listens = dict(db.session.execute(select(Hub.id, Hub.listen)).all())
+    rows = {row.hub_id: row for row in db.session.scalars(select(HubStatus))}
+    ids = sorted(set(listens) | set(rows)) or [DEFAULT_HUB]
+    roots = hub_storage.storage_map().roots if storage else None
+    return [_hub_view(hub_id, rows.get(hub_id), current, listens.get(hub_id) or "",
+                      None if roots is None else hub_id in roots) for hub_id in ids]
+
+
+def _hub_view(hub_id: str, row: HubStatus | None, current: dt.datetime, listen: str,
+              reachable: bool | None) -> HubView:
+    """A hub's row as of ``current`` (a hub that never ran: not running, zeros)."""
     if row is None:
-        return HubView(False, None, 0, 0, 0, 0, 0, {})
+        return HubView(False, None, 0, 0, 0, 0, 0, {}, (), hub_id, None, listen, reachable)
     age = (current - row.heartbeat_at).total_seconds() if row.heartbeat_at else None
     stopped = (row.stopped_at is not None and row.heartbeat_at is not None
                and row.stopped_at >= row.heartbeat_at)
@@ -110,7 +129,8 @@ def read_hub(current: dt.datetime) -> HubView:
     return HubView(fresh and not stopped, age, row.disk_total_bytes or 0,
                    row.disk_free_bytes or 0, row.footage_bytes or 0,
                    row.retention_deleted_segments or 0, row.retention_deleted_bytes or 0,
-                   _checks(row.checks), _not_recording(row.checks))
+                   _checks(row.checks), _not_recording(row.checks), hub_id, row.heartbeat_at,
+                   listen, reachable)
 
 
 def _not_recording(text: str | None) -> tuple[str, ...]:

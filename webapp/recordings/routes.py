@@ -10,7 +10,7 @@ from typing import Any
 from flask import abort, current_app, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import catalog_queries, media
+from .. import catalog_queries, hub_storage, media, stream_links
 from ..catalog_queries import Interval, Timeline, iso_utc
 from ..protect import locks
 from ..security import now
@@ -27,6 +27,7 @@ MAX_PAGE = MAX_OFFSET // PAGE_SIZE
 SORT_LABELS = {"time": "Time", "duration": "Duration", "size": "Size"}
 DEFAULT_PLAY_BACK = dt.timedelta(hours=1)  # the player with no start: the last hour
 DEFAULT_EXPORT_SPAN = dt.timedelta(minutes=10)  # the export form's range with no end
+GAP_TOLERANCE = dt.timedelta(seconds=1)  # footage this close to the asked moment counts as there
 THUMB_CACHE = "private, max-age=86400"
 
 
@@ -210,6 +211,13 @@ def timeline(camera: str) -> ResponseReturnValue:
     return render_template("recordings/timeline.html", **context)
 
 
+def _hours_text(span: dt.timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    if hours >= 1:
+        return f"{hours:g} hour{'s' if hours != 1 else ''}"
+    return f"{round(span.total_seconds() / 60)} minutes"
+
+
 @bp.route("/play")
 def play() -> ResponseReturnValue:
     """Play a camera from a time: an HLS player, a wall-clock readout and an export form."""
@@ -229,9 +237,14 @@ def play() -> ResponseReturnValue:
         abort(400, "end: must be after start, and at most 24 h later")
     play_end = end or start + MAX_RANGE
     first = catalog_queries.first_segment(camera, start, play_end)
+    # no footage at the asked moment: say so, and offer the nearest footage each way
+    before, after = (None, None) if first is not None and first.start <= start + GAP_TOLERANCE \
+        else catalog_queries.nearest_footage(camera, start)
+    unreachable = hub_storage.unreachable_message(first.hub_id) if first else None
     export_end = end or min(start + DEFAULT_EXPORT_SPAN, play_end)
     context = {
         "cameras": cameras, "camera": camera, "first": first, "tz_name": tz_name,
+        "unreachable": unreachable,
         "start": start, "end": play_end, "export_start": start, "export_end": export_end,
         "start_input": _local_input(start, tz),
         "export_start_input": _local_input(start, tz),
@@ -239,7 +252,13 @@ def play() -> ResponseReturnValue:
         "offset": round(max(0.0, (start - first.start).total_seconds()), 3) if first else 0,
         "playlist_url": url_for("api.playlist", camera=camera, start=iso_utc(start),
                                 end=iso_utc(play_end)),
+        "stream_link_hours": _hours_text(stream_links.lifetime()),
+        "stream_link_url": url_for("api.playback_link", camera=camera, start=iso_utc(start),
+                                   end=iso_utc(play_end)),
         "timeline_url": url_for("recordings.timeline", camera=camera, at=iso_utc(start)),
+        "nearest_before": before, "nearest_after": after,
+        "play_from": lambda moment: url_for("recordings.play", camera=camera,
+                                            start=iso_utc(moment), tz=tz_name or None),
     }
     return render_template("recordings/play.html", **context)
 
@@ -250,10 +269,13 @@ def thumbnail(segment_id: int) -> ResponseReturnValue:
     row = catalog_queries.segment(segment_id)
     if row is None or row.status != catalog_queries.STATUS_OK:
         abort(404, "No such recording.")
-    root = current_app.config["STORAGE_ROOT"]
+    try:
+        root = hub_storage.storage_root(row.hub_id)
+    except hub_storage.StorageUnreachable as exc:
+        abort(503, str(exc))
     try:
         source = media.segment_file(root, row.path)
-        target = media.thumbnail_path(root, row.camera, row.id)
+        target = media.thumbnail_path(root, row.camera, row.id)  # in its hub's storage
         try:
             response = send_file(media.ensure_thumbnail(source, target), mimetype="image/jpeg",
                                  conditional=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import abort, current_app, redirect, render_template, request, send_file, url_for
+from flask import abort, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from nvrlib.catalog.models import MotionEvent
 
-from .. import catalog_queries, media
+from .. import catalog_queries, hub_storage, media
 from ..extensions import db
 from ..catalog_queries import iso_utc
 from ..recordings.params import ParamError, optional_time, parse_tz
@@ -20,6 +20,9 @@ from .params import camera_list
 
 MAX_PLAYERS = 9  # the grid plays at most this many cameras at once
 DEFAULT_PLAYERS = 4
+# Times in URLs carry milliseconds, and the page asks for whole seconds: a moment a little
+# before a segment's start still gets that segment's picture.
+PICTURE_WINDOW = dt.timedelta(seconds=2)
 PICTURE_CACHE = "private, max-age=300"  # which segment holds a moment never changes for long
 SNAPSHOT_CACHE = "private, max-age=86400"  # a snapshot never changes once written
 
@@ -52,14 +55,14 @@ def index() -> ResponseReturnValue:
 
 @bp.route("/<camera>/picture.jpg")
 def picture(camera: str) -> ResponseReturnValue:
-    """Redirect to the thumbnail of the segment of ``camera`` that holds the moment ``at``."""
+    """Redirect to the thumbnail of ``camera``'s segment at ``at`` (or starting within 2 s)."""
     try:
         at = optional_time(request.args, "at", parse_tz(request.args.get("tz")))
     except ParamError as exc:
         abort(400, str(exc))
     if at is None:
         abort(400, "at: required (an ISO-8601 time)")
-    row = catalog_queries.first_segment(camera, at, at + dt.timedelta(microseconds=1))
+    row = catalog_queries.first_segment(camera, at, at + PICTURE_WINDOW)
     if row is None:
         abort(404, f"No footage of {camera} at {iso_utc(at)}.")
     response = redirect(url_for("recordings.thumbnail", segment_id=row.id))
@@ -70,11 +73,14 @@ def picture(camera: str) -> ResponseReturnValue:
 @bp.route("/motion/<int:event_id>/snapshot.jpg")
 def motion_snapshot(event_id: int) -> ResponseReturnValue:
     """Serve the JPEG a motion detector kept of an event (404 when it kept none)."""
-    path = db.session.scalar(select(MotionEvent.snapshot_path).where(MotionEvent.id == event_id))
-    if not path:
+    row = db.session.execute(select(MotionEvent.snapshot_path, MotionEvent.hub_id)
+                             .where(MotionEvent.id == event_id)).first()
+    if row is None or not row.snapshot_path:
         abort(404, "This motion event has no snapshot.")
-    try:
-        source = media.segment_file(current_app.config["STORAGE_ROOT"], path)
+    try:  # the snapshot is in the storage of the hub that stored the event
+        source = media.segment_file(hub_storage.storage_root(row.hub_id), row.snapshot_path)
+    except hub_storage.StorageUnreachable as exc:
+        abort(503, str(exc))
     except media.SegmentFileMissing:
         abort(404, "The snapshot of this motion event is not on disk.")
     response = send_file(source, mimetype="image/jpeg", conditional=True)
