@@ -20,24 +20,6 @@
     return new Date(ms).toISOString();
   }
 
-  // Parse a media playlist into fragments {start, duration, programDateTime}.
-  function parsePlaylist(text) {
-    var parsed = [];
-    var position = 0;
-    var dateTime = null;
-    text.split(/\r?\n/).forEach(function (line) {
-      if (line.indexOf("#EXT-X-PROGRAM-DATE-TIME:") === 0) {
-        dateTime = Date.parse(line.slice(25));
-      } else if (line.indexOf("#EXTINF:") === 0) {
-        var duration = parseFloat(line.slice(8));
-        parsed.push({ start: position, duration: duration, programDateTime: dateTime });
-        position += duration;
-        dateTime = null;
-      }
-    });
-    return parsed;
-  }
-
   // The fragment whose wall-clock span holds ``wall``, or null (a gap, or outside).
   function fragmentAtWall(fragments, wall) {
     var low = 0;
@@ -113,7 +95,7 @@
         if (generation !== tile.generation) {
           return;
         }
-        tile.fragments = text ? parsePlaylist(text) : [];
+        tile.fragments = text ? window.nvrHlsPlaylist.parse(text) : []; // hls_playlist.js
         tile.loading = false;
         if (tile.fragments.length) {
           tile.attach(url, wall);
