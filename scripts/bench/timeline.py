@@ -125,25 +125,12 @@ def run_cases(url: str, workdir: Path, layout: catalog_bench.Layout,
 def main(argv: list[str] | None = None) -> int:
     """Fill the catalog (unless reused), time the cases, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--segments", type=int, default=1_000_000)
-    parser.add_argument("--cameras", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each segment")
+    catalog_bench.add_catalog_arguments(parser)
     parser.add_argument("--motion", type=int, default=100, help="motion events per camera-day")
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--db", type=Path, help="catalog file to reuse (filled if empty)")
-    parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = parser.parse_args(argv)
-    layout = catalog_bench.Layout(args.segments, args.cameras, args.seconds)
     workdir = Path(tempfile.mkdtemp(prefix="nvr-bench-timeline-"))
     try:
-        db_file = (args.db or workdir / "nvr.db").resolve()
-        url = f"sqlite:///{db_file}"
-        existing = catalog_bench.count_segments(url) if db_file.exists() else 0
-        if existing:
-            print(f"reusing {db_file} ({existing:,} segments)")
-        else:
-            print(f"filling {db_file}: {layout.segments:,} segments, {layout.cameras} cameras")
-            catalog_bench.fill(url, layout)
+        url, layout = catalog_bench.open_catalog(args, workdir)
         add_motion(url, layout, args.motion)
         load_before = os.getloadavg()[0]
         results = run_cases(url, workdir, layout, args.runs)
