@@ -23,6 +23,7 @@ DEFAULT_SIZE = "1280x720"
 DEFAULT_BITRATE = "2M"
 DEFAULT_SPOOL_SIZE = "4G"
 DEFAULT_BACKFILL_RATE = "4M"
+DEFAULT_MOTION_SENSITIVITY = 50
 MAX_LOCATION_LENGTH = 128  # protocol.md: X-NVR-Location is at most 128 printable chars
 
 _SIZE_RE = re.compile(r"(\d+)[xX](\d+)")
@@ -42,6 +43,10 @@ class StreamConfig:
     height: int = 720
     bitrate: int = 2_000_000
     loop: bool = True
+    # None: no detector and no settings poll (library use); the command line gives True
+    # (--motion, the default) or False (--no-motion; the hub's settings may still turn it on)
+    motion: bool | None = None
+    motion_sensitivity: int = DEFAULT_MOTION_SENSITIVITY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="upload rate of spooled footage per camera, in bits/s, e.g. 4M (4M)",
     )
     p.add_argument(
+        "--motion", action=argparse.BooleanOptionalAction, default=True,
+        help="detect motion and report events to the hub (default), or not; once an admin "
+        "sets a camera's motion settings in the web app, the hub's settings win",
+    )
+    p.add_argument(
+        "--motion-sensitivity", type=int, default=DEFAULT_MOTION_SENSITIVITY, metavar="N",
+        help="motion sensitivity, 1 (only large, strong changes) to 100 (the slightest) (50)",
+    )
+    p.add_argument(
         "--log-level", default="INFO", type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
     )
@@ -145,8 +159,11 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
     location = check_location(args.location or socket.gethostname())
     width, height = parse_size(args.size)
     bitrate = parse_bitrate(args.bitrate)
+    if not 1 <= args.motion_sensitivity <= 100:
+        raise ConfigError(f"--motion-sensitivity {args.motion_sensitivity}: must be 1-100")
     streams = tuple(
-        StreamConfig(name, source, args.fps, width, height, bitrate, args.loop)
+        StreamConfig(name, source, args.fps, width, height, bitrate, args.loop, args.motion,
+                     args.motion_sensitivity)
         for name, source in pair_names(location, args.camera or ["0"], args.name or [])
     )
     return EdgeConfig(

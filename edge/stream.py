@@ -21,6 +21,8 @@ from .capture import Frame, LatestFrame, run_capture
 from .cli import StreamConfig
 from .encoder import TICKS_PER_SECOND, Chunk, Encoder, EncoderSettings
 from .errors import HubClosed, HubError, HubRejected, HubUnreachable
+from .motion import MotionEvent, MotionSettings, MotionWorker
+from .motion_uplink import EventQueue, MotionReporter, SettingsChoice
 from .overlay import Overlay
 from .spool import NullSpool, Spool
 from .tap import END, Frame as TapFrame, LiveTap, Start
@@ -47,6 +49,8 @@ FRAME_WAIT = 0.25
 CAPTURE_JOIN_TIMEOUT = 2.0
 SENDER_JOIN_TIMEOUT = FINISH_TIMEOUT + 2.0
 BACKFILL_JOIN_TIMEOUT = 3.0
+MOTION_JOIN_TIMEOUT = 2.0
+REPORTER_JOIN_TIMEOUT = 4.0  # motion_uplink.FINAL_SEND_SECONDS, plus one request
 
 
 def ticks(seconds: float) -> int:
@@ -84,6 +88,11 @@ class StreamWorker(threading.Thread):
         )
         self._overlay = Overlay(hub.location or "", config.name)
         self._uploads_stop = threading.Event()  # backfill stops once the encoder ended
+        # motion detection and its reports (None: config.motion is None)
+        self.motion: MotionWorker | None = None
+        self.reporter: MotionReporter | None = None
+        if config.motion is not None:
+            self._make_motion()
         self.tap = LiveTap(self.spool)
         self.sender = LiveSender(self, accepted_after=accepted_after, ack_timeout=ack_timeout,
                                  backoff=backoff)
@@ -92,6 +101,22 @@ class StreamWorker(threading.Thread):
                        rate_bits=backfill_rate)
             if isinstance(spool, Spool) else None
         )
+
+    def _make_motion(self) -> None:
+        local = MotionSettings(enabled=bool(self.config.motion),
+                               sensitivity=self.config.motion_sensitivity)
+        # beside the footage spool, where a camera name cannot collide (no leading dot)
+        folder = (self.spool.folder.parent / ".motion" / self.config.name
+                  if isinstance(self.spool, Spool) else None)
+        self.motion = MotionWorker(self.config.name, local, self._report_motion, self.stop,
+                                   log=self.log)
+        choice = SettingsChoice(local, self.motion.apply, current=local)
+        self.reporter = MotionReporter(self.config.name, self.hub, EventQueue(folder, log=self.log),
+                                       threading.Event(), choice, log=self.log)
+
+    def _report_motion(self, event: MotionEvent) -> None:
+        assert self.reporter is not None
+        self.reporter.report(event)
 
     def run(self) -> None:
         """Capture in a helper thread, encode here, send and backfill in two more."""
@@ -109,6 +134,9 @@ class StreamWorker(threading.Thread):
         self.sender.start()
         if self.backfiller:
             self.backfiller.start()
+        if self.motion is not None and self.reporter is not None:
+            self.motion.start()
+            self.reporter.start()
         try:
             self._encode_loop()
         finally:
@@ -122,10 +150,16 @@ class StreamWorker(threading.Thread):
 
     def _finish(self, capture: threading.Thread) -> None:
         capture.join(CAPTURE_JOIN_TIMEOUT)
+        if self.motion is not None and self.reporter is not None:
+            self.motion.finish()  # an event going on ends here, and is reported
+            self.motion.join(MOTION_JOIN_TIMEOUT)
+            self.reporter.finish()
         self._uploads_stop.set()
         if self.backfiller:  # a half-sent backfill is simply sent again next time
             self.backfiller.join(BACKFILL_JOIN_TIMEOUT)
         self.sender.join(SENDER_JOIN_TIMEOUT)
+        if self.reporter is not None:  # what it could not send stays queued for the next run
+            self.reporter.join(REPORTER_JOIN_TIMEOUT)
         self.spool.close()
 
     def _encode_loop(self) -> None:
@@ -156,6 +190,8 @@ class StreamWorker(threading.Thread):
         return frame.monotonic - encoder.start_monotonic >= self.max_request_seconds
 
     def _encode(self, encoder: Encoder, epoch_ms: int, frame: Frame) -> None:
+        if self.motion is not None:  # before the overlay: the clock must never count as motion
+            self.motion.offer(frame.image, frame.monotonic, frame.wall)
         self._overlay.draw(frame.image, frame.wall)
         if self.tap.keyframe_wanted():
             encoder.force_keyframe()

@@ -261,6 +261,11 @@ def _is_ndjson(response: h11.Response) -> bool:
     )
 
 
+def connect(hub: HubAddress) -> socket.socket:
+    """Open a connection to the hub (TLS if configured), or raise HubUnreachable/HubTlsError."""
+    return _connect(hub)
+
+
 def _connect(hub: HubAddress) -> socket.socket:
     try:
         sock = socket.create_connection((hub.host, hub.port), timeout=CONNECT_TIMEOUT)

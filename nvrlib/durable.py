@@ -13,3 +13,18 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_file_durably(path: Path, data: bytes) -> None:
+    """Write a whole file so that after a crash it is either complete or absent.
+
+    The bytes go to ``<name>.part``, are fsynced, renamed over ``path``, and the folder is
+    fsynced; a leftover ``.part`` is an interrupted write, safe to delete.
+    """
+    partial = path.with_name(path.name + ".part")
+    with partial.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
+    fsync_dir(path.parent)

@@ -45,6 +45,9 @@ class CameraConfig:
     segment_seconds: float | None = None
     retention_days: float | None = None  # this camera's own limits (the tighter one wins)
     retention_gb: float | None = None
+    # email this camera's motion (docs/guide/alerts.md); None: as the web app sets it
+    # (cameras.motion_alerts). Set here, it wins over the web app's switch.
+    motion_alerts: bool | None = None
 
     @property
     def is_pull(self) -> bool:
@@ -73,6 +76,9 @@ class AlertsConfig:
     debounce_window: float = 600.0  # per camera: at most debounce_burst emails per window,
     debounce_burst: int = 3  # the rest become one summary at the window's end
     disk_low_percent: float = 10.0  # alert when free space falls below this
+    # the web app's address as people reach it (http://nvr.local:8080): motion alerts link to
+    # the moment to play; None: no link
+    web_url: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,7 +285,7 @@ CAMERA_SCHEMA: schema.Schema = {
     "name": Key(camera_name), "location": Key(schema.text), "url": Key(pull_url, secret=True),
     "token": Key(schema.nonempty, secret=True), "enabled": Key(schema.boolean),
     "segment_seconds": Key(number(1, 3600)), "retention_days": Key(limit(100 * 365)),
-    "retention_gb": Key(limit(1e9)),
+    "retention_gb": Key(limit(1e9)), "motion_alerts": Key(schema.boolean),
 }
 ALERTS_SCHEMA: schema.Schema = {
     "sendgrid_api_key": Key(_secret, secret=True), "sendgrid_api_key_file": Key(schema.path),
@@ -288,7 +294,7 @@ ALERTS_SCHEMA: schema.Schema = {
     "send_timeout": Key(number(0.1, 300)), "retry_initial": Key(number(0.01, 3600)),
     "retry_max": Key(number(0.01, DAY)), "give_up_after": Key(number(1, 30 * DAY)),
     "debounce_window": Key(number(1, DAY)), "debounce_burst": Key(whole(1, 1000)),
-    "disk_low_percent": Key(number(0, 100)),
+    "disk_low_percent": Key(number(0, 100)), "web_url": Key(http_url),
 }
 RETENTION_SCHEMA: schema.Schema = {
     "days": Key(limit(100 * 365)), "max_gb": Key(limit(1e9)), "max_percent": Key(limit(100)),

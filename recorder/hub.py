@@ -25,14 +25,17 @@ from recorder.errors import IngestRejected
 from recorder.health import outages
 from recorder.health.alerts import AlertCenter, AlertEvent
 from recorder.health.monitor import HealthMonitor
+from recorder.health.motion_alerts import snapshot_attacher
 from recorder.health.outages import QUIET_REASONS, OutageInfo
 from recorder.ingest import backfill, tokens
 from recorder.ingest.guard import IngestLimits, NewNameLimiter, source_of
 from recorder.ingest.tokens import TokenCache
 from recorder.ingest.protocol import TICK, DurableProgress, ProtocolFields
 from recorder.ingest.tls import server_context
+from recorder.ingest.events import MotionReport, settings_json
 from recorder.ingest.server import IngestRequest, StreamEnding, StreamSink, start_server, token_matches
 from recorder.store.catalog import Catalog, FinishedSegment
+from recorder.store import motion
 from recorder.store.identity import check_storage_identity
 from recorder.store.reconcile import ReconcileReport, reconcile
 from recorder.store.retention import Retention
@@ -93,7 +96,8 @@ class Hub:
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.report: ReconcileReport | None = None
-        self.alerts = AlertCenter(config.alerts, self.engine)
+        self.alerts = AlertCenter(config.alerts, self.engine,
+                                  attach=snapshot_attacher(self.storage, config.hub_id))
         self.retention = Retention(config, self.catalog, self.storage)
         self.health = HealthMonitor(self)
         self.open_outages: dict[str, OutageInfo] = {}
@@ -518,16 +522,65 @@ class Hub:
 
     def _check_token(self, request: IngestRequest) -> None:
         """Accept the camera's config token (else the shared one) or one of its catalog tokens."""
-        name = request.camera
+        self._check_camera_token(request.camera, request.token)
+
+    def _check_camera_token(self, name: str, token: str | None) -> None:
         camera = self.config.camera(name)
         expected = (camera.token if camera and camera.token else None) or self.config.ingest_token
-        if self.tokens.match(name, request.token) is not None:
+        if self.tokens.match(name, token) is not None:
             return
         if expected is None and not self.tokens.has_tokens(name):
             return  # nothing configured for this camera: the port is open (warned at start)
-        if expected is None or not token_matches(request.token, expected):
-            what = "no" if request.token is None else "a wrong"
+        if expected is None or not token_matches(token, expected):
+            what = "no" if token is None else "a wrong"
             raise IngestRejected(401, f"{what} bearer token for camera {name}")
+
+    # -- motion events from edges (recorder/ingest/events.py, docs/design/motion.md) ------------
+
+    def check_motion_access(self, camera: str, token: str | None) -> None:
+        """Apply the stream's rules to a motion request: pulled cameras (409), then the token."""
+        configured = self.config.camera(camera)
+        if (configured is not None and configured.is_pull) or camera in self.pulled:
+            raise IngestRejected(409, f"camera {camera} is pulled by the hub, not pushed")
+        self._check_camera_token(camera, token)
+        if self.stopping.is_set():
+            raise IngestRejected(503, "the hub is shutting down")
+
+    async def record_motion(self, report: MotionReport) -> dict[str, object]:
+        """Store an event (row and snapshot durable) and return the camera's motion settings."""
+        fields = motion.EventFields(report.camera, report.event_key, report.start, report.end,
+                                    report.score, report.box, report.snapshot)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self._store_motion, fields)
+
+    async def motion_settings(self, camera: str) -> dict[str, object]:
+        """Return a camera's motion settings for its edge (404 unknown, 409 another hub's)."""
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(self.executor, motion.camera_motion, self.catalog,
+                                           camera)
+        return self._motion_answer(camera, found)
+
+    def _store_motion(self, fields: motion.EventFields) -> dict[str, object]:
+        found = motion.camera_motion(self.catalog, fields.camera)
+        answer = self._motion_answer(fields.camera, found)
+        assert found is not None
+        # as for its stream: no events of a camera that is not recorded
+        if not found.camera_enabled:
+            raise IngestRejected(423, f"camera {fields.camera} is disabled")
+        if found.approval != "approved":
+            raise IngestRejected(403, f"camera {fields.camera} is {found.approval} "
+                                      "(an admin's approval)")
+        if not motion.store_event(self.catalog, fields, found.camera_id):
+            raise IngestRejected(409, f"event_key {fields.event_key} belongs to another camera")
+        return answer
+
+    def _motion_answer(self, camera: str, found: motion.CameraMotion | None) -> dict[str, object]:
+        if found is None:
+            raise IngestRejected(404, f"unknown camera {camera}: motion events are taken only "
+                                      "for a camera the hub records")
+        if found.hub_id != self.config.hub_id:
+            raise IngestRejected(409, f"camera {camera} is recorded by hub {found.hub_id}")
+        return settings_json(found.enabled, found.sensitivity, found.mask, found.updated_at)
 
     async def refresh_tokens(self) -> None:
         """Reload the catalog's tokens; close live streams whose token was revoked."""

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sqlalchemy import Result, Select, or_, select
+from sqlalchemy import ColumnElement, Result, Select, and_, exists, func, literal, or_, select
 
-from nvrlib.catalog.models import Camera, Outage, Segment
+from nvrlib.catalog.models import Camera, MotionEvent, Outage, Segment, UTCDateTime
 from nvrlib.names import DEFAULT_HUB
 
 from .extensions import db
@@ -61,6 +61,7 @@ class SearchFilters:
     min_duration: float | None = None
     max_duration: float | None = None
     statuses: tuple[str, ...] = (STATUS_OK,)
+    motion: bool = False  # only segments that overlap a motion event of their camera
 
 
 class SegmentRow(NamedTuple):
@@ -221,6 +222,30 @@ def _overlapping(query: Select, start: dt.datetime | None, end: dt.datetime | No
     return query
 
 
+# Far in the future: an ongoing motion event (end_time NULL) runs until then.
+_OPEN_END = dt.datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def overlaps_motion() -> ColumnElement[bool]:
+    """The condition "this segment overlaps a motion event of its camera", two index probes.
+
+    Either an event starts within the segment (a range of ``ix_motion_camera_start``), or the
+    last event that started before the segment still runs at its start (one step back on the
+    same index). A detector ends one event before it starts the next, so a camera's events do
+    not overlap one another and the last one before is the only one that can cover the start.
+    """
+    starts_inside = exists().where(MotionEvent.camera_id == Segment.camera_id,
+                                   MotionEvent.start_time >= Segment.start_time,
+                                   MotionEvent.start_time < Segment.end_time)
+    last_end = (select(func.coalesce(MotionEvent.end_time,
+                                     literal(_OPEN_END, UTCDateTime())))
+                .where(MotionEvent.camera_id == Segment.camera_id,
+                       MotionEvent.start_time < Segment.start_time)
+                .order_by(MotionEvent.start_time.desc()).limit(1)
+                .correlate(Segment).scalar_subquery())
+    return or_(starts_inside, and_(last_end.is_not(None), last_end > Segment.start_time))
+
+
 def _like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -272,6 +297,8 @@ def search(filters: SearchFilters, sort: str = DEFAULT_SORT, order: str = DEFAUL
         query = query.where(Segment.duration >= filters.min_duration)
     if filters.max_duration is not None:
         query = query.where(Segment.duration <= filters.max_duration)
+    if filters.motion:
+        query = query.where(overlaps_motion())
     column = SORTS[sort]
     # The id breaks ties so pages never overlap; in SQLite it is the rowid that every index
     # already ends with, so "time" is still read straight off the index in order.

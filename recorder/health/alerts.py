@@ -36,7 +36,7 @@ from recorder.health.messages import (
 from nvrlib.catalog.models import Alert, Camera, Setting, utcnow
 from nvrlib.redact import redact, redact_value
 from recorder.config import AlertsConfig, valid_email
-from recorder.health.mailer import Delivery, Mailer, Outgoing
+from recorder.health.mailer import Attachment, Delivery, Mailer, Outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ NEVER_DEBOUNCED = frozenset({"test"})
 # one key per kind, not per camera; new cameras too: a host inventing names must not send
 # one email per name (the first debounce_burst are emailed at once, the rest in one summary)
 KIND_KEYED = frozenset({"disk_low", "disk_emergency", "summary", "new_camera"})
+# kinds with a window per camera of their own: a burst of motion must not hold back the news
+# that the same camera went offline
+OWN_WINDOW = frozenset({"motion"})
 
 
 _PENDING = select(func.count().label("count"),
@@ -85,6 +88,8 @@ def debounce_key(kind: str, camera: str | None) -> str | None:
         return None
     if kind in KIND_KEYED or camera is None:
         return f"kind:{kind}"
+    if kind in OWN_WINDOW:
+        return f"{kind}:{camera}"
     return f"camera:{camera}"
 
 
@@ -160,8 +165,12 @@ class AlertCenter:
     """Stores, mutes, debounces and emails the hub's alerts; see the module docstring."""
 
     def __init__(self, config: AlertsConfig, engine: sqlalchemy.Engine, *,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow,
+                 attach: Callable[[str, dict[str, Any]], tuple[Attachment, ...]] | None = None,
+                 ) -> None:
         self._config = config
+        # the files an alert's email carries, from its kind and details (a motion snapshot)
+        self._attach = attach or (lambda _kind, _details: ())
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
@@ -307,7 +316,7 @@ class AlertCenter:
         if event.camera is not None and self._muted(session, event.camera, now):
             return "muted"  # a muted camera's alerts count toward no debounce window
         key = debounce_key(event.kind, event.camera)
-        camera = event.camera if key is not None and key.startswith("camera:") else None
+        camera = event.camera if key is not None and not key.startswith("kind:") else None
         if key is not None and not self._debouncer.admit(
                 key, camera, now, Suppressed(at, event.kind, message.headline)):
             return "suppressed"
@@ -438,8 +447,9 @@ class AlertCenter:
         timeout = None
         if self._stopping.is_set():
             timeout = self._drain_deadline - time.monotonic()
+        attachments = self._attach(alert.kind, alert.details)
         delivery = self._mailer.send(Outgoing(alert.id, alert.kind, alert.camera, subject, body,
-                                              recipients), timeout=timeout)
+                                              recipients, attachments), timeout=timeout)
         values.update(attempts=alert.attempts + 1, recipients=",".join(recipients))
         values.update(self._outcome(alert, delivery, values["attempts"], subject))
         self._finish(alert.id, **values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import http.client
 import logging
@@ -9,13 +10,25 @@ from collections.abc import Sequence
 
 import python_http_client
 import sendgrid
-from sendgrid.helpers.mail import Category, CustomArg, Mail, To
+from sendgrid.helpers.mail import (
+    Attachment as MailAttachment, Category, CustomArg, Disposition, FileContent, FileName,
+    FileType, Mail, To,
+)
 
 from recorder.config import AlertsConfig
 
 logger = logging.getLogger(__name__)
 
 ERROR_TEXT_MAX = 2000  # of a SendGrid error body kept in Alert.last_error
+
+
+@dataclasses.dataclass(frozen=True)
+class Attachment:
+    """A file sent with an alert email (a motion event's snapshot)."""
+
+    filename: str
+    content_type: str
+    data: bytes = dataclasses.field(repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +41,7 @@ class Outgoing:
     subject: str
     body: str
     recipients: tuple[str, ...]
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +72,8 @@ def hide_api_key_in_client_logs() -> None:
 
 
 def build_mail(email_from: str, outgoing: Outgoing) -> Mail:
-    """Build the SendGrid message: every recipient in one personalization, plain text only."""
+    """Build the SendGrid message: every recipient in one personalization, plain text, and the
+    attachments if any."""
     mail = Mail(from_email=email_from, to_emails=[To(address) for address in outgoing.recipients],
                 subject=outgoing.subject, plain_text_content=outgoing.body)
     args = {"alert_id": str(outgoing.alert_id), "kind": outgoing.kind}
@@ -69,6 +84,12 @@ def build_mail(email_from: str, outgoing: Outgoing) -> Mail:
     # add_category prepends, so add in reverse to send ["nvr-alert", kind]
     for category in (outgoing.kind, "nvr-alert"):
         mail.add_category(Category(category))
+    # the v3 API takes each file base64-encoded in the JSON body ("attachments")
+    for attachment in outgoing.attachments:
+        mail.add_attachment(MailAttachment(
+            FileContent(base64.b64encode(attachment.data).decode("ascii")),
+            FileName(attachment.filename), FileType(attachment.content_type),
+            Disposition("attachment")))
     return mail
 
 

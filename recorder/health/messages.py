@@ -260,6 +260,27 @@ def _retention_short(camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tup
     return f"{name} keeps only {kept:.1f} of {configured:g} days", lines
 
 
+NO_PLAY_LINK = ("No link to play it: set web_url under [alerts] in the hub's config file (the "
+                "web app's address, e.g. http://nvr.local:8080) to get one.")
+
+
+def _motion(camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tuple[str, list[str]]:
+    percent = 100 * _number(d.get("score"))
+    start, end = parse_time(d.get("start")), parse_time(d.get("end"))
+    lines = [f"What happened: camera {camera} saw motion (at its peak {percent:.1f} % of the "
+             "picture moved)."]
+    lines += _time_line("Motion started", d.get("start"))
+    if start and end:
+        lines.append(f"Motion lasted: {duration_text((end - start).total_seconds())}")
+    elif start:
+        lines.append("Motion ended: not yet when this alert was raised")
+    play = d.get("play_url")
+    lines.append(f"Play that moment: {play}" if isinstance(play, str) and play else NO_PLAY_LINK)
+    lines.append("The picture at its peak is attached." if d.get("snapshot")
+                 else "No picture was taken of it.")
+    return f"motion on {camera}", lines
+
+
 def _test(_camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tuple[str, list[str]]:
     lines = ["This is a test email from the NVR hub: alert emails reach this address."]
     if d.get("requested_by"):
@@ -274,7 +295,7 @@ _COMPOSERS: dict[str, _Composer] = {
     "new_camera": _new_camera, "offline": _offline, "online": _online, "failing": _failing,
     "stalled": _stalled, "disk_low": _disk_low, "disk_emergency": _disk_emergency,
     "retention_short": _retention_short, "test": _test, "locks_yielded": _locks_yielded,
-    "admin_locks_yielded": _locks_yielded,
+    "admin_locks_yielded": _locks_yielded, "motion": _motion,
 }
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from nvrlib.catalog.models import HubStatus, Segment, utcnow
 from recorder.health.alerts import AlertCenter, AlertEvent, EmailState
+from recorder.health.motion_alerts import POLL_SECONDS as MOTION_POLL_SECONDS, MotionAlerts
 from recorder.health.outages import OutageInfo
 from recorder.store.catalog import Catalog
 from recorder.store.retention import Retention, RetentionReport
@@ -93,18 +94,21 @@ class HealthMonitor:
         self.disk_total = self.disk_free = self.footage = 0
         self.stalled: set[str] = set()
         self.missed_after_restart: set[str] = set()
+        self.motion_alerts: MotionAlerts | None = None  # made at start: it needs the catalog
 
     # -- life cycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Schedule every check (the first runs come at once)."""
         now = dt.datetime.now(dt.timezone.utc)
+        self.motion_alerts = MotionAlerts(self.hub.catalog, self.config, self.hub.raise_alert)
         jobs: list[tuple[Callable[[], Any], float, str]] = [
             (self.check_streams, self.config.health_interval, "streams"),
             (self.check_disk, self.config.disk_check_interval, "disk"),
             (self.run_retention, self.config.retention.interval, "retention"),
             (self.check_catalog, self.config.catalog_check_interval, "catalog"),
             (self.publish, STATUS_INTERVAL, "heartbeat"),
+            (self.check_motion_alerts, MOTION_POLL_SECONDS, "motion_alerts"),
         ]
         for func, seconds, name in jobs:
             # max_instances=1 + coalesce: a slow check is never stacked up behind itself
@@ -286,6 +290,12 @@ class HealthMonitor:
         for problem in problems:
             logger.warning("catalog check: %s", problem)
         self._set("catalog", not problems, "; ".join(problems) or "catalog matches the disk")
+
+    async def check_motion_alerts(self) -> None:
+        """Raise a motion alert for each new motion event that is armed (health.md)."""
+        if self.motion_alerts is not None:  # raise_alert only queues: safe from that thread
+            await self._in_catalog(self.motion_alerts.run_once)
+            self.checks.pop("motion_alerts", None)  # a failure is shown until it works again
 
     # -- heartbeat ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import h11
 from nvrlib.names import InvalidName, validate_camera_name
 
 from recorder.errors import IngestRejected
+from recorder.ingest import events
 from recorder.ingest.body import BodyError, ChunkedDecoder, LengthDecoder
 from recorder.ingest.guard import (
     ConnectionGuard, IngestLimits, QuietLog, VideoWatchdog, deadline, quiet_accept_errors, source_of,
@@ -78,8 +79,8 @@ class StreamSink(Protocol):
         """The body ended (or the peer went away): finish the open segment."""
 
 
-class IngestHandler(Protocol):
-    """What the ingest server asks of the hub."""
+class IngestHandler(events.MotionHandler, Protocol):
+    """What the ingest server asks of the hub (motion events: recorder.ingest.events)."""
 
     def precheck(self, request: IngestRequest) -> None:
         """Raise IngestRejected for what can be refused before reading the body."""
@@ -239,6 +240,10 @@ class IngestConnection:
             request = await self._next_event(self.limits.head_timeout)
         if not isinstance(request, h11.Request):
             raise IngestRejected(400, "expected an HTTP request")
+        route = events.motion_route(request.target)
+        if route is not None:  # a motion event or the settings, not a stream
+            await self._serve_motion(request, *route)
+            return
         head = parse_request_head(request, self.peer)
         self.handler.precheck(head)
         if self.http.they_are_waiting_for_100_continue:
@@ -271,6 +276,14 @@ class IngestConnection:
             body = {"camera": head.camera, "segments": self.handler.segments_of(sink),
                     "bytes": self.handler.bytes_of(sink)}
             await self._respond(200, json.dumps(body) + "\n", "application/json")
+
+    async def _serve_motion(self, request: h11.Request, camera: str, route: str) -> None:
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1")
+                   for name, value in request.headers}
+        token = _token(headers, urlsplit(request.target.decode("ascii", "replace")).query)
+        status, answer = await events.serve(self.handler, self, request, camera, route, token,
+                                            self.limits.head_timeout)
+        await self._respond(status, json.dumps(answer) + "\n", "application/json")
 
     async def _first_bytes(self, request: h11.Request) -> bytes:
         # Validate the body before anything is spawned for it: garbage never reaches disk.

@@ -40,6 +40,9 @@ Rules (issue 4; the order of steps is in docs/design/recording.md, "Delete"):
 - **Several hubs** on one catalog: a hub's retention counts and deletes only its own segments
   (``hub_id``), which are the ones on its disk; locks are shared, so a lock protects a camera's
   footage whichever hub holds it.
+- **Motion events** go with their footage: after a batch of a camera's segments is deleted,
+  the camera's events (this hub's) that ended by the batch's latest end go too, with their
+  snapshots, unless a lock touches them (``recorder.store.motion.expire_events``; motion.md).
 - **Units.** GB means 10^9 bytes, as disks are sold and as ``df -H`` counts.
 - **Shortfalls.** When a budget or the safety margin removes a segment that started less than
   the camera's configured days ago, the report carries a :class:`Shortfall` with the age of the
@@ -78,6 +81,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from nvrlib.catalog.models import Camera, RecordingLock, Segment, utcnow
 from recorder.config import HubConfig
 from recorder.store.catalog import Catalog
+from recorder.store.motion import expire_events
 from recorder.store.storage import SEGMENT_SUFFIX, Storage, fsync_dir
 
 logger = logging.getLogger(__name__)
@@ -513,6 +517,7 @@ class Retention:
         gone, stuck = remove_marked(self.catalog, self.storage, batch, self._names)
         self._stuck.update(stuck)
         self._forget_reused_ids()
+        self._expire_motion([row for row in batch if row.id in gone])
         for row in batch:
             if row.id not in gone:
                 continue
@@ -521,6 +526,15 @@ class Retention:
                 report.deleted_bytes += row.size_bytes
             else:
                 report.missing_rows_removed += 1
+
+    def _expire_motion(self, gone: list[_Doomed]) -> None:
+        """Motion events go with their footage: those that ended by the deleted rows' end."""
+        cutoffs: dict[int, dt.datetime] = {}
+        for row in gone:
+            cutoffs[row.camera_id] = max(row.end_time, cutoffs.get(row.camera_id, row.end_time))
+        _count, days = expire_events(self.catalog, cutoffs)
+        for day in days:
+            _remove_if_empty_day(self.storage, day)
 
     def _note_shortfall(self, row: _Doomed, cause: str, now: dt.datetime) -> None:
         days = self.days_for(self._names.get(row.camera_id, ""))

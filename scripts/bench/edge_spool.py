@@ -13,6 +13,7 @@ Run: .venv/bin/python scripts/bench/edge_spool.py [--seconds 60] [--fps 15] [--s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +83,7 @@ def measure(port: int, work: Path, spool: bool, args: argparse.Namespace) -> flo
             "--location", "bench", "--camera", "test", "--name", "bench", "--fps", str(args.fps),
             "--size", args.size, "--bitrate", args.bitrate]
     argv += ["--spool-dir", str(work / "spool")] if spool else ["--no-spool"]
+    argv.append("--no-motion")  # the spool's own cost, as before motion (edge_motion.py: its cost)
     edge = Process(argv, ROOT)
     try:
         edge.wait_line(r"accepted the stream|speaks protocol v2", 30)
@@ -92,28 +95,39 @@ def measure(port: int, work: Path, spool: bool, args: argparse.Namespace) -> flo
         edge.stop()
 
 
-def main() -> int:
-    """Parse the flags, run the hub and the edges, print the figures."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=60.0)
+def edge_flags(description: str, seconds: float, rounds: int) -> argparse.ArgumentParser:
+    """The flags of an edge-against-a-hub benchmark (this one and edge_motion.py)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--seconds", type=float, default=seconds)
     p.add_argument("--fps", default="15")
     p.add_argument("--size", default="1280x720")
     p.add_argument("--bitrate", default="2M")
-    p.add_argument("--rounds", type=int, default=1)
-    args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="edge-spool-bench-") as tmp:
-        work, port = Path(tmp), free_port()
-        hub = Process([sys.executable, "-m", "recorder", "--listen", f"127.0.0.1:{port}",
-                       "--storage", str(work / "rec"), "--db", f"sqlite:///{work / 'nvr.db'}"],
-                      work)
-        try:
-            hub.wait_line(r"hub listening on", 60)
-            on, off = [], []
-            for _ in range(args.rounds):
-                on.append(measure(port, work, True, args))
-                off.append(measure(port, work, False, args))
-        finally:
-            hub.stop()
+    p.add_argument("--rounds", type=int, default=rounds)
+    return p
+
+
+@contextlib.contextmanager
+def bench_hub(work: Path) -> Iterator[int]:
+    """A real hub with its storage and catalog in ``work``; yields its port, stops it after."""
+    port = free_port()
+    hub = Process([sys.executable, "-m", "recorder", "--listen", f"127.0.0.1:{port}",
+                   "--storage", str(work / "rec"), "--db", f"sqlite:///{work / 'nvr.db'}"], work)
+    try:
+        hub.wait_line(r"hub listening on", 60)
+        yield port
+    finally:
+        hub.stop()
+
+
+def main() -> int:
+    """Parse the flags, run the hub and the edges, print the figures."""
+    args = edge_flags(__doc__.splitlines()[0], seconds=60.0, rounds=1).parse_args()
+    with tempfile.TemporaryDirectory(prefix="edge-spool-bench-") as tmp, \
+            bench_hub(Path(tmp)) as port:
+        on, off = [], []
+        for _ in range(args.rounds):
+            on.append(measure(port, Path(tmp), True, args))
+            off.append(measure(port, Path(tmp), False, args))
     a, b = statistics.median(on), statistics.median(off)
     print(f"edge CPU, --camera test --fps {args.fps} --size {args.size} --bitrate {args.bitrate}, "
           f"{args.seconds:g} s x {args.rounds}:")

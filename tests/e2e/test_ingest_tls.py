@@ -4,6 +4,7 @@ ffmpeg over https://, and clients that speak no TLS on the TLS port (one hub for
 from __future__ import annotations
 
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -64,8 +65,15 @@ def test_edge_pinning_the_hub_records_and_a_wrong_pin_is_refused(hub: Hub, certi
     with running(good, wrong):
         wait_for(lambda: segments(hub.db_path, "pinned"), 40, "pinned footage")
         wrong.wait_line(r"does not match --pin: it is " + certificate[2])
+        # the test pattern moves: its motion events come over the same TLS port
+        wait_for(lambda: motion_events(hub.db_path), 15, "a motion event over TLS")
     assert segments(hub.db_path, "mispinned") == []
     assert "mispinned" not in hub.output
+
+
+def motion_events(db_path: Path) -> list[tuple[str]]:
+    with sqlite3.connect(db_path, timeout=10) as conn:
+        return conn.execute("SELECT event_key FROM motion_events").fetchall()
 
 
 def test_clients_without_tls_cost_one_log_line_each(hub: Hub):

@@ -17,6 +17,7 @@ import pytest
 TOKEN = "s3cret-token"
 VIDEO_FPS = 15
 VIDEO_FRAMES = 30  # 2 s
+MOTION_ROUTES = (b"events", b"motion-settings")  # not recorded: answered 404
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str = "condition") -> None:
@@ -142,6 +143,9 @@ class IngestServer:
                         return
                     conn.receive_data(data)
                 elif isinstance(event, h11.Request):
+                    if event.target.rsplit(b"/", 1)[-1] in MOTION_ROUTES:
+                        self._no_motion(sock, conn)  # like a hub of before motion events
+                        return
                     received = self._record(event)
                     status = self._status_for(received)
                     if status != 200:
@@ -166,6 +170,11 @@ class IngestServer:
                     return
                 else:  # ConnectionClosed: the peer went away mid-stream
                     return
+
+    def _no_motion(self, sock: socket.socket, conn: h11.Connection) -> None:
+        headers = [("Content-Length", "10"), ("Connection", "close")]
+        data = conn.send(h11.Response(status_code=404, headers=headers, reason=b"Not Found"))
+        self._sendall(sock, data + conn.send(h11.Data(data=b"not found\n")))
 
     def _reason(self, status: int) -> bytes:
         return {401: b"bad bearer token\n", 501: b"backfill is not implemented\n"}.get(

@@ -138,6 +138,26 @@ def test_bad_spool_flags_exit_with_usage_error(
     assert exc.value.code == 2 and argv[0] in capsys.readouterr().err
 
 
+def test_motion_is_on_by_default_and_the_flags_set_it(tmp_path: Path) -> None:
+    [stream] = parse_args([*HUB, "--location", "x"]).streams
+    assert (stream.motion, stream.motion_sensitivity) == (True, 50)
+    [stream] = parse_args([*HUB, "--location", "x", "--no-motion",
+                           "--motion-sensitivity", "80"]).streams
+    assert (stream.motion, stream.motion_sensitivity) == (False, 80)
+    path = write_config(tmp_path, "motion = false\nmotion_sensitivity = 10\n")
+    [stream] = parse_args([*HUB, "--location", "x", "--config", path]).streams
+    assert (stream.motion, stream.motion_sensitivity) == (False, 10)
+
+
+@pytest.mark.parametrize("value", ["0", "101", "lots"])
+def test_a_bad_motion_sensitivity_exits_with_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_args([*HUB, "--location", "x", "--motion-sensitivity", value])
+    assert exc.value.code == 2 and "--motion-sensitivity" in capsys.readouterr().err
+
+
 # -- the TOML config file (edge/config_file.py): keys are the long flags ------------------------
 
 

@@ -287,8 +287,8 @@ prot = 8080
         "live_view: expected true or false, got 'false'",
         "segment_seconds: must be between 1 and 3600, got 0",
         "cameras[0].url: only rtsp:// and rtsps:// URLs can be pulled, got (hidden: it is a secret)",
-        "cameras[1]: unknown key 'colour' (allowed: enabled, location, name, retention_days, "
-        "retention_gb, segment_seconds, token, url)",
+        "cameras[1]: unknown key 'colour' (allowed: enabled, location, motion_alerts, name, "
+        "retention_days, retention_gb, segment_seconds, token, url)",
         "retention.min_free_gb: must be between 0 and 1000000, got -1",
         "alerts.retry_max: expected a number from 0.01 to 86400, got 'soon'",
         "webapp: unknown key 'prot' (did you mean 'port'?)",

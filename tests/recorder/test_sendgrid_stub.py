@@ -49,6 +49,12 @@ def post(url: str, payload: Any, key: str | None = "SG.test", path: str = "/v3/m
     ("SG.test", "/v3/other", MAIL, 404),
     ("SG.test", "/v3/mail/send", {**MAIL, "from": {"email": "nobody"}}, 400),
     ("SG.test", "/v3/mail/send", {**MAIL, "personalizations": []}, 400),
+    ("SG.test", "/v3/mail/send", {**MAIL, "attachments": [
+        {"content": "/9j/2Q==", "filename": "motion.jpg", "type": "image/jpeg"}]}, 202),
+    ("SG.test", "/v3/mail/send", {**MAIL, "attachments": [
+        {"content": "not base64!", "filename": "motion.jpg"}]}, 400),
+    ("SG.test", "/v3/mail/send", {**MAIL, "attachments": [{"content": "/9j/2Q=="}]}, 400),
+    ("SG.test", "/v3/mail/send", {**MAIL, "attachments": []}, 400),
 ])
 def test_answers_like_sendgrid(stub: SendGridStub, key: str | None, path: str, payload: Any,
                                status: int) -> None:

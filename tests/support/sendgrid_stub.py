@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import select
@@ -55,7 +56,33 @@ def _invalid(payload: Any) -> str | None:
         return "The subject is required."
     if not payload.get("content"):
         return "The content field is required."
+    return _invalid_attachments(payload.get("attachments"))
+
+
+def _invalid_attachments(attachments: Any) -> str | None:
+    """Say what SendGrid would reject in the attachments (each: base64 content and a filename)."""
+    if attachments is None:
+        return None
+    if not isinstance(attachments, list) or not attachments:
+        return "The attachments field must be a non-empty array."
+    for item in attachments:
+        if not isinstance(item, dict) or not item.get("filename"):
+            return "The attachment filename is required."
+        try:
+            base64.b64decode(str(item.get("content") or ""), validate=True)
+        except ValueError:
+            return "The attachment content must be base64 encoded."
+        if not item.get("content"):
+            return "The attachment content is required."
+        if item.get("disposition", "attachment") not in ("attachment", "inline"):
+            return "The attachment disposition must be attachment or inline."
     return None
+
+
+def attachments_of(payload: Any) -> list[tuple[str, str, bytes]]:
+    """Return the (filename, type, decoded bytes) of each attachment of a mail/send body."""
+    return [(item["filename"], item.get("type", ""), base64.b64decode(item["content"]))
+            for item in (payload or {}).get("attachments") or []]
 
 
 class SendGridStub:

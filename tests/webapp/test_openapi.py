@@ -19,7 +19,7 @@ import schemathesis.checks
 from flask import Flask
 from hypothesis import HealthCheck, settings
 
-from nvrlib.catalog.models import HubStatus
+from nvrlib.catalog.models import HubStatus, MotionEvent
 from webapp import create_app
 from webapp.api.openapi import document
 from webapp.extensions import db
@@ -97,10 +97,17 @@ def contract_app(tmp_path_factory: pytest.TempPathFactory,
                       "CAMERA_COMMAND_TIMEOUT": 0, "EXPORT_TIMEOUT": 20})
     catalog = CatalogWriter(app)
     catalog.footage(make_clips(tmp_path_factory.getbasetemp() / "recording-clips"))
-    catalog.segment("yard", T0, 10, location="Back yard")
+    yard = catalog.segment("yard", T0, 10, location="Back yard")
+    snapshot = Path(app.config["STORAGE_ROOT"]) / "yard" / "motion.jpg"
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.write_bytes(b"\xff\xd8\xff\xd9")
     with app.app_context():  # a hub that beats: /api/v1/health is 200 (its 503 is by design)
         db.session.add(HubStatus(id=1, pid=1, started_at=T0, heartbeat_at=clock(),
                                  checks="{}"))
+        db.session.add(MotionEvent(camera_id=catalog.camera("yard"), event_key="yard-1",
+                                   start_time=yard.start, end_time=yard.end, score=0.2,
+                                   box_x=0.1, box_y=0.1, box_w=0.5, box_h=0.5,
+                                   snapshot_path="yard/motion.jpg", source="edge"))
         db.session.commit()
     yield app
     dispose(app)

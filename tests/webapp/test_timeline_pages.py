@@ -34,10 +34,10 @@ def test_recordings_page_shows_footage_spans_and_motion_not_files(
                              ).get_data(as_text=True)
     assert html.count("data-span>") == 2  # two spans, not four files
     assert "6.0 s" in html and "10.0 s" in html
-    assert f'src="/timeline/motion/{event_id}/snapshot.jpg"' in html
+    assert f'src="/api/v1/events/motion/{event_id}/snapshot.jpg"' in html
     assert "25.0 % of the picture moved" in html
     assert "view=files" in html  # the raw files are one click away
-    picture = viewer_client.get(f"/timeline/motion/{event_id}/snapshot.jpg", buffered=True)
+    picture = viewer_client.get(f"/api/v1/events/motion/{event_id}/snapshot.jpg", buffered=True)
     assert picture.status_code == 200 and picture.mimetype == "image/jpeg"
     picture.close()
 

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from . import routes, token_routes  # noqa: E402,F401  (registers the views on bp)
+from . import motion_routes, routes, token_routes  # noqa: E402,F401  (registers the views on bp)

@@ -6,12 +6,13 @@ flash message, an invalid one shows the page again with the form's errors and st
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from wtforms import SelectChoice
 
 from .. import catalog_queries
+from .. import motion_service
 from ..events.queries import DELIVERY_STATUSES, STATUS_BADGES
 from ..security import admin_required, now
 from . import bp, service
@@ -25,7 +26,8 @@ def _mute_form() -> MuteForm:
 
 
 def _page(recipients: RecipientsForm | None = None, mute_form: MuteForm | None = None,
-          status: int = 200) -> ResponseReturnValue:
+          status: int = 200, motion_error: motion_service.MotionSettingsError | None = None,
+          motion_shown: motion_service.MotionAlertSchedule | None = None) -> ResponseReturnValue:
     if recipients is None:
         recipients = RecipientsForm(data={"addresses": ", ".join(service.saved_addresses())})
     context = {
@@ -35,6 +37,10 @@ def _page(recipients: RecipientsForm | None = None, mute_form: MuteForm | None =
         "test": service.latest_test_alert(), "now": now(),
         "status_badges": STATUS_BADGES, "status_titles": DELIVERY_STATUSES,
         "stale_seconds": int(service.HUB_STALE_AFTER.total_seconds()),
+        "motion": motion_shown or motion_service.get_schedule(),
+        "motion_cameras": motion_service.cameras_with_alerts(),
+        "motion_error": str(motion_error) if motion_error else None,
+        "motion_field": motion_error.field if motion_error else None,
     }
     return render_template("alerting/index.html", **context), status
 
@@ -113,4 +119,27 @@ def test_email() -> ResponseReturnValue:
               "warning")
     else:
         flash("Test email queued: the hub sends it within seconds.", "success")
+    return redirect(url_for("alerting.index"))
+
+
+@bp.route("/motion", methods=["POST"])
+@admin_required
+def motion() -> ResponseReturnValue:
+    """Set the away switch, the armed hours of every camera and the site's time zone."""
+    if not ButtonForm().validate_on_submit():
+        abort(400, "The form was incomplete. Please try again.")
+    change = {"away": request.form.get("away") == "on",
+              "armed_hours": request.form.get("armed_hours", ""),
+              "timezone": request.form.get("timezone", "")}
+    try:
+        schedule = motion_service.save_schedule(change, current_user.username)
+    except motion_service.MotionSettingsError as exc:
+        # shown again as typed: nothing is lost
+        shown = motion_service.MotionAlertSchedule(
+            change["away"], change["armed_hours"], motion_service.get_schedule().camera_hours,
+            change["timezone"])
+        return _page(status=400, motion_error=exc, motion_shown=shown)
+    when = "around the clock (away)" if schedule.away else (
+        f"during {schedule.armed_hours}" if schedule.armed_hours else "all day")
+    flash(f"Motion alerts are armed {when}.", "success")
     return redirect(url_for("alerting.index"))

@@ -1,7 +1,19 @@
 """The versioned JSON API (docs/api.md): session or Bearer-token authenticated."""
 
 from flask import Blueprint
+from werkzeug.routing import BaseConverter
+
+
+class ControlActionConverter(BaseConverter):
+    """A control action of /cameras/<camera>/<action>: any word but ``motion``, the path of the
+    camera's motion settings (so that POST or OPTIONS there never reaches the control view)."""
+
+    regex = r"(?!motion$)[^/]+"
+
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# before the views below add their rules: a rule's converter must be known when it is added
+bp.record_once(lambda state: state.app.url_map.converters.setdefault(
+    "control_action", ControlActionConverter))
 
-from . import bulk_exports, cameras, events, locks, openapi, recordings, timeline  # noqa: E402,F401  (register the views on bp)
+from . import bulk_exports, cameras, events, locks, motion, openapi, recordings, timeline  # noqa: E402,F401,E501  (register the views on bp)

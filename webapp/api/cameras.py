@@ -63,7 +63,7 @@ def get_camera(camera: str) -> ResponseReturnValue:
         return _error(exc)
 
 
-@bp.route("/cameras/<camera>/<action>", methods=["POST"])
+@bp.route("/cameras/<camera>/<control_action:action>", methods=["POST"])
 @admin_required
 def control(camera: str, action: str) -> ResponseReturnValue:
     """Restart, disconnect, enable, disable, approve or reject a camera (admins)."""

@@ -17,7 +17,8 @@ from nvrlib.catalog.models import Alert
 from ..alerting import service
 from ..catalog_queries import iso_utc
 from ..events import queries
-from ..events.queries import AlertEvent, Event, OutageEvent
+from .. import motion_service
+from ..events.queries import AlertEvent, Event, MotionItem, OutageEvent
 from ..recordings.params import MAX_OFFSET, ParamError, int_param, page_size
 from ..security import admin_required, api_error, current_user_is_admin, now
 from . import bp
@@ -62,16 +63,31 @@ def outage_json(event: OutageEvent, current: dt.datetime) -> dict[str, Any]:
             "dropped_seconds": round(event.dropped_seconds, 3)}
 
 
+def motion_json(event: MotionItem, current: dt.datetime) -> dict[str, Any]:
+    """Return the API's JSON object of a motion event (``end`` null while it goes on)."""
+    x, y, w, h = event.box
+    return {"type": "motion", "id": event.id, "time": iso_utc(event.start),
+            "camera": event.camera, "start": iso_utc(event.start), "end": _iso(event.end),
+            "ongoing": event.ongoing, "duration": round(event.seconds(current), 3),
+            "score": round(event.score, 4), "box": {"x": x, "y": y, "w": w, "h": h},
+            "source": event.origin,
+            "snapshot": motion_service.snapshot_url(event.id) if event.has_snapshot else None,
+            "play": motion_service.play_url(event.camera, event.start)}
+
+
 def event_json(event: Event, admin: bool, current: dt.datetime) -> dict[str, Any]:
-    """Return the API's JSON object of an alert or an outage."""
+    """Return the API's JSON object of an alert, an outage or a motion event."""
     if isinstance(event, OutageEvent):
         return outage_json(event, current)
+    if isinstance(event, MotionItem):
+        return motion_json(event, current)
     return alert_json(event, admin)
 
 
 @bp.get("/events")
 def list_events() -> ResponseReturnValue:
-    """List alerts and outages, newest first: a JSON list; ``Link: rel="next"`` when more follow."""
+    """List alerts, outages and motion events, newest first: a JSON list; ``Link: rel="next"``
+    when more follow."""
     try:
         _check_known(request.args, EVENT_PARAMS)
         limit = page_size(request.args)

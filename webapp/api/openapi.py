@@ -15,13 +15,13 @@ from flask.typing import ResponseReturnValue
 
 from nvrlib.names import MAX_NAME_LENGTH
 
-from .. import cameras_service
+from .. import cameras_service, motion_service
 from ..alerting import service as alerting
 from ..catalog_queries import MAX_PAGE_SIZE, ORDERS, SORTS
 from ..events.queries import EVENT_TYPES
 from ..ids import MAX_URL_ID
 from ..recordings.params import (
-    DEFAULT_PAGE_SIZE, MAX_LOCATION_LENGTH, MAX_OFFSET, STATUS_CHOICES,
+    BOOLEAN_CHOICES, DEFAULT_PAGE_SIZE, MAX_LOCATION_LENGTH, MAX_OFFSET, STATUS_CHOICES,
 )
 from ..exports import DEFAULT_SPEED, MAX_SPEED, MIN_SPEED
 from ..timeline.params import DEFAULT_BUCKETS, MAX_BUCKETS, MAX_CAMERAS
@@ -73,6 +73,7 @@ CAMERA_QUERY = {"type": "string", "maxLength": MAX_NAME_LENGTH}
 ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_URL_ID}  # longer ids: 404
 TZ_PARAM = _query("tz", "zone of times without one: an IANA name or +HH:MM (default UTC)",
                   {"type": "string", "maxLength": 64})
+HOURS = 'armed hours, e.g. "22:00-06:00" or "22:00-06:00, 12:00-13:00"; empty: all day'
 LINK_HEADER = {"Link": {"description": 'the next page, `<url>; rel="next"`, when more follow',
                         "schema": {"type": "string"}}}
 
@@ -138,6 +139,8 @@ def _recordings_paths() -> dict[str, Schema]:
         _query("sort", "sort key", {"type": "string", "enum": list(SORTS)}),
         _query("order", "sort order", {"type": "string", "enum": list(ORDERS)}),
         _query("status", "which recordings", {"type": "string", "enum": list(STATUS_CHOICES)}),
+        _query("motion", "true: only recordings that overlap a motion event of their camera",
+               {"type": "string", "enum": list(BOOLEAN_CHOICES)}),
         *page]
     range_params = [_query("start", f"range start; {ISO_TIME}", TIME_QUERY, required=True),
                     _query("end", f"range end, at most 24 h after start; {ISO_TIME}",
@@ -283,10 +286,33 @@ def _events_paths() -> dict[str, Schema]:
     settings = _json("the alert settings", _ref("AlertSettings"))
     return {
         "/api/v1/events": {"get": _operation(
-            "Alerts and outages, newest first",
+            "Alerts, outages and motion events, newest first",
             {"200": {**_json("events", {"type": "array", "items": {"oneOf": [
-                _ref("Alert"), _ref("Outage")]}}), "headers": LINK_HEADER}},
+                _ref("Alert"), _ref("Outage"), _ref("Motion")]}}), "headers": LINK_HEADER}},
             parameters=params, tag="events")},
+        "/api/v1/events/motion/{event_id}/snapshot.jpg": {"get": _operation(
+            "The JPEG a detector took at a motion event's peak",
+            {"200": {"description": "the picture", "content": {
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+             "304": {"description": "not modified (If-None-Match)"},
+             "403": _error("the snapshot's path leaves the storage"),
+             "404": _error("no such event, or it has no snapshot on disk")},
+            parameters=[_path("event_id", "the motion event's id", ID_SCHEMA)], tag="events")},
+        "/api/v1/alerts/motion": {
+            "get": _operation("When motion alerts are armed: away, armed hours, time zone",
+                              {"200": _json("the schedule", _ref("MotionSchedule"))},
+                              admin=True, tag="alerts"),
+            "put": _operation(
+                "Change the away switch, the armed hours or the site's time zone",
+                {"200": _json("the schedule", _ref("MotionSchedule"))}, admin=True,
+                tag="alerts", body={
+                    "type": "object", "additionalProperties": False, "properties": {
+                        "away": {"type": "boolean"},
+                        "armed_hours": {"type": "string", "description": HOURS},
+                        "camera_hours": {"type": "object", "additionalProperties": {
+                            "type": "string", "description": HOURS + "; empty: as all"}},
+                        "timezone": {"type": "string", "maxLength": 64,
+                                     "description": "IANA name; empty: the hub's own"}}})},
         "/api/v1/alerts/settings": {"get": _operation(
             "Whether email is on, its recipients and the muted cameras", {"200": settings},
             admin=True, tag="alerts")},
@@ -370,6 +396,25 @@ def _cameras_paths() -> dict[str, Schema]:
     }
 
 
+def _motion_paths() -> dict[str, Schema]:
+    point = {"type": "array", "minItems": 2, "maxItems": 2,
+             "items": {"type": "number", "minimum": 0, "maximum": 1}}
+    mask = {"type": "array", "maxItems": motion_service.MAX_POLYGONS, "items": {
+        "type": "array", "minItems": 3, "maxItems": motion_service.MAX_POINTS, "items": point}}
+    body = {"type": "object", "additionalProperties": False, "properties": {
+        "enabled": {"type": "boolean"}, "alerts": {"type": "boolean"}, "mask": mask,
+        "sensitivity": {"type": "integer", "minimum": motion_service.SENSITIVITY_MIN,
+                        "maximum": motion_service.SENSITIVITY_MAX}}}
+    settings = _json("the camera's motion settings", _ref("MotionSettings"))
+    return {"/api/v1/cameras/{camera}/motion": {
+        "get": _operation("A camera's motion settings", {"200": settings,
+                                                         "404": _error("no such camera")},
+                          admin=True, parameters=[CAMERA_PATH], tag="cameras"),
+        "put": _operation("Change a camera's motion settings (its detector reloads them)",
+                          {"200": settings, "404": _error("no such camera")}, admin=True,
+                          parameters=[CAMERA_PATH], body=body, tag="cameras")}}
+
+
 def _other_paths() -> dict[str, Schema]:
     return {
         "/api/v1/health": {"get": _operation(
@@ -440,6 +485,19 @@ def _schemas() -> dict[str, Schema]:
                        "end": NULLABLE_TIME, "ongoing": boolean, "duration": number,
                        "reason": string, "reason_text": string, "detail": string,
                        "backfilled_seconds": number, "dropped_seconds": number}),
+        "Motion": obj({"type": {"type": "string", "enum": ["motion"]}, "id": integer,
+                       "time": TIME_OUT, "camera": string, "start": TIME_OUT,
+                       "end": NULLABLE_TIME, "ongoing": boolean, "duration": number,
+                       "score": number, "box": obj({"x": number, "y": number, "w": number,
+                                                    "h": number}),
+                       "source": string, "snapshot": nullable_string, "play": string}),
+        "MotionSettings": obj({"camera": string, "enabled": boolean, "sensitivity": integer,
+                               "mask": {"type": "array", "items": {"type": "array"}},
+                               "alerts": boolean, "updated_at": NULLABLE_TIME}),
+        "MotionSchedule": obj({"away": boolean, "armed_hours": string,
+                               "camera_hours": {"type": "object",
+                                                "additionalProperties": string},
+                               "timezone": string}),
         "AlertSettings": obj({
             "hub_running": boolean, "heartbeat_at": NULLABLE_TIME, "email_enabled": boolean,
             "recipients": {"type": "array", "items": string},
@@ -480,7 +538,8 @@ def _schemas() -> dict[str, Schema]:
 def document() -> Schema:
     """Return the OpenAPI 3.0 document of API v1."""
     paths: dict[str, Schema] = {}
-    for part in (_recordings_paths, _timeline_paths, _locks_paths, _events_paths, _cameras_paths, _other_paths):
+    for part in (_recordings_paths, _timeline_paths, _locks_paths, _events_paths, _cameras_paths,
+                 _motion_paths, _other_paths):
         paths.update(part())
     return {
         "openapi": "3.0.3",

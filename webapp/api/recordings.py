@@ -33,7 +33,7 @@ from . import bp
 logger = logging.getLogger(__name__)
 
 SEARCH_PARAMS = frozenset({"camera", "location", "start", "end", "min_duration", "max_duration",
-                           "limit", "offset", "sort", "order", "status", "tz"})
+                           "limit", "offset", "sort", "order", "status", "tz", "motion"})
 RANGE_PARAMS = frozenset({"start", "end", "tz"})
 PLAYLIST_PARAMS = RANGE_PARAMS | {stream_links.PARAM}
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"

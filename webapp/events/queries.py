@@ -1,9 +1,11 @@
-"""Read-only queries over the alerts and outages of the catalog, for the events page and API.
+"""Read-only queries over the alerts, outages and motion events of the catalog, for the events
+page and API.
 
-Alerts and outages live in two tables; a page of events is one ``UNION ALL`` of their
-(time, source, id) keys, sorted newest first and cut with LIMIT/OFFSET in the database, then the
-page's rows are read by id. An alert's time is when it was raised; an outage's is when it
-started, and a time range matches an outage that overlaps it (an open one runs to "now").
+Alerts, outages and motion events live in three tables; a page of events is one ``UNION ALL`` of
+their (time, source, id) keys, sorted newest first and cut with LIMIT/OFFSET in the database,
+then the page's rows are read by id. An alert's time is when it was raised; an outage's and a
+motion event's is when it started, and a time range matches an outage or a motion event that
+overlaps it (an open one runs to "now").
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Select, String, literal_column, or_, select, union_all
 
-from nvrlib.catalog.models import Alert, Camera, Outage
+from nvrlib.catalog.models import Alert, Camera, MotionEvent, Outage
 from nvrlib.redact import redact, redact_value
 
 from ..catalog_queries import MAX_PAGE_SIZE, outage_reason_text
@@ -40,6 +42,7 @@ ALERT_KINDS: dict[str, str] = {
     "retention_short": "retention cut short",
     "summary": "summary",
     "test": "test email",
+    "motion": "motion alert",
 }
 # Alert.status: the delivery states, with what each means (the badges' titles).
 DELIVERY_STATUSES: dict[str, str] = {
@@ -56,10 +59,17 @@ STATUS_BADGES: dict[str, str] = {
     "logged": "text-bg-secondary", "muted": "text-bg-dark", "suppressed": "text-bg-light border",
 }
 OUTAGE = "outage"
+MOTION = "motion"  # motion events (the alerts of kind "motion" are under ALERT)
+ALERT = "alert"  # every alert, whatever its kind
 ALL = "all"
-EVENT_TYPES: tuple[str, ...] = (ALL, *ALERT_KINDS, OUTAGE)
+# type=motion means motion events, so the alert kind of the same name is not a type of its own
+EVENT_TYPES: tuple[str, ...] = (ALL, *(kind for kind in ALERT_KINDS if kind != MOTION),
+                                OUTAGE, MOTION, ALERT)
+# the alert kinds the type filter offers one by one
+FILTER_KINDS = {kind: text for kind, text in ALERT_KINDS.items() if kind != MOTION}
 SOURCE_ALERT = "alert"
 SOURCE_OUTAGE = "outage"
+SOURCE_MOTION = "motion"
 FILTER_PARAMS = ("camera", "type", "start", "end", "tz")
 
 
@@ -110,13 +120,33 @@ class AlertEvent:
 
 
 @dataclass(frozen=True)
-class OutageEvent:
-    """One outage of a camera (``end`` None while it is still going on)."""
+class SpanEvent:
+    """An event of a camera that lasts from ``start`` to ``end`` (None while it goes on)."""
 
     id: int
     camera: str
     start: dt.datetime
     end: dt.datetime | None
+
+    @property
+    def at(self) -> dt.datetime:
+        """Return when it started (its place in the list)."""
+        return self.start
+
+    @property
+    def ongoing(self) -> bool:
+        """Tell whether it is still going on."""
+        return self.end is None
+
+    def seconds(self, now: dt.datetime) -> float:
+        """Return how long it lasted, or has lasted until ``now`` if it is still going on."""
+        return max(0.0, ((self.end or now) - self.start).total_seconds())
+
+
+@dataclass(frozen=True)
+class OutageEvent(SpanEvent):
+    """One outage of a camera (``end`` None while it is still going on)."""
+
     reason: str
     detail: str
     source: str = SOURCE_OUTAGE
@@ -124,26 +154,23 @@ class OutageEvent:
     dropped_seconds: float = 0.0  # dropped by the edge's full spool: lost
 
     @property
-    def at(self) -> dt.datetime:
-        """Return when the outage started (its place in the list)."""
-        return self.start
-
-    @property
-    def ongoing(self) -> bool:
-        """Tell whether the outage is still going on."""
-        return self.end is None
-
-    @property
     def reason_text(self) -> str:
         """Return the reason in words."""
         return outage_reason_text(self.reason)
 
-    def seconds(self, now: dt.datetime) -> float:
-        """Return how long it lasted, or has lasted until ``now`` if it is still going on."""
-        return max(0.0, ((self.end or now) - self.start).total_seconds())
+
+@dataclass(frozen=True)
+class MotionItem(SpanEvent):
+    """One motion event of a camera (``end`` None while it goes on); box in 0..1 of the frame."""
+
+    score: float
+    box: tuple[float, float, float, float]  # x, y, width, height
+    has_snapshot: bool
+    origin: str  # edge | hub: which detector saw it
+    source: str = SOURCE_MOTION
 
 
-Event = AlertEvent | OutageEvent
+Event = AlertEvent | OutageEvent | MotionItem
 
 
 @dataclass(frozen=True)
@@ -180,7 +207,7 @@ def camera_choices() -> list[str]:
 def _alert_keys(filters: EventFilters) -> Select:
     query = select(Alert.created_at.label("at"),
                    literal_column("'alert'", String).label("source"), Alert.id.label("id"))
-    if filters.type not in (ALL, OUTAGE):
+    if filters.type not in (ALL, ALERT):
         query = query.where(Alert.kind == filters.type)
     if filters.camera is not None:
         query = query.where(Alert.camera == filters.camera)
@@ -203,17 +230,34 @@ def _outage_keys(filters: EventFilters, camera_id: int | None) -> Select:
     return query
 
 
+def _motion_keys(filters: EventFilters, camera_id: int | None) -> Select:
+    # (camera_id, start_time) and (start_time) are indexed: the range is read off an index
+    query = select(MotionEvent.start_time.label("at"),
+                   literal_column("'motion'", String).label("source"),
+                   MotionEvent.id.label("id"))
+    if filters.camera is not None:
+        query = query.where(MotionEvent.camera_id == camera_id)
+    if filters.end is not None:
+        query = query.where(MotionEvent.start_time < filters.end)
+    if filters.start is not None:
+        query = query.where(or_(MotionEvent.end_time.is_(None),
+                                MotionEvent.end_time > filters.start))
+    return query
+
+
 def _keys(filters: EventFilters) -> Select | None:
     """Return the query of the matching events' keys, or None when nothing can match."""
     parts = []
-    if filters.type != OUTAGE:
+    if filters.type not in (OUTAGE, MOTION):
         parts.append(_alert_keys(filters))
-    if filters.type in (ALL, OUTAGE):
-        camera_id = None
-        if filters.camera is not None:
-            camera_id = db.session.scalar(select(Camera.id).where(Camera.name == filters.camera))
-        if filters.camera is None or camera_id is not None:
+    camera_id = None
+    if filters.camera is not None:
+        camera_id = db.session.scalar(select(Camera.id).where(Camera.name == filters.camera))
+    if filters.camera is None or camera_id is not None:
+        if filters.type in (ALL, OUTAGE):
             parts.append(_outage_keys(filters, camera_id))
+        if filters.type in (ALL, MOTION):
+            parts.append(_motion_keys(filters, camera_id))
     if not parts:
         return None
     keys = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
@@ -239,10 +283,27 @@ def alert_event(row: Alert) -> AlertEvent:
                       row.requested_by or "", redact_value(_details(row.details)))
 
 
+def motion_item(row: MotionEvent, camera: str) -> MotionItem:
+    """Return the event of a motion_events row."""
+    return MotionItem(row.id, camera, row.start_time, row.end_time, row.score,
+                      (row.box_x, row.box_y, row.box_w, row.box_h), bool(row.snapshot_path),
+                      row.source)
+
+
+def _load_motion(ids: list[int]) -> dict[tuple[str, int], Event]:
+    rows = db.session.execute(select(MotionEvent, Camera.name)
+                              .join(Camera, Camera.id == MotionEvent.camera_id)
+                              .where(MotionEvent.id.in_(ids)))
+    return {(SOURCE_MOTION, row.id): motion_item(row, camera) for row, camera in rows}
+
+
 def _load(keys: list[tuple[str, int]]) -> list[Event]:
     alert_ids = [key for source, key in keys if source == SOURCE_ALERT]
     outage_ids = [key for source, key in keys if source == SOURCE_OUTAGE]
+    motion_ids = [key for source, key in keys if source == SOURCE_MOTION]
     loaded: dict[tuple[str, int], Event] = {}
+    if motion_ids:
+        loaded.update(_load_motion(motion_ids))
     if alert_ids:
         for alert in db.session.scalars(select(Alert).where(Alert.id.in_(alert_ids))):
             loaded[(SOURCE_ALERT, alert.id)] = alert_event(alert)
@@ -259,7 +320,8 @@ def _load(keys: list[tuple[str, int]]) -> list[Event]:
 
 
 def events(filters: EventFilters, limit: int = 50, offset: int = 0) -> EventPage:
-    """Return one page of the alerts and outages matching ``filters``, newest first."""
+    """Return one page of the alerts, outages and motion events matching ``filters``, newest
+    first."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     offset = max(0, offset)
     query = _keys(filters)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import catalog_queries
+from .. import catalog_queries, motion_service
 from ..timeline import queries
 from .params import MAX_RANGE, ParamError, optional_time, parse_tz, text_param
 
@@ -21,7 +21,6 @@ DEFAULT_SPAN = dt.timedelta(hours=24)  # no range asked: the last day
 FILE_PARAMS = frozenset({"view", "location", "min_duration", "max_duration", "sort", "order",
                          "page", "status"})
 MAX_MOTION_ROWS = 200
-PLAY_BEFORE_MOTION = dt.timedelta(seconds=3)  # a motion's Play starts a little before it
 
 
 @dataclass(frozen=True)
@@ -38,11 +37,6 @@ class MotionRow:
 
     camera: str
     mark: queries.MotionMark
-
-    @property
-    def play_from(self) -> dt.datetime:
-        """Where its Play link starts: a few seconds before the motion."""
-        return self.mark.start - PLAY_BEFORE_MOTION
 
 
 def wants_files(args: Mapping[str, str]) -> bool:
@@ -82,5 +76,6 @@ def happenings(args: Mapping[str, str], current: dt.datetime) -> dict[str, Any]:
     motion = sorted((MotionRow(row.camera, mark) for row in rows for mark in row.motion),
                     key=lambda item: item.mark.start, reverse=True)
     return {"start": start, "end": end, "footage": footage,
+            "snapshot_url": motion_service.snapshot_url, "motion_play_url": motion_service.play_url,
             "motion": motion[:MAX_MOTION_ROWS], "motion_total": len(motion),
             "seconds": sum(item.span.seconds for item in footage)}

@@ -37,6 +37,7 @@ _OFFSET_TZ = re.compile(r"([+ -])(\d{2}):(\d{2})")  # " 01:00": a "+" sent unenc
 # "...T12:00:00+02:00" sent unencoded arrives as "...T12:00:00 02:00" (a "+" means a space).
 _LOST_PLUS = re.compile(r"(.+[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}:?\d{2})")
 STATUS_CHOICES = (*STATUSES, "all")
+BOOLEAN_CHOICES = ("true", "false")
 
 
 class ParamError(ValueError):
@@ -206,11 +207,12 @@ def search_query(args: Mapping[str, str], offset: int, limit: int) -> SearchQuer
     if min_duration is not None and max_duration is not None and max_duration < min_duration:
         raise ParamError("max_duration", "must not be less than min_duration")
     status = choice(args, "status", STATUS_CHOICES, STATUS_OK)
+    motion = choice(args, "motion", BOOLEAN_CHOICES, "false") == "true"
     filters = SearchFilters(
         camera=text_param(args, "camera", MAX_NAME_LENGTH, "a camera name"),
         location=text_param(args, "location", MAX_LOCATION_LENGTH, "a location"),
         start=start, end=end, min_duration=min_duration, max_duration=max_duration,
-        statuses=STATUSES if status == "all" else (status,))
+        statuses=STATUSES if status == "all" else (status,), motion=motion)
     return SearchQuery(filters, choice(args, "sort", tuple(SORTS), DEFAULT_SORT),
                        choice(args, "order", ORDERS, DEFAULT_ORDER), limit, offset)
 

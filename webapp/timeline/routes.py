@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import abort, redirect, render_template, request, send_file, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
-from nvrlib.catalog.models import MotionEvent
-
-from .. import catalog_queries, hub_storage, media
-from ..extensions import db
+from .. import catalog_queries
 from ..catalog_queries import iso_utc
 from ..recordings.params import ParamError, optional_time, parse_tz
 from ..security import now
@@ -24,7 +20,6 @@ DEFAULT_PLAYERS = 4
 # before a segment's start still gets that segment's picture.
 PICTURE_WINDOW = dt.timedelta(seconds=2)
 PICTURE_CACHE = "private, max-age=300"  # which segment holds a moment never changes for long
-SNAPSHOT_CACHE = "private, max-age=86400"  # a snapshot never changes once written
 
 
 @bp.route("/")
@@ -69,20 +64,3 @@ def picture(camera: str) -> ResponseReturnValue:
     response.headers["Cache-Control"] = PICTURE_CACHE
     return response
 
-
-@bp.route("/motion/<int:event_id>/snapshot.jpg")
-def motion_snapshot(event_id: int) -> ResponseReturnValue:
-    """Serve the JPEG a motion detector kept of an event (404 when it kept none)."""
-    row = db.session.execute(select(MotionEvent.snapshot_path, MotionEvent.hub_id)
-                             .where(MotionEvent.id == event_id)).first()
-    if row is None or not row.snapshot_path:
-        abort(404, "This motion event has no snapshot.")
-    try:  # the snapshot is in the storage of the hub that stored the event
-        source = media.segment_file(hub_storage.storage_root(row.hub_id), row.snapshot_path)
-    except hub_storage.StorageUnreachable as exc:
-        abort(503, str(exc))
-    except media.SegmentFileMissing:
-        abort(404, "The snapshot of this motion event is not on disk.")
-    response = send_file(source, mimetype="image/jpeg", conditional=True)
-    response.headers["Cache-Control"] = SNAPSHOT_CACHE
-    return response
