@@ -45,8 +45,9 @@ def test_recordings_page_shows_footage_spans_and_motion_not_files(
 def test_a_file_filter_still_lists_files(viewer_client: FlaskClient,
                                          catalog: CatalogWriter) -> None:
     catalog.segment("porch", at(0), 10.0)
-    html = viewer_client.get("/recordings/?min_duration=5").get_data(as_text=True)
-    assert "data-span>" not in html and "Min. length" in html
+    for query in ("min_duration=5", "motion=true"):
+        html = viewer_client.get(f"/recordings/?{query}").get_data(as_text=True)
+        assert "data-span>" not in html and "Min. length" in html
 
 
 def test_recordings_range_errors_name_the_parameter(viewer_client: FlaskClient) -> None:

@@ -19,7 +19,7 @@ from .params import MAX_RANGE, ParamError, optional_time, parse_tz, text_param
 DEFAULT_SPAN = dt.timedelta(hours=24)  # no range asked: the last day
 # Parameters that only the file list understands: a search with one of them lists files.
 FILE_PARAMS = frozenset({"view", "location", "min_duration", "max_duration", "sort", "order",
-                         "page", "status"})
+                         "page", "status", "motion"})
 MAX_MOTION_ROWS = 200
 
 
