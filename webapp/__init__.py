@@ -49,6 +49,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "webapp.main",
     "webapp.users",
     "webapp.recordings",
+    "webapp.timeline",
     "webapp.live",
     "webapp.admin",
     "webapp.api",
@@ -60,6 +61,7 @@ BLUEPRINTS: tuple[str, ...] = (
 # Links of the navbar: (endpoint, label, admins only); shown once the endpoint exists.
 NAV_ITEMS: tuple[tuple[str, str, bool], ...] = (
     ("recordings.index", "Recordings", False),
+    ("timeline.index", "Timeline", False),
     ("live.index", "Live", False),
     ("events.index", "Events", False),
     ("protect.index", "Locks", False),

@@ -438,17 +438,24 @@ def outages_between(camera: str, start: dt.datetime, end: dt.datetime,
     camera_id = _camera_id(camera)
     if camera_id is None:
         return []
-    query = (select(Outage.started_at, Outage.ended_at, Outage.reason, Outage.detail)
-             .where(Outage.camera_id == camera_id, Outage.started_at < end,
+    return outages_by_camera([camera_id], start, end, now).get(camera_id, [])
+
+
+def outages_by_camera(camera_ids: Sequence[int], start: dt.datetime, end: dt.datetime,
+                      now: dt.datetime | None = None) -> dict[int, list[OutageSpan]]:
+    """Return the outages of several cameras (by id) as `outages_between` does, in one query."""
+    query = (select(Outage.camera_id, Outage.started_at, Outage.ended_at, Outage.reason,
+                    Outage.detail)
+             .where(Outage.camera_id.in_(list(camera_ids)), Outage.started_at < end,
                     or_(Outage.ended_at.is_(None), Outage.ended_at > start))
              .order_by(Outage.started_at, Outage.id))
-    spans = []
-    for started, ended, reason, detail in db.session.execute(query):
+    spans: dict[int, list[OutageSpan]] = {}
+    for camera_id, started, ended, reason, detail in _execute(query):
         stop = ended if ended is not None else (now if now is not None else end)
         clipped = OutageSpan(max(started, start), min(stop, end), reason, detail or "",
                              ended is None)
         if clipped.end > clipped.start:
-            spans.append(clipped)
+            spans.setdefault(camera_id, []).append(clipped)
     return spans
 
 

@@ -317,7 +317,11 @@ def remux(plan: ExportPlan, workdir: Path, timeout: float) -> Path:
     list_file = workdir / "parts.ffconcat"
     list_file.write_text(concat_list(plan.parts), encoding="utf-8")
     output = workdir / "export.mp4"
-    command = remux_arguments(list_file, output)
+    return run_ffmpeg(remux_arguments(list_file, output), output, timeout)
+
+
+def run_ffmpeg(command: list[str], output: Path, timeout: float) -> Path:
+    """Run an export's ffmpeg ``command`` that writes ``output``; raise ExportFailed if it fails."""
     try:
         proc = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, timeout=timeout, check=False,

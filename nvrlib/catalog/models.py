@@ -115,6 +115,8 @@ class Segment(Base):
         Index("ix_segments_camera_start", "camera_id", "start_time"),
         Index("ix_segments_start", "start_time"),
         Index("ix_segments_hub_start", "hub_id", "start_time"),
+        # the timeline: a run's first and last playable segment in a range (catalog 0009)
+        Index("ix_segments_run_status_start", "run_id", "status", "start_time", "end_time"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -273,29 +273,40 @@ def print_results(results: list[Result], load_before: float) -> None:
           f"load average {load_before:.2f} before and {os.getloadavg()[0]:.2f} after)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Fill the catalog (unless reused), time the cases, print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_catalog_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options that lay out (or name) the benchmark catalog, shared with timeline.py."""
     parser.add_argument("--segments", type=int, default=1_000_000)
     parser.add_argument("--cameras", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each segment")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--db", type=Path, help="catalog file to reuse (filled if empty)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
-    args = parser.parse_args(argv)
+
+
+def open_catalog(args: argparse.Namespace, workdir: Path) -> tuple[str, Layout]:
+    """Return the URL and layout of the catalog: ``--db`` if it is filled, else a new one."""
     layout = Layout(args.segments, args.cameras, args.seconds)
+    db_file = (args.db or workdir / "nvr.db").resolve()
+    url = f"sqlite:///{db_file}"
+    existing = count_segments(url) if db_file.exists() else 0
+    if existing:
+        print(f"reusing {db_file} ({existing:,} segments)")
+    else:
+        print(f"filling {db_file}: {layout.segments:,} segments of {layout.seconds:g} s, "
+              f"{layout.cameras} cameras, {layout.days} days each")
+        seconds = fill(url, layout)
+        print(f"filled in {seconds:.1f} s ({db_file.stat().st_size / 1e6:.0f} MB)")
+    return url, layout
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fill the catalog (unless reused), time the cases, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_catalog_arguments(parser)
+    args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="nvr-bench-catalog-"))
     try:
-        db_file = (args.db or workdir / "nvr.db").resolve()
-        url = f"sqlite:///{db_file}"
-        existing = count_segments(url) if db_file.exists() else 0
-        if existing:
-            print(f"reusing {db_file} ({existing:,} segments)")
-        else:
-            print(f"filling {db_file}: {layout.segments:,} segments of {layout.seconds:g} s, "
-                  f"{layout.cameras} cameras, {layout.days} days each")
-            seconds = fill(url, layout)
-            print(f"filled in {seconds:.1f} s ({db_file.stat().st_size / 1e6:.0f} MB)")
+        url, layout = open_catalog(args, workdir)
         load_before = os.getloadavg()[0]
         results = run_cases(url, workdir, layout, args.runs)
         print_results(results, load_before)

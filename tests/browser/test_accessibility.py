@@ -18,7 +18,8 @@ except ImportError:  # a dev requirement: tests/browser is skipped without Playw
 # Every page a person opens (name: path; None is built from the system's footage).
 PAGES: dict[str, str | None] = {
     "login": "/auth/login", "dashboard": "/", "recordings": f"/recordings/?camera={CAMERA}",
-    "day-timeline": f"/recordings/timeline/{CAMERA}", "player": None, "live": "/live/",
+    "day-timeline": f"/recordings/timeline/{CAMERA}", "timeline": f"/timeline/?cameras={CAMERA}",
+    "player": None, "live": "/live/",
     "live-camera": f"/live/{CAMERA}", "events": "/events/", "locks": "/protect/",
     "new-lock": "/protect/new", "admin": "/admin/", "add-camera": "/admin/cameras/new",
     "tokens": "/admin/tokens", "alerts": "/admin/alerts/", "users": "/users/",

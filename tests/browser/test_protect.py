@@ -22,7 +22,7 @@ def test_a_viewer_protects_a_recording_sees_it_locked_and_removes_the_lock(
     page: Page = open_page(user="viewer")
     console = Console(page)
     try:
-        page.goto(f"/recordings/?camera={CAMERA}")
+        page.goto(f"/recordings/?view=files&camera={CAMERA}")
         first_row = page.locator("table tbody tr").first
         action = first_row.locator("form.nvr-protect-form").get_attribute("action")
         segment_id = re.fullmatch(r"/protect/recordings/(\d+)", action or "").group(1)
@@ -30,7 +30,7 @@ def test_a_viewer_protects_a_recording_sees_it_locked_and_removes_the_lock(
         first_row.get_by_role("button", name=re.compile(r"^Protect the recording")).click()
 
         expect(page.get_by_role("alert")).to_contain_text(f"Protected {CAMERA} from")
-        expect(page).to_have_url(re.compile(rf"/recordings/\?camera={CAMERA}$"))
+        expect(page).to_have_url(re.compile(rf"/recordings/\?view=files&camera={CAMERA}$"))
         # Newer recordings may have arrived above it: find the row by its picture.
         row = page.locator(f'tr:has(img[src="/recordings/{segment_id}/thumbnail.jpg"])')
         expect(row.locator("[data-protected]")).to_have_text("Protected")
@@ -42,7 +42,7 @@ def test_a_viewer_protects_a_recording_sees_it_locked_and_removes_the_lock(
         expect(lock.locator("td[data-label=Camera]")).to_have_text(CAMERA)
         expect(lock.locator("td[data-label=By]")).to_have_text("viewer")
 
-        page.goto(f"/recordings/?camera={CAMERA}")
+        page.goto(f"/recordings/?view=files&camera={CAMERA}")
         row.get_by_role("link", name="Day").click()
         expect(page.locator("svg.nvr-timeline rect[data-locked]")).to_have_count(1)
 

@@ -10,7 +10,7 @@ from .system import CAMERA, LOCATION, MIN_SEGMENTS
 
 def test_search_by_camera_lists_its_recordings_with_thumbnails(open_page) -> None:
     page: Page = open_page(user="admin")
-    page.goto("/recordings/")
+    page.goto("/recordings/?view=files")
     page.get_by_label("Camera").select_option(CAMERA)
     page.get_by_role("button", name="Search").click()
     expect(page).to_have_url(re.compile(rf"[?&]camera={CAMERA}(&|$)"))

@@ -80,20 +80,20 @@ def test_protect_on_a_search_result_locks_exactly_that_recording_and_marks_it(
         app: Flask, viewer_client: FlaskClient, catalog: CatalogWriter) -> None:
     first = catalog.segment("porch", at(0), 10)
     second = catalog.segment("porch", at(10), 10)  # starts where the first ends
-    html = html_of(viewer_client, "/recordings/?camera=porch")
+    html = html_of(viewer_client, "/recordings/?view=files&camera=porch")
     assert f'action="/protect/recordings/{first.id}"' in html
     assert html.count("data-protected") == 0
 
     refused = viewer_client.post(f"/protect/recordings/{first.id}",
-                                 data={"next": "/recordings/?camera=porch"})
+                                 data={"next": "/recordings/?view=files&camera=porch"})
     assert refused.status_code == 400 and "say why" in refused.get_data(as_text=True)
     response = viewer_client.post(f"/protect/recordings/{first.id}",
-                                  data={"next": "/recordings/?camera=porch", "note": "fox"})
+                                  data={"next": "/recordings/?view=files&camera=porch", "note": "fox"})
     assert response.status_code == 302
-    assert response.headers["Location"] == "/recordings/?camera=porch"
+    assert response.headers["Location"] == "/recordings/?view=files&camera=porch"
     assert lock_rows(app) == [("porch", at(0), at(10), "fox", "victor")]
 
-    html = html_of(viewer_client, "/recordings/?camera=porch")
+    html = html_of(viewer_client, "/recordings/?view=files&camera=porch")
     assert "Protected porch from 2026-03-01 10:00:00 UTC to 2026-03-01 10:00:10 UTC" in html
     assert html.count("data-protected") == 1  # the neighbour that only touches it is not
     assert f'action="/protect/recordings/{first.id}"' not in html

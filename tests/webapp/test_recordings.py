@@ -159,7 +159,7 @@ def test_timeline_gaps_stop_at_now(app: Flask, catalog: CatalogWriter) -> None:
 def test_recordings_page_lists_results_with_thumbnails_and_links(
         viewer_client: FlaskClient, catalog: CatalogWriter) -> None:
     info = catalog.segment("porch", at(0), 10, size=2_500_000, location="Front porch")
-    page = viewer_client.get("/recordings/")
+    page = viewer_client.get("/recordings/?view=files")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert f'src="/recordings/{info.id}/thumbnail.jpg"' in html
@@ -172,7 +172,7 @@ def test_recordings_page_lists_results_with_thumbnails_and_links(
 def test_recordings_page_escapes_camera_names_and_locations(viewer_client: FlaskClient,
                                                             catalog: CatalogWriter) -> None:
     catalog.segment("<script>cam</script>", at(0), location='<img src=x onerror="alert(1)">')
-    html = viewer_client.get("/recordings/").get_data(as_text=True)
+    html = viewer_client.get("/recordings/?view=files").get_data(as_text=True)
     assert "<script>cam" not in html and "<img src=x" not in html
     assert "&lt;script&gt;cam&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
@@ -185,9 +185,9 @@ def test_recordings_page_filters_with_local_times_and_pages(viewer_client: Flask
     catalog.segment("yard", at(0), 10)
     # 11:00 in Paris is 10:00 UTC: the range covers the first 60 s of porch's footage.
     args = "camera=porch&start=2026-03-01T11:00&end=2026-03-01T11:01&tz=Europe/Paris"
-    html = viewer_client.get(f"/recordings/?{args}").get_data(as_text=True)
+    html = viewer_client.get(f"/recordings/?view=files&{args}").get_data(as_text=True)
     assert html.count("data-thumb") == 6
-    first = viewer_client.get("/recordings/?camera=porch").get_data(as_text=True)
+    first = viewer_client.get("/recordings/?view=files&camera=porch").get_data(as_text=True)
     assert first.count("data-thumb") == 50 and "page=2" in first
     second = viewer_client.get("/recordings/?camera=porch&page=2").get_data(as_text=True)
     assert second.count("data-thumb") == 5
@@ -238,7 +238,7 @@ def test_search_marks_backfilled_recordings(viewer_client: FlaskClient,
                                             catalog: CatalogWriter) -> None:
     catalog.segment("porch", at(0), 10)
     catalog.segment("porch", at(10), 10, backfilled=True)
-    html = viewer_client.get("/recordings/?camera=porch").get_data(as_text=True)
+    html = viewer_client.get("/recordings/?view=files&camera=porch").get_data(as_text=True)
     assert html.count("data-backfilled") == 1
 
 

@@ -16,4 +16,4 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.record_once(lambda state: state.app.url_map.converters.setdefault(
     "control_action", ControlActionConverter))
 
-from . import cameras, events, locks, motion, openapi, recordings  # noqa: E402,F401  (register the views on bp)
+from . import bulk_exports, cameras, events, locks, motion, openapi, recordings, timeline  # noqa: E402,F401,E501  (register the views on bp)

@@ -23,7 +23,10 @@ from ..ids import MAX_URL_ID
 from ..recordings.params import (
     BOOLEAN_CHOICES, DEFAULT_PAGE_SIZE, MAX_LOCATION_LENGTH, MAX_OFFSET, STATUS_CHOICES,
 )
+from ..exports import DEFAULT_SPEED, MAX_SPEED, MIN_SPEED
+from ..timeline.params import DEFAULT_BUCKETS, MAX_BUCKETS, MAX_CAMERAS
 from . import bp
+from .bulk_exports import MAX_ZIP_CAMERAS
 
 Schema = dict[str, Any]
 JSON = "application/json"
@@ -178,6 +181,46 @@ def _recordings_paths() -> dict[str, Schema]:
                               "storage this web app cannot reach"),
                      "headers": {"Retry-After": {"schema": {"type": "integer"}}}}},
             parameters=[CAMERA_PATH, *export_params], tag="recordings")},
+    }
+
+
+def _timeline_paths() -> dict[str, Schema]:
+    cameras = _query("cameras", f"comma-separated camera names (default every camera; at most "
+                                f"{MAX_CAMERAS})", {"type": "string", "maxLength": 4096})
+    start = _query("start", f"range start; {ISO_TIME}", TIME_QUERY, required=True)
+    end = _query("end", f"range end, at most 24 h after start; {ISO_TIME}", TIME_QUERY)
+    busy = {**_error("too many exports are running"),
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}}}
+    mp4 = {"video/mp4": {"schema": {"type": "string", "format": "binary"}}}
+    return {
+        "/api/v1/timeline": {"get": _operation(
+            "Each camera's footage spans, gaps, back-filled spans and motion in a range",
+            {"200": _json("the timeline", _ref("Timeline")),
+             "404": _error("a camera named in `cameras` does not exist")},
+            parameters=[start, end, cameras, TZ_PARAM, _query(
+                "resolution", f"seconds per motion-density bucket (default: the range in "
+                              f"{DEFAULT_BUCKETS}; at most {MAX_BUCKETS} buckets)",
+                {"type": "number", "minimum": 1})], tag="recordings")},
+        "/api/v1/export.zip": {"get": _operation(
+            "Several cameras' footage in [start, end) as a ZIP of MP4s (stream copy)",
+            {"200": {"description": "the ZIP, as an attachment, streamed", "content": {
+                "application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+             "404": _error("no such camera, or none has footage in the range"),
+             "500": _error("ffmpeg failed or timed out"), "503": busy},
+            parameters=[{**cameras, "required": True,
+                         "description": f"comma-separated camera names (at most "
+                                        f"{MAX_ZIP_CAMERAS})"},
+                        start, {**end, "required": True}, TZ_PARAM], tag="recordings")},
+        "/api/v1/timelapse/{camera}.mp4": {"get": _operation(
+            "A timelapse of a camera's footage in [start, end), from keyframes",
+            {"200": {"description": "the MP4, as an attachment", "content": mp4},
+             "404": _error("no such camera, or no footage in the range"),
+             "500": _error("ffmpeg failed or timed out"), "503": busy},
+            parameters=[CAMERA_PATH, start, {**end, "required": True}, TZ_PARAM, _query(
+                "speed", f"times faster than real time, {MIN_SPEED}-{MAX_SPEED} (default "
+                         f"{DEFAULT_SPEED}: an hour in a minute)",
+                {"type": "integer", "minimum": MIN_SPEED, "maximum": MAX_SPEED})],
+            tag="recordings")},
     }
 
 
@@ -401,6 +444,23 @@ def _schemas() -> dict[str, Schema]:
                           "start": TIME_OUT, "end": TIME_OUT, "duration": number,
                           "size": integer, "status": string, "backfilled": boolean,
                           "file": string}),
+        "Timeline": obj({
+            "start": TIME_OUT, "end": TIME_OUT, "now": TIME_OUT, "resolution": number,
+            "cameras": {"type": "array", "items": obj({
+                "camera": string, "live": boolean,
+                "footage": {"type": "array", "items": obj({
+                    "start": TIME_OUT, "end": TIME_OUT, "live": boolean,
+                    "first_segment": {"type": "integer", "nullable": True}})},
+                "backfilled": {"type": "array", "items": obj({"start": TIME_OUT,
+                                                              "end": TIME_OUT})},
+                "gaps": {"type": "array", "items": obj({
+                    "start": TIME_OUT, "end": TIME_OUT,
+                    "reasons": {"type": "array", "items": string}, "reason_text": string})},
+                "motion": obj({
+                    "counts": {"type": "array", "items": integer},
+                    "events": {"type": "array", "items": obj({
+                        "id": integer, "start": TIME_OUT, "end": NULLABLE_TIME,
+                        "score": number, "has_snapshot": boolean})}})})}}),
         "StreamLink": obj({"url": {**string, "description": "the playlist's absolute URL, "
                                    "token included: play it in VLC, mpv, ffplay"},
                            "expires": TIME_OUT}),
@@ -478,8 +538,8 @@ def _schemas() -> dict[str, Schema]:
 def document() -> Schema:
     """Return the OpenAPI 3.0 document of API v1."""
     paths: dict[str, Schema] = {}
-    for part in (_recordings_paths, _locks_paths, _events_paths, _cameras_paths, _motion_paths,
-                 _other_paths):
+    for part in (_recordings_paths, _timeline_paths, _locks_paths, _events_paths, _cameras_paths,
+                 _motion_paths, _other_paths):
         paths.update(part())
     return {
         "openapi": "3.0.3",

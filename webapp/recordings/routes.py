@@ -14,7 +14,7 @@ from .. import catalog_queries, hub_storage, media, stream_links
 from ..catalog_queries import Interval, Timeline, iso_utc
 from ..protect import locks
 from ..security import now
-from . import bp
+from . import bp, happenings
 from .params import (
     DEFAULT_PAGE_SIZE, MAX_OFFSET, MAX_RANGE, ParamError, int_param, optional_time, parse_date,
     parse_tz, search_query,
@@ -76,8 +76,10 @@ def _page_url(args: Mapping[str, str], page: int) -> str:
 
 @bp.route("/")
 def index() -> ResponseReturnValue:
-    """Search recordings by camera, location, time and duration; sort and page the results."""
+    """Show what happened (footage spans, motion); or search, sort and page the raw files."""
     args = request.args.to_dict()
+    if not happenings.wants_files(args):
+        return _happenings_page(args)
     page, error, page_no = None, None, 1
     try:
         page_no = int_param(args, "page", 1, 1, MAX_PAGE)
@@ -94,6 +96,18 @@ def index() -> ResponseReturnValue:
         "next_url": _page_url(args, page_no + 1) if page and page.has_next else None,
     }
     return render_template("recordings/index.html", **context), 400 if error else 200
+
+
+def _happenings_page(args: dict[str, str]) -> ResponseReturnValue:
+    """Render the footage spans and motion events of a range (the Recordings page's first view)."""
+    context: dict[str, Any] = {"args": args, "cameras": catalog_queries.camera_names(),
+                               "error": None, "files_url": url_for("recordings.index",
+                                                                   **{**args, "view": "files"})}
+    try:
+        context.update(happenings.happenings(args, now()))
+    except ParamError as exc:
+        context["error"] = str(exc)
+    return render_template("recordings/happenings.html", **context), 400 if context["error"] else 200
 
 
 def _known_camera(name: str) -> None:

@@ -68,30 +68,6 @@
     }
   }
 
-  // Parse a media playlist into fragments (for the native player, which does not expose them).
-  function parsePlaylist(text) {
-    var parsed = [];
-    var position = 0;
-    var dateTime = null;
-    text.split(/\r?\n/).forEach(function (line) {
-      if (line.indexOf("#EXT-X-PROGRAM-DATE-TIME:") === 0) {
-        dateTime = Date.parse(line.slice(25));
-      } else if (line.indexOf("#EXTINF:") === 0) {
-        var duration = parseFloat(line.slice(8));
-        parsed.push({ start: position, duration: duration, programDateTime: dateTime });
-        position += duration;
-        dateTime = null;
-      }
-    });
-    // A fragment without its own date continues the one before it.
-    for (var i = 1; i < parsed.length; i += 1) {
-      if (parsed[i].programDateTime === null && typeof parsed[i - 1].programDateTime === "number") {
-        parsed[i].programDateTime = parsed[i - 1].programDateTime + parsed[i - 1].duration * 1000;
-      }
-    }
-    return parsed;
-  }
-
   function playWithHlsJs() {
     var hls = new window.Hls({ startPosition: startOffset });
     var recoveries = 0;
@@ -131,7 +107,7 @@
     fetch(source, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : ""; })
       .then(function (text) {
-        fragments = parsePlaylist(text);
+        fragments = window.nvrHlsPlaylist.parse(text); // hls_playlist.js
         updateReadout();
       })
       .catch(function () { /* the readout stays empty; playback does not depend on it */ });

@@ -1,0 +1,75 @@
+"""Pages of the timeline blueprint, and the Recordings page's "what happened" first view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from nvrlib.catalog.models import MotionEvent
+from webapp.catalog_queries import iso_utc as iso
+from webapp.extensions import db
+
+from .test_recordings_support import (  # noqa: F401  (fixtures)
+    CatalogWriter, at, catalog, clips, viewer_client,
+)
+
+
+def test_recordings_page_shows_footage_spans_and_motion_not_files(
+        app: Flask, viewer_client: FlaskClient, catalog: CatalogWriter, clips: list[Path]) -> None:
+    catalog.footage(clips)  # three 2-s files that tile: one span
+    catalog.segment("porch", at(60), 10.0)
+    snapshot = Path(app.config["STORAGE_ROOT"]) / "porch" / "motion" / "e1.jpg"
+    snapshot.parent.mkdir(parents=True)
+    snapshot.write_bytes(b"\xff\xd8\xff\xd9")
+    with app.app_context():
+        camera_id = catalog.camera("porch")
+        db.session.add(MotionEvent(camera_id=camera_id, event_key="e1", start_time=at(1),
+                                   end_time=at(4), score=0.25,
+                                   snapshot_path="porch/motion/e1.jpg"))
+        db.session.commit()
+        event_id = db.session.query(MotionEvent.id).scalar()
+    html = viewer_client.get(f"/recordings/?start={iso(at(-60))}&end={iso(at(120))}"
+                             ).get_data(as_text=True)
+    assert html.count("data-span>") == 2  # two spans, not four files
+    assert "6.0 s" in html and "10.0 s" in html
+    assert f'src="/api/v1/events/motion/{event_id}/snapshot.jpg"' in html
+    assert "25.0 % of the picture moved" in html
+    assert "view=files" in html  # the raw files are one click away
+    picture = viewer_client.get(f"/api/v1/events/motion/{event_id}/snapshot.jpg", buffered=True)
+    assert picture.status_code == 200 and picture.mimetype == "image/jpeg"
+    picture.close()
+
+
+def test_a_file_filter_still_lists_files(viewer_client: FlaskClient,
+                                         catalog: CatalogWriter) -> None:
+    catalog.segment("porch", at(0), 10.0)
+    for query in ("min_duration=5", "motion=true"):
+        html = viewer_client.get(f"/recordings/?{query}").get_data(as_text=True)
+        assert "data-span>" not in html and "Min. length" in html
+
+
+def test_recordings_range_errors_name_the_parameter(viewer_client: FlaskClient) -> None:
+    response = viewer_client.get(f"/recordings/?start={iso(at(0))}&end={iso(at(-1))}")
+    assert response.status_code == 400
+    assert "end: must be after start" in response.get_data(as_text=True)
+
+
+def test_timeline_page_and_the_picture_of_a_moment(
+        viewer_client: FlaskClient, catalog: CatalogWriter, clips: list[Path]) -> None:
+    segments = catalog.footage(clips)
+    page = viewer_client.get(f"/timeline/?cameras=porch&at={iso(at(3))}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="nvr-tl-canvas"' in html
+    assert 'data-playlist="/api/v1/playback/CAMERA.m3u8"' in html
+    moment = viewer_client.get(f"/timeline/porch/picture.jpg?at={iso(at(3))}")
+    assert moment.status_code == 302
+    assert moment.headers["Location"] == f"/recordings/{segments[1].id}/thumbnail.jpg"
+    # Just before the footage starts (a time cut to the millisecond): its first picture
+    early = viewer_client.get(f"/timeline/porch/picture.jpg?at={iso(at(-0.0005))}")
+    assert early.headers["Location"] == f"/recordings/{segments[0].id}/thumbnail.jpg"
+    assert viewer_client.get(f"/timeline/porch/picture.jpg?at={iso(at(30))}").status_code == 404
+    assert viewer_client.get("/timeline/porch/picture.jpg").status_code == 400
+    assert viewer_client.get("/timeline/?cameras=nope").status_code == 404
+    assert viewer_client.get(f"/timeline/?at={iso(at(0))[:4]}x").status_code == 400
