@@ -114,6 +114,9 @@ class HubConfig:
     tls_key: Path | None = None
     tls_listen: tuple[str, int] | None = None
     live_view: bool = True  # a rolling 1-s HLS per camera for the web app's live view
+    # motion for cameras without our edge, from the keyframes of each finished segment
+    # (recorder/supervise/keyframe_motion.py); each camera's motion_enabled still applies
+    hub_motion: bool = True
     # the ffmpeg the hub and the web app run (nvrlib/ffmpeg_bin.py); None: the imageio-ffmpeg
     # wheel's pinned build. $NVR_FFMPEG beats it.
     ffmpeg: str | None = None
@@ -335,6 +338,7 @@ HUB_SCHEMA: schema.Schema = {
     "unknown_cameras": Key(schema.choice(*UNKNOWN_CAMERA_POLICIES)),
     "tls_cert": Key(schema.path), "tls_key": Key(schema.path), "tls_listen": Key(_listen),
     "live_view": Key(schema.boolean), "allow_local_camera_urls": Key(schema.boolean),
+    "hub_motion": Key(schema.boolean),
     "ffmpeg": Key(ffmpeg_path),  # the hub's and the web app's (nvrlib/ffmpeg_bin.py)
     "stall_timeout": Key(number(0.1, DAY)), "max_streams": Key(whole(1, 100_000)),
     "backoff_initial": Key(number(0.01, 3600)), "backoff_max": Key(number(0.01, DAY)),
@@ -350,7 +354,8 @@ HUB_SCHEMA: schema.Schema = {
     "retention": Table(RETENTION_SCHEMA), "webapp": Table(WEBAPP_SCHEMA),
 }
 # HubConfig fields that take a checked top-level value as it is.
-_PLAIN_KEYS = ("hub_id", "storage", "segment_seconds", "live_view", "allow_local_camera_urls", "ffmpeg",
+_PLAIN_KEYS = ("hub_id", "storage", "segment_seconds", "live_view", "hub_motion",
+               "allow_local_camera_urls", "ffmpeg",
                "stall_timeout", "max_streams", "backoff_initial", "backoff_max", "fail_after",
                "failed_retry_seconds", "stall_margin", "health_interval", "disk_check_interval",
                "catalog_check_interval", "head_timeout", "max_connections",

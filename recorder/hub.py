@@ -41,6 +41,7 @@ from recorder.store.reconcile import ReconcileReport, reconcile
 from recorder.store.retention import Retention
 from recorder.store.storage import Storage
 from recorder.supervise import live
+from recorder.supervise.keyframe_motion import SegmentMotion
 from recorder.supervise.segmenter import Anchor, Segmenter
 from recorder.supervise.states import RestartPolicy, State
 
@@ -118,6 +119,8 @@ class Hub:
         # per-camera tokens of the admin panel, and the one each live stream was admitted with
         self.tokens = TokenCache()
         self.stream_tokens: dict[str, str] = {}
+        # motion of cameras without our edge, from their segments' keyframes
+        self.segment_motion = SegmentMotion(self.catalog, self.executor, config.hub_motion)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -162,6 +165,7 @@ class Hub:
         await self._listen()
         await self.sync_pulls()
         self.control_task = asyncio.create_task(self._control_loop(), name="control")
+        self.segment_motion.start()
         self.health.start()
         addresses = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}{tls}"
                               for server, tls in self._listeners() for s in server.sockets)
@@ -243,6 +247,8 @@ class Hub:
         await asyncio.gather(*self.event_tasks, return_exceptions=True)
         if self.ready.is_set():
             await self.health.stop()
+        # its last events are stored on the catalog thread: before that thread ends
+        await asyncio.get_running_loop().run_in_executor(None, self.segment_motion.stop)
         self.alerts.stop()
         self.executor.shutdown(wait=True)
         self.engine.dispose()
@@ -548,6 +554,7 @@ class Hub:
 
     async def record_motion(self, report: MotionReport) -> dict[str, object]:
         """Store an event (row and snapshot durable) and return the camera's motion settings."""
+        self.segment_motion.edge_spoke(report.camera)
         fields = motion.EventFields(report.camera, report.event_key, report.start, report.end,
                                     report.score, report.box, report.snapshot)
         loop = asyncio.get_running_loop()
@@ -555,6 +562,7 @@ class Hub:
 
     async def motion_settings(self, camera: str) -> dict[str, object]:
         """Return a camera's motion settings for its edge (404 unknown, 409 another hub's)."""
+        self.segment_motion.edge_spoke(camera)
         loop = asyncio.get_running_loop()
         found = await loop.run_in_executor(self.executor, motion.camera_motion, self.catalog,
                                            camera)
@@ -629,6 +637,7 @@ class Hub:
         segmenter.machine.listeners.append(
             lambda old, new, _reason: self._on_state(segmenter, old, new))
         segmenter.on_segment.append(lambda _segment: self._on_segment(segmenter))
+        segmenter.on_segment.append(lambda segment: self.segment_motion.on_segment(name, segment))
         return segmenter
 
     def _start_pull(self, name: str, location: str, url: str) -> None:

@@ -53,6 +53,7 @@ class EventFields:
     score: float
     box: tuple[float, float, float, float]
     snapshot: bytes | None = dataclasses.field(default=None, repr=False)
+    source: str = "edge"  # edge | hub (the hub's keyframe motion)
 
 
 def camera_motion(catalog: Catalog, camera: str) -> CameraMotion | None:
@@ -92,7 +93,7 @@ def store_event(catalog: Catalog, event: EventFields, camera_id: int) -> bool:
         with catalog.sessions.begin() as session:
             row = session.scalar(select(MotionEvent).where(MotionEvent.event_key == event.event_key))
             if row is None:
-                row = MotionEvent(camera_id=camera_id, event_key=event.event_key, source="edge",
+                row = MotionEvent(camera_id=camera_id, event_key=event.event_key, source=event.source,
                                   hub_id=catalog.hub_id, start_time=event.start, score=-1.0)
                 session.add(row)
             elif row.camera_id != camera_id:

@@ -60,6 +60,7 @@ def test_motion_reaches_the_catalog_the_inbox_and_the_search(
         wait_for(lambda: dt.datetime.now(dt.timezone.utc) - started > dt.timedelta(seconds=24),
                  30, "footage after the motion", interval=0.5)
     [event] = motion_events(hub.db_url)
+    assert event.source == "edge"  # the hub leaves a camera whose edge detects motion to it
     offset = (event.start_time - started).total_seconds()
     assert MOVE_FROM - 1 <= offset <= MOVE_TO + 6, (offset, event)  # the edge started after us
     assert (event.end_time - event.start_time).total_seconds() < (MOVE_TO - MOVE_FROM) + 5
