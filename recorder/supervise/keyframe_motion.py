@@ -35,6 +35,7 @@ from nvrlib.motion import (
 )
 from recorder.store import motion as stored_motion
 from recorder.store.catalog import Catalog, FinishedSegment
+from recorder.store.motion import EventFields
 
 logger = logging.getLogger(__name__)
 
@@ -56,19 +57,6 @@ class SegmentJob:
     settings: MotionSettings
 
 
-@dataclasses.dataclass(frozen=True)
-class FoundEvent:
-    """An event the hub found, as the catalog stores it (start or end report)."""
-
-    camera: str
-    event_key: str
-    start: dt.datetime
-    end: dt.datetime | None
-    score: float
-    box: tuple[float, float, float, float]
-    snapshot: bytes | None
-
-
 @dataclasses.dataclass
 class _Camera:
     detector: Detector
@@ -81,7 +69,7 @@ class _Camera:
 class KeyframeMotion:
     """The thread that finds motion in finished segments; ``offer`` never blocks."""
 
-    def __init__(self, report: Callable[[FoundEvent], None]) -> None:
+    def __init__(self, report: Callable[[EventFields], None]) -> None:
         self.report = report
         self.jobs: queue.Queue[SegmentJob | None] = queue.Queue(QUEUE_SIZE)
         self.cameras: dict[str, _Camera] = {}
@@ -199,11 +187,11 @@ def sparse(pictures: list[tuple[float, np.ndarray]], segment_seconds: float) -> 
     return len(pictures) < max(1.0, segment_seconds / MAX_KEYFRAME_GAP)
 
 
-def found(camera: str, event: MotionEvent) -> FoundEvent:
+def found(camera: str, event: MotionEvent) -> EventFields:
     """The tracker's event as the catalog stores it, keyed apart from any edge's."""
     end = None if event.end is None else dt.datetime.fromtimestamp(event.end, UTC)
-    return FoundEvent(camera, f"hub-{event.key}", dt.datetime.fromtimestamp(event.start, UTC),
-                      end, event.score, event.box, event.snapshot)
+    return EventFields(camera, f"hub-{event.key}", dt.datetime.fromtimestamp(event.start, UTC),
+                       end, event.score, event.box, event.snapshot, source="hub")
 
 
 class SegmentMotion:
@@ -263,17 +251,15 @@ class SegmentMotion:
         assert self.worker is not None
         self.worker.offer(SegmentJob(camera, path, start, seconds, settings))
 
-    def _report(self, event: FoundEvent) -> None:
+    def _report(self, event: EventFields) -> None:
         try:
             self.executor.submit(self._store, event)
         except RuntimeError:  # the catalog thread has ended: the hub is gone
             logger.warning("%s: motion event %s not stored: the hub is stopping", event.camera,
                            event.event_key)
 
-    def _store(self, event: FoundEvent) -> None:
+    def _store(self, event: EventFields) -> None:
         found = stored_motion.camera_motion(self.catalog, event.camera)
         if found is None:
             return
-        stored_motion.store_event(self.catalog, stored_motion.EventFields(
-            event.camera, event.event_key, event.start, event.end, event.score, event.box,
-            event.snapshot, source="hub"), found.camera_id)
+        stored_motion.store_event(self.catalog, event, found.camera_id)

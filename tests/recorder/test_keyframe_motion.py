@@ -11,9 +11,8 @@ import pytest
 
 from nvrlib.ffmpeg_bin import ffmpeg_exe
 from nvrlib.motion import MotionSettings
-from recorder.supervise.keyframe_motion import (
-    FoundEvent, KeyframeMotion, SegmentJob, keyframes, sparse,
-)
+from recorder.store.motion import EventFields
+from recorder.supervise.keyframe_motion import KeyframeMotion, SegmentJob, keyframes, sparse
 from tests.e2e.test_motion_e2e import FPS, make_clip
 
 START = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
@@ -55,10 +54,10 @@ def test_keyframes_only_are_decoded_one_a_second(clips: dict[str, Path]) -> None
 @pytest.mark.parametrize("clip", ["gop1s", "long-gop"])
 def test_the_moving_span_becomes_one_event_with_its_picture(clips: dict[str, Path],
                                                             clip: str) -> None:
-    found: list[FoundEvent] = []
+    found: list[EventFields] = []
     lock = threading.Lock()
 
-    def report(event: FoundEvent) -> None:
+    def report(event: EventFields) -> None:
         with lock:
             found.append(event)
 
@@ -76,7 +75,7 @@ def test_the_moving_span_becomes_one_event_with_its_picture(clips: dict[str, Pat
 
 
 def test_motion_turned_off_looks_at_nothing(clips: dict[str, Path]) -> None:
-    found: list[FoundEvent] = []
+    found: list[EventFields] = []
     motion = KeyframeMotion(found.append)
     run(motion, SegmentJob("yard", clips["gop1s"], START, 20.0, MotionSettings(enabled=False)))
     assert found == []
