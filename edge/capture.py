@@ -99,7 +99,12 @@ class RateLimiter:
 
 
 class SyntheticSource:
-    """A moving test pattern made with numpy and OpenCV: needs no hardware."""
+    """A test scene made with numpy and OpenCV, needing no hardware: still colour bars, and a box
+    that bounces for the first MOVE_SECONDS of every CYCLE_SECONDS and then rests, so that the
+    demo camera shows what motion detection finds (and a still scene finds nothing)."""
+
+    CYCLE_SECONDS = 30.0
+    MOVE_SECONDS = 8.0
 
     def __init__(self, width: int, height: int, fps: float) -> None:
         self.width = width
@@ -109,15 +114,22 @@ class SyntheticSource:
         self._step = max(2, width // 160)
 
     def render(self, index: int) -> np.ndarray:
-        """Return frame number ``index``: scrolled bars and a bouncing box, new every frame."""
-        offset = (index * self._step) % self.width
-        image = self._background[:, offset : offset + self.width].copy()
+        """Return frame number ``index``: the bars, and the box where it is at that moment."""
+        image = self._background.copy()
         box = max(8, self.height // 6)
-        x = _bounce(index * self._step * 2, self.width - box)
-        y = _bounce(index * self._step, self.height - box)
+        moved = self._moving_frames(index)
+        x = _bounce(moved * self._step * 2, self.width - box)
+        y = _bounce(moved * self._step, self.height - box)
         cv2.rectangle(image, (x, y), (x + box, y + box), (255, 255, 255), -1)
         cv2.rectangle(image, (x, y), (x + box, y + box), (0, 0, 0), max(2, box // 16))
         return image
+
+    def _moving_frames(self, index: int) -> int:
+        """How many frames the box has moved for by frame ``index`` (it rests between bursts)."""
+        per_cycle = max(1, round(self.CYCLE_SECONDS * self.fps))
+        moving = round(self.MOVE_SECONDS * self.fps)
+        cycles, within = divmod(index, per_cycle)
+        return cycles * moving + min(within, moving)
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Yield frames paced at fps in real time until ``stop`` is set."""
@@ -219,8 +231,7 @@ def _open_capture(config: StreamConfig) -> cv2.VideoCapture:
 def _bars_background(width: int, height: int) -> np.ndarray:
     bars = _BARS[(np.arange(width) * len(_BARS)) // width]
     shade = np.linspace(1.0, 0.45, height, dtype=np.float32)[:, None, None]
-    image = (bars[None, :, :] * shade).astype(np.uint8)
-    return np.concatenate([image, image], axis=1)  # twice as wide, so scrolling is a slice
+    return (bars[None, :, :] * shade).astype(np.uint8)
 
 
 def _bounce(position: int, span: int) -> int:

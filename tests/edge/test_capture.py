@@ -43,11 +43,14 @@ class FakeStop(threading.Event):
         return self.is_set()
 
 
-def test_test_pattern_moves_every_frame() -> None:
+def test_test_scene_moves_in_bursts_and_rests_between_them() -> None:
     source = SyntheticSource(320, 240, 15)
-    frames = [source.render(i) for i in range(40)]
+    frames = [source.render(i) for i in range(0, 15 * 30 + 40)]  # one 30-s cycle and a bit
     assert all(f.shape == (240, 320, 3) and f.dtype == np.uint8 for f in frames)
-    assert all(np.mean(a != b) > 0.01 for a, b in zip(frames, frames[1:]))
+    moving = 8 * 15  # the box moves for the first 8 s of every 30 s
+    assert all(np.mean(a != b) > 0.001 for a, b in zip(frames[:moving], frames[1:moving]))
+    assert all(np.array_equal(a, b) for a, b in zip(frames[moving:450], frames[moving + 1:450]))
+    assert np.mean(frames[450] != frames[451]) > 0.001  # the next burst
 
 
 def test_pacer_keeps_deadlines_on_a_grid_despite_late_wakeups() -> None:

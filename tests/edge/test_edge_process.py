@@ -69,7 +69,7 @@ def test_file_with_no_loop_ends_cleanly_after_a_complete_upload(
     video_file: Path,
 ) -> None:
     server = ingest_server()
-    edge = edge_process(server.port, "--camera", str(video_file), "--no-loop")
+    edge = edge_process(server.port, "--camera", str(video_file), "--no-loop", "--no-motion")
     assert edge.wait(timeout=20) == 0, edge.stderr()
     [request] = server.requests
     assert request.target == "/ingest/v1/driveway-front-door"
