@@ -1,20 +1,22 @@
-"""Views of the live blueprint: the camera grid, one camera, and the hub's live HLS files."""
+"""Views of the live blueprint: the camera grid, one camera, its fMP4 stream and HLS files."""
 
 from __future__ import annotations
 
-from flask import Response, abort, current_app, render_template
+from flask import Response, abort, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
 from .. import cameras_service as cameras
 from ..security import current_user_is_admin
 from . import bp
 from .files import NotLive, mark_wanted, read_playlist, read_segment
+from .stream import SEND_BUFFER, Feeds
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
 # A piece's name never comes back with other content (run id + number), so the browser may
 # keep it while it plays; private: it is behind a login.
 SEGMENT_CACHE = "private, max-age=60"
+STREAM_TYPE = "video/mp4"
 
 
 @bp.context_processor
@@ -68,4 +70,31 @@ def segment(camera: str, segment: str) -> ResponseReturnValue:
         abort(404, str(exc))
     response = Response(data, mimetype=SEGMENT_TYPE)
     response.headers["Cache-Control"] = SEGMENT_CACHE
+    return response
+
+
+@bp.route("/<camera>/live.mp4")
+def stream(camera: str) -> ResponseReturnValue:
+    """Stream a camera live as fragmented MP4 (one frame per fragment) for the MSE player.
+
+    The body starts with the init segment and the newest group of pictures, then carries each
+    frame as the hub writes it; it ends when the hub's live view restarts or stops, after
+    nothing came for 15 s, or after 5 minutes (the player reconnects; login is checked again).
+    """
+    storage = current_app.config["STORAGE_ROOT"]
+    try:
+        if not cameras.camera_exists(camera):
+            raise NotLive(f"no camera named {camera!r}")
+        mark_wanted(storage, camera)  # the hub starts its live view now, not at the next mark
+    except NotLive as exc:
+        abort(404, str(exc))
+    limit = request.environ.get("nvr.limit_send_buffer")
+    if limit is not None:
+        limit(SEND_BUFFER)
+    backlog = request.environ.get("nvr.unsent_bytes", lambda: 0)
+    feeds: Feeds = current_app.extensions.setdefault("live_feeds", Feeds())
+    response = Response(feeds.stream(storage, camera, backlog), mimetype=STREAM_TYPE,
+                        direct_passthrough=True)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"  # a reverse proxy must pass frames at once
     return response

@@ -1,6 +1,8 @@
-// The live view: plays each camera's rolling HLS (1-second pieces written by the hub) a second
-// or two behind real time with hls.js, or the browser's own HLS, and keeps the status line and
-// the "offline since" overlay current from GET /api/v1/cameras.
+// The live view: plays each camera's fragmented MP4 stream through Media Source Extensions
+// (live_mse.js: a fraction of a second behind real time), or where MSE is missing its rolling
+// HLS (1-second pieces written by the hub, a second or two behind) with hls.js or the
+// browser's own HLS; and keeps the status line and the "offline since" overlay current from
+// GET /api/v1/cameras.
 (function () {
   "use strict";
 
@@ -11,6 +13,9 @@
   var PATIENT_FAILURES = 10;
   var SLOW_RETRY_MS = 10000;
   var STALL_MS = 8000;
+  // Each MSE stream holds one of the six connections a browser opens to a site over HTTP/1.1:
+  // a page with more cameras than this plays them over HLS (short requests).
+  var MSE_TILES_MAX = 4;
   // Start one piece behind the live edge, and catch up by playing faster rather than buffering:
   // a live picture a few seconds late is worth more than a smooth one.
   var HLS_CONFIG = {
@@ -58,6 +63,9 @@
     this.root = root;
     this.name = root.getAttribute("data-live-camera");
     this.src = root.getAttribute("data-playlist");
+    this.stream = root.getAttribute("data-stream");
+    this.useMse = false; // set by the page once it knows how many tiles it has
+    this.player = null;
     this.video = root.querySelector("[data-live-video]");
     this.overlay = root.querySelector("[data-live-overlay]");
     this.message = root.querySelector("[data-live-message]");
@@ -72,7 +80,10 @@
       tile.failures = 0;
       tile.showOverlay(null);
     });
-    this.video.addEventListener("timeupdate", function () { tile.lastProgress = Date.now(); });
+    this.video.addEventListener("timeupdate", function () {
+      tile.lastProgress = Date.now();
+      if (tile.active && !tile.video.paused) { tile.showOverlay(null); } // never over a moving picture
+    });
     this.video.addEventListener("error", function () {
       if (tile.active && !tile.hls) { tile.fail(); }
     });
@@ -95,16 +106,26 @@
     if (text !== null) { this.message.textContent = text; }
   };
 
-  Tile.prototype.start = function () {
+  // quiet: a stream that played and ended (the server ends each after minutes) starts again
+  // without covering the picture.
+  Tile.prototype.start = function (quiet) {
     if (this.active) { return; }
     window.clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.active = true;
     this.lastProgress = Date.now();
-    if (!this.failures) { this.showOverlay("Connecting…"); }
+    if (!this.failures && !quiet) { this.showOverlay("Connecting…"); }
     var tile = this;
     var video = this.video;
-    if (window.Hls && window.Hls.isSupported()) {
+    if (this.useMse) {
+      this.player = new window.nvrLiveMse.Player(video, this.stream, function (reason, played) {
+        tile.player = null;
+        if (!tile.active) { return; }
+        if (reason === "unsupported") { tile.useMse = false; } // this camera's codec: use HLS
+        tile.active = false;
+        if (played) { tile.failures = 0; tile.start(true); } else { tile.fail(); }
+      });
+    } else if (window.Hls && window.Hls.isSupported()) {
       var hls = new window.Hls(HLS_CONFIG);
       hls.on(window.Hls.Events.ERROR, function (_event, data) {
         if (data.fatal) { tile.fail(); }
@@ -127,7 +148,10 @@
   Tile.prototype.stop = function () {
     window.clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    if (this.hls) {
+    if (this.player) {
+      this.player.stop();
+      this.player = null;
+    } else if (this.hls) {
       this.hls.destroy();
       this.hls = null;
     } else if (this.active) {
@@ -209,6 +233,8 @@
     var url = page.getAttribute("data-status-url");
     var tiles = Array.prototype.map.call(page.querySelectorAll("[data-live-camera]"),
       function (root) { return new Tile(root); });
+    var mse = window.nvrLiveMse && window.nvrLiveMse.Player.supported() && tiles.length <= MSE_TILES_MAX;
+    tiles.forEach(function (tile) { tile.useMse = Boolean(mse && tile.stream); });
     tiles.forEach(function (tile) { if (tile.wanted) { tile.start(); } });
     window.setInterval(function () { refresh(url, tiles); }, STATUS_EVERY_MS);
   });

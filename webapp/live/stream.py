@@ -1,0 +1,265 @@
+"""Every viewer of a camera fed from one reader of the hub's live fMP4 files (docs/design/live.md).
+
+The hub's live tap writes a camera's fragments (one frame each) as a small ring of files under
+``.live/<camera>/`` (layout: nvrlib.fmp4). One `Feed` per watched camera tails them in a thread
+(a stat every POLL_SECONDS) and keeps the newest groups of pictures in memory; each viewer's
+response is a generator that waits on the feed and sends what is new. A new viewer starts with
+the init segment and the newest group (its keyframe on), so its first picture comes at once. A
+viewer that does not keep up (its unsent bytes pile up in the server) is sent nothing more until
+it drains, then starts again at the newest keyframe: it skips, the others never wait for it.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from nvrlib import fmp4
+
+from .files import NotLive, mark_wanted
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.02  # the hub appends a frame every 33-67 ms: a poll adds ~10 ms on average
+MARK_EVERY_SECONDS = 2.0  # the hub keeps the tap while the mark is younger than 20 s
+STALE_SECONDS = 10.0  # a head this old was left by a hub that stopped: not live
+IDLE_SECONDS = 5.0  # a feed nobody watched this long stops its thread
+FRAGMENTS_KEPT = 600  # ~two groups even of a 30-fps camera with a 10-s keyframe interval
+WAIT_SECONDS = 15.0  # a viewer that got nothing this long is ended (the player retries)
+STREAM_SECONDS = 300.0  # a stream ends after this (the player reconnects): login is re-checked
+BACKLOG_BYTES = 96 * 1024  # unsent bytes of one viewer that mean it does not keep up
+SEND_BUFFER = 64 * 1024  # the kernel's share of a viewer's backlog (SO_SNDBUF of live sockets)
+
+
+@dataclasses.dataclass
+class Fragment:
+    """One moof + mdat, numbered in the order the feed read them."""
+
+    serial: int
+    data: bytes
+    keyframe: bool
+
+
+class Feed:
+    """One camera's live fragments, read once from the hub's files, for every viewer."""
+
+    def __init__(self, storage_root: str | Path, camera: str) -> None:
+        self.storage_root, self.camera = storage_root, camera
+        self.changed = threading.Condition()
+        self.tap: str | None = None  # the hub's tap run whose files are read
+        self.init = b""
+        self.fragments: collections.deque[Fragment] = collections.deque(maxlen=FRAGMENTS_KEPT)
+        self.newest_keyframe = 0  # serial of the newest keyframe (0: none yet)
+        self.viewers = 0
+        self.closed = False
+        self._serial = 0
+        self._group: tuple[str, int] | None = None
+        self._file = None
+        self._pending = b""
+        self._head_stamp: tuple[int, int] | None = None
+        self._marked = 0.0
+        self._last_data = time.monotonic()
+        self._idle_since = time.monotonic()
+
+    # -- the reader thread ----------------------------------------------------------------
+
+    def run(self) -> None:
+        """Tail the hub's files until nobody has watched for IDLE_SECONDS."""
+        try:
+            while not self._idle_too_long():
+                self._mark()
+                try:
+                    self._read_once()
+                except (OSError, fmp4.BadBox) as exc:
+                    logger.debug("live feed of %s: %s", self.camera, exc)
+                    self._reset()
+                time.sleep(POLL_SECONDS)
+        finally:
+            self._close_file()
+            with self.changed:
+                self.closed = True
+                self.changed.notify_all()
+
+    def _idle_too_long(self) -> bool:
+        with self.changed:
+            if self.viewers:
+                self._idle_since = time.monotonic()
+            return time.monotonic() - self._idle_since > IDLE_SECONDS
+
+    def _mark(self) -> None:
+        now = time.monotonic()
+        if now - self._marked >= MARK_EVERY_SECONDS:
+            self._marked = now
+            try:
+                mark_wanted(self.storage_root, self.camera)
+            except NotLive:
+                pass  # logged by mark_wanted; viewers wait and time out
+
+    def _read_once(self) -> None:
+        folder = Path(self.storage_root) / ".live" / self.camera
+        head = self._read_head(folder)
+        if head is None:
+            return
+        tap, number = head
+        if tap != self.tap:
+            self._start_tap(folder, tap, number)
+        elif self._group is not None and number != self._group[1]:
+            self._drain()  # the rest of the group before (if the reader is not a group behind)
+            self._open_group(folder, tap, number)
+        if self._drain():
+            self._last_data = time.monotonic()
+        elif time.monotonic() - self._last_data > STALE_SECONDS:
+            self._reset()  # the hub stopped writing (it stopped, or the camera did)
+
+    def _read_head(self, folder: Path) -> tuple[str, int] | None:
+        try:
+            stat = os.stat(folder / fmp4.HEAD)
+        except FileNotFoundError:
+            return None
+        stamp = (stat.st_ino, stat.st_mtime_ns)
+        if stamp == self._head_stamp:
+            return self._group
+        if self._group is None and time.time() - stat.st_mtime > STALE_SECONDS:
+            return None  # left behind by a hub that stopped
+        self._head_stamp = stamp
+        return fmp4.parse_head((folder / fmp4.HEAD).read_text(errors="replace"))
+
+    def _start_tap(self, folder: Path, tap: str, number: int) -> None:
+        init = (folder / fmp4.init_name(tap)).read_bytes()
+        with self.changed:
+            self.tap, self.init = tap, init
+            self.fragments.clear()
+            self.newest_keyframe = 0
+            self.changed.notify_all()  # viewers of the last run end; their players reconnect
+        self._open_group(folder, tap, number)
+
+    def _open_group(self, folder: Path, tap: str, number: int) -> None:
+        self._close_file()
+        self._file = open(folder / fmp4.group_name(tap, number), "rb")  # noqa: SIM115
+        self._group, self._pending = (tap, number), b""
+        self._last_data = time.monotonic()
+
+    def _drain(self) -> bool:
+        """Publish the whole fragments appended since the last read; tell if any bytes came."""
+        if self._file is None:
+            return False
+        data = self._file.read()
+        if not data:
+            return False
+        boxes, self._pending = fmp4.split_boxes(self._pending + data)
+        fragments, moof = [], None
+        for box in boxes:
+            if fmp4.box_type(box) == b"moof":
+                moof = box
+            elif moof is not None:
+                fragments.append(moof + box)
+                moof = None
+        if moof is not None:  # a moof whose mdat is not all there yet: read it again
+            self._pending = moof + self._pending
+        self._publish(fragments)
+        return True
+
+    def _publish(self, fragments: list[bytes]) -> None:
+        if not fragments:
+            return
+        with self.changed:
+            for data in fragments:
+                self._serial += 1
+                keyframe = fmp4.starts_with_keyframe(data)
+                self.fragments.append(Fragment(self._serial, data, keyframe))
+                if keyframe:
+                    self.newest_keyframe = self._serial
+            self.changed.notify_all()
+
+    def _reset(self) -> None:
+        self._close_file()
+        self._group, self._head_stamp = None, None
+        with self.changed:
+            self.tap = None
+            self.changed.notify_all()  # its viewers end; their players retry
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    # -- the viewers ----------------------------------------------------------------------
+
+    def watch(self, backlog: Callable[[], int]) -> Iterator[bytes]:
+        """Yield one viewer's stream: init segment, newest group, then each new fragment."""
+        started = last_sent = time.monotonic()
+        tap, sent, lagging = None, 0, False  # the run it plays, the last serial it was sent
+        while time.monotonic() - started < STREAM_SECONDS:
+            chunk = b""
+            with self.changed:
+                if not self._has_news(tap, sent):
+                    self.changed.wait(1.0)
+                if self.closed or (tap is not None and self.tap != tap):
+                    return  # a new run of the hub's tap: the player starts over with its init
+                if not self._has_news(tap, sent):
+                    if time.monotonic() - last_sent > WAIT_SECONDS:
+                        return  # nothing to show (yet): the player says so and retries
+                    continue
+                if backlog() > BACKLOG_BYTES:
+                    lagging = True  # it does not keep up: nothing more until it drained
+                else:
+                    chunk, tap, sent = self._next_chunk(tap, sent, lagging)
+                    lagging = False
+            if chunk:
+                last_sent = time.monotonic()
+                yield chunk
+            else:
+                time.sleep(POLL_SECONDS)
+
+    def _has_news(self, tap: str | None, sent: int) -> bool:
+        if tap is None:
+            return self.newest_keyframe > 0
+        return bool(self.fragments) and self.fragments[-1].serial > sent
+
+    def _next_chunk(self, tap: str | None, sent: int,
+                    lagging: bool) -> tuple[bytes, str | None, int]:
+        """Return the bytes a viewer is owed (caller holds the lock), its run and last serial."""
+        parts: list[bytes] = []
+        if tap is None:
+            parts.append(self.init)
+        oldest = self.fragments[0].serial
+        if tap is None or sent < oldest - 1 or (lagging and self.newest_keyframe > sent + 1):
+            sent = self.newest_keyframe - 1  # start (again) at the newest keyframe
+        parts += [f.data for f in self.fragments if f.serial > sent]
+        return b"".join(parts), self.tap, self.fragments[-1].serial
+
+
+class Feeds:
+    """The feed of each watched camera of this web app, started on the first viewer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._feeds: dict[str, Feed] = {}
+
+    def join(self, storage_root: str | Path, camera: str) -> Feed:
+        """Return the camera's feed (starting its reader if needed), counting one more viewer."""
+        with self._lock:
+            feed = self._feeds.get(camera)
+            if feed is None or feed.closed:
+                feed = Feed(storage_root, camera)
+                self._feeds[camera] = feed
+                threading.Thread(target=feed.run, name=f"live-feed-{camera}", daemon=True).start()
+            with feed.changed:
+                feed.viewers += 1
+            return feed
+
+    def stream(self, storage_root: str | Path, camera: str,
+               backlog: Callable[[], int]) -> Iterator[bytes]:
+        """Yield a viewer's stream of a camera; the viewer is counted until it ends."""
+        feed = self.join(storage_root, camera)
+        try:
+            yield from feed.watch(backlog)
+        finally:
+            with feed.changed:
+                feed.viewers -= 1
