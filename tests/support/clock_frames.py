@@ -82,7 +82,7 @@ class ClockPusher:
                 "-g", str(fps), "-pix_fmt", "yuv420p", "-fps_mode", "passthrough",
                 "-flush_packets", "1", "-f", "mpegts", url]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._feed, name="clock-pusher", daemon=True)
         self._thread.start()

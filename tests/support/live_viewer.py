@@ -76,23 +76,26 @@ class LiveViewer:
             if self.receive_buffer:
                 conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
             conn.request("GET", self.url.path, headers={"Cookie": self.cookie})
-            response = conn.getresponse()
-            if response.status != 200:
-                raise RuntimeError(f"HTTP {response.status}: {response.read(500)!r}")
-            pending = b""
-            while chunk := response.read1(64 * 1024):
-                self._reading.wait()
-                if self._stop.is_set():
-                    return
-                self.bytes += len(chunk)
-                boxes, pending = fmp4.split_boxes(pending + chunk)
-                for box in boxes:
-                    self._box(box)
+            with conn.getresponse() as response:
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}: {response.read(500)!r}")
+                self._read(response)
         except Exception as exc:  # reported by the test, which stops the viewer
             if not self._stop.is_set():
                 self.error = f"{type(exc).__name__}: {exc}"
         finally:
             conn.close()
+
+    def _read(self, response: http.client.HTTPResponse) -> None:
+        pending = b""
+        while chunk := response.read1(64 * 1024):
+            self._reading.wait()
+            if self._stop.is_set():
+                return
+            self.bytes += len(chunk)
+            boxes, pending = fmp4.split_boxes(pending + chunk)
+            for box in boxes:
+                self._box(box)
 
     def _box(self, box: bytes) -> None:
         kind = fmp4.box_type(box)
