@@ -66,25 +66,30 @@ class Feed:
         self._marked = 0.0
         self._last_data = time.monotonic()
         self._idle_since = time.monotonic()
+        self._stopping = threading.Event()
 
     # -- the reader thread ----------------------------------------------------------------
 
     def run(self) -> None:
         """Tail the hub's files until nobody has watched for IDLE_SECONDS."""
         try:
-            while not self._idle_too_long():
+            while not self._stopping.is_set() and not self._idle_too_long():
                 self._mark()
                 try:
                     self._read_once()
                 except (OSError, fmp4.BadBox) as exc:
                     logger.debug("live feed of %s: %s", self.camera, exc)
                     self._reset()
-                time.sleep(POLL_SECONDS)
+                self._stopping.wait(POLL_SECONDS)
         finally:
             self._close_file()
             with self.changed:
                 self.closed = True
                 self.changed.notify_all()
+
+    def stop(self) -> None:
+        """Ask the reader thread to end (its viewers' streams end with it)."""
+        self._stopping.set()
 
     def _idle_too_long(self) -> bool:
         with self.changed:
