@@ -53,6 +53,7 @@ COMMANDS = ("serve", "create-user", "ensure-admin", "check-config")
 PASSWORD_ENV = "NVR_PASSWORD"
 FIRST_ADMIN = "admin"
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+SERVE_THREADS = 32  # worker threads: requests, and one per live viewer while it watches
 
 
 class CliError(Exception):
@@ -77,7 +78,9 @@ def parser() -> argparse.ArgumentParser:
                                 "play and export footage; live view; users and cameras.")
     sub = p.add_subparsers(dest="command", metavar="{serve,create-user,ensure-admin,check-config}")
     serve = sub.add_parser("serve", parents=[common, listen], help="serve the web app (default)")
-    serve.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    # Each live viewer holds a thread for as long as it watches (docs/design/live.md).
+    serve.add_argument("--threads", type=int, default=SERVE_THREADS,
+                       help=f"worker threads (default {SERVE_THREADS}; a live viewer holds one)")
     serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain) file")
     serve.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     serve.add_argument("--trusted-proxies", help="comma-separated addresses or networks of "
@@ -232,7 +235,8 @@ def print_banner(settings: dict[str, Any], first_password: str | None) -> None:
     print("\n".join(lines), flush=True)
 
 
-def serve(settings: dict[str, Any], threads: int = 8, ensure_admin: bool = False) -> int:
+def serve(settings: dict[str, Any], threads: int = SERVE_THREADS,
+          ensure_admin: bool = False) -> int:
     """Serve the web app (HTTP, or HTTPS with tls_cert/tls_key) until SIGTERM or SIGINT."""
     tls = None
     if settings.get("tls_cert"):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from nvrlib import fmp4
 
-from .files import NotLive, mark_wanted
+from .files import NotLive, live_folder, mark_wanted
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class Feed:
 
     def __init__(self, storage_root: str | Path, camera: str) -> None:
         self.storage_root, self.camera = storage_root, camera
+        self.folder = live_folder(storage_root, camera)  # the one place that finds it (files.py)
         self.changed = threading.Condition()
         self.tap: str | None = None  # the hub's tap run whose files are read
         self.init = b""
@@ -107,7 +108,7 @@ class Feed:
                 pass  # logged by mark_wanted; viewers wait and time out
 
     def _read_once(self) -> None:
-        folder = Path(self.storage_root) / ".live" / self.camera
+        folder = self.folder
         head = self._read_head(folder)
         if head is None:
             return
