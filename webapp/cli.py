@@ -15,6 +15,7 @@ hub's, so with no flags the web app and the hub find the same catalog.
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import logging
 import os
@@ -41,6 +42,7 @@ from recorder.errors import RecorderError
 from . import create_app
 from .config import DEFAULT_HOST, DEFAULT_PORT, Config, check_file, flask_overrides, settings_from
 from .extensions import db
+from .live.stream import end_live_streams
 from .models import ROLE_ADMIN, ROLE_VIEWER, User, password_problem, username_problem
 from .proxy import TrustedProxies
 from .server import ServerError, create_server, tls_context
@@ -251,7 +253,7 @@ def serve(settings: dict[str, Any], threads: int = SERVE_THREADS,
     port = int(getattr(server, "effective_port", settings["port"]))
     # Waitress stops on SystemExit/KeyboardInterrupt raised inside its loop (as for Ctrl-C):
     # raising from the handler is its way of hearing SIGTERM, with no thread left running.
-    signal.signal(signal.SIGTERM, _raise_system_exit)
+    signal.signal(signal.SIGTERM, functools.partial(_stop_serving, app))
     first_password = ensure_first_admin(app) if ensure_admin else None
     if ensure_admin:
         print_banner({**settings, "port": port}, first_password)
@@ -267,6 +269,8 @@ def serve(settings: dict[str, Any], threads: int = SERVE_THREADS,
     return 0
 
 
-def _raise_system_exit(_signum: int, _frame: object) -> None:
+def _stop_serving(app: Flask, _signum: int, _frame: object) -> None:
     systemd.stopping()
+    # A live stream's thread waits for its next frame: ended now, waitress need not wait for it.
+    end_live_streams(app)
     raise SystemExit(0)

@@ -20,15 +20,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.browser.system import _http_status, create_user  # noqa: E402
-from tests.support.clock_frames import ClockPusher  # noqa: E402
+from tests.browser.system import running_clock_system  # noqa: E402
 from tests.support.live_viewer import LiveViewer  # noqa: E402
-from tests.support.procs import Hub, LoggedProcess, free_port, wait_for  # noqa: E402
+from tests.support.procs import Hub, LoggedProcess, wait_for  # noqa: E402
 
 CAMERA = "bench"
 USER = ("bench", "bench-password-1")
@@ -61,32 +59,6 @@ def tree_cpu(pid: int) -> dict[int, float]:
 def used(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds spent between two samples (children that came or went count from 0)."""
     return sum(after[p] - before.get(p, 0.0) for p in after)
-
-
-@contextlib.contextmanager
-def running_system(workdir: Path) -> Iterator[tuple[Hub, LoggedProcess, str]]:
-    """A hub, the clock pusher and a web app (32 threads: one per viewer and some)."""
-    hub = Hub(workdir)
-    users_db = f"sqlite:///{workdir / 'users.db'}"
-    pusher = web = None
-    try:
-        hub.start()
-        pusher = ClockPusher(hub.url(CAMERA))
-        create_user(hub, users_db, *USER, admin=False)
-        port = free_port()
-        web = LoggedProcess([sys.executable, "-m", "webapp", "serve", "--host", "127.0.0.1",
-                             "--port", str(port), "--threads", "32", "--db", hub.db_url,
-                             "--storage", str(hub.storage), "--users-db", users_db],
-                            cwd=workdir)
-        base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _http_status(f"{base}/auth/login") == 200, 30, "the web app")
-        yield hub, web, base
-    finally:
-        if pusher is not None:
-            pusher.stop()
-        for process in (web, *hub.runs):
-            if process is not None and process.proc.poll() is None:
-                process.terminate(timeout=15)
 
 
 def session_cookie(base: str) -> str:
@@ -135,7 +107,7 @@ def main() -> int:
     args = parser.parse_args()
     counts = [int(n) for n in args.viewers.split(",")]
     with tempfile.TemporaryDirectory(prefix="live-bench-") as tmp, \
-            running_system(Path(tmp)) as (hub, web, base):
+            running_clock_system(Path(tmp), CAMERA, USER, threads=32) as (hub, web, base):
         cookie = session_cookie(base)
         url = f"{base}/live/{CAMERA}/live.mp4"
         wait_for(lambda: (hub.storage / CAMERA).exists(), 30, "the camera recording")

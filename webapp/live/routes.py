@@ -9,7 +9,7 @@ from .. import cameras_service as cameras
 from ..security import current_user_is_admin
 from . import bp
 from .files import NotLive, mark_wanted, read_playlist, read_segment
-from .stream import SEND_BUFFER, Feeds
+from .stream import SEND_BUFFER, feeds_of
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
@@ -92,7 +92,7 @@ def stream(camera: str) -> ResponseReturnValue:
     if limit is not None:
         limit(SEND_BUFFER)
     backlog = request.environ.get("nvr.unsent_bytes", lambda: 0)
-    feeds: Feeds = current_app.extensions.setdefault("live_feeds", Feeds())
+    feeds = feeds_of(current_app)
     response = Response(feeds.stream(storage, camera, backlog), mimetype=STREAM_TYPE,
                         direct_passthrough=True)
     response.headers["Cache-Control"] = "no-store"

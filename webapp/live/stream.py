@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from flask import Flask
+
 from nvrlib import fmp4
 
 from .files import NotLive, live_folder, mark_wanted
@@ -30,7 +32,7 @@ POLL_SECONDS = 0.02  # the hub appends a frame every 33-67 ms: a poll adds ~10 m
 MARK_EVERY_SECONDS = 2.0  # the hub keeps the tap while the mark is younger than 20 s
 STALE_SECONDS = 10.0  # a head this old was left by a hub that stopped: not live
 IDLE_SECONDS = 5.0  # a feed nobody watched this long stops its thread
-FRAGMENTS_KEPT = 600  # ~two groups even of a 30-fps camera with a 10-s keyframe interval
+FRAGMENTS_KEPT = 600  # at most (20 s at 30 fps); normally the newest two groups of pictures
 WAIT_SECONDS = 15.0  # a viewer that got nothing this long is ended (the player retries)
 STREAM_SECONDS = 300.0  # a stream ends after this (the player reconnects): login is re-checked
 BACKLOG_BYTES = 96 * 1024  # unsent bytes of one viewer that mean it does not keep up
@@ -57,6 +59,7 @@ class Feed:
         self.init = b""
         self.fragments: collections.deque[Fragment] = collections.deque(maxlen=FRAGMENTS_KEPT)
         self.newest_keyframe = 0  # serial of the newest keyframe (0: none yet)
+        self._keyframe_before = 0  # the one before it: older fragments are let go
         self.viewers = 0
         self.closed = False
         self._serial = 0
@@ -89,14 +92,19 @@ class Feed:
                 self.changed.notify_all()
 
     def stop(self) -> None:
-        """Ask the reader thread to end (its viewers' streams end with it)."""
+        """End the reader thread and, at once, every viewer's stream."""
         self._stopping.set()
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
 
     def _idle_too_long(self) -> bool:
         with self.changed:
             if self.viewers:
                 self._idle_since = time.monotonic()
-            return time.monotonic() - self._idle_since > IDLE_SECONDS
+            # closed in the same breath: a viewer that joins now gets a new feed (Feeds.join)
+            self.closed = time.monotonic() - self._idle_since > IDLE_SECONDS
+            return self.closed
 
     def _mark(self) -> None:
         now = time.monotonic()
@@ -180,7 +188,10 @@ class Feed:
                 keyframe = fmp4.starts_with_keyframe(data)
                 self.fragments.append(Fragment(self._serial, data, keyframe))
                 if keyframe:
-                    self.newest_keyframe = self._serial
+                    self._keyframe_before, self.newest_keyframe = self.newest_keyframe, self._serial
+            # two groups: a viewer a little behind still finds its next frame, memory stays small
+            while self.fragments and self.fragments[0].serial < self._keyframe_before:
+                self.fragments.popleft()
             self.changed.notify_all()
 
     def _reset(self) -> None:
@@ -252,12 +263,15 @@ class Feeds:
         """Return the camera's feed (starting its reader if needed), counting one more viewer."""
         with self._lock:
             feed = self._feeds.get(camera)
-            if feed is None or feed.closed:
-                feed = Feed(storage_root, camera)
-                self._feeds[camera] = feed
-                threading.Thread(target=feed.run, name=f"live-feed-{camera}", daemon=True).start()
-            with feed.changed:
-                feed.viewers += 1
+            if feed is not None:
+                with feed.changed:
+                    if not feed.closed:
+                        feed.viewers += 1
+                        return feed
+            feed = Feed(storage_root, camera)
+            feed.viewers = 1
+            self._feeds[camera] = feed
+            threading.Thread(target=feed.run, name=f"live-feed-{camera}", daemon=True).start()
             return feed
 
     def stream(self, storage_root: str | Path, camera: str,
@@ -269,3 +283,26 @@ class Feeds:
         finally:
             with feed.changed:
                 feed.viewers -= 1
+
+
+    def stop_all(self) -> None:
+        """End every feed and every viewer's stream (the server is stopping)."""
+        with self._lock:
+            feeds = list(self._feeds.values())
+        for feed in feeds:
+            feed.stop()
+
+
+FEEDS_KEY = "live_feeds"
+
+
+def feeds_of(app: Flask) -> Feeds:
+    """The app's live feeds (made on first use)."""
+    return app.extensions.setdefault(FEEDS_KEY, Feeds())
+
+
+def end_live_streams(app: Flask) -> None:
+    """End every open live stream of the app (at shutdown: their threads are freed at once)."""
+    feeds = app.extensions.get(FEEDS_KEY)
+    if feeds is not None:
+        feeds.stop_all()

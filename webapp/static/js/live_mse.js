@@ -4,8 +4,8 @@
 (function () {
   "use strict";
 
-  var MAX_LAG_S = 1.0;     // further behind the newest frame than this: jump to it
-  var CATCH_UP_LAG_S = 0.4; // further than this: play a little faster until caught up
+  var MAX_LAG_S = 0.8;     // further behind the newest frame than this: jump to it
+  var CATCH_UP_LAG_S = 0.3; // further than this: play a little faster until caught up
   var JUMP_BEHIND_S = 0.1;  // where a jump lands, behind the newest frame
   var KEEP_S = 10;          // seconds of played picture kept in the buffer
   var TRIM_EVERY_S = 20;
