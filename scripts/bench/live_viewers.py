@@ -107,7 +107,7 @@ def main() -> int:
     args = parser.parse_args()
     counts = [int(n) for n in args.viewers.split(",")]
     with tempfile.TemporaryDirectory(prefix="live-bench-") as tmp, \
-            running_clock_system(Path(tmp), CAMERA, USER, threads=32) as (hub, web, base):
+            running_clock_system(Path(tmp), (CAMERA,), USER, threads=32) as (hub, web, base):
         cookie = session_cookie(base)
         url = f"{base}/live/{CAMERA}/live.mp4"
         wait_for(lambda: (hub.storage / CAMERA).exists(), 30, "the camera recording")

@@ -142,9 +142,9 @@ def running_system(workdir: Path) -> Iterator[System]:
 
 
 @contextlib.contextmanager
-def running_clock_system(workdir: Path, camera: str, user: tuple[str, str],
+def running_clock_system(workdir: Path, cameras: tuple[str, ...], user: tuple[str, str],
                          threads: int | None = None) -> Iterator[tuple[Hub, LoggedProcess, str]]:
-    """A hub recording a clock camera (tests/support/clock_frames.py) and a web app with a viewer.
+    """A hub recording clock cameras (tests/support/clock_frames.py) and a web app with a viewer.
 
     Yields the hub, the web app's process and its base URL once the login page answers.
     """
@@ -152,16 +152,17 @@ def running_clock_system(workdir: Path, camera: str, user: tuple[str, str],
 
     hub = Hub(workdir)
     users_db = f"sqlite:///{workdir / 'users.db'}"
-    pusher = web = None
+    pushers: list[ClockPusher] = []
+    web = None
     try:
         hub.start()
-        pusher = ClockPusher(hub.url(camera))
+        pushers += [ClockPusher(hub.url(camera)) for camera in cameras]
         create_user(hub, users_db, *user, admin=False)
         web, base_url = start_web(hub, users_db, threads)
         wait_for(lambda: _http_status(f"{base_url}/auth/login") == 200, 30, "the web app")
         yield hub, web, base_url
     finally:
-        if pusher is not None:
+        for pusher in pushers:
             pusher.stop()
         for process in (web, *hub.runs):
             _stop(process)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from flask import Response, abort, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
@@ -17,6 +19,8 @@ SEGMENT_TYPE = "video/mp2t"
 # keep it while it plays; private: it is behind a login.
 SEGMENT_CACHE = "private, max-age=60"
 STREAM_TYPE = "video/mp4"
+WALL_TYPE = "application/octet-stream"
+WALL_MAX = 16  # cameras in one wall stream
 
 
 @bp.context_processor
@@ -73,6 +77,44 @@ def segment(camera: str, segment: str) -> ResponseReturnValue:
     return response
 
 
+@bp.route("/_wall")
+def wall() -> ResponseReturnValue:
+    """Stream up to 16 cameras live over one connection (``?camera=a&camera=b``) for the grid.
+
+    A browser opens at most 6 connections to a site over HTTP/1.1: a stream per camera would
+    starve the page beyond 5. The body is a sequence of frames: a 4-byte length, the camera's
+    index in the query, a byte that is 1 when the frame starts with an init segment (the
+    player starts that camera over), then that camera's fMP4 bytes (docs/design/live.md).
+    """
+    names = request.args.getlist("camera")
+    if not 1 <= len(names) <= WALL_MAX:
+        abort(400, f"camera: give 1 to {WALL_MAX} cameras (got {len(names)})")
+    storage = current_app.config["STORAGE_ROOT"]
+    try:
+        for name in names:
+            if not cameras.camera_exists(name):
+                raise NotLive(f"no camera named {name!r}")
+            mark_wanted(storage, name)
+    except NotLive as exc:
+        abort(404, str(exc))
+    return _streaming(feeds_of(current_app).stream_wall(storage, names, _backlog()), WALL_TYPE)
+
+
+def _backlog() -> Callable[[], int]:
+    """How many bytes of this response wait unsent (0 outside waitress); caps the socket's share."""
+    limit = request.environ.get("nvr.limit_send_buffer")
+    if limit is not None:
+        limit(SEND_BUFFER)
+    return request.environ.get("nvr.unsent_bytes", lambda: 0)
+
+
+def _streaming(body: Iterator[bytes], mimetype: str) -> Response:
+    response = Response(body, mimetype=mimetype, direct_passthrough=True)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"  # a reverse proxy must pass frames at once
+    return response
+
+
 @bp.route("/<camera>/live.mp4")
 def stream(camera: str) -> ResponseReturnValue:
     """Stream a camera live as fragmented MP4 (one frame per fragment) for the MSE player.
@@ -88,13 +130,4 @@ def stream(camera: str) -> ResponseReturnValue:
         mark_wanted(storage, camera)  # the hub starts its live view now, not at the next mark
     except NotLive as exc:
         abort(404, str(exc))
-    limit = request.environ.get("nvr.limit_send_buffer")
-    if limit is not None:
-        limit(SEND_BUFFER)
-    backlog = request.environ.get("nvr.unsent_bytes", lambda: 0)
-    feeds = feeds_of(current_app)
-    response = Response(feeds.stream(storage, camera, backlog), mimetype=STREAM_TYPE,
-                        direct_passthrough=True)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Accel-Buffering"] = "no"  # a reverse proxy must pass frames at once
-    return response
+    return _streaming(feeds_of(current_app).stream(storage, camera, _backlog()), STREAM_TYPE)

@@ -15,6 +15,7 @@ import collections
 import dataclasses
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -211,45 +212,88 @@ class Feed:
     def watch(self, backlog: Callable[[], int]) -> Iterator[bytes]:
         """Yield one viewer's stream: init segment, newest group, then each new fragment."""
         started = last_sent = time.monotonic()
-        tap, sent, lagging = None, 0, False  # the run it plays, the last serial it was sent
+        cursor = Cursor()
         while time.monotonic() - started < STREAM_SECONDS:
-            chunk = b""
             with self.changed:
-                if not self._has_news(tap, sent):
+                if not self.closed and not self._has_news(cursor):
                     self.changed.wait(1.0)
-                if self.closed or (tap is not None and self.tap != tap):
-                    return  # a new run of the hub's tap: the player starts over with its init
-                if not self._has_news(tap, sent):
-                    if time.monotonic() - last_sent > WAIT_SECONDS:
-                        return  # nothing to show (yet): the player says so and retries
-                    continue
-                if backlog() > BACKLOG_BYTES:
-                    lagging = True  # it does not keep up: nothing more until it drained
-                else:
-                    chunk, tap, sent = self._next_chunk(tap, sent, lagging)
-                    lagging = False
+                if self.closed:
+                    return
+                chunk = self.take(cursor, backlog() > BACKLOG_BYTES)
+            if chunk is None:
+                return  # a new run of the hub's tap: the player starts over with its init
             if chunk:
                 last_sent = time.monotonic()
                 yield chunk
-            else:
+            elif time.monotonic() - last_sent > WAIT_SECONDS:
+                return  # nothing to show (yet): the player says so and retries
+            elif cursor.lagging:
                 time.sleep(POLL_SECONDS)
 
-    def _has_news(self, tap: str | None, sent: int) -> bool:
-        if tap is None:
-            return self.newest_keyframe > 0
-        return bool(self.fragments) and self.fragments[-1].serial > sent
+    def take(self, cursor: Cursor, behind: bool) -> bytes | None:
+        """Return what a viewer is owed now (b"" if nothing), None if its tap run ended.
 
-    def _next_chunk(self, tap: str | None, sent: int,
-                    lagging: bool) -> tuple[bytes, str | None, int]:
-        """Return the bytes a viewer is owed (caller holds the lock), its run and last serial."""
+        The caller holds ``changed``. ``behind``: the viewer's unsent bytes pile up, so it gets
+        nothing now and, once drained, starts again at the newest keyframe if one came.
+        """
+        if cursor.tap is not None and self.tap != cursor.tap:
+            return None
+        if not self._has_news(cursor):
+            return b""
+        if behind:
+            cursor.lagging = True
+            return b""
         parts: list[bytes] = []
-        if tap is None:
+        if cursor.tap is None:
             parts.append(self.init)
-        oldest = self.fragments[0].serial
-        if tap is None or sent < oldest - 1 or (lagging and self.newest_keyframe > sent + 1):
+        sent = cursor.sent
+        if (cursor.tap is None or sent < self.fragments[0].serial - 1
+                or (cursor.lagging and self.newest_keyframe > sent + 1)):
             sent = self.newest_keyframe - 1  # start (again) at the newest keyframe
         parts += [f.data for f in self.fragments if f.serial > sent]
-        return b"".join(parts), self.tap, self.fragments[-1].serial
+        cursor.tap, cursor.sent, cursor.lagging = self.tap, self.fragments[-1].serial, False
+        return b"".join(parts)
+
+    def _has_news(self, cursor: Cursor) -> bool:
+        if cursor.tap is None:
+            return self.newest_keyframe > 0 and self.tap is not None
+        return bool(self.fragments) and self.fragments[-1].serial > cursor.sent
+
+
+@dataclasses.dataclass
+class Cursor:
+    """Where one viewer is in one feed: the tap run it plays, the last fragment it was sent."""
+
+    tap: str | None = None
+    sent: int = 0
+    lagging: bool = False
+
+
+def wall_frame(index: int, chunk: bytes, starts_run: bool) -> bytes:
+    """Frame one camera's bytes for a wall stream: length, camera index, 1 if an init leads."""
+    return struct.pack(">IBB", len(chunk), index, int(starts_run)) + chunk
+
+
+def watch_wall(feeds: list[Feed], backlog: Callable[[], int]) -> Iterator[bytes]:
+    """Yield the stream of several cameras at once (one connection for a wall of them)."""
+    cursors = [Cursor() for _ in feeds]
+    started = time.monotonic()
+    while time.monotonic() - started < STREAM_SECONDS:
+        behind, frames = backlog() > BACKLOG_BYTES, []
+        for index, feed in enumerate(feeds):
+            starts_run = cursors[index].tap is None
+            with feed.changed:
+                if feed.closed:
+                    return  # the server stops
+                chunk = feed.take(cursors[index], behind)
+            if chunk is None:
+                cursors[index] = Cursor()  # a new tap run: its init comes with the next frame
+            elif chunk:
+                frames.append(wall_frame(index, chunk, starts_run))
+        if frames:
+            yield b"".join(frames)
+        else:
+            time.sleep(POLL_SECONDS)  # one poll for all its cameras, not a wake-up per camera
 
 
 class Feeds:
@@ -277,12 +321,18 @@ class Feeds:
     def stream(self, storage_root: str | Path, camera: str,
                backlog: Callable[[], int]) -> Iterator[bytes]:
         """Yield a viewer's stream of a camera; the viewer is counted until it ends."""
-        feed = self.join(storage_root, camera)
+        yield from self.stream_wall(storage_root, [camera], backlog, single=True)
+
+    def stream_wall(self, storage_root: str | Path, cameras: list[str],
+                    backlog: Callable[[], int], single: bool = False) -> Iterator[bytes]:
+        """Yield a wall's stream of several cameras (or, ``single``, one camera's plain fMP4)."""
+        feeds = [self.join(storage_root, camera) for camera in cameras]
         try:
-            yield from feed.watch(backlog)
+            yield from feeds[0].watch(backlog) if single else watch_wall(feeds, backlog)
         finally:
-            with feed.changed:
-                feed.viewers -= 1
+            for feed in feeds:
+                with feed.changed:
+                    feed.viewers -= 1
 
 
     def stop_all(self) -> None:

@@ -10,6 +10,8 @@
   var KEEP_S = 10;          // seconds of played picture kept in the buffer
   var TRIM_EVERY_S = 20;
   var PLAYED_MS = 5000;
+  var WALL_RETRY_MS = 1000;
+  var WALL_RETRY_MAX_MS = 10000;
 
   function mediaSourceClass() {
     return window.ManagedMediaSource || window.MediaSource || null;
@@ -52,64 +54,39 @@
     return joined;
   }
 
-  // One run of the stream into one <video>; `onEnd(reason)` is called once when it ends.
-  function Player(video, url, onEnd) {
+  // Plays fMP4 bytes handed to it (`take`) in one <video> through MSE; `onFail(reason)` is
+  // called once if it cannot (codec not supported, buffer full).
+  function Sink(video, onFail) {
     this.video = video;
-    this.url = url;
-    this.onEnd = onEnd;
+    this.onFail = onFail;
     this.queue = [];
     this.head = new Uint8Array(0); // bytes before the init segment is complete
     this.buffer = null;
     this.ended = false;
     this.trimmedAt = 0;
-    this.startedAt = Date.now();
     this.gotMedia = false;
-    this.abort = new AbortController();
     var MS = mediaSourceClass();
     this.source = new MS();
-    var player = this;
-    this.source.addEventListener("sourceopen", function () { player.read(); }, { once: true });
+    var sink = this;
+    this.source.addEventListener("sourceopen", function () { sink.take(new Uint8Array(0)); }, { once: true });
     video.disableRemotePlayback = true; // ManagedMediaSource (Safari) asks for it
     this.objectUrl = URL.createObjectURL(this.source);
     video.src = this.objectUrl;
   }
 
-  Player.supported = function () {
-    var MS = mediaSourceClass();
-    return Boolean(MS && window.fetch && window.ReadableStream && MS.isTypeSupported &&
-      MS.isTypeSupported('video/mp4; codecs="avc1.42E01E"'));
-  };
-
-  Player.prototype.read = function () {
-    var player = this;
-    window.fetch(this.url, { credentials: "same-origin", cache: "no-store", signal: this.abort.signal })
-      .then(function (response) {
-        if (!response.ok || !response.body) { throw new Error("HTTP " + response.status); }
-        var reader = response.body.getReader();
-        function pump() {
-          return reader.read().then(function (part) {
-            if (part.done) { throw new Error("the stream ended"); }
-            player.take(part.value);
-            return pump();
-          });
-        }
-        return pump();
-      })
-      .catch(function (error) { player.finish(String(error && error.message || error)); });
-  };
-
-  Player.prototype.take = function (bytes) {
+  Sink.prototype.take = function (bytes) {
     if (this.ended) { return; }
     if (!this.buffer) {
       this.head = concat(this.head, bytes);
+      if (this.source.readyState !== "open") { return; }
       var length = initLength(this.head);
       if (!length) { return; }
       var mime = mimeOf(this.head.subarray(0, length));
       var MS = mediaSourceClass();
-      if (!mime || !MS.isTypeSupported(mime)) { this.finish("unsupported"); return; }
+      if (!mime || !MS.isTypeSupported(mime)) { this.fail("unsupported"); return; }
       this.buffer = this.source.addSourceBuffer(mime);
-      var player = this;
-      this.buffer.addEventListener("updateend", function () { player.appended(); });
+      var sink = this;
+      this.buffer.addEventListener("updateend", function () { sink.appended(); });
       bytes = this.head;
       this.head = null;
     }
@@ -117,18 +94,18 @@
     this.appendNext();
   };
 
-  Player.prototype.appendNext = function () {
+  Sink.prototype.appendNext = function () {
     if (this.ended || !this.buffer || this.buffer.updating || !this.queue.length) { return; }
     var bytes = this.queue.length === 1 ? this.queue[0] : this.queue.reduce(concat);
     this.queue = [];
     try {
       this.buffer.appendBuffer(bytes);
     } catch (error) {
-      this.finish(String(error.message || error)); // QuotaExceeded, or the source closed
+      this.fail(String(error.message || error)); // QuotaExceeded, or the source closed
     }
   };
 
-  Player.prototype.appended = function () {
+  Sink.prototype.appended = function () {
     if (this.ended) { return; }
     this.gotMedia = true;
     this.chase();
@@ -136,7 +113,7 @@
   };
 
   // Stay near the newest frame: jump when far behind, play faster when a little behind.
-  Player.prototype.chase = function () {
+  Sink.prototype.chase = function () {
     var ranges = this.video.buffered;
     if (!ranges.length) { return; }
     var start = ranges.start(ranges.length - 1);
@@ -152,7 +129,7 @@
   };
 
   // Drop what was played long ago (MSE buffers are bounded); true if a removal started.
-  Player.prototype.trim = function () {
+  Sink.prototype.trim = function () {
     var now = this.video.currentTime;
     if (now - this.trimmedAt < TRIM_EVERY_S || now < KEEP_S) { return false; }
     this.trimmedAt = now;
@@ -160,20 +137,126 @@
     return true;
   };
 
-  Player.prototype.finish = function (reason) {
+  Sink.prototype.fail = function (reason) {
     if (this.ended) { return; }
     this.stop();
-    // played: it showed a picture for a while (a stream the server ended, not a failure)
-    this.onEnd(reason, this.gotMedia && Date.now() - this.startedAt > PLAYED_MS);
+    this.onFail(reason);
   };
 
-  Player.prototype.stop = function () {
+  Sink.prototype.stop = function () {
     this.ended = true;
-    this.abort.abort();
     this.video.removeAttribute("src");
     this.video.load();
     URL.revokeObjectURL(this.objectUrl);
   };
 
-  window.nvrLiveMse = { Player: Player };
+  // Reads a response body with fetch(), handing each part to `onBytes`; `onEnd(reason)` once.
+  function readStream(url, abort, onBytes, onEnd) {
+    window.fetch(url, { credentials: "same-origin", cache: "no-store", signal: abort.signal })
+      .then(function (response) {
+        if (!response.ok || !response.body) { throw new Error("HTTP " + response.status); }
+        var reader = response.body.getReader();
+        function pump() {
+          return reader.read().then(function (part) {
+            if (part.done) { throw new Error("the stream ended"); }
+            onBytes(part.value);
+            return pump();
+          });
+        }
+        return pump();
+      })
+      .catch(function (error) { onEnd(String(error && error.message || error)); });
+  }
+
+  // One camera's stream (GET /live/<camera>/live.mp4) into one <video>; `onEnd(reason, played)`
+  // is called once when it ends (played: it showed a picture for a while).
+  function Player(video, url, onEnd) {
+    this.abort = new AbortController();
+    this.startedAt = Date.now();
+    this.ended = false;
+    this.onEnd = onEnd;
+    var player = this;
+    this.sink = new Sink(video, function (reason) { player.finish(reason); });
+    readStream(url, this.abort, function (bytes) { player.sink.take(bytes); },
+      function (reason) { player.finish(reason); });
+  }
+
+  Player.supported = function () {
+    var MS = mediaSourceClass();
+    return Boolean(MS && window.fetch && window.ReadableStream && MS.isTypeSupported &&
+      MS.isTypeSupported('video/mp4; codecs="avc1.42E01E"'));
+  };
+
+  Player.prototype.finish = function (reason) {
+    if (this.ended) { return; }
+    var played = this.sink.gotMedia && Date.now() - this.startedAt > PLAYED_MS;
+    this.stop();
+    this.onEnd(reason, played);
+  };
+
+  Player.prototype.stop = function () {
+    this.ended = true;
+    this.abort.abort();
+    this.sink.stop();
+  };
+
+  // Several cameras over one connection (GET /live/_wall?camera=..., framed: 4-byte length,
+  // camera index, 1 if an init segment leads), each into its own <video>. It reconnects by
+  // itself, forever (a wall display after a hub restart or a network drop).
+  function Wall(url, videos) {
+    this.url = url;
+    this.videos = videos;
+    this.sinks = videos.map(function () { return null; });
+    this.pending = new Uint8Array(0);
+    this.delay = WALL_RETRY_MS;
+    this.stopped = false;
+    this.connect();
+  }
+
+  Wall.prototype.connect = function () {
+    var wall = this;
+    this.abort = new AbortController();
+    this.pending = new Uint8Array(0);
+    readStream(this.url, this.abort, function (bytes) { wall.take(bytes); }, function () {
+      if (wall.stopped) { return; }
+      wall.timer = window.setTimeout(function () { wall.connect(); }, wall.delay);
+      wall.delay = Math.min(wall.delay * 2, WALL_RETRY_MAX_MS);
+    });
+  };
+
+  Wall.prototype.take = function (bytes) {
+    this.delay = WALL_RETRY_MS; // it answers: the next drop is retried quickly again
+    var data = concat(this.pending, bytes);
+    var pos = 0;
+    while (data.length - pos >= 6) {
+      var size = ((data[pos] << 24) >>> 0) + (data[pos + 1] << 16) + (data[pos + 2] << 8) + data[pos + 3];
+      if (data.length - pos - 6 < size) { break; }
+      this.frame(data[pos + 4], data[pos + 5] === 1, data.subarray(pos + 6, pos + 6 + size));
+      pos += 6 + size;
+    }
+    this.pending = data.slice(pos);
+  };
+
+  Wall.prototype.frame = function (index, startsRun, payload) {
+    if (index >= this.videos.length) { return; }
+    if (startsRun || !this.sinks[index]) {
+      if (!startsRun) { return; } // mid-run bytes for a camera that lost its player: wait
+      if (this.sinks[index]) { this.sinks[index].stop(); }
+      var wall = this;
+      this.sinks[index] = new Sink(this.videos[index], function () {
+        wall.sinks[index] = null;
+        wall.abort.abort(); // start every camera over on a new connection
+      });
+    }
+    this.sinks[index].take(payload);
+  };
+
+  Wall.prototype.stop = function () {
+    this.stopped = true;
+    window.clearTimeout(this.timer);
+    this.abort.abort();
+    this.sinks.forEach(function (sink) { if (sink) { sink.stop(); } });
+  };
+
+  window.nvrLiveMse = { Player: Player, Wall: Wall };
 })();
