@@ -44,7 +44,7 @@ from recorder.supervise.states import RestartPolicy, State
 logger = logging.getLogger(__name__)
 
 GC_THRESHOLD = 20_000  # allocations between young-generation collections (CPython: 700)
-LIVE_POLL_SECONDS = 0.2  # how soon a new viewer's mark starts the camera's live tap
+LIVE_POLL_SECONDS = 0.1  # how soon a new viewer's mark starts the camera's live tap (a stat each)
 STATUS_EVERY_TICKS = 3  # control ticks are 1 s: commands act within 1 s, status is 3 s fresh
 _QUIET_DETAILS = {"disconnected": "disconnected by an admin", "disabled": "disabled by an admin",
                   "hub_stopped": "the hub stopped"}

@@ -75,6 +75,7 @@ def test_the_grid_shows_every_recorded_camera_with_its_status(app: Flask, as_vie
     assert "25.0 fps" in html and "1.5 Mbit/s" in html and "Front door" in html
     assert 'Offline since <time datetime="2026-03-01T09:30:00+00:00"' in html
     assert 'data-status-url="/api/v1/cameras"' in html
+    assert 'data-wall-url="/live/_wall"' in html and "Fit to screen" in html and "Enlarge" in html
 
 
 def test_the_live_pages_load_hls_js_and_no_inline_script(as_viewer: FlaskClient,
@@ -130,7 +131,7 @@ def test_names_and_locations_are_escaped(app: Flask, as_viewer: FlaskClient) -> 
 def test_anonymous_users_are_sent_to_log_in(app: Flask, live_porch: Path) -> None:
     client = app.test_client()
     for url in ("/live/", "/live/porch", "/live/porch/live.m3u8", f"/live/porch/{RUN}-0.ts",
-                "/live/porch/live.mp4"):
+                "/live/porch/live.mp4", "/live/_wall?camera=porch"):
         response = client.get(url)
         assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
 
@@ -266,3 +267,14 @@ def test_opening_the_stream_asks_the_hub_for_the_live_view_at_once(
         assert mark.exists(), "marked before the first byte: the hub starts its tap now"
     finally:
         response.close()
+
+
+@pytest.mark.parametrize("query", ["", "?" + "&".join(["camera=porch"] * 17)])
+def test_a_wall_of_no_or_too_many_cameras_is_400_naming_the_parameter(
+        as_viewer: FlaskClient, live_porch: Path, query: str) -> None:
+    response = as_viewer.get(f"/live/_wall{query}")
+    assert response.status_code == 400 and "camera" in response.get_data(as_text=True)
+
+
+def test_a_wall_with_an_unknown_camera_is_404(as_viewer: FlaskClient, live_porch: Path) -> None:
+    assert as_viewer.get("/live/_wall?camera=porch&camera=nobody").status_code == 404

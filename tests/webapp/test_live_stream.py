@@ -8,6 +8,7 @@ that does not keep up skips to the newest keyframe instead of getting old frames
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -142,3 +143,18 @@ def test_a_viewer_that_does_not_keep_up_skips_to_the_newest_keyframe(
     backlog[0] = 0  # it drained
     taker.join(5)
     assert serials_got(got[0], fragments) == [20, 21, 22], "straight to the newest keyframe"
+
+
+def test_a_wall_frames_each_cameras_bytes_with_its_index_and_a_flag_on_its_init(
+        live: tuple[MseRing, stream.Feed], boxes: list[bytes]) -> None:
+    ring, feed = live
+    fragments = fragments_of(boxes)
+    put_frames(ring, boxes, 0, 2)
+    wait_for(lambda: newest_is(feed, fragments[1]), 5, "2 frames read")
+    idle = stream.Feed(feed.storage_root, "shed")  # a camera with nothing yet: no frames
+    wall = stream.watch_wall([idle, feed], lambda: 0)
+    size, index, starts_run = struct.unpack(">IBB", (chunk := next(wall))[:6])
+    assert (index, starts_run) == (1, 1) and size == len(chunk) - 6
+    assert chunk[6:] == boxes[0] + boxes[1] + fragments[0] + fragments[1]
+    put_frames(ring, boxes, 2, 1)
+    assert next(wall) == stream.wall_frame(1, fragments[2], False)
