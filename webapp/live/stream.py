@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from flask import Flask
 
@@ -65,7 +66,7 @@ class Feed:
         self.closed = False
         self._serial = 0
         self._group: tuple[str, int] | None = None
-        self._file = None
+        self._file: BinaryIO | None = None
         self._pending = b""
         self._head_stamp: tuple[int, int] | None = None
         self._marked = 0.0
@@ -150,7 +151,7 @@ class Feed:
         with self.changed:
             self.tap, self.init = tap, init
             self.fragments.clear()
-            self.newest_keyframe = 0
+            self.newest_keyframe = self._keyframe_before = 0
             self.changed.notify_all()  # viewers of the last run end; their players reconnect
         self._open_group(folder, tap, number)
 
