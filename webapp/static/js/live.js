@@ -283,6 +283,7 @@
     if (mse && wallUrl && tiles.length > 1) {
       var onWall = tiles.slice(0, WALL_MAX);
       onWall.forEach(function (tile) { tile.onWall = true; });
+      tiles.slice(WALL_MAX).forEach(function (tile) { tile.useMse = false; }); // HLS: no connection held
       var query = onWall.map(function (tile) { return "camera=" + encodeURIComponent(tile.name); });
       new window.nvrLiveMse.Wall(wallUrl + "?" + query.join("&"),
         onWall.map(function (tile) { return tile.video; }));
