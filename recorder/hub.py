@@ -48,6 +48,7 @@ from recorder.supervise.states import RestartPolicy, State
 logger = logging.getLogger(__name__)
 
 GC_THRESHOLD = 20_000  # allocations between young-generation collections (CPython: 700)
+LIVE_POLL_SECONDS = 0.1  # how soon a new viewer's mark starts the camera's live tap (a stat each)
 STATUS_EVERY_TICKS = 3  # control ticks are 1 s: commands act within 1 s, status is 3 s fresh
 _QUIET_DETAILS = {"disconnected": "disconnected by an admin", "disabled": "disabled by an admin",
                   "hub_stopped": "the hub stopped"}
@@ -86,6 +87,7 @@ class Hub:
         self.push_tasks: dict[str, asyncio.Task[None]] = {}
         self.meter = control.RateMeter()
         self.control_task: asyncio.Task[None] | None = None
+        self.live_task: asyncio.Task[None] | None = None
         self.taps: dict[str, live.LiveTap] = {}
         self.pulled: dict[str, Segmenter] = {}
         self._refused_pulls: dict[str, str] = {}  # camera -> URL refused as local (logged once)
@@ -166,6 +168,7 @@ class Hub:
         await self.sync_pulls()
         self.control_task = asyncio.create_task(self._control_loop(), name="control")
         self.segment_motion.start()
+        self.live_task = asyncio.create_task(self._live_loop(), name="live")
         self.health.start()
         addresses = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}{tls}"
                               for server, tls in self._listeners() for s in server.sockets)
@@ -230,7 +233,7 @@ class Hub:
             self.health.scheduler.shutdown(wait=False)
         for name in self.pushed:
             self.closing[name] = "hub_stopped"
-        for task in (self.control_task, self.watchdog_task):
+        for task in (self.control_task, self.live_task, self.watchdog_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -713,7 +716,6 @@ class Hub:
                                 command.requested_by or "?", result)
                     await loop.run_in_executor(self.executor, control.finish_command,
                                                self.catalog, command.id, result)
-                await self.sync_live()
                 if tick % STATUS_EVERY_TICKS == 0:
                     await loop.run_in_executor(self.executor, control.publish_status,
                                                self.catalog, self.status_samples(), self.meter)
@@ -725,6 +727,18 @@ class Hub:
             tick += 1
             await asyncio.sleep(1.0)
 
+    async def _live_loop(self) -> None:
+        # Its own loop, checked often: a viewer's mark is noticed within LIVE_POLL_SECONDS
+        # (the first picture waits for it), and a tap that is slow to stop delays no status.
+        while True:
+            try:
+                await self.sync_live()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the live view must never take recording down
+                logger.exception("live view error")
+            await asyncio.sleep(LIVE_POLL_SECONDS)
+
     async def sync_live(self) -> None:
         """Run a live tap for exactly the recording cameras someone is watching."""
         segmenters = self.segmenters() if self.config.live_view else {}
@@ -735,7 +749,9 @@ class Hub:
                 tap = live.LiveTap(name, live_dir, url=segmenter.url)
                 await tap.start()
                 self.taps[name] = tap
-                segmenter.tap = tap if segmenter.kind == "push" else None
+                if segmenter.kind == "push":  # from the last keyframe on, not the next one
+                    tap.feed(segmenter.recent.data())
+                    segmenter.tap = tap
             elif not live.wanted(live_dir) and tap is not None:
                 segmenter.tap = None
                 await self.taps.pop(name).stop()

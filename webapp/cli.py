@@ -15,6 +15,7 @@ hub's, so with no flags the web app and the hub find the same catalog.
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import logging
 import os
@@ -41,6 +42,7 @@ from recorder.errors import RecorderError
 from . import create_app
 from .config import DEFAULT_HOST, DEFAULT_PORT, Config, check_file, flask_overrides, settings_from
 from .extensions import db
+from .live.stream import end_live_streams
 from .models import ROLE_ADMIN, ROLE_VIEWER, User, password_problem, username_problem
 from .proxy import TrustedProxies
 from .server import ServerError, create_server, tls_context
@@ -53,6 +55,7 @@ COMMANDS = ("serve", "create-user", "ensure-admin", "check-config")
 PASSWORD_ENV = "NVR_PASSWORD"
 FIRST_ADMIN = "admin"
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+SERVE_THREADS = 32  # worker threads: requests, and one per live viewer while it watches
 
 
 class CliError(Exception):
@@ -77,7 +80,9 @@ def parser() -> argparse.ArgumentParser:
                                 "play and export footage; live view; users and cameras.")
     sub = p.add_subparsers(dest="command", metavar="{serve,create-user,ensure-admin,check-config}")
     serve = sub.add_parser("serve", parents=[common, listen], help="serve the web app (default)")
-    serve.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    # Each live viewer holds a thread for as long as it watches (docs/design/live.md).
+    serve.add_argument("--threads", type=int, default=SERVE_THREADS,
+                       help=f"worker threads (default {SERVE_THREADS}; a live viewer holds one)")
     serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain) file")
     serve.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     serve.add_argument("--trusted-proxies", help="comma-separated addresses or networks of "
@@ -232,7 +237,8 @@ def print_banner(settings: dict[str, Any], first_password: str | None) -> None:
     print("\n".join(lines), flush=True)
 
 
-def serve(settings: dict[str, Any], threads: int = 8, ensure_admin: bool = False) -> int:
+def serve(settings: dict[str, Any], threads: int = SERVE_THREADS,
+          ensure_admin: bool = False) -> int:
     """Serve the web app (HTTP, or HTTPS with tls_cert/tls_key) until SIGTERM or SIGINT."""
     tls = None
     if settings.get("tls_cert"):
@@ -247,7 +253,7 @@ def serve(settings: dict[str, Any], threads: int = 8, ensure_admin: bool = False
     port = int(getattr(server, "effective_port", settings["port"]))
     # Waitress stops on SystemExit/KeyboardInterrupt raised inside its loop (as for Ctrl-C):
     # raising from the handler is its way of hearing SIGTERM, with no thread left running.
-    signal.signal(signal.SIGTERM, _raise_system_exit)
+    signal.signal(signal.SIGTERM, functools.partial(_stop_serving, app))
     first_password = ensure_first_admin(app) if ensure_admin else None
     if ensure_admin:
         print_banner({**settings, "port": port}, first_password)
@@ -263,6 +269,8 @@ def serve(settings: dict[str, Any], threads: int = 8, ensure_admin: bool = False
     return 0
 
 
-def _raise_system_exit(_signum: int, _frame: object) -> None:
+def _stop_serving(app: Flask, _signum: int, _frame: object) -> None:
     systemd.stopping()
+    # A live stream's thread waits for its next frame: ended now, waitress need not wait for it.
+    end_live_streams(app)
     raise SystemExit(0)

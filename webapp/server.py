@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable, Container
@@ -25,6 +26,7 @@ from typing import Any
 
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
+from waitress.task import WSGITask
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +57,30 @@ class Limits:
     idle_timeout: float = IDLE_TIMEOUT
 
 
+class StreamingTask(WSGITask):
+    """Waitress's WSGI task, telling a long response how much of it the client has not taken.
+
+    A live stream (webapp/live/stream.py) must skip ahead for a viewer that does not keep up
+    rather than pile its frames up in the server: ``environ["nvr.unsent_bytes"]()`` is what
+    waits in the channel's buffers, and ``environ["nvr.limit_send_buffer"](n)`` caps the
+    kernel's share (SO_SNDBUF), which would otherwise grow to megabytes and hide the backlog.
+    """
+
+    def get_environment(self) -> dict[str, Any]:
+        """Waitress's environ plus the two hooks of a streaming response."""
+        environ: dict[str, Any] = super().get_environment()
+        channel = self.channel
+        environ["nvr.unsent_bytes"] = lambda: channel.total_outbufs_len
+        environ["nvr.limit_send_buffer"] = lambda size: channel.socket.setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        return environ
+
+
 class GuardedChannel(HTTPChannel):
     """Waitress's channel that remembers when the request head it is receiving began."""
 
     head_started = 0.0
+    task_class = StreamingTask
 
     def __init__(self, server: GuardedServer, sock: Any, addr: Any, adj: Any,
                  map: Any = None) -> None:

@@ -78,6 +78,10 @@ class StreamSink(Protocol):
     async def finish(self) -> None:
         """The body ended (or the peer went away): finish the open segment."""
 
+    @property
+    def batch_seconds(self) -> float | None:
+        """Seconds between relays of this stream (None: BATCH_SECONDS; 0: every frame)."""
+
 
 class IngestHandler(events.MotionHandler, Protocol):
     """What the ingest server asks of the hub (motion events: recorder.ingest.events)."""
@@ -312,7 +316,7 @@ class IngestConnection:
         await sink.feed(first)
         while True:
             try:
-                batch, ended = await self._next_batch()
+                batch, ended = await self._next_batch(sink.batch_seconds)
             except _Closed as exc:
                 reason = (exc.stalled and self.watchdog.starved()) or exc.reason
                 self.log.warning("%s: edge %s %s", camera, self.peer, reason)
@@ -332,7 +336,7 @@ class IngestConnection:
                 self.log.warning("%s: edge %s %s", camera, self.peer, starved)
                 return StreamEnding("stalled", f"the edge {starved}")
 
-    async def _next_batch(self) -> tuple[bytes, bool]:
+    async def _next_batch(self, period: float | None = None) -> tuple[bytes, bool]:
         """Wait for the next batch tick, then take every byte that arrived; tell if the body ended.
 
         An encoder sends one small chunk per frame. Letting the kernel buffer them until the
@@ -340,13 +344,14 @@ class IngestConnection:
         at once wakes the hub and its ffmpeg a few times a second instead of fifty: this is
         most of the hub's CPU (scripts/bench/hub_cpu.py). The socket is read directly, without
         a wake-up of its own; TCP back-pressure covers a full buffer; the latency is far below
-        a segment. A stream that sent nothing by the tick is waited for as before.
+        a segment. A stream that sent nothing by the tick is waited for as before. A stream
+        someone watches live (``period`` 0) is relayed as it comes: its frames must not wait.
         """
         if self._decoder.ended:  # the first bytes held the whole body
             return b"", True
         if self._eof:
             raise _Closed("disconnected mid-stream")
-        await asyncio.sleep(batch_delay(asyncio.get_running_loop().time()))
+        await asyncio.sleep(batch_delay(asyncio.get_running_loop().time(), period))
         raw = self._read_now()
         if not raw and not self._eof:
             raw = await self._wait_for_bytes(self.watchdog.read_timeout(self.stall_timeout))

@@ -121,6 +121,16 @@ def live_output(live_dir: Path, prefix: str) -> list[str]:
     ]
 
 
+def live_fmp4_output() -> list[str]:
+    """Output options of the live view's fragmented MP4 on stdout: one frame per fragment."""
+    return [
+        "-map", "0:v:0", "-c", "copy", "-f", "mp4",
+        "-movflags", "empty_moov+default_base_moof+frag_every_frame+skip_trailer",
+        "-flush_packets", "1",  # each fragment leaves at once, not when a 32-KiB buffer fills
+        "pipe:1",
+    ]
+
+
 def _common_head() -> list[str]:
     return [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "info"]
 

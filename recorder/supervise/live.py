@@ -1,8 +1,10 @@
-"""Live view on demand: a rolling 1-s HLS of a camera, made only while someone watches.
+"""Live view on demand: a camera's fMP4 fragments and a rolling 1-s HLS, made while someone watches.
 
-The web app touches ``<storage>/.live/<camera>/.wanted`` whenever a browser fetches the live
-playlist; the hub's control loop starts a tap for a camera whose mark is fresh and stops it
-when the mark goes stale. A pushed camera's tap is fed a copy of the bytes the segmenter gets;
+The web app touches ``<storage>/.live/<camera>/.wanted`` while a browser watches (its live
+stream, or the HLS playlist of the fallback player); the hub's live loop starts a tap for a
+camera whose mark is fresh and stops it when the mark goes stale. The tap's one ffmpeg writes
+both the HLS and, on its stdout, fragmented MP4 that `mse_ring.MseRing` files for the web app
+(docs/design/live.md). A pushed camera's tap is fed a copy of the bytes the segmenter gets;
 a pulled camera's tap opens its own RTSP session. Recording never waits for a tap: a tap that
 cannot keep up loses live pieces, not footage.
 """
@@ -10,6 +12,7 @@ cannot keep up loses live pieces, not footage.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -18,7 +21,9 @@ import signal
 import time
 from pathlib import Path
 
+from nvrlib import fmp4
 from recorder.supervise import ffmpeg
+from recorder.supervise.mse_ring import MseRing
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +31,11 @@ WANTED_MARK = ".wanted"
 WANTED_FRESH_SECONDS = 20.0  # a watching browser re-fetches the playlist every ~1 s
 TAP_BUFFER_LIMIT = 4 * 1024 * 1024
 STOP_TIMEOUT = 2.0  # seconds a tap may take to stop before it is killed
+# A pushed camera's newest bytes, kept while it records: a new tap starts from them, so the
+# first picture comes from the last keyframe instead of the next one (an edge sends one a second).
+RECENT_SECONDS = 2.5
+RECENT_BYTES = 4 * 1024 * 1024
+READ_CHUNK = 256 * 1024
 
 
 def wanted(live_dir: Path, now: float | None = None) -> bool:
@@ -47,6 +57,28 @@ def clear(live_dir: Path, keep_mark: bool = True) -> None:
         path.unlink(missing_ok=True)
 
 
+class RecentBytes:
+    """The last few seconds of a pushed camera's MPEG-TS, bounded in time and size."""
+
+    def __init__(self, seconds: float = RECENT_SECONDS, limit: int = RECENT_BYTES) -> None:
+        self.seconds, self.limit = seconds, limit
+        self._chunks: collections.deque[tuple[float, bytes]] = collections.deque()
+        self._size = 0
+
+    def add(self, data: bytes, now: float | None = None) -> None:
+        """Keep ``data``; forget what is older than the window or over the size limit."""
+        now = time.monotonic() if now is None else now
+        self._chunks.append((now, data))
+        self._size += len(data)
+        while self._chunks and (self._size > self.limit
+                                or now - self._chunks[0][0] > self.seconds):
+            self._size -= len(self._chunks.popleft()[1])
+
+    def data(self) -> bytes:
+        """Return the kept bytes, oldest first."""
+        return b"".join(chunk for _, chunk in self._chunks)
+
+
 class LiveTap:
     """One camera's live HLS writer: an ffmpeg fed a copy of the stream, or pulling itself."""
 
@@ -54,6 +86,9 @@ class LiveTap:
         self.camera, self.live_dir, self.url = camera, live_dir, url
         self.proc: asyncio.subprocess.Process | None = None
         self.log = logger.getChild(camera)
+        self.run_id = secrets.token_hex(3)
+        self.ring = MseRing(live_dir, self.run_id)
+        self._relay: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Spawn the tap's ffmpeg into a fresh live folder."""
@@ -67,17 +102,32 @@ class LiveTap:
             source = ["-f", "mpegts", "-i", "pipe:0"]
         else:  # the URL on a pipe, as the segmenter's: never in ffmpeg's argv
             source = ["-nostdin", *ffmpeg.hidden_input_args(input_fd)]
-        argv = [*head, *source, *ffmpeg.live_output(self.live_dir, secrets.token_hex(3))]
+        argv = [*head, *source, *ffmpeg.live_output(self.live_dir, self.run_id),
+                *ffmpeg.live_fmp4_output()]
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *ffmpeg.with_parent_death_signal(argv, fed_by_hub=self.url is None),
                 stdin=asyncio.subprocess.PIPE if self.url is None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
                 pass_fds=() if input_fd is None else (input_fd,), start_new_session=True)
         finally:
             if input_fd is not None:
                 os.close(input_fd)
+        self.ring.start()
+        self._relay = asyncio.create_task(self._relay_fragments(), name=f"live-{self.camera}")
         self.log.info("live view started (pid %d)", self.proc.pid)
+
+    async def _relay_fragments(self) -> None:
+        """Split ffmpeg's fMP4 into boxes and hand them to the ring's writer thread."""
+        assert self.proc is not None and self.proc.stdout is not None
+        pending = b""
+        try:
+            while chunk := await self.proc.stdout.read(READ_CHUNK):
+                boxes, pending = fmp4.split_boxes(pending + chunk)
+                for box in boxes:
+                    self.ring.put(box)
+        except fmp4.BadBox as exc:  # not what ffmpeg writes: the HLS goes on without it
+            self.log.warning("live view: unreadable fMP4 from ffmpeg (%s)", exc)
 
     @property
     def alive(self) -> bool:
@@ -110,6 +160,10 @@ class LiveTap:
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
                 await self.proc.wait()
+        if self._relay is not None:
+            self._relay.cancel()
+            await asyncio.gather(self._relay, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.ring.close)
         clear(self.live_dir)
         self.log.info("live view stopped")
 

@@ -23,7 +23,7 @@ from nvrlib.catalog.models import utcnow
 from recorder.store.catalog import Catalog, FinishedSegment, RunInfo
 from recorder.store.reconcile import recover_run_leftovers
 from recorder.supervise import ffmpeg, pts
-from recorder.supervise.live import LiveTap
+from recorder.supervise.live import LiveTap, RecentBytes
 from recorder.supervise.states import ProcessStateMachine, RestartPolicy, State
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class Segmenter:
         self.catalog, self.executor = catalog, catalog_executor
         self.anchor = anchor
         self.tap: LiveTap | None = None  # set while someone watches a pushed camera live
+        self.recent = RecentBytes()  # where a pushed camera's next live tap starts from
         self.machine = ProcessStateMachine(policy, clock, name=camera)
         self.created_at = utcnow()
         self._restart_requested = False
@@ -107,10 +108,17 @@ class Segmenter:
         """Start supervising (spawns ffmpeg at once)."""
         self._task = asyncio.create_task(self._supervise(), name=f"segmenter-{self.camera}")
 
+    @property
+    def batch_seconds(self) -> float | None:
+        """Relay a pushed stream at once while someone watches it live, else in batches."""
+        return 0.0 if self.tap is not None else None
+
     async def feed(self, data: bytes) -> None:
         """Pass MPEG-TS bytes to ffmpeg; buffer them (bounded) while it restarts."""
         self.stats.bytes_in += len(data)
         self.stats.last_data_at = time.monotonic()
+        if self.kind == "push":
+            self.recent.add(data)
         if self.tap is not None:
             self.tap.feed(data)
         proc = self._proc

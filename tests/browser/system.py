@@ -103,11 +103,13 @@ def start_edge(hub: Hub) -> LoggedProcess:
     return LoggedProcess(argv, cwd=hub.workdir)
 
 
-def start_web(hub: Hub, users_db: str) -> tuple[LoggedProcess, str]:
+def start_web(hub: Hub, users_db: str, threads: int | None = None) -> tuple[LoggedProcess, str]:
     """The real web app under waitress, on a free port of 127.0.0.1."""
     port = free_port()
     argv = [sys.executable, "-m", "webapp", "serve", "--host", "127.0.0.1", "--port", str(port),
             *_common_flags(hub, users_db)]
+    if threads is not None:
+        argv += ["--threads", str(threads)]
     return LoggedProcess(argv, cwd=hub.workdir), f"http://127.0.0.1:{port}"
 
 
@@ -136,6 +138,33 @@ def running_system(workdir: Path) -> Iterator[System]:
         yield system
     finally:
         for process in (web, edge, *hub.runs):
+            _stop(process)
+
+
+@contextlib.contextmanager
+def running_clock_system(workdir: Path, cameras: tuple[str, ...], user: tuple[str, str],
+                         threads: int | None = None) -> Iterator[tuple[Hub, LoggedProcess, str]]:
+    """A hub recording clock cameras (tests/support/clock_frames.py) and a web app with a viewer.
+
+    Yields the hub, the web app's process and its base URL once the login page answers.
+    """
+    from tests.support.clock_frames import ClockPusher
+
+    hub = Hub(workdir)
+    users_db = f"sqlite:///{workdir / 'users.db'}"
+    pushers: list[ClockPusher] = []
+    web = None
+    try:
+        hub.start()
+        pushers += [ClockPusher(hub.url(camera)) for camera in cameras]
+        create_user(hub, users_db, *user, admin=False)
+        web, base_url = start_web(hub, users_db, threads)
+        wait_for(lambda: _http_status(f"{base_url}/auth/login") == 200, 30, "the web app")
+        yield hub, web, base_url
+    finally:
+        for pusher in pushers:
+            pusher.stop()
+        for process in (web, *hub.runs):
             _stop(process)
 
 

@@ -27,6 +27,7 @@ class Sink:
 
     data: bytearray = dataclasses.field(default_factory=bytearray)
     finished: bool = False
+    batch_seconds: float | None = None  # relayed in batches, as an unwatched camera
 
     async def feed(self, data: bytes) -> None:
         self.data += data

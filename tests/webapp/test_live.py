@@ -75,6 +75,7 @@ def test_the_grid_shows_every_recorded_camera_with_its_status(app: Flask, as_vie
     assert "25.0 fps" in html and "1.5 Mbit/s" in html and "Front door" in html
     assert 'Offline since <time datetime="2026-03-01T09:30:00+00:00"' in html
     assert 'data-status-url="/api/v1/cameras"' in html
+    assert 'data-wall-url="/live/_wall"' in html and "Fit to screen" in html and "Enlarge" in html
 
 
 def test_the_live_pages_load_hls_js_and_no_inline_script(as_viewer: FlaskClient,
@@ -83,6 +84,7 @@ def test_the_live_pages_load_hls_js_and_no_inline_script(as_viewer: FlaskClient,
         html = as_viewer.get(url).get_data(as_text=True)
         assert re.search(r"/static/vendor/hls/hls\.min\.[0-9a-f]{10}\.js", html), url
         assert re.search(r"/static/js/live\.[0-9a-f]{10}\.js", html), url
+        assert re.search(r"/static/js/live_mse\.[0-9a-f]{10}\.js", html), url
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), url  # the CSP forbids them
         assert " style=" not in html
 
@@ -92,6 +94,7 @@ def test_one_camera_live(as_viewer: FlaskClient, live_porch: Path) -> None:
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert 'data-playlist="/live/porch/live.m3u8"' in html and "controls" in html
+    assert 'data-stream="/live/porch/live.mp4"' in html  # the MSE player's stream
     assert "Manage cameras" not in html  # admins only
 
 
@@ -127,7 +130,8 @@ def test_names_and_locations_are_escaped(app: Flask, as_viewer: FlaskClient) -> 
 
 def test_anonymous_users_are_sent_to_log_in(app: Flask, live_porch: Path) -> None:
     client = app.test_client()
-    for url in ("/live/", "/live/porch", "/live/porch/live.m3u8", f"/live/porch/{RUN}-0.ts"):
+    for url in ("/live/", "/live/porch", "/live/porch/live.m3u8", f"/live/porch/{RUN}-0.ts",
+                "/live/porch/live.mp4", "/live/_wall?camera=porch"):
         response = client.get(url)
         assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
 
@@ -242,3 +246,35 @@ def test_a_symlink_out_of_the_live_folder_is_not_followed(as_viewer: FlaskClient
     assert as_viewer.get("/live/porch/evil.ts").status_code == 404
     assert as_viewer.get("/live/other/live.m3u8").status_code == 404
     assert as_viewer.get("/live/other/secret.ts").status_code == 404
+
+
+@pytest.mark.parametrize("camera", ["nobody", "a%20b"])
+def test_the_stream_of_an_unknown_camera_is_404_and_makes_no_mark(
+        app: Flask, as_viewer: FlaskClient, camera: str) -> None:
+    response = as_viewer.get(f"/live/{camera}/live.mp4")
+    assert response.status_code == 404
+    assert not (Path(app.config["STORAGE_ROOT"]) / ".live" / "nobody").exists()
+
+
+def test_opening_the_stream_asks_the_hub_for_the_live_view_at_once(
+        app: Flask, as_viewer: FlaskClient) -> None:
+    add_camera(app, "porch")
+    response = as_viewer.get("/live/porch/live.mp4", buffered=False)
+    try:
+        assert response.status_code == 200 and response.mimetype == "video/mp4"
+        assert response.headers["Cache-Control"] == "no-store"
+        mark = Path(app.config["STORAGE_ROOT"]) / ".live" / "porch" / hub_live.WANTED_MARK
+        assert mark.exists(), "marked before the first byte: the hub starts its tap now"
+    finally:
+        response.close()
+
+
+@pytest.mark.parametrize("query", ["", "?" + "&".join(["camera=porch"] * 17)])
+def test_a_wall_of_no_or_too_many_cameras_is_400_naming_the_parameter(
+        as_viewer: FlaskClient, live_porch: Path, query: str) -> None:
+    response = as_viewer.get(f"/live/_wall{query}")
+    assert response.status_code == 400 and "camera" in response.get_data(as_text=True)
+
+
+def test_a_wall_with_an_unknown_camera_is_404(as_viewer: FlaskClient, live_porch: Path) -> None:
+    assert as_viewer.get("/live/_wall?camera=porch&camera=nobody").status_code == 404

@@ -1,6 +1,8 @@
-// The live view: plays each camera's rolling HLS (1-second pieces written by the hub) a second
-// or two behind real time with hls.js, or the browser's own HLS, and keeps the status line and
-// the "offline since" overlay current from GET /api/v1/cameras.
+// The live view: plays each camera's fragmented MP4 stream through Media Source Extensions
+// (live_mse.js: a fraction of a second behind real time), or where MSE is missing its rolling
+// HLS (1-second pieces written by the hub, a second or two behind) with hls.js or the
+// browser's own HLS; and keeps the status line and the "offline since" overlay current from
+// GET /api/v1/cameras.
 (function () {
   "use strict";
 
@@ -11,6 +13,9 @@
   var PATIENT_FAILURES = 10;
   var SLOW_RETRY_MS = 10000;
   var STALL_MS = 8000;
+  // A browser opens at most six connections to a site over HTTP/1.1: a page of several cameras
+  // gets them all over one wall stream (up to this many; any more play over HLS).
+  var WALL_MAX = 16;
   // Start one piece behind the live edge, and catch up by playing faster rather than buffering:
   // a live picture a few seconds late is worth more than a smooth one.
   var HLS_CONFIG = {
@@ -58,6 +63,10 @@
     this.root = root;
     this.name = root.getAttribute("data-live-camera");
     this.src = root.getAttribute("data-playlist");
+    this.stream = root.getAttribute("data-stream");
+    this.useMse = false; // set by the page once it knows how many tiles it has
+    this.onWall = false; // fed by the page's wall stream, not a stream of its own
+    this.player = null;
     this.video = root.querySelector("[data-live-video]");
     this.overlay = root.querySelector("[data-live-overlay]");
     this.message = root.querySelector("[data-live-message]");
@@ -72,7 +81,10 @@
       tile.failures = 0;
       tile.showOverlay(null);
     });
-    this.video.addEventListener("timeupdate", function () { tile.lastProgress = Date.now(); });
+    this.video.addEventListener("timeupdate", function () {
+      tile.lastProgress = Date.now();
+      if (tile.active && !tile.video.paused) { tile.showOverlay(null); } // never over a moving picture
+    });
     this.video.addEventListener("error", function () {
       if (tile.active && !tile.hls) { tile.fail(); }
     });
@@ -95,16 +107,28 @@
     if (text !== null) { this.message.textContent = text; }
   };
 
-  Tile.prototype.start = function () {
+  // quiet: a stream that played and ended (the server ends each after minutes) starts again
+  // without covering the picture.
+  Tile.prototype.start = function (quiet) {
     if (this.active) { return; }
     window.clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.active = true;
     this.lastProgress = Date.now();
-    if (!this.failures) { this.showOverlay("Connecting…"); }
+    if (!this.failures && !quiet) { this.showOverlay("Connecting…"); }
     var tile = this;
     var video = this.video;
-    if (window.Hls && window.Hls.isSupported()) {
+    if (this.onWall) {
+      return; // the wall stream feeds it; it reconnects by itself
+    } else if (this.useMse) {
+      this.player = new window.nvrLiveMse.Player(video, this.stream, function (reason, played) {
+        tile.player = null;
+        if (!tile.active) { return; }
+        if (reason === "unsupported") { tile.useMse = false; } // this camera's codec: use HLS
+        tile.active = false;
+        if (played) { tile.failures = 0; tile.start(true); } else { tile.fail(); }
+      });
+    } else if (window.Hls && window.Hls.isSupported()) {
       var hls = new window.Hls(HLS_CONFIG);
       hls.on(window.Hls.Events.ERROR, function (_event, data) {
         if (data.fatal) { tile.fail(); }
@@ -127,7 +151,12 @@
   Tile.prototype.stop = function () {
     window.clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    if (this.hls) {
+    if (this.onWall) {
+      // the wall stream goes on: the picture comes back by itself with the camera
+    } else if (this.player) {
+      this.player.stop();
+      this.player = null;
+    } else if (this.hls) {
       this.hls.destroy();
       this.hls = null;
     } else if (this.active) {
@@ -155,7 +184,7 @@
 
   // A restarted stream starts a new playlist; a player that stopped moving starts over.
   Tile.prototype.checkStall = function () {
-    if (this.active && !this.video.paused && Date.now() - this.lastProgress > STALL_MS) {
+    if (this.active && !this.onWall && !this.video.paused && Date.now() - this.lastProgress > STALL_MS) {
       this.stop();
       this.start();
     }
@@ -203,13 +232,65 @@
     });
   }
 
+  // Click a picture (or its Enlarge button) to make it as wide as the grid, and back.
+  function setUpEnlarge(page) {
+    Array.prototype.forEach.call(page.querySelectorAll("[data-live-camera]"), function (root) {
+      var column = root.closest(".col");
+      var button = root.querySelector("[data-live-enlarge]");
+      if (!column || !button) { return; }
+      function toggle() {
+        var enlarged = column.classList.toggle("live-enlarged");
+        button.textContent = enlarged ? "Shrink" : "Enlarge";
+        button.setAttribute("aria-pressed", String(enlarged));
+      }
+      button.addEventListener("click", toggle);
+      root.querySelector("[data-live-video]").addEventListener("click", toggle);
+    });
+  }
+
+  // "Fit to screen": every tile in the whole window (full screen where allowed), for a wall
+  // display; Esc (or leaving full screen) goes back.
+  function setUpFit(page) {
+    var button = document.querySelector("[data-live-fit]");
+    if (!button) { return; }
+    var count = page.querySelectorAll("[data-live-camera]").length;
+    page.style.setProperty("--live-cols", String(Math.max(1, Math.ceil(Math.sqrt(count)))));
+    function set(on) {
+      page.classList.toggle("live-fit", on);
+      button.setAttribute("aria-pressed", String(on));
+    }
+    button.addEventListener("click", function () {
+      set(true);
+      if (page.requestFullscreen) { page.requestFullscreen().catch(function () { /* a window is fine */ }); }
+    });
+    document.addEventListener("fullscreenchange", function () {
+      if (!document.fullscreenElement) { set(false); }
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") { set(false); }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var page = document.querySelector("[data-live-page]");
     if (!page) { return; }
     var url = page.getAttribute("data-status-url");
     var tiles = Array.prototype.map.call(page.querySelectorAll("[data-live-camera]"),
       function (root) { return new Tile(root); });
+    var mse = Boolean(window.nvrLiveMse && window.nvrLiveMse.Player.supported());
+    tiles.forEach(function (tile) { tile.useMse = mse && Boolean(tile.stream); });
+    var wallUrl = page.getAttribute("data-wall-url");
+    if (mse && wallUrl && tiles.length > 1) {
+      var onWall = tiles.slice(0, WALL_MAX);
+      onWall.forEach(function (tile) { tile.onWall = true; });
+      tiles.slice(WALL_MAX).forEach(function (tile) { tile.useMse = false; }); // HLS: no connection held
+      var query = onWall.map(function (tile) { return "camera=" + encodeURIComponent(tile.name); });
+      new window.nvrLiveMse.Wall(wallUrl + "?" + query.join("&"),
+        onWall.map(function (tile) { return tile.video; }));
+    }
     tiles.forEach(function (tile) { if (tile.wanted) { tile.start(); } });
     window.setInterval(function () { refresh(url, tiles); }, STATUS_EVERY_MS);
+    setUpEnlarge(page);
+    setUpFit(page);
   });
 })();

@@ -1,0 +1,119 @@
+"""A pushed camera whose every frame shows the wall-clock time it was made, as blocks a test reads.
+
+Each frame is grey 320x240: in its top 320x180, 32 blocks (8 across, 4 down, 40x45 pixels) spell
+the low 32 bits of the Unix time in milliseconds, most significant bit first, white for 1 and
+black for 0; the 60 rows below are fresh noise, so the stream has a camera's bitrate (about
+2 Mbit/s) and a stalled viewer really fills the buffers between it and the server. H.264 keeps
+blocks that large intact, so a viewer reads the time back from the decoded picture (a
+browser from a canvas, `CLOCK_JS`; Python with `read_clock`) and subtracts it from its own
+clock: glass-to-glass delay on one machine, no clocks to align.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import numpy as np
+
+from nvrlib.ffmpeg_bin import ffmpeg_exe
+
+WIDTH, HEIGHT = 320, 180  # the clock's part of the frame
+NOISE_ROWS = 60
+COLUMNS, ROWS = 8, 4
+BLOCK_W, BLOCK_H = WIDTH // COLUMNS, HEIGHT // ROWS
+BITS = COLUMNS * ROWS
+MODULO = 1 << BITS
+
+# Read the clock from a <video>: draw it on a canvas, sample each block's centre.
+CLOCK_JS = """(video) => {
+  const w = 320, h = 180, cols = 8, rows = 4;
+  if (video.videoWidth !== w) { return null; }
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(video, 0, 0);
+  const now = Date.now();
+  const px = ctx.getImageData(0, 0, w, h).data;
+  let value = 0;
+  for (let i = 0; i < cols * rows; i++) {
+    const x = (i % cols) * (w / cols) + w / cols / 2, y = Math.floor(i / cols) * (h / rows) + h / rows / 2;
+    const bit = px[(Math.floor(y) * w + Math.floor(x)) * 4] > 128 ? 1 : 0;
+    value = value * 2 + bit;
+  }
+  return {shown: value, now: now};
+}"""
+
+
+def clock_frame(millis: int, noise: np.random.Generator) -> bytes:
+    """Return one grey frame spelling ``millis`` (mod 2^32) in blocks, over a band of noise."""
+    bits = np.array([(millis % MODULO) >> (BITS - 1 - i) & 1 for i in range(BITS)], np.uint8)
+    blocks = (bits.reshape(ROWS, COLUMNS) * 255).astype(np.uint8)
+    clock = np.kron(blocks, np.ones((BLOCK_H, BLOCK_W), np.uint8))
+    band = noise.integers(0, 256, (NOISE_ROWS, WIDTH), dtype=np.uint8)
+    return np.vstack([clock, band]).tobytes()
+
+
+def read_clock(gray: np.ndarray) -> int:
+    """Return the milliseconds (mod 2^32) a decoded grey frame (320 wide, 240 high) spells."""
+    value = 0
+    for i in range(BITS):
+        y = (i // COLUMNS) * BLOCK_H + BLOCK_H // 2
+        x = (i % COLUMNS) * BLOCK_W + BLOCK_W // 2
+        value = value * 2 + int(gray[y, x] > 128)
+    return value
+
+
+def delay_ms(shown: int, now_ms: int) -> int:
+    """Return how long ago (ms) a frame spelling ``shown`` was made, at ``now_ms``."""
+    return (now_ms - shown) % MODULO
+
+
+class ClockPusher:
+    """ffmpeg encoding clock frames made in real time (15 fps) and pushing them to a hub URL."""
+
+    def __init__(self, url: str, fps: int = 15, exe: str | None = None) -> None:
+        self.url, self.fps = url, fps
+        argv = [exe or ffmpeg_exe(), "-hide_banner", "-loglevel", "warning",
+                "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{WIDTH}x{HEIGHT + NOISE_ROWS}",
+                "-framerate", str(fps), "-use_wallclock_as_timestamps", "1", "-i", "pipe:0",
+                "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+                "-g", str(fps), "-pix_fmt", "yuv420p", "-fps_mode", "passthrough",
+                "-flush_packets", "1", "-f", "mpegts", url]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._feed, name="clock-pusher", daemon=True)
+        self._thread.start()
+
+    def _feed(self) -> None:
+        assert self.proc.stdin is not None
+        period, due = 1.0 / self.fps, time.monotonic()
+        noise = np.random.default_rng()
+        while not self._stop.is_set():
+            try:
+                self.proc.stdin.write(clock_frame(int(time.time() * 1000), noise))
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                return
+            due += period
+            self._stop.wait(max(0.0, due - time.monotonic()))
+
+    def stop(self) -> None:
+        """Stop feeding and end ffmpeg (it finishes its push)."""
+        self._stop.set()
+        self._thread.join(5)
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> ClockPusher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
