@@ -73,3 +73,15 @@ def test_timeline_page_and_the_picture_of_a_moment(
     assert viewer_client.get("/timeline/porch/picture.jpg").status_code == 400
     assert viewer_client.get("/timeline/?cameras=nope").status_code == 404
     assert viewer_client.get(f"/timeline/?at={iso(at(0))[:4]}x").status_code == 400
+
+
+def test_a_new_system_opens_the_timeline_on_the_footage_it_has(
+        viewer_client: FlaskClient, catalog: CatalogWriter) -> None:
+    def first() -> str:
+        html = viewer_client.get("/timeline/").get_data(as_text=True)
+        return html.split('data-first="', 1)[1].split('"', 1)[0]
+
+    catalog.segment("porch", at(110 * 60), 10)  # 10 minutes before the clock's now
+    assert first() == iso(at(110 * 60))  # the script opens on it, not on an empty hour
+    catalog.segment("porch", at(0), 10)  # older footage: the last hour is worth showing
+    assert first() == ""

@@ -6,9 +6,13 @@ import datetime as dt
 
 from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy import func, select
+
+from nvrlib.catalog.models import Segment
 
 from .. import catalog_queries
 from ..catalog_queries import iso_utc
+from ..extensions import db
 from ..recordings.params import ParamError, optional_time, parse_tz
 from ..security import now
 from . import bp
@@ -20,6 +24,19 @@ DEFAULT_PLAYERS = 4
 # before a segment's start still gets that segment's picture.
 PICTURE_WINDOW = dt.timedelta(seconds=2)
 PICTURE_CACHE = "private, max-age=300"  # which segment holds a moment never changes for long
+
+
+FIRST_VIEW = dt.timedelta(hours=1)  # what the page shows first: the last hour
+
+
+def _first_footage_within(span: dt.timedelta) -> dt.datetime | None:
+    """The start of the oldest footage of the last ``span``, when there is none before it."""
+    since = now() - span
+    older = db.session.scalar(select(Segment.id).where(Segment.start_time < since).limit(1))
+    if older is not None:
+        return None
+    return db.session.scalar(select(func.min(Segment.start_time))
+                             .where(Segment.start_time >= since))
 
 
 @bp.route("/")
@@ -39,6 +56,8 @@ def index() -> ResponseReturnValue:
     context = {
         "cameras": cameras, "playing": playing, "max_players": MAX_PLAYERS,
         "at": iso_utc(at) if at else "", "now": iso_utc(now()),
+        # with less than the first view's hour of footage, the view opens on what there is
+        "first": iso_utc(first) if (first := _first_footage_within(FIRST_VIEW)) else "",
         "api_url": url_for("api.timeline"),
         "playlist_url": url_for("api.playlist", camera="CAMERA"),
         "picture_url": url_for("timeline.picture", camera="CAMERA"),

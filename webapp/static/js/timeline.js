@@ -34,9 +34,16 @@
 
   var at = Date.parse(root.getAttribute("data-at"));
   var view = { start: 0, end: 0 };
+  var first = Date.parse(root.getAttribute("data-first"));
   if (isNaN(at)) {
     view.end = now() + 5 * 60 * 1000;
     view.start = view.end - 3600 * 1000;
+    if (!isNaN(first) && first > view.start) {
+      // a new system: open on the footage there is, not on an empty hour
+      var margin = Math.max(60 * 1000, (now() - first) * 0.15);
+      view.start = first - margin;
+      view.end = now() + margin;
+    }
   } else {
     view.start = at - 30 * 60 * 1000;
     view.end = at + 30 * 60 * 1000;
