@@ -2,8 +2,8 @@
 
 Starts a real hub (`python -m recorder`, temp storage and SQLite catalog) and then, one after
 the other, `python -m edge --camera test` with motion on (the default) and with `--no-motion`.
-The test pattern scrolls and a box bounces in it, so the detector sees motion in every sample
-and reports events all along (split every 60 s, each with its snapshot): the worst case. Each
+The test scene's box moves for 8 s of every 30 s: the detector compares every sample whatever
+moves, and reports an event (with its snapshot) per burst. Each
 edge's CPU (utime + stime from /proc/<pid>/stat) is sampled once its live stream is accepted
 and again --seconds later; the figure is CPU seconds per wall second (1.0 = one core). With
 --rounds N the two alternate N times and the medians count. The frames each edge dropped

@@ -23,7 +23,7 @@ PAGES: dict[str, str | None] = {
     "live-camera": f"/live/{CAMERA}", "events": "/events/", "locks": "/protect/",
     "new-lock": "/protect/new", "admin": "/admin/", "add-camera": "/admin/cameras/new",
     "tokens": "/admin/tokens", "alerts": "/admin/alerts/", "users": "/users/",
-    "new-user": "/users/new", "health": "/health",
+    "new-user": "/users/new", "health": "/health", "motion": f"/admin/cameras/{CAMERA}/motion",
 }
 SERIOUS = {"serious", "critical"}
 
