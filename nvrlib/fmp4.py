@@ -1,8 +1,9 @@
 """Fragmented MP4 as the live view carries it: top-level boxes, keyframes, and the files on disk.
 
 The hub's live tap remuxes a camera's H.264 (no re-encoding) into fragmented MP4 with one frame
-per fragment (ffmpeg ``-movflags empty_moov+default_base_moof+frag_every_frame``): an init
-segment (``ftyp`` + ``moov``), then ``moof`` + ``mdat`` pairs. It writes them into the camera's
+per fragment (ffmpeg ``-movflags empty_moov+default_base_moof+frag_every_frame``; with sound, a
+fragment per packet of either track): an init segment (``ftyp`` + ``moov``), then ``moof`` +
+``mdat`` pairs. It writes them into the camera's
 live folder as a small ring of files, one per group of pictures (docs/design/live.md):
 
     mse-<tap>-init.mp4     the init segment of tap run <tap> (written whole, by rename)
@@ -79,28 +80,60 @@ def box_type(box: bytes) -> bytes:
     return box[4:8]
 
 
-def _children(data: bytes, start: int, end: int) -> dict[bytes, tuple[int, int]]:
-    found: dict[bytes, tuple[int, int]] = {}
+def _children(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """The boxes directly inside ``data[start:end]``: (type, body start, end), in order."""
+    found: list[tuple[bytes, int, int]] = []
     pos = start
     while pos + 8 <= end:
         size, kind = struct.unpack_from(">I4s", data, pos)
         if size < 8 or pos + size > end:
             break
-        found.setdefault(kind, (pos + 8, pos + size))
+        found.append((kind, pos + 8, pos + size))
         pos += size
     return found
 
 
-def starts_with_keyframe(moof: bytes) -> bool:
-    """Tell whether a ``moof``'s first sample is a sync sample (a keyframe)."""
-    traf = _children(moof, 8, len(moof)).get(b"traf")
-    if traf is None:
-        return False
-    parts = _children(moof, *traf)
-    if b"trun" not in parts or b"tfhd" not in parts:
-        return False
-    flags = _first_sample_flags(moof, parts[b"tfhd"][0], parts[b"trun"][0])
-    return flags is not None and not flags & _NON_SYNC
+def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
+    """The body (start, end) of the first box of type ``kind`` inside ``data[start:end]``."""
+    return next(((s, e) for k, s, e in _children(data, start, end) if k == kind), None)
+
+
+def video_track_id(init: bytes) -> int | None:
+    """Return the track_ID of the video track of an init segment (ftyp + moov), or None."""
+    moov = _child(init, 0, len(init), b"moov")
+    if moov is None:
+        return None
+    for kind, start, end in _children(init, *moov):
+        if kind != b"trak":
+            continue
+        tkhd, mdia = _child(init, start, end, b"tkhd"), _child(init, start, end, b"mdia")
+        hdlr = _child(init, *mdia, b"hdlr") if mdia else None
+        # hdlr: version/flags (4), pre_defined (4), handler_type; tkhd: version/flags, two
+        # times (4 or 8 bytes each by version), then track_ID
+        if tkhd and hdlr and init[hdlr[0] + 8:hdlr[0] + 12] == b"vide":
+            times = 16 if init[tkhd[0]] == 1 else 8
+            return struct.unpack_from(">I", init, tkhd[0] + 4 + times)[0]
+    return None
+
+
+def starts_with_keyframe(moof: bytes, video_track: int | None = None) -> bool:
+    """Tell whether a ``moof``'s first video sample is a sync sample (a keyframe).
+
+    ``video_track`` (from `video_track_id`) picks the video track's fragment out of a stream
+    that also carries audio, whose every sample is a sync sample; None takes the first track.
+    """
+    for kind, start, end in _children(moof, 8, len(moof)):
+        if kind != b"traf":
+            continue
+        parts = {k: (s, e) for k, s, e in reversed(_children(moof, start, end))}
+        if b"trun" not in parts or b"tfhd" not in parts:
+            return False
+        track = struct.unpack_from(">I", moof, parts[b"tfhd"][0] + 4)[0]
+        if video_track is not None and track != video_track:
+            continue
+        flags = _first_sample_flags(moof, parts[b"tfhd"][0], parts[b"trun"][0])
+        return flags is not None and not flags & _NON_SYNC
+    return False
 
 
 def _first_sample_flags(moof: bytes, tfhd: int, trun: int) -> int | None:

@@ -40,7 +40,7 @@ from recorder.store.identity import check_storage_identity
 from recorder.store.reconcile import ReconcileReport, reconcile
 from recorder.store.retention import Retention
 from recorder.store.storage import Storage
-from recorder.supervise import live
+from recorder.supervise import ffmpeg, live
 from recorder.supervise.keyframe_motion import SegmentMotion
 from recorder.supervise.segmenter import Anchor, Segmenter
 from recorder.supervise.states import RestartPolicy, State
@@ -746,7 +746,9 @@ class Hub:
             live_dir = self.storage.live_dir(name)
             tap = self.taps.get(name)
             if live.wanted(live_dir) and (tap is None or not tap.alive):
-                tap = live.LiveTap(name, live_dir, url=segmenter.url)
+                tap = live.LiveTap(name, live_dir, url=segmenter.url,
+                                   audio=ffmpeg.live_audio_mode(segmenter.audio_codec,
+                                                                pulled=segmenter.kind == "pull"))
                 await tap.start()
                 self.taps[name] = tap
                 if segmenter.kind == "push":  # from the last keyframe on, not the next one

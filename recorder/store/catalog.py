@@ -44,6 +44,7 @@ class RunInfo:
     codec: str = ""
     width: int = 0
     height: int = 0
+    audio_codec: str | None = None  # None until the first segment is probed; "" without sound
     entries: int = 0
     # an upload from an edge's spool (kind "backfill"): its segments are marked and deduplicated
     backfilled: bool = False
@@ -194,6 +195,7 @@ class Catalog:
         # first segment of every run is probed for its true first PTS, codec and size.
         result = probe(incoming, head_only=True)
         info.codec, info.width, info.height = result.codec, result.width, result.height
+        info.audio_codec = result.audio_codec
         if info.anchor_pts is None:
             # A stream without an epoch: its first frame is taken to be the arrival time.
             info.anchor_pts = result.first_pts

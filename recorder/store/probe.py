@@ -22,6 +22,7 @@ class ProbeResult:
     end_pts: float  # last frame's PTS plus its duration
     frames: int
     decoded_frames: int
+    audio_codec: str = ""  # the first audio stream's codec ("" when the file has no sound)
 
     @property
     def duration(self) -> float:
@@ -47,7 +48,10 @@ def probe(path: Path, decode: bool = False, head_only: bool = False) -> ProbeRes
             if not container.streams.video:
                 raise ProbeError(f"{path.name}: no video stream")
             stream = container.streams.video[0]
-            return _scan(container, stream, decode, HEAD_PACKETS if head_only else None)
+            result = _scan(container, stream, decode, HEAD_PACKETS if head_only else None)
+            audio = container.streams.audio
+            return dataclasses.replace(result, audio_codec=audio[0].codec_context.name
+                                       if audio else "")
     except (av.error.FFmpegError, OSError) as exc:
         raise ProbeError(f"{path.name}: {exc}") from None
 

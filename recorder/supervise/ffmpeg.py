@@ -110,10 +110,30 @@ LIVE_SEGMENT_SECONDS = 1
 LIVE_LIST_SIZE = 5
 
 
-def live_output(live_dir: Path, prefix: str) -> list[str]:
+# How the live view carries a camera's sound: MSE and hls.js play AAC, so AAC is copied and
+# anything else (G.711 from an RTSP camera, MP2 from a stock pusher) becomes AAC, at ~2 % of a
+# core while someone watches; "none" when the camera's footage shows it has no sound. The
+# input's first audio stream, if it has one ("?").
+LIVE_AUDIO_MODES = ("none", "copy", "encode")
+LIVE_AUDIO_BITRATE = "64k"
+
+
+def _live_audio(mode: str, into_mp4: bool) -> list[str]:
+    if mode not in LIVE_AUDIO_MODES:
+        raise ValueError(f"live audio mode {mode!r} is not one of {LIVE_AUDIO_MODES}")
+    if mode == "none":
+        return []
+    if mode == "encode":
+        return ["-map", "0:a:0?", "-c:a", "aac", "-b:a", LIVE_AUDIO_BITRATE]
+    # MPEG-TS carries AAC as ADTS; MP4 wants it bare (ffmpeg stops muxing without the filter)
+    return ["-map", "0:a:0?", "-c:a", "copy", *(["-bsf:a", "aac_adtstoasc"] if into_mp4 else [])]
+
+
+def live_output(live_dir: Path, prefix: str, audio: str = "none") -> list[str]:
     """Output options of a rolling HLS of ~1 s pieces (cut on keyframes) for the live view."""
     return [
-        "-map", "0:v:0", "-c", "copy", "-muxdelay", "0", "-muxpreload", "0",
+        "-map", "0:v:0", *_live_audio(audio, into_mp4=False), "-c:v", "copy",
+        "-muxdelay", "0", "-muxpreload", "0",
         "-f", "hls", "-hls_time", str(LIVE_SEGMENT_SECONDS), "-hls_list_size", str(LIVE_LIST_SIZE),
         "-hls_flags", "delete_segments+omit_endlist+temp_file",
         "-hls_segment_filename", str(live_dir / f"{prefix}-%d.ts"),
@@ -121,14 +141,39 @@ def live_output(live_dir: Path, prefix: str) -> list[str]:
     ]
 
 
-def live_fmp4_output() -> list[str]:
+def live_fmp4_output(audio: str = "none") -> list[str]:
     """Output options of the live view's fragmented MP4 on stdout: one frame per fragment."""
+    # Picture only: a fragment per frame, written as the frame comes. With sound, ffmpeg's
+    # frag_every_frame writes some frames with a duration of 0 (5.1 and 9 alike), and Chromium
+    # then buffers the picture a group of pictures at a time (a sawtooth of 0.3-1.2 s of
+    # delay); a fragment cut at every packet of either track (frag_duration of 1 us) keeps every
+    # duration, and waits at most for the next sound packet (~21 ms at 48 kHz).
+    cut = (["-movflags", f"{LIVE_MOVFLAGS}+frag_every_frame"] if audio == "none"
+           else ["-movflags", LIVE_MOVFLAGS, "-frag_duration", "1"])
     return [
-        "-map", "0:v:0", "-c", "copy", "-f", "mp4",
-        "-movflags", "empty_moov+default_base_moof+frag_every_frame+skip_trailer",
+        "-map", "0:v:0", *_live_audio(audio, into_mp4=True), "-c:v", "copy", "-f", "mp4",
+        *cut,
         "-flush_packets", "1",  # each fragment leaves at once, not when a 32-KiB buffer fills
         "pipe:1",
     ]
+
+
+# delay_moov: the init segment waits for the first packet, whose AAC configuration (made from
+# ADTS by the filter) must be in it: browsers refuse an init without it
+LIVE_MOVFLAGS = "empty_moov+delay_moov+default_base_moof+skip_trailer"
+
+
+def live_audio_mode(audio_codec: str | None, pulled: bool) -> str:
+    """Pick how the live view carries sound from the codec the camera's footage showed.
+
+    A pulled camera's footage may hide its sound (G.711 goes into MPEG-TS as private data), so
+    its tap looks for sound itself unless the footage showed AAC.
+    """
+    if audio_codec == "aac":
+        return "copy"
+    if audio_codec == "" and not pulled:
+        return "none"
+    return "encode"
 
 
 def _common_head() -> list[str]:

@@ -82,8 +82,10 @@ class RecentBytes:
 class LiveTap:
     """One camera's live HLS writer: an ffmpeg fed a copy of the stream, or pulling itself."""
 
-    def __init__(self, camera: str, live_dir: Path, url: str | None = None) -> None:
+    def __init__(self, camera: str, live_dir: Path, url: str | None = None,
+                 audio: str = "none") -> None:
         self.camera, self.live_dir, self.url = camera, live_dir, url
+        self.audio = audio  # ffmpeg.LIVE_AUDIO_MODES: none, copy AAC, or make AAC of other sound
         self.proc: asyncio.subprocess.Process | None = None
         self.log = logger.getChild(camera)
         self.run_id = secrets.token_hex(3)
@@ -102,8 +104,8 @@ class LiveTap:
             source = ["-f", "mpegts", "-i", "pipe:0"]
         else:  # the URL on a pipe, as the segmenter's: never in ffmpeg's argv
             source = ["-nostdin", *ffmpeg.hidden_input_args(input_fd)]
-        argv = [*head, *source, *ffmpeg.live_output(self.live_dir, self.run_id),
-                *ffmpeg.live_fmp4_output()]
+        argv = [*head, *source, *ffmpeg.live_output(self.live_dir, self.run_id, self.audio),
+                *ffmpeg.live_fmp4_output(self.audio)]
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *ffmpeg.with_parent_death_signal(argv, fed_by_hub=self.url is None),
@@ -115,7 +117,7 @@ class LiveTap:
                 os.close(input_fd)
         self.ring.start()
         self._relay = asyncio.create_task(self._relay_fragments(), name=f"live-{self.camera}")
-        self.log.info("live view started (pid %d)", self.proc.pid)
+        self.log.info("live view started (pid %d, sound: %s)", self.proc.pid, self.audio)
 
     async def _relay_fragments(self) -> None:
         """Split ffmpeg's fMP4 into boxes and hand them to the ring's writer thread."""

@@ -20,7 +20,7 @@ from nvrlib import fmp4
 
 logger = logging.getLogger(__name__)
 
-QUEUE_BOXES = 512  # ~15 s of one-frame fragments (moof + mdat) at 15 fps
+QUEUE_BOXES = 2048  # ~16 s of one-frame fragments (moof + mdat) at 15 fps with 48-kHz AAC
 
 
 class MseRing:
@@ -32,6 +32,7 @@ class MseRing:
         self._lost = False  # boxes were dropped: wait for the next keyframe
         self._thread = threading.Thread(target=self._write_all, name=f"mse-{tap}", daemon=True)
         self._init: list[bytes] = []
+        self._video_track: int | None = None  # keyframes are looked for on this track only
         self._moof: bytes | None = None
         self._group: int = 0
         self._file: io.FileIO | None = None
@@ -72,7 +73,9 @@ class MseRing:
         if kind in (b"ftyp", b"moov"):
             self._init.append(box)
             if kind == b"moov":
-                self._replace(fmp4.init_name(self.tap), b"".join(self._init))
+                init = b"".join(self._init)
+                self._video_track = fmp4.video_track_id(init)
+                self._replace(fmp4.init_name(self.tap), init)
         elif kind == b"moof":
             self._moof = box
         elif kind == b"mdat" and self._moof is not None:
@@ -80,7 +83,7 @@ class MseRing:
             self._moof = None
 
     def _write_fragment(self, fragment: bytes) -> None:
-        if fmp4.starts_with_keyframe(fragment):
+        if fmp4.starts_with_keyframe(fragment, self._video_track):
             self._lost = False
             self._start_group(fragment)
         elif self._file is not None and not self._lost:

@@ -100,6 +100,7 @@ class Segmenter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._run: RunInfo | None = None  # the run whose row is open in the catalog
+        self._audio_codec: str | None = None  # what an earlier run's first segment showed
         self._catalog_jobs: set[asyncio.Future[object]] = set()
 
     # -- public API -------------------------------------------------------------------------
@@ -112,6 +113,13 @@ class Segmenter:
     def batch_seconds(self) -> float | None:
         """Relay a pushed stream at once while someone watches it live, else in batches."""
         return 0.0 if self.tap is not None else None
+
+    @property
+    def audio_codec(self) -> str | None:
+        """The sound codec of this camera's newest probed segment ("" none; None not probed)."""
+        if self._run is not None and self._run.audio_codec is not None:
+            self._audio_codec = self._run.audio_codec  # kept for the runs after this one
+        return self._audio_codec
 
     async def feed(self, data: bytes) -> None:
         """Pass MPEG-TS bytes to ffmpeg; buffer them (bounded) while it restarts."""

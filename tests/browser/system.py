@@ -143,10 +143,12 @@ def running_system(workdir: Path) -> Iterator[System]:
 
 @contextlib.contextmanager
 def running_clock_system(workdir: Path, cameras: tuple[str, ...], user: tuple[str, str],
-                         threads: int | None = None) -> Iterator[tuple[Hub, LoggedProcess, str]]:
+                         threads: int | None = None, sound: tuple[str, ...] = (),
+                         ) -> Iterator[tuple[Hub, LoggedProcess, str]]:
     """A hub recording clock cameras (tests/support/clock_frames.py) and a web app with a viewer.
 
-    Yields the hub, the web app's process and its base URL once the login page answers.
+    The cameras named in ``sound`` also send a tone (AAC). Yields the hub, the web app's process
+    and its base URL once the login page answers.
     """
     from tests.support.clock_frames import ClockPusher
 
@@ -156,7 +158,7 @@ def running_clock_system(workdir: Path, cameras: tuple[str, ...], user: tuple[st
     web = None
     try:
         hub.start()
-        pushers += [ClockPusher(hub.url(camera)) for camera in cameras]
+        pushers += [ClockPusher(hub.url(camera), sound=camera in sound) for camera in cameras]
         create_user(hub, users_db, *user, admin=False)
         web, base_url = start_web(hub, users_db, threads)
         wait_for(lambda: _http_status(f"{base_url}/auth/login") == 200, 30, "the web app")

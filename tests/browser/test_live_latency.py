@@ -52,7 +52,7 @@ class ClockSystem:
 def clock_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClockSystem]:
     """Hub, clock pusher and web app of their own (the shared system's camera list stays)."""
     with running_clock_system(tmp_path_factory.mktemp("live-latency"), (CAMERA, SECOND_CAMERA),
-                              USER) as running:
+                              USER, sound=(SECOND_CAMERA,)) as running:
         yield ClockSystem(*running)
 
 
@@ -133,6 +133,26 @@ def test_first_picture_within_2_s_from_cold_and_median_delay_under_1_s(
     assert overlay.is_hidden(), f"an overlay over the moving picture: {overlay.inner_text()}"
     errors = [m for m in console.messages if m.startswith("error")]
     assert not errors, f"the live view logged errors while it started: {errors}"
+    assert page.locator('[data-field="sound"]').inner_text() == "none from this camera"
+
+
+def test_a_camera_with_sound_plays_it_muted_until_asked_and_stays_under_a_second(
+        page: Any, clock_system: ClockSystem) -> None:
+    page.goto(f"/live/{SECOND_CAMERA}")
+    video = page.locator("video[data-live-video]")
+    page.wait_for_function(PICTURE_SHOWN, arg=video.element_handle(), timeout=15_000)
+    # the browser decodes the camera's sound (the stream carries AAC next to the picture)
+    page.wait_for_function("(video) => video.webkitAudioDecodedByteCount > 0",
+                           arg=video.element_handle(), timeout=10_000)
+    sound = page.locator('[data-field="sound"]')
+    assert sound.inner_text() == "muted (the speaker button turns it on)"
+    assert video.evaluate("(video) => video.muted")
+    delays = read_delays(video, SAMPLES)
+    print(f"\nwith sound: delay median {statistics.median(delays):.0f} ms, {sorted(delays)}")
+    assert statistics.median(delays) <= MEDIAN_DELAY_MS, sorted(delays)
+    video.evaluate("(video) => { video.muted = false; }")
+    page.wait_for_function("() => document.querySelector('[data-field=sound]').textContent"
+                           " === 'on'")
 
 
 def test_a_stalled_viewer_is_back_to_live_within_2_s_and_others_never_wait(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
+import struct
 
 import pytest
 
+from nvrlib import fmp4
 from tests.support.media import decode_fully, segments
 from tests.support.rtsp import rtsp_server, unavailable_reason
 from tests.support.procs import wait_for
@@ -57,3 +60,35 @@ url = "{camera.url}"
     with sqlite3.connect(hub.db_path) as conn:
         dump = "\n".join(conn.iterdump())
     assert PASSWORD not in dump and "p%40ss" not in dump
+
+
+def test_a_pulled_cameras_g711_sound_reaches_the_live_view_as_aac(hub_factory):
+    with rtsp_server(extra_args=["--audio", "pcmu", "--width", "320", "--height", "180",
+                                 "--fps", "15", "--gop", "15"]) as camera:
+        hub = hub_factory(config=f"""
+allow_local_camera_urls = true  # the RTSP server is on 127.0.0.1
+[[cameras]]
+name = "door"
+url = "{camera.url}"
+""").start()
+        wait_for(lambda: segments(hub.db_path, "door"), 40, "a pulled segment")
+        live = hub.storage / ".live" / "door"
+        live.mkdir(parents=True, exist_ok=True)
+        (live / ".wanted").touch()  # what the web app does while someone watches
+        hub.process.wait_line(r"door: live view started \(pid \d+, sound: encode\)", 20)
+        wait_for(lambda: len(list(live.glob("mse-*-*.m4s"))) >= 2, 20, "two groups of pictures")
+        init = next(live.glob("mse-*-init.mp4")).read_bytes()
+        # the camera's G.711 became AAC (browsers play no G.711), configuration and all
+        assert b"mp4a" in init and b"\x05\x80\x80\x80" in init[init.index(b"esds"):]
+        video = fmp4.video_track_id(init)
+        group = sorted(live.glob("mse-*-*.m4s"), key=lambda p: p.stat().st_mtime)[0]
+        boxes, _ = fmp4.split_boxes(group.read_bytes())
+        moofs = [b for b in boxes if fmp4.box_type(b) == b"moof"]
+        assert fmp4.starts_with_keyframe(moofs[0], video)
+        tracks = {struct.unpack_from(">I", m, at.start() + 8)[0]
+                  for m in moofs for at in re.finditer(b"tfhd", m)}
+        assert len(tracks) == 2, "picture and sound in the live fragments"
+        assert hub.stop() == 0
+    # the recording itself is the camera's picture, whole
+    for row in segments(hub.db_path, "door"):
+        assert decode_fully(hub.storage / row.path).errors == 0

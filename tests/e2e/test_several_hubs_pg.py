@@ -153,5 +153,7 @@ def check_the_web_app(app: Flask, bearer: dict[str, str], a: Hub, b: Hub) -> Non
         assert f"command restart {camera}" not in other.output
     health = client.get("/api/v1/health", headers=bearer).get_json()
     assert {h["id"] for h in health["hubs"]} == {"a", "b"}, health
-    assert health["status"] == "ok", health
+    # a camera whose muxer was just restarted may count as offline until its hub next reports
+    wait_for(lambda: client.get("/api/v1/health", headers=bearer).get_json()["status"] == "ok",
+             30, "both hubs healthy after the restarts", interval=0.5)
 

@@ -73,11 +73,21 @@ def delay_ms(shown: int, now_ms: int) -> int:
 class ClockPusher:
     """ffmpeg encoding clock frames made in real time (15 fps) and pushing them to a hub URL."""
 
-    def __init__(self, url: str, fps: int = 15, exe: str | None = None) -> None:
+    def __init__(self, url: str, fps: int = 15, exe: str | None = None,
+                 sound: bool = False) -> None:
         self.url, self.fps = url, fps
+        # with ``sound``, a 440-Hz tone made in real time goes along as AAC (ADTS in MPEG-TS,
+        # as a camera's own encoder sends it)
+        tone = (["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]
+                if sound else [])
+        # -pes_payload_size: a PES per AAC frame or two, as a camera's RTP would bring them;
+        # ffmpeg's default gathers ~0.4 s of sound per PES, which a live view waits for
+        audio = (["-map", "0:v", "-map", "1:a", "-c:a", "aac", "-b:a", "64k",
+                  "-pes_payload_size", "256"] if sound else [])
         argv = [exe or ffmpeg_exe(), "-hide_banner", "-loglevel", "warning",
                 "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{WIDTH}x{HEIGHT + NOISE_ROWS}",
                 "-framerate", str(fps), "-use_wallclock_as_timestamps", "1", "-i", "pipe:0",
+                *tone, *audio,
                 "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
                 "-g", str(fps), "-pix_fmt", "yuv420p", "-fps_mode", "passthrough",
                 "-flush_packets", "1", "-f", "mpegts", url]

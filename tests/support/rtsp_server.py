@@ -27,7 +27,9 @@ import os
 import signal
 import sys
 
-REQUIRED_ELEMENTS = ("videotestsrc", "videoconvert", "x264enc", "rtph264pay")
+REQUIRED_ELEMENTS = ("videotestsrc", "videoconvert", "x264enc", "rtph264pay", "audiotestsrc",
+                     "audioconvert", "audioresample", "mulawenc", "alawenc", "rtppcmupay",
+                     "rtppcmapay")
 
 
 def _load_gi():
@@ -72,8 +74,18 @@ def launch_line(args: argparse.Namespace, Gst) -> str:
         # client joining the shared stream mid-way decodes from the next keyframe. No
         # config-interval=-1: it sends SPS/PPS as packets of their own, which ffmpeg
         # -c copy then warns about ("Non-monotonic DTS") at every keyframe.
-        f"! rtph264pay name=pay0 pt=96 )"
+        f"! rtph264pay name=pay0 pt=96 {_sound(args.audio)})"
     )
+
+
+def _sound(codec: str) -> str:
+    """A 440-Hz tone as a second stream, G.711 as most IP cameras send it (payloader pay1)."""
+    if codec == "none":
+        return ""
+    encoder, payloader, pt = {"pcmu": ("mulawenc", "rtppcmupay", 0),
+                              "pcma": ("alawenc", "rtppcmapay", 8)}[codec]
+    return (f"audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample "
+            f"! audio/x-raw,rate=8000,channels=1 ! {encoder} ! {payloader} name=pay1 pt={pt} ")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -92,6 +104,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bitrate", type=int, default=800, help="x264enc bitrate, kbit/s")
     parser.add_argument("--pattern", default="ball", help="videotestsrc pattern")
     parser.add_argument("--no-overlay", action="store_true", help="no clockoverlay")
+    parser.add_argument("--audio", choices=("none", "pcmu", "pcma"), default="none",
+                        help="a tone as G.711 u-law or A-law next to the picture")
     parser.add_argument("--watch-stdin", action="store_true",
                         help="exit when stdin reaches EOF (the parent went away)")
     parser.add_argument("--check", action="store_true",

@@ -57,6 +57,79 @@ def test_keyframes_are_found_in_ffmpegs_fragments(boxes: list[bytes]) -> None:
     assert keyframes == [i % GOP == 0 for i in range(len(keyframes))]
 
 
+def remux_with_sound(sound: str, container: str, mode: str) -> list[bytes]:
+    """ffmpeg's live fMP4 of 2 s of a camera with a tone in ``sound`` (one of its encoders)."""
+    encode = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+              "-i", "testsrc2=size=160x90:rate=15", "-f", "lavfi",
+              "-i", "sine=frequency=440:sample_rate=8000", "-t", "2", "-c:v", "libx264",
+              "-preset", "ultrafast", "-g", str(GOP), "-pix_fmt", "yuv420p",
+              "-c:a", sound, "-f", container, "pipe:1"]
+    source = subprocess.run(encode, capture_output=True, check=True, timeout=60).stdout
+    remux = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", container,
+             "-i", "pipe:0", *hub_ffmpeg.live_fmp4_output(mode)]
+    out = subprocess.run(remux, input=source, capture_output=True, check=True, timeout=60).stdout
+    split, rest = fmp4.split_boxes(out)
+    assert rest == b""
+    return split
+
+
+@pytest.mark.parametrize(("sound", "container", "mode"), [
+    ("aac", "mpegts", "copy"),  # a camera's AAC, as ADTS in MPEG-TS: copied
+    ("pcm_mulaw", "matroska", "encode"),  # G.711 as an RTSP camera sends it: made into AAC
+])
+def test_sound_goes_along_as_aac_and_keyframes_are_found_on_the_video_track(
+        sound: str, container: str, mode: str) -> None:
+    boxes = remux_with_sound(sound, container, mode)
+    init = boxes[0] + boxes[1]
+    assert b"mp4a" in init and b"esds" in init and b"avcC" in init
+    # the esds holds the AudioSpecificConfig (descriptor tag 5): browsers refuse an init without
+    esds = init.index(b"esds")
+    assert b"\x05\x80\x80\x80" in init[esds:esds + 64]
+    video = fmp4.video_track_id(init)
+    assert video is not None
+    fragments = fragments_of(boxes)
+    samples = [trafs_of(f) for f in fragments]
+    video_samples = [t for traf in samples for t in traf if t[0] == video]
+    assert len(video_samples) == 30 and all(count == 1 for _, count, _ in video_samples)
+    assert any(t[0] != video for traf in samples for t in traf), "no sound in the fragments"
+    # every frame keeps its duration (Chromium buffers frames of duration 0 a GOP at a time)
+    assert all(duration > 0 for _, _, duration in video_samples), video_samples
+    # keyframes are found on the picture's track, every fifth frame, never on a sound sample
+    # (each of which is a sync sample)
+    with_video = [f for f, traf in zip(fragments, samples) if any(t[0] == video for t in traf)]
+    keyframes = [fmp4.starts_with_keyframe(f, video) for f in with_video]
+    assert keyframes == [i % GOP == 0 for i in range(len(with_video))]
+    assert not any(fmp4.starts_with_keyframe(f, video) for f, traf in zip(fragments, samples)
+                   if all(t[0] != video for t in traf))
+
+
+def trafs_of(fragment: bytes) -> list[tuple[int, int, int]]:
+    """(track_ID, sample count, default sample duration) of each traf of a fragment's moof."""
+    found, at = [], 0
+    while (at := fragment.find(b"tfhd", at + 1)) > 0:
+        flags, track = struct.unpack_from(">II", fragment, at + 4)
+        pos = at + 12 + (8 if flags & 0x1 else 0) + (4 if flags & 0x2 else 0)
+        duration = struct.unpack_from(">I", fragment, pos)[0] if flags & 0x8 else 0
+        trun = fragment.index(b"trun", at)
+        found.append((track, struct.unpack_from(">I", fragment, trun + 8)[0], duration))
+    return found
+
+
+def test_live_sound_is_copied_for_aac_left_out_for_a_silent_camera_and_made_aac_otherwise(
+        ) -> None:
+    assert hub_ffmpeg.live_audio_mode("aac", pulled=False) == "copy"
+    assert hub_ffmpeg.live_audio_mode("aac", pulled=True) == "copy"
+    assert hub_ffmpeg.live_audio_mode("", pulled=False) == "none"  # its footage has no sound
+    # an RTSP camera's G.711 is not in its footage (MPEG-TS keeps it as private data)
+    assert hub_ffmpeg.live_audio_mode("", pulled=True) == "encode"
+    for codec in ("pcm_mulaw", "mp2", None):  # None: no segment probed yet
+        assert hub_ffmpeg.live_audio_mode(codec, pulled=False) == "encode"
+    assert "frag_every_frame" in " ".join(hub_ffmpeg.live_fmp4_output("none"))
+    assert "0:a:0?" not in hub_ffmpeg.live_fmp4_output("none")
+    with pytest.raises(ValueError):
+        hub_ffmpeg.live_fmp4_output("opus")
+
+
 @given(st.binary(max_size=64), st.integers(min_value=0, max_value=200))
 def test_split_boxes_keeps_every_byte(noise: bytes, cut: int) -> None:
     data = b"\x00\x00\x00\x10moof" + bytes(8) + b"\x00\x00\x00\x0cmdat" + noise[:4]

@@ -34,7 +34,9 @@ POLL_SECONDS = 0.02  # the hub appends a frame every 33-67 ms: a poll adds ~10 m
 MARK_EVERY_SECONDS = 2.0  # the hub keeps the tap while the mark is younger than 20 s
 STALE_SECONDS = 10.0  # a head this old was left by a hub that stopped: not live
 IDLE_SECONDS = 5.0  # a feed nobody watched this long stops its thread
-FRAGMENTS_KEPT = 600  # at most (20 s at 30 fps); normally the newest two groups of pictures
+# at most (20 s at 30 fps with 48-kHz AAC: 30 + 47 fragments a second); normally the newest two
+# groups of pictures
+FRAGMENTS_KEPT = 1500
 WAIT_SECONDS = 15.0  # a viewer that got nothing this long is ended (the player retries)
 STREAM_SECONDS = 300.0  # a stream ends after this (the player reconnects): login is re-checked
 BACKLOG_BYTES = 96 * 1024  # unsent bytes of one viewer that mean it does not keep up
@@ -59,6 +61,7 @@ class Feed:
         self.changed = threading.Condition()
         self.tap: str | None = None  # the hub's tap run whose files are read
         self.init = b""
+        self._video_track: int | None = None  # the init's video track: keyframes are on it
         self.fragments: collections.deque[Fragment] = collections.deque(maxlen=FRAGMENTS_KEPT)
         self.newest_keyframe = 0  # serial of the newest keyframe (0: none yet)
         self._keyframe_before = 0  # the one before it: older fragments are let go
@@ -150,6 +153,7 @@ class Feed:
         init = (folder / fmp4.init_name(tap)).read_bytes()
         with self.changed:
             self.tap, self.init = tap, init
+            self._video_track = fmp4.video_track_id(init)
             self.fragments.clear()
             self.newest_keyframe = self._keyframe_before = 0
             self.changed.notify_all()  # viewers of the last run end; their players reconnect
@@ -187,7 +191,7 @@ class Feed:
         with self.changed:
             for data in fragments:
                 self._serial += 1
-                keyframe = fmp4.starts_with_keyframe(data)
+                keyframe = fmp4.starts_with_keyframe(data, self._video_track)
                 self.fragments.append(Fragment(self._serial, data, keyframe))
                 if keyframe:
                     self._keyframe_before, self.newest_keyframe = self.newest_keyframe, self._serial

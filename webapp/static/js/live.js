@@ -88,7 +88,18 @@
     this.video.addEventListener("error", function () {
       if (tile.active && !tile.hls) { tile.fail(); }
     });
+    this.video.addEventListener("nvr-live-sound", function () { tile.showSound(); });
+    this.video.addEventListener("volumechange", function () { tile.showSound(); });
   }
+
+  // Whether the stream carries sound, and whether it is heard (the player starts muted).
+  Tile.prototype.showSound = function () {
+    var sound = this.video.dataset.liveSound;
+    if (!sound) { return; }
+    var heard = !this.video.muted && this.video.volume > 0;
+    this.setField("sound", sound === "no" ? "none from this camera" :
+      heard ? "on" : "muted (the speaker button turns it on)");
+  };
 
   Tile.prototype.field = function (name) {
     return this.root.querySelector('[data-field="' + name + '"]');

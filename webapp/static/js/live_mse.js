@@ -35,16 +35,36 @@
     return 0;
   }
 
-  // The MIME type with codecs of an init segment, from its avcC (H.264) or hvcC (H.265) box.
-  function mimeOf(init) {
-    for (var i = 0; i + 8 < init.length; i++) {
-      var kind = text(init, i);
-      if (kind === "avcC") {
-        return 'video/mp4; codecs="avc1.' + hex(init[i + 5]) + hex(init[i + 6]) + hex(init[i + 7]) + '"';
-      }
-      if (kind === "hvcC") { return 'video/mp4; codecs="hvc1.1.6.L93.B0"'; }
+  // The AAC codec string of an esds box's body at `at`: "mp4a.40." and the audio object type
+  // (the first 5 bits of its DecoderSpecificInfo, descriptor tag 5), 2 (AAC-LC) if not found.
+  function aacCodec(init, at, end) {
+    for (var i = at; i + 2 < end; i++) {
+      if (init[i] !== 5) { continue; }
+      var j = i + 1;
+      while (j < end && init[j] & 0x80) { j++; } // the descriptor's length: 1 to 4 bytes
+      var type = init[j + 1] >> 3;
+      if (j + 1 < end && type > 0 && type < 31) { return "mp4a.40." + type; }
     }
-    return null;
+    return "mp4a.40.2";
+  }
+
+  // The MIME type with codecs of an init segment: its avcC (H.264) or hvcC (H.265) box, and its
+  // esds (AAC) when the camera has sound. Null without a video codec this player knows.
+  function mimeOf(init) {
+    var video = null, audio = null;
+    for (var i = 4; i + 4 < init.length; i++) {
+      var kind = text(init, i);
+      if (kind === "avcC" && !video) {
+        video = "avc1." + hex(init[i + 5]) + hex(init[i + 6]) + hex(init[i + 7]);
+      } else if (kind === "hvcC" && !video) {
+        video = "hvc1.1.6.L93.B0";
+      } else if (kind === "esds" && !audio) {
+        var size = ((init[i - 4] << 24) >>> 0) + (init[i - 3] << 16) + (init[i - 2] << 8) + init[i - 1];
+        audio = aacCodec(init, i + 8, Math.min(init.length, i - 4 + size));
+      }
+    }
+    if (!video) { return null; }
+    return 'video/mp4; codecs="' + video + (audio ? "," + audio : "") + '"';
   }
 
   function concat(a, b) {
@@ -85,6 +105,8 @@
       var MS = mediaSourceClass();
       if (!mime || !MS.isTypeSupported(mime)) { this.fail("unsupported"); return; }
       this.buffer = this.source.addSourceBuffer(mime);
+      this.video.dataset.liveSound = mime.indexOf("mp4a") >= 0 ? "yes" : "no";
+      this.video.dispatchEvent(new CustomEvent("nvr-live-sound"));
       var sink = this;
       this.buffer.addEventListener("updateend", function () { sink.appended(); });
       bytes = this.head;
