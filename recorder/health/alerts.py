@@ -15,6 +15,7 @@ Each database write is its own short transaction: SQLite is shared with the cata
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import json
@@ -42,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 UTC = dt.timezone.utc
 POLL_SECONDS = 1.0  # the store's tick, and the longest the sender sleeps before a due retry
+# alerts the database would not take (out of descriptors, locked, unreachable), kept in memory
+# and stored again every tick; beyond this many the oldest is given up, with an error logged
+UNSTORED_KEPT = 1000
 CLAIM_MARGIN_SECONDS = 30.0  # a claimed alert goes back to the others this long after its send timeout
 # the sender's database poll for rows the web app inserts (a test email); the hub's own alerts
 # wake the sender at once
@@ -71,6 +75,15 @@ class AlertEvent:
     camera: str | None
     at: dt.datetime  # aware UTC
     details: dict[str, Any]
+
+
+@dataclasses.dataclass
+class _Unstored:
+    """An alert on its way into the database, and what was decided about it so far."""
+
+    event: AlertEvent
+    status: str | None = None  # pending | muted | suppressed | logged, once decided
+    attempts: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +195,7 @@ class AlertCenter:
         self._drain_deadline = float("inf")  # time.monotonic() by which the sender must be done
         self._unstored = 0
         self._unstored_changed = threading.Condition()
+        self._retry: collections.deque[_Unstored] = collections.deque()  # store thread only
         self._threads: list[threading.Thread] = []
         self._stopped = False
         self._bad_setting: str | None = None  # the web app's addresses we last warned about
@@ -278,16 +292,48 @@ class AlertCenter:
                     self._store_summaries(self._debouncer.drain())
                 except Exception:  # noqa: BLE001
                     logger.exception("could not store the last debounce summaries")
+                self._store_again()
+                for lost in self._retry:
+                    logger.error("the %s alert for %s was never stored: the database would "
+                                 "not take it", lost.event.kind, lost.event.camera or "")
+                    self._stored_one()
                 return
             if isinstance(item, AlertEvent):
-                try:
-                    self._store(item)
-                except Exception:  # noqa: BLE001
-                    logger.exception("could not store the %s alert for %s", item.kind, item.camera)
-                finally:
-                    with self._unstored_changed:
-                        self._unstored -= 1
-                        self._unstored_changed.notify_all()
+                unstored = _Unstored(item)
+                if self._retry or not self._attempt(unstored):
+                    self._keep(unstored)  # in order: after the ones still waiting
+            self._store_again()
+
+    def _attempt(self, item: _Unstored) -> bool:
+        """Store one alert; False (and a log line on the first failure) if the database fails."""
+        try:
+            self._store(item)
+        except Exception:  # noqa: BLE001 - a database error must not lose the alert
+            item.attempts += 1
+            if item.attempts == 1:
+                logger.exception("could not store the %s alert for %s: trying again every "
+                                 "%.0f s", item.event.kind, item.event.camera or "", POLL_SECONDS)
+            return False
+        self._stored_one()
+        return True
+
+    def _keep(self, item: _Unstored) -> None:
+        if len(self._retry) >= UNSTORED_KEPT:
+            oldest = self._retry.popleft()
+            logger.error("the %s alert for %s is given up: %d alerts wait for the database",
+                         oldest.event.kind, oldest.event.camera or "", UNSTORED_KEPT)
+            self._stored_one()
+        self._retry.append(item)
+
+    def _store_again(self) -> None:
+        """Store the alerts the database refused before, oldest first, until one fails again."""
+        while self._retry and self._attempt(self._retry[0]):
+            self._retry.popleft()
+
+    def _stored_one(self) -> None:
+        with self._unstored_changed:
+            self._unstored -= 1
+            self._unstored_changed.notify_all()
 
     def _store_wait(self) -> float:
         deadline = self._debouncer.next_deadline()
@@ -295,21 +341,23 @@ class AlertCenter:
             return POLL_SECONDS
         return min(max((deadline - self._clock()).total_seconds(), 0.0), POLL_SECONDS)
 
-    def _store(self, event: AlertEvent) -> None:
+    def _store(self, item: _Unstored) -> None:
+        event = item.event
         at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
         # viewers read alerts (Events, /api/v1/events): a camera URL in an error loses its secrets
         details = redact_value(event.details)
         message = compose(event.kind, event.camera, at, details, self._config.subject_prefix)
         now = self._clock()
         with self._sessions.begin() as session:
-            status = self._status_for(session, event, at, message, now)
+            if item.status is None:  # decided once: the debouncer counts an alert only once
+                item.status = self._status_for(session, event, at, message, now)
             row = Alert(created_at=at, kind=event.kind, camera=event.camera,
                         subject=redact(message.subject), body=redact(message.body),
-                        details=json.dumps(details, default=str), status=status)
+                        details=json.dumps(details, default=str), status=item.status)
             session.add(row)
             session.flush()
             alert_id = row.id
-        self._after_store(alert_id, status, message.subject)
+        self._after_store(alert_id, item.status, message.subject)
 
     def _status_for(self, session: Session, event: AlertEvent, at: dt.datetime,
                     message: Message, now: dt.datetime) -> str:

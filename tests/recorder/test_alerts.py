@@ -262,6 +262,30 @@ def test_sendgrid_500_is_retried_with_backoff_until_delivered(
     assert not [r for r in alerts(engine) if "SG.test" in column_values(r)]
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
+def test_an_alert_the_database_refuses_is_stored_and_sent_once_it_takes_it_again(
+        make_center: Callable[..., AlertCenter], stub: SendGridStub, engine: sqlalchemy.Engine,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A store that fails (out of descriptors, the disk, a lost server) loses no alert."""
+    caplog.set_level(logging.INFO)
+    center = make_center()
+    with engine.begin() as conn:  # a real failure of the INSERT: the table is not there
+        conn.execute(sqlalchemy.text("ALTER TABLE alerts RENAME TO alerts_away"))
+    center.notify(event("stalled", "porch", seconds_without_segment=14.0))
+    center.notify(event("failing", "porch", restarts=3))
+    wait_for(lambda: "could not store the stalled alert for porch" in caplog.text, 10,
+             "the failed store to be logged")
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("ALTER TABLE alerts_away RENAME TO alerts"))
+    center.flush(10)
+    rows = alerts(engine)
+    assert [(r.kind, r.camera) for r in rows] == [("stalled", "porch"), ("failing", "porch")]
+    # counted once by the debouncer though stored twice over: both go out by email
+    wait_for(lambda: all(r.status == "sent" for r in alerts(engine)), 10, "both sent")
+    assert len(stub.wait_requests(2)) == 2
+    assert caplog.text.count("could not store the stalled alert") == 1  # not one per retry
+
+
 def column_values(row: Alert) -> str:
     """Every column of a row as text, to search for what must never be stored."""
     return " ".join(str(getattr(row, c.name)) for c in Alert.__table__.columns)
