@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-venv.sh requirements-dev.txt
 bash scripts/install-test-deps.sh
 bash scripts/unpack-debian-ffmpeg.sh  # a second ffmpeg (Debian's 5.1) for tests/e2e
+bash scripts/fetch-face-photos.sh     # real face photos for tests/nvrlib/test_faces.py (cached)
 set +e
 # Three workers, one test file each at a time (module fixtures stay in one process): the e2e
 # tests spend much of their time waiting on real time (live streams, cuts, timeouts), so a
