@@ -57,7 +57,7 @@ class Box(NamedTuple):
     h: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: == on numpy arrays is not a bool
 class Face:
     """One face found in an image."""
 
@@ -117,10 +117,12 @@ class FaceEngine:
         this width (faster), then align and embed on the full image. ``upsample``: enlarge the
         image this many times before detecting, to find faces under ~80 pixels (slow).
         """
+        if min_size < 0 or upsample < 0 or (detect_width is not None and detect_width < 1):
+            raise ValueError("min_size and upsample must be >= 0, detect_width >= 1 or None")
         rgb = _as_rgb(image)
         scale = 1.0
         detect_on = rgb
-        if detect_width is not None and rgb.shape[1] > detect_width > 0:
+        if detect_width is not None and rgb.shape[1] > detect_width:
             scale = detect_width / rgb.shape[1]
             height = max(1, round(rgb.shape[0] * scale))
             detect_on = cv2.resize(rgb, (detect_width, height), interpolation=cv2.INTER_AREA)
@@ -199,6 +201,8 @@ def crop_jpeg(image: np.ndarray, box: Box | Iterable[int], size: int = 112,
         raise ValueError("size must be at least 1 pixel")
     x, y, w, h = (int(v) for v in box)
     height, width = image.shape[:2]
+    if w < 0 or h < 0 or x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise ValueError(f"box {tuple(box)} is not a box inside the {width}x{height} image")
     side = max(1, round(max(w, h) * (1 + 2 * margin)))
     left, top = x + w // 2 - side // 2, y + h // 2 - side // 2
     pad = max(0, -left, -top, left + side - width, top + side - height)

@@ -154,6 +154,8 @@ def test_bad_images_are_refused_with_a_clear_error(engine: FaceEngine) -> None:
         engine.find(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError, match="BGR"):
         engine.find(np.zeros((10, 10, 4), np.uint8))
+    with pytest.raises(ValueError, match="detect_width"):
+        engine.find(np.zeros((10, 10, 3), np.uint8), detect_width=0)
     with pytest.raises(ValueError, match="decode"):
         faces.decode_image(b"not a photo")
 
@@ -184,6 +186,8 @@ def test_crop_jpeg_is_a_decodable_square_of_the_asked_size(photos, found, size: 
         assert faces.decode_image(crop).shape == (size, size, 3)
     with pytest.raises(ValueError, match="size"):
         faces.crop_jpeg(image, Box(0, 0, 10, 10), size=0)
+    with pytest.raises(ValueError, match="inside"):  # never a huge black border for a stray box
+        faces.crop_jpeg(image, Box(10 ** 6, 0, 10, 10))
 
 
 def test_a_real_embedding_survives_bytes_and_json_exactly(found) -> None:
