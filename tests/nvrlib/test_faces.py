@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -158,6 +160,14 @@ def test_bad_images_are_refused_with_a_clear_error(engine: FaceEngine) -> None:
         engine.find(np.zeros((10, 10, 3), np.uint8), detect_width=0)
     with pytest.raises(ValueError, match="decode"):
         faces.decode_image(b"not a photo")
+
+
+def test_importing_the_module_loads_no_dlib() -> None:
+    """The hub stores and compares embeddings without dlib: only FaceEngine() imports it."""
+    script = "import sys, nvrlib.faces; assert 'dlib' not in sys.modules, 'dlib imported'"
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_missing_models_are_named(tmp_path: Path) -> None:
