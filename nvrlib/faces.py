@@ -120,15 +120,7 @@ class FaceEngine:
         if min_size < 0 or upsample < 0 or (detect_width is not None and detect_width < 1):
             raise ValueError("min_size and upsample must be >= 0, detect_width >= 1 or None")
         rgb = _as_rgb(image)
-        scale = 1.0
-        detect_on = rgb
-        if detect_width is not None and rgb.shape[1] > detect_width:
-            scale = detect_width / rgb.shape[1]
-            height = max(1, round(rgb.shape[0] * scale))
-            detect_on = cv2.resize(rgb, (detect_width, height), interpolation=cv2.INTER_AREA)
-        rects, scores, _ = self._detector.run(detect_on, upsample, 0.0)
-        found = [(self._full_size_rect(rect, scale), score) for rect, score in zip(rects, scores)]
-        found = [(rect, score) for rect, score in found
+        found = [(rect, score) for rect, score in self._detect(rgb, detect_width, upsample)
                  if min(rect.width(), rect.height()) >= min_size]
         if not found:
             return []
@@ -140,6 +132,18 @@ class FaceEngine:
                       embedding=np.asarray(vector, dtype=np.float32))
                  for (rect, score), vector in zip(found, vectors)]
         return sorted(faces, key=lambda face: face.box.w * face.box.h, reverse=True)
+
+    def _detect(self, rgb: np.ndarray, detect_width: int | None,
+                upsample: int) -> list[tuple[dlib.rectangle, float]]:
+        """HOG detections with their scores, as rectangles of the full image."""
+        scale = 1.0
+        detect_on = rgb
+        if detect_width is not None and rgb.shape[1] > detect_width:
+            scale = detect_width / rgb.shape[1]
+            height = max(1, round(rgb.shape[0] * scale))
+            detect_on = cv2.resize(rgb, (detect_width, height), interpolation=cv2.INTER_AREA)
+        rects, scores, _ = self._detector.run(detect_on, upsample, 0.0)
+        return [(self._full_size_rect(rect, scale), score) for rect, score in zip(rects, scores)]
 
     def _full_size_rect(self, rect: dlib.rectangle, scale: float) -> dlib.rectangle:
         """A detection on the scaled copy as a rectangle of the full image."""
