@@ -11,9 +11,11 @@ face detector (built into dlib), ``shape_predictor_5_face_landmarks.dat`` and
 model trained on iBUG 300-W, whose licence excludes commercial use: it is never loaded.
 
 Threads: a ``FaceEngine`` holds dlib objects that are not safe to share, so use one engine from
-one thread at a time (the edge runs it in one worker; a web app builds one per worker thread or
-guards it with a lock). Everything else here is a pure function, safe from any thread. dlib is
-imported when the first engine is built, so the helpers cost no dlib import.
+one thread at a time (a web app builds one per worker thread or guards it with a lock). dlib
+holds the GIL while it embeds (~100 ms a face), so a process that must not stall, the edge's
+capture, runs the engine in a worker process instead. Everything else here is a pure function,
+safe from any thread. dlib is imported when the first engine is built, so the helpers cost no
+dlib import.
 """
 
 from __future__ import annotations
