@@ -40,15 +40,10 @@ def _choice() -> tuple[str, str]:
         return os.environ[ENVIRONMENT], f"${ENVIRONMENT}"
     if _configured:
         return _configured, "the config file's ffmpeg key"
-    try:
-        import imageio_ffmpeg
-
-        wheel = imageio_ffmpeg.get_ffmpeg_exe()  # (it falls back to PATH itself when it has none)
-    except (ImportError, RuntimeError):
-        wheel = None
-    if wheel and os.path.dirname(imageio_ffmpeg.__file__) in os.path.abspath(wheel):
+    wheel = _wheel_binary()
+    if wheel:
         return wheel, "the imageio-ffmpeg wheel's"
-    system = wheel or shutil.which("ffmpeg")
+    system = shutil.which("ffmpeg")
     if system:
         return system, "the system's, first on PATH (the imageio-ffmpeg wheel has none here)"
     raise FfmpegNotFound("no ffmpeg: install the imageio-ffmpeg package or the system's ffmpeg")
@@ -58,6 +53,27 @@ def _choice() -> tuple[str, str]:
 def ffmpeg_exe() -> str:
     """Return the path of the ffmpeg executable to run."""
     return _choice()[0]
+
+
+def _wheel_binary() -> str | None:
+    """The imageio-ffmpeg wheel's own static build, found without running it (None: none here).
+
+    imageio_ffmpeg.get_ffmpeg_exe() runs the binary to check it, and falls back to PATH: every
+    hub, web app and test process paid one start of a 170-MB executable for it (0.3 s, and
+    seconds on a loaded machine). The start-up log's `describe_ffmpeg` runs it once anyway.
+    """
+    try:
+        from importlib import resources
+
+        folder = resources.files("imageio_ffmpeg.binaries")
+        names = sorted(entry.name for entry in folder.iterdir())
+    except (ImportError, OSError, TypeError):
+        return None
+    for name in names:
+        path = str(folder / name)
+        if name.startswith("ffmpeg-") and is_executable_file(path):
+            return path
+    return None
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import signal
 import ssl
+import threading
 
 from sqlalchemy import select
 
@@ -141,7 +142,10 @@ class Hub:
         loop = asyncio.get_running_loop()
         logger.info("hub %s: catalog %s, storage %s", self.config.hub_id,
                     db.redacted(self.config.db_url), self.storage.root)
-        logger.info("%s", await loop.run_in_executor(self.executor, describe_ffmpeg))
+        # said in the background: running ffmpeg -version took seconds on a loaded machine, and
+        # nothing else waits for it
+        threading.Thread(target=lambda: logger.info("%s", describe_ffmpeg()),
+                         name="describe-ffmpeg", daemon=True).start()
         await loop.run_in_executor(self.executor, db.upgrade, self.engine)
         # before recovery touches a row: the wrong folder would have every recording marked missing
         await loop.run_in_executor(self.executor, check_storage_identity, self.catalog,

@@ -23,6 +23,7 @@ import secrets
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,10 @@ def serve(settings: dict[str, Any], threads: int = SERVE_THREADS,
         print_banner({**settings, "port": port}, first_password)
     logger.info("web app listening on %s://%s:%d (catalog %s)", scheme_of(settings),
                 settings["host"], port, redacted(str(settings["db"])))
-    logger.info("%s", describe_ffmpeg())  # exports and thumbnails run it
+    # exports and thumbnails run it; said in the background (ffmpeg -version took seconds on a
+    # loaded machine, and serving need not wait for it)
+    threading.Thread(target=lambda: logger.info("%s", describe_ffmpeg()),
+                     name="describe-ffmpeg", daemon=True).start()
     systemd.ready(f"serving on port {port}")
     try:
         server.run()

@@ -13,13 +13,17 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+if TYPE_CHECKING:  # alembic is imported only when a database needs migrating (a third of a
+    from alembic.config import Config as AlembicConfig  # second of every start otherwise)
 
 from nvrlib.private_files import secure_sqlite_file
 
@@ -62,6 +66,8 @@ def make_engine(url: str) -> Engine:
 
 def alembic_config() -> AlembicConfig:
     """Return an Alembic config pointing at the project's migrations folder."""
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig(str(MIGRATIONS_DIR / "alembic.ini"))
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
@@ -139,8 +145,48 @@ def migration_lock(engine: Engine, name: str = CATALOG_LOCK) -> Iterator[Connect
         yield connection
 
 
+_REVISION = re.compile(r"""^revision(?:\s*:\s*str)?\s*=\s*["']([^"']+)["']""", re.M)
+_DOWN_REVISION = re.compile(r"""^down_revision[^=\n]*=\s*(?:["']([^"']+)["']|None)""", re.M)
+
+
+def head_revision(versions: Path) -> str | None:
+    """The newest revision of a migrations folder, read from its files without alembic.
+
+    None when the folder does not have exactly one head (alembic then decides).
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        source = path.read_text("utf-8")
+        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
+        if revision is None:
+            continue  # not a migration (a package's __init__.py)
+        if down is None:
+            return None
+        revisions.add(revision[1])
+        if down[1]:
+            parents.add(down[1])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def is_at_head(engine: Engine, versions: Path, version_table: str = "alembic_version") -> bool:
+    """Tell whether a database already has every migration of ``versions`` (read only)."""
+    head = head_revision(versions)
+    if head is None:
+        return False
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(text(f"SELECT version_num FROM {version_table}")).all()
+    except SQLAlchemyError:  # no version table yet: a new database
+        return False
+    return [row[0] for row in found] == [head]
+
+
 def upgrade_locked(engine: Engine, config: AlembicConfig, name: str) -> None:
     """Run ``alembic upgrade head`` with ``config`` under the migration lock ``name``."""
+    from alembic import command
+
     with migration_lock(engine, name) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
@@ -148,6 +194,8 @@ def upgrade_locked(engine: Engine, config: AlembicConfig, name: str) -> None:
 
 def upgrade(engine: Engine) -> None:
     """Apply every migration that the catalog lacks (idempotent; one process at a time)."""
+    if is_at_head(engine, MIGRATIONS_DIR / "versions"):
+        return  # the usual start: nothing to do, and no alembic to import
     upgrade_locked(engine, alembic_config(), CATALOG_LOCK)
 
 

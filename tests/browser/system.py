@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.procs import Hub, LoggedProcess, free_port, wait_for
+from tests.support.procs import Hub, LoggedProcess, ffmpeg_pusher, free_port, wait_for
 
 CAMERA = "yard-test"
 LOCATION = "yard"
@@ -144,21 +144,28 @@ def running_system(workdir: Path) -> Iterator[System]:
 @contextlib.contextmanager
 def running_clock_system(workdir: Path, cameras: tuple[str, ...], user: tuple[str, str],
                          threads: int | None = None, sound: tuple[str, ...] = (),
+                         patterns: tuple[str, ...] = (),
                          ) -> Iterator[tuple[Hub, LoggedProcess, str]]:
     """A hub recording clock cameras (tests/support/clock_frames.py) and a web app with a viewer.
 
-    The cameras named in ``sound`` also send a tone (AAC). Yields the hub, the web app's process
-    and its base URL once the login page answers.
+    The cameras named in ``sound`` also send a tone (AAC); those in ``patterns`` are small
+    moving test patterns from a stock ffmpeg (cheap: a wall of cameras on CI's two cores).
+    Yields the hub, the web app's process and its base URL once the login page answers.
     """
     from tests.support.clock_frames import ClockPusher
 
-    hub = Hub(workdir)
+    count = len(cameras) + len(patterns)
+    # every pusher comes from 127.0.0.1: lift the per-address guards against invented names
+    hub = Hub(workdir, config=f"new_cameras_per_source = {count + 1}\n"
+                              f"max_connections_per_source = {count + 8}\n")
     users_db = f"sqlite:///{workdir / 'users.db'}"
     pushers: list[ClockPusher] = []
+    plain: list[LoggedProcess] = []
     web = None
     try:
         hub.start()
         pushers += [ClockPusher(hub.url(camera), sound=camera in sound) for camera in cameras]
+        plain += [ffmpeg_pusher(hub.url(camera), size="160x96", rate=10) for camera in patterns]
         create_user(hub, users_db, *user, admin=False)
         web, base_url = start_web(hub, users_db, threads)
         wait_for(lambda: _http_status(f"{base_url}/auth/login") == 200, 30, "the web app")
@@ -166,7 +173,7 @@ def running_clock_system(workdir: Path, cameras: tuple[str, ...], user: tuple[st
     finally:
         for pusher in pushers:
             pusher.stop()
-        for process in (web, *hub.runs):
+        for process in (web, *plain, *hub.runs):
             _stop(process)
 
 

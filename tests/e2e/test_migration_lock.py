@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
@@ -78,7 +79,7 @@ def test_an_upgrade_waits_for_the_lock_then_finds_its_work_done(tmp_path: Path) 
             assert upgrader.proc.poll() is None  # it waits while we hold the lock ...
             lock_file = tmp_path / "nvr.db-migrate.lock"
             assert stat.S_IMODE(lock_file.stat().st_mode) == 0o600
-            db.command.upgrade(_with_connection(connection), "head")  # ... and we migrate
+            command.upgrade(_with_connection(connection), "head")  # ... and we migrate
         upgrader.wait_line(r"^upgraded$", 60)  # then it runs, finds the schema up to date
         assert upgrader.proc.wait(10) == 0
         assert "Running upgrade" not in upgrader.output

@@ -79,3 +79,30 @@ def test_downgrade_below_several_hubs_is_refused_while_another_hub_has_cameras(f
     with pytest.raises(RuntimeError, match="belong to hubs other than 'main'"):
         downgrade_to(first_release, "0006")
     assert rows_lost(first_release) == []
+
+
+def test_the_head_read_from_the_files_is_alembics_for_both_databases() -> None:
+    from alembic.script import ScriptDirectory
+
+    from nvrlib.catalog import db
+    from webapp import users_migrations
+
+    for folder, config in ((db.MIGRATIONS_DIR, db.alembic_config()),
+                           (users_migrations.MIGRATIONS_DIR, users_migrations.alembic_config())):
+        expected = ScriptDirectory.from_config(config).get_current_head()
+        assert db.head_revision(folder / "versions") == expected
+
+
+def test_a_start_skips_alembic_only_when_the_catalog_has_every_migration(engine) -> None:
+    from nvrlib.catalog import db
+
+    versions = db.MIGRATIONS_DIR / "versions"
+    assert not db.is_at_head(engine, versions)  # a new file: no version table
+    upgrade_to(engine, FIRST_RELEASE)
+    assert not db.is_at_head(engine, versions)  # an older schema: alembic upgrades it
+    db.upgrade(engine)
+    assert db.is_at_head(engine, versions)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head()
+    db.upgrade(engine)  # the fast path: nothing to do
+    assert db.is_at_head(engine, versions)
