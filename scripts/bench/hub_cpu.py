@@ -24,6 +24,10 @@ ARGS...` plus one hook on Hub.release (called once per connection, when it ends)
 the connection's byte counters to RESULTS. Nothing runs per chunk, so the CPU figures are the
 hub's own. Pass --plain-hub to run exactly `python -m recorder` (then bytes lost is not measured).
 
+The hub's own motion detection (issue 11: keyframes of stock pushers' segments decoded in the
+hub) is turned off unless --hub-motion: it is a feature of its own, measured by
+scripts/bench/hub_motion.py, not the cost of recording that this benchmark compares with ffmpeg.
+
 Usage: .venv/bin/python scripts/bench/hub_cpu.py [--streams 4,16,64] [--seconds 30] [--warmup 5]
        .venv/bin/python scripts/bench/hub_cpu.py --streams 256 --pusher mux --no-bare --input-seconds 150
 """
@@ -450,7 +454,9 @@ class Bench:
         config = root / "hub.toml"
         config.write_text(f"new_cameras_per_source = {streams + 1}\n"
                           f"max_connections_per_source = {streams + 8}\n"
-                          f"max_streams = {max(streams, 256)}\n", "utf-8")
+                          f"max_streams = {max(streams, 256)}\n"
+                          f"hub_motion = {'true' if self.args.hub_motion else 'false'}\n",
+                          "utf-8")
         hub_args = ["--listen", f"127.0.0.1:{port}", "--storage", str(storage),
                     "--db", f"sqlite:///{root / 'nvr.db'}", "--config", str(config),
                     "--segment-seconds", f"{SEGMENT_SECONDS:g}"]
@@ -749,6 +755,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "so give --input-seconds longer than the run)")
     p.add_argument("--no-bare", action="store_true",
                    help="measure only the hub (no bare-pipe and bare-file baselines)")
+    p.add_argument("--hub-motion", action="store_true",
+                   help="leave the hub's own motion detection on (off by default here: it is "
+                        "not part of recording, and scripts/bench/hub_motion.py measures it)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (prints its path)")
     args = p.parse_args(argv)
