@@ -30,6 +30,8 @@ def test_restart_button_restarts_the_stream_within_seconds(admin_page: Page) -> 
 
     wait_for(lambda: restarts(page.request) > before, EFFECT_SECONDS,
              f"the hub to report a restart of {CAMERA}", interval=0.25)
-    # The panel refreshes itself from the API: the count shows without a reload.
-    expect(camera.locator('td[data-field="restarts"]')).to_have_text(
-        str(before + 1), timeout=EFFECT_SECONDS * 1000)
+    # The panel refreshes itself from the API: the count shows without a reload (at least one
+    # more: on a loaded machine the health check may restart the new ffmpeg once more)
+    cell = camera.locator('td[data-field="restarts"]')
+    expect(cell).not_to_have_text(str(before), timeout=EFFECT_SECONDS * 1000)
+    assert int(cell.inner_text()) >= before + 1
