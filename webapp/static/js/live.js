@@ -147,6 +147,10 @@
       hls.on(window.Hls.Events.MANIFEST_PARSED, function () {
         video.play().catch(function () { /* autoplay refused: the controls still work */ });
       });
+      hls.on(window.Hls.Events.BUFFER_CODECS, function (_event, data) {
+        video.dataset.liveSound = data && data.audio ? "yes" : "no"; // as the MSE player says
+        tile.showSound();
+      });
       hls.loadSource(this.src);
       hls.attachMedia(video);
       this.hls = hls;

@@ -35,17 +35,36 @@
     return 0;
   }
 
-  // The AAC codec string of an esds box's body at `at`: "mp4a.40." and the audio object type
-  // (the first 5 bits of its DecoderSpecificInfo, descriptor tag 5), 2 (AAC-LC) if not found.
-  function aacCodec(init, at, end) {
-    for (var i = at; i + 2 < end; i++) {
-      if (init[i] !== 5) { continue; }
-      var j = i + 1;
-      while (j < end && init[j] & 0x80) { j++; } // the descriptor's length: 1 to 4 bytes
-      var type = init[j + 1] >> 3;
-      if (j + 1 < end && type > 0 && type < 31) { return "mp4a.40." + type; }
+  // One MPEG-4 descriptor at `at`: its tag, where its body starts and where it ends (the size
+  // is 1 to 4 bytes of 7 bits each, ISO/IEC 14496-1).
+  function descriptor(bytes, at, end) {
+    var size = 0, pos = at + 1;
+    for (var k = 0; k < 4 && pos < end; k++) {
+      var c = bytes[pos++];
+      size = size * 128 + (c & 0x7f);
+      if (!(c & 0x80)) { break; }
     }
-    return "mp4a.40.2";
+    return { tag: bytes[at], body: pos, end: Math.min(pos + size, end) };
+  }
+
+  // The AAC codec string of an esds box whose ES_Descriptor starts at `at`: "mp4a.40." and the
+  // audio object type, the first 5 bits of the DecoderSpecificInfo inside the
+  // DecoderConfigDescriptor; "mp4a.40.2" (AAC-LC) if the box is not as expected.
+  function aacCodec(init, at, end) {
+    var es = descriptor(init, at, end);
+    if (es.tag !== 3) { return "mp4a.40.2"; }
+    var pos = es.body + 2; // ES_ID
+    var flags = init[pos++];
+    if (flags & 0x80) { pos += 2; }            // dependsOn_ES_ID
+    if (flags & 0x40) { pos += 1 + init[pos]; } // URL
+    if (flags & 0x20) { pos += 2; }            // OCR_ES_Id
+    var config = descriptor(init, pos, es.end);
+    if (config.tag !== 4) { return "mp4a.40.2"; }
+    var specific = descriptor(init, config.body + 13, config.end); // after type, stream, rates
+    if (specific.tag !== 5 || specific.body >= specific.end) { return "mp4a.40.2"; }
+    var type = init[specific.body] >> 3;
+    if (type === 31) { type = 32 + (((init[specific.body] & 7) << 3) | (init[specific.body + 1] >> 5)); }
+    return type ? "mp4a.40." + type : "mp4a.40.2";
   }
 
   // The MIME type with codecs of an init segment: its avcC (H.264) or hvcC (H.265) box, and its
