@@ -9,9 +9,11 @@ system's on ``PATH``. A system ffmpeg is never picked up by accident: name it in
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import subprocess
+import threading
 
 ENVIRONMENT = "NVR_FFMPEG"
 _configured: str | None = None  # the config file's ``ffmpeg`` key, set once at start-up
@@ -98,3 +100,10 @@ def describe_ffmpeg() -> str:
     except FfmpegNotFound as exc:
         return f"ffmpeg unusable: {exc}"
     return f"ffmpeg {ffmpeg_version()} at {path} ({origin})"
+
+
+def log_ffmpeg_in_background(logger: logging.Logger) -> None:
+    """Log `describe_ffmpeg` from a thread: ffmpeg -version took seconds on a loaded machine,
+    and a starting hub or web app need not wait for the line."""
+    threading.Thread(target=lambda: logger.info("%s", describe_ffmpeg()),
+                     name="describe-ffmpeg", daemon=True).start()

@@ -10,14 +10,13 @@ import datetime as dt
 import logging
 import signal
 import ssl
-import threading
 
 from sqlalchemy import select
 
 from nvrlib import camera_urls
 from nvrlib.catalog import db
 from nvrlib.catalog.models import Camera, utcnow
-from nvrlib.ffmpeg_bin import describe_ffmpeg
+from nvrlib.ffmpeg_bin import log_ffmpeg_in_background
 from nvrlib.redact import redact
 from nvrlib.sdnotify import Notifier
 from recorder import control
@@ -142,10 +141,7 @@ class Hub:
         loop = asyncio.get_running_loop()
         logger.info("hub %s: catalog %s, storage %s", self.config.hub_id,
                     db.redacted(self.config.db_url), self.storage.root)
-        # said in the background: running ffmpeg -version took seconds on a loaded machine, and
-        # nothing else waits for it
-        threading.Thread(target=lambda: logger.info("%s", describe_ffmpeg()),
-                         name="describe-ffmpeg", daemon=True).start()
+        log_ffmpeg_in_background(logger)
         await loop.run_in_executor(self.executor, db.upgrade, self.engine)
         # before recovery touches a row: the wrong folder would have every recording marked missing
         await loop.run_in_executor(self.executor, check_storage_identity, self.catalog,

@@ -23,7 +23,6 @@ import secrets
 import signal
 import socket
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from nvrlib import camera_urls
 from nvrlib.catalog.db import redacted
-from nvrlib.ffmpeg_bin import configure as configure_ffmpeg, describe_ffmpeg
+from nvrlib.ffmpeg_bin import configure as configure_ffmpeg, log_ffmpeg_in_background
 from nvrlib.redact import install_log_redaction
 from nvrlib.sdnotify import Notifier
 from recorder.config import DEFAULT_DB, DEFAULT_STORAGE
@@ -260,10 +259,7 @@ def serve(settings: dict[str, Any], threads: int = SERVE_THREADS,
         print_banner({**settings, "port": port}, first_password)
     logger.info("web app listening on %s://%s:%d (catalog %s)", scheme_of(settings),
                 settings["host"], port, redacted(str(settings["db"])))
-    # exports and thumbnails run it; said in the background (ffmpeg -version took seconds on a
-    # loaded machine, and serving need not wait for it)
-    threading.Thread(target=lambda: logger.info("%s", describe_ffmpeg()),
-                     name="describe-ffmpeg", daemon=True).start()
+    log_ffmpeg_in_background(logger)  # exports and thumbnails run it
     systemd.ready(f"serving on port {port}")
     try:
         server.run()
