@@ -7,7 +7,8 @@ import hashlib
 import secrets
 
 from sqlalchemy import (
-    BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false, true,
+    BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+    false, true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -78,6 +79,13 @@ class Camera(Base):
     motion_mask: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
     motion_alerts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     motion_updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # face recognition (docs/design/faces.md): an admin's switch sent to the edge with the
+    # gallery, emails for unknown faces here (in the armed hours), and the last faces request of
+    # its edge (the UI marks a camera "faces on" while that is recent)
+    faces_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    faces_unknown_alerts: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=false())
+    faces_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     runs: Mapped[list[Run]] = relationship(back_populates="camera")
     status: Mapped[CameraStatus | None] = relationship(back_populates="camera", uselist=False)
@@ -240,6 +248,85 @@ class MotionEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     camera: Mapped[Camera] = relationship()
+
+
+class Person(Base):
+    """Someone the face engine knows by name, from the samples an admin enrolled."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # name.casefold(): "alice" and "Alice" cannot both exist, whoever writes at the same moment
+    name_key: Mapped[str] = mapped_column(String(64), unique=True)
+    alert: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # feeds the gallery's ETag, so a rename reaches the edges
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+
+    samples: Mapped[list[FaceSample]] = relationship(back_populates="person",
+                                                     cascade="all, delete-orphan",
+                                                     passive_deletes=True)
+
+
+class FaceSample(Base):
+    """One enrolled face of a person: its embedding and, for the page, its crop."""
+
+    __tablename__ = "face_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary(512))  # nvrlib.faces.embedding_to_bytes
+    source: Mapped[str] = mapped_column(String(8), default="photo")  # photo | sighting
+    # provenance only (no foreign key): the sighting may expire with its footage
+    sighting_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # a 160-px JPEG of the face, in the row so it needs no retention and goes with the person
+    crop: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+
+    person: Mapped[Person] = relationship(back_populates="samples")
+
+
+class FaceSighting(Base):
+    """A face a camera saw over a debounce window: who (or unknown), where, and its crop."""
+
+    __tablename__ = "face_sightings"
+    __table_args__ = (Index("ix_face_camera_start", "camera_id", "start_time"),
+                      Index("ix_face_start", "start_time"),
+                      Index("ix_face_person_start", "person_id", "start_time"),
+                      Index("ix_face_person_camera_start", "person_id", "camera_id", "start_time"),
+                      Index("ix_face_erased", "erased_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # the edge's own id of the sighting: a spooled report sent twice is stored once, and the
+    # final report (with the window's best face) replaces the first
+    sighting_key: Mapped[str] = mapped_column(String(64), unique=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    hub_id: Mapped[str] = mapped_column(String(32), default=DEFAULT_HUB, server_default=DEFAULT_HUB)
+    start_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    end_time: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the hub's match against its own gallery (NULL: unknown)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    distance: Mapped[float | None] = mapped_column(Float, nullable=True)  # NULL: empty gallery
+    # the face's box in 0..1 of the frame
+    box_x: Mapped[float] = mapped_column(Float, default=0.0)
+    box_y: Mapped[float] = mapped_column(Float, default=0.0)
+    box_w: Mapped[float] = mapped_column(Float, default=0.0)
+    box_h: Mapped[float] = mapped_column(Float, default=0.0)
+    face_size: Mapped[int] = mapped_column(Integer, default=0)  # the face's smaller side, pixels
+    score: Mapped[float] = mapped_column(Float, default=0.0)  # HOG score
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary(512), nullable=True)
+    # a JPEG of the face, relative to the storage root of hub ``hub_id`` (NULL: none or erased)
+    crop_path: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    # set when its person is deleted: no face data is left, the row stays as a tombstone so a
+    # late report of the same key from an edge's spool is not revived
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    camera: Mapped[Camera] = relationship()
+    person: Mapped[Person | None] = relationship()
 
 
 class Alert(Base):
