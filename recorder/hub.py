@@ -48,7 +48,7 @@ from recorder.supervise.states import RestartPolicy, State
 logger = logging.getLogger(__name__)
 
 GC_THRESHOLD = 20_000  # allocations between young-generation collections (CPython: 700)
-LIVE_POLL_SECONDS = 0.1  # how soon a new viewer's mark starts the camera's live tap (a stat each)
+LIVE_POLL_SECONDS = 0.1  # how soon a new viewer's mark starts the camera's live tap (one scan)
 STATUS_EVERY_TICKS = 3  # control ticks are 1 s: commands act within 1 s, status is 3 s fresh
 _QUIET_DETAILS = {"disconnected": "disconnected by an admin", "disabled": "disabled by an admin",
                   "hub_stopped": "the hub stopped"}
@@ -742,11 +742,11 @@ class Hub:
     async def sync_live(self) -> None:
         """Run a live tap for exactly the recording cameras someone is watching."""
         segmenters = self.segmenters() if self.config.live_view else {}
+        watched = live.watched(self.storage.live_root()) if segmenters else set()
         for name, segmenter in segmenters.items():
-            live_dir = self.storage.live_dir(name)
             tap = self.taps.get(name)
-            if live.wanted(live_dir) and (tap is None or not tap.alive):
-                tap = live.LiveTap(name, live_dir, url=segmenter.url,
+            if name in watched and (tap is None or not tap.alive):
+                tap = live.LiveTap(name, self.storage.live_dir(name), url=segmenter.url,
                                    audio=ffmpeg.live_audio_mode(segmenter.audio_codec,
                                                                 pulled=segmenter.kind == "pull"))
                 await tap.start()
@@ -754,7 +754,7 @@ class Hub:
                 if segmenter.kind == "push":  # from the last keyframe on, not the next one
                     tap.feed(segmenter.recent.data())
                     segmenter.tap = tap
-            elif not live.wanted(live_dir) and tap is not None:
+            elif name not in watched and tap is not None:
                 segmenter.tap = None
                 await self.taps.pop(name).stop()
         for name in [n for n in self.taps if n not in segmenters]:

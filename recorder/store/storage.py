@@ -37,6 +37,10 @@ class Storage:
         make_dirs_durable(path)
         return path
 
+    def live_root(self) -> Path:
+        """Return the folder holding every camera's live view folder."""
+        return self.root / LIVE
+
     def live_dir(self, camera: str) -> Path:
         """Return the folder of a camera's on-demand live HLS (see recorder/supervise/live.py)."""
         return self.root / LIVE / camera

@@ -47,6 +47,30 @@ def wanted(live_dir: Path, now: float | None = None) -> bool:
     return (now if now is not None else time.time()) - mtime < WANTED_FRESH_SECONDS
 
 
+def watched(live_root: Path, now: float | None = None) -> set[str]:
+    """Return the cameras whose live view a browser asked for recently, from one folder scan.
+
+    The hub asks ten times a second: one scan of the live root plus a stat per camera folder
+    there (only cameras watched at some time have one) costs far less than a stat per recording
+    camera (scripts/bench/hub_cpu.py).
+    """
+    now = time.time() if now is None else now
+    try:
+        entries = os.scandir(live_root)
+    except OSError:
+        return set()
+    names = set()
+    with entries:
+        for entry in entries:
+            try:
+                mtime = os.stat(os.path.join(entry.path, WANTED_MARK)).st_mtime
+            except OSError:
+                continue
+            if now - mtime < WANTED_FRESH_SECONDS:
+                names.add(entry.name)
+    return names
+
+
 def clear(live_dir: Path, keep_mark: bool = True) -> None:
     """Remove the live pieces and playlist of a camera (the viewer's mark may stay)."""
     if not live_dir.exists():

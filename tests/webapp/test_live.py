@@ -171,11 +171,15 @@ def test_fetching_the_playlist_asks_the_hub_for_the_live_view(app: Flask,
     assert as_viewer.get("/live/porch/live.m3u8").status_code == 404  # the hub starts it now
     mark = folder / ".wanted"
     assert hub_live.wanted(folder), "the hub's own test of the mark"
+    assert hub_live.watched(folder.parent) == {"porch"}, "the hub's scan of every mark"
     old = time.time() - 60
     os.utime(mark, (old, old))
     assert not hub_live.wanted(folder)
+    assert hub_live.watched(folder.parent) == set(), "a stale mark is no viewer"
     as_viewer.get("/live/porch/live.m3u8")
     assert hub_live.wanted(folder), "each fetch keeps the live view going"
+    assert hub_live.watched(folder.parent) == {"porch"}
+    assert hub_live.watched(folder.parent / "missing") == set(), "no live folder yet: no viewer"
 
 
 def test_no_mark_is_made_for_a_camera_that_does_not_exist(app: Flask,
