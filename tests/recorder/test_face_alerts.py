@@ -14,7 +14,7 @@ import sqlalchemy
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from nvrlib.catalog.models import Alert, Camera, FaceSample, FaceSighting, Person, Setting, utcnow
+from nvrlib.catalog.models import Camera, FaceSample, FaceSighting, Person, Setting, utcnow
 from nvrlib.faces import embedding_to_bytes
 from nvrlib.faces_gallery import load_gallery
 from recorder.config import AlertsConfig, HubConfig
@@ -28,6 +28,7 @@ from tests.support.procs import wait_for
 from tests.support.sendgrid_stub import SendGridStub, attachments_of
 
 from .test_alerts import engine, stub  # noqa: F401  (fixtures: a migrated catalog, the stand-in)
+from .test_motion_alerts import alert_statuses, run_job
 
 UTC = dt.timezone.utc
 WEB_URL = "http://nvr.local:8080"
@@ -97,14 +98,7 @@ class Setup:
 
     def poll(self) -> int:
         """Run the job once and wait until what it raised is stored."""
-        raised = self.job.run_once()
-        self.center.flush(5.0)
-        return raised
-
-    def statuses(self) -> list[str]:
-        with Session(self.engine) as session:
-            return list(session.scalars(select(Alert.status).where(Alert.kind == "face")
-                                        .order_by(Alert.id)))
+        return run_job(self.job, self.center)
 
 
 @pytest.fixture
@@ -151,7 +145,7 @@ def test_a_persons_alert_goes_at_any_hour_once_per_sighting_with_the_crop(
 
     setup.sighting("porch", ALICE, now, key="a-f1", end=now + dt.timedelta(seconds=9))
     assert setup.poll() == 0  # the final report updates the row: never a second email
-    wait_for(lambda: setup.statuses() == ["sent"], 10, "the alert marked sent")
+    wait_for(lambda: alert_statuses(setup.engine, "face") == ["sent"], 10, "the alert sent")
     assert len(stub.requests) == 1
 
 
