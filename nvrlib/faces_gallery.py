@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
+import json
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -115,14 +116,23 @@ class Gallery:
         """Look an embedding up among everyone's samples, at the gallery's threshold."""
         return match(embedding, {p.id: p.embeddings for p in self.people}, self.state.threshold)
 
-    def answer(self, camera: str, enabled: bool) -> dict[str, Any]:
-        """The faces-gallery route's JSON answer for ``camera``."""
-        people = [{"id": p.id, "name": p.name,
-                   "embeddings": [embedding_to_json(e) for e in p.embeddings]}
-                  for p in self.people] if enabled else []
-        return {"camera": camera, "faces": {
-            "enabled": enabled, "etag": self.state.etag(enabled),
-            "threshold": self.state.threshold, "people": people}}
+    def answer(self, camera: str, enabled: bool) -> str:
+        """The faces-gallery route's JSON answer for ``camera``, as text.
+
+        The people (up to ~5.5 MB of JSON) are encoded once per gallery, not once per edge:
+        every camera's answer splices the same text in.
+        """
+        faces = {"enabled": enabled, "etag": self.state.etag(enabled),
+                 "threshold": self.state.threshold}
+        head = json.dumps({"camera": camera, "faces": faces})
+        assert head.endswith("}}")
+        return f'{head[:-2]}, "people": {self._people_json if enabled else "[]"}}}}}\n'
+
+    @functools.cached_property
+    def _people_json(self) -> str:
+        return json.dumps([{"id": p.id, "name": p.name,
+                            "embeddings": [embedding_to_json(e) for e in p.embeddings]}
+                           for p in self.people])
 
 
 def load_gallery(session: Session, state: GalleryState | None = None) -> Gallery:

@@ -46,11 +46,21 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 
 @dataclasses.dataclass(frozen=True)
 class Reply:
-    """A JSON route's answer: status, JSON body (None: no body, as a 304) and extra headers."""
+    """A JSON route's answer: status, body and extra headers.
+
+    ``body``: a JSON object, JSON text already encoded (a large answer encoded off the event
+    loop), or None for no body at all (a 304).
+    """
 
     status: int
-    body: dict[str, Any] | None
+    body: dict[str, Any] | str | None
     headers: tuple[tuple[str, str], ...] = ()
+
+    def text(self) -> str | None:
+        """The body as JSON text (None: no body)."""
+        if self.body is None or isinstance(self.body, str):
+            return self.body
+        return json.dumps(self.body) + "\n"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +90,7 @@ class MotionHandler(Protocol):
 
 
 def ingest_route(target: bytes) -> tuple[str, str] | None:
-    """Return (camera, route) if ``target`` is one of ROUTE_METHODS' routes, else None (a stream)."""
+    """Return (camera, route) if ``target`` is a route of ROUTE_METHODS, else None (a stream)."""
     path = urlsplit(target.decode("ascii", "replace")).path
     parts = [unquote(p) for p in path.split("/") if p]
     if len(parts) != 4 or parts[:2] != ["ingest", "v1"] or parts[3] not in ROUTE_METHODS:
@@ -132,7 +142,7 @@ def json_object(body: bytes) -> dict[str, Any]:
 
 
 def key_field(data: dict[str, Any], name: str) -> str:
-    """An idempotency key (``event_key``, ``sighting_key``): 1-64 of A-Za-z0-9._- (400 otherwise)."""
+    """An idempotency key (``event_key``, ``sighting_key``): 1-64 of A-Za-z0-9._-, else 400."""
     key = data.get(name)
     if not isinstance(key, str) or not EVENT_KEY_RE.fullmatch(key):
         raise IngestRejected(400, f"{name} must be 1-64 letters, digits, '.', '_' or '-'")

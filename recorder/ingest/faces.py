@@ -24,8 +24,8 @@ from nvrlib.faces import embedding_from_json
 
 from recorder.errors import IngestRejected
 from recorder.ingest.events import (
-    FACES, GALLERY, Exchange, MotionHandler, Reply, box_field, check_method, jpeg_field, json_object,
-    key_field, number_field, read_json_body, time_span,
+    FACES, GALLERY, Exchange, MotionHandler, Reply, box_field, check_method, jpeg_field,
+    json_object, key_field, number_field, read_json_body, time_span,
 )
 
 MAX_FACE_BODY_BYTES = 96 * 1024
@@ -61,7 +61,7 @@ class GalleryReply:
     """The gallery route's answer: its ETag, and the JSON unless the edge has that version."""
 
     etag: str
-    body: dict[str, Any] | None  # None: not modified
+    body: str | None  # the JSON text; None: not modified
 
 
 class FaceHandler(MotionHandler, Protocol):

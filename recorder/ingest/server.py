@@ -44,6 +44,8 @@ READ_SIZE = 1024 * 1024
 MAX_BATCH_BYTES = 16 * READ_SIZE  # read per tick per connection (the rest waits for the next)
 BATCH_SECONDS = 0.5
 MAX_HEAD_BYTES = 16 * 1024
+SEND_TIMEOUT = 5.0  # seconds for an answer to leave, at least
+MIN_SEND_RATE = 100_000  # bytes a second: a larger answer may take longer
 EARLIEST_EPOCH = 946684800.0  # 2000-01-01: older stream epochs are certainly wrong
 
 
@@ -289,8 +291,7 @@ class IngestConnection:
         serve = faces.serve if route in (events.FACES, events.GALLERY) else events.serve
         reply = await serve(self.handler, self, request, camera, route, token,
                             self.limits.head_timeout)
-        body = None if reply.body is None else json.dumps(reply.body) + "\n"
-        await self._respond(reply.status, body, "application/json", reply.headers)
+        await self._respond(reply.status, reply.text(), "application/json", reply.headers)
 
     async def _first_bytes(self, request: h11.Request) -> bytes:
         # Validate the body before anything is spawned for it: garbage never reaches disk.
@@ -461,14 +462,15 @@ class IngestConnection:
             if body is not None:
                 await self._send(h11.Data(data=payload))
             await self._send(h11.EndOfMessage())
-        except (h11.LocalProtocolError, ConnectionError):
-            pass  # the peer is gone or the connection is in no state to answer
+        except (h11.LocalProtocolError, ConnectionError, TimeoutError):
+            pass  # the peer is gone, stopped reading, or the connection is in no state to answer
 
     async def _send(self, event: h11.Event) -> None:
         data = self.http.send(event)
         if data:
             self.writer.write(data)
-            async with asyncio.timeout(5):
+            # a face gallery is up to ~5.5 MB: a slow edge link gets the time it needs
+            async with asyncio.timeout(max(SEND_TIMEOUT, len(data) / MIN_SEND_RATE)):
                 await self.writer.drain()
 
 

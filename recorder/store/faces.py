@@ -97,7 +97,7 @@ def camera_faces(catalog: Catalog, camera: str) -> CameraFaces | None:
 
 
 def note_faces_seen(catalog: Catalog, found: CameraFaces, now: dt.datetime | None = None) -> bool:
-    """Write ``cameras.faces_seen_at`` (the UI's "faces on"), at most once a minute; True if written."""
+    """Set ``cameras.faces_seen_at`` (the UI's "faces on") at most once a minute; True: set."""
     now = now or utcnow()
     if found.faces_seen_at is not None and now - found.faces_seen_at < SEEN_EVERY:
         return False

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from nvrlib.catalog import db
 from nvrlib.catalog.models import Camera, FaceSample, FaceSighting, Person, Setting, utcnow
 from nvrlib.faces import FaceEngine, crop_jpeg, embedding_to_bytes, embedding_to_json
-from nvrlib.faces_gallery import gallery_state
+from nvrlib.faces_gallery import MAX_GALLERY_EMBEDDINGS, MAX_SAMPLES_PER_PERSON, gallery_state
 from recorder.errors import IngestRejected
 from recorder.ingest.faces import (
     MAX_CROP_BYTES, MAX_FACE_BODY_BYTES, etag_matches, parse_sighting,
@@ -283,7 +283,7 @@ def _gallery_json(setup: Setup, camera: str = "yard") -> tuple[str, dict[str, An
 
 
 def _changed(setup: Setup, old: str, camera: str = "yard") -> tuple[str, dict[str, Any]]:
-    """Wait until the gallery's ETag differs from ``old`` (the hub reads it at most once a second)."""
+    """Wait until the gallery's ETag differs from ``old`` (the hub reads it once a second)."""
     return wait_for(lambda: (lambda got: got if got[0] != old else None)(
         _gallery_json(setup, camera)), 10, "a new gallery ETag")
 
@@ -350,3 +350,22 @@ def test_every_write_path_of_the_web_app_changes_the_etag(setup: Setup) -> None:
     assert len(seen) == len(changes) + 1
     with Session(setup.catalog) as session:
         assert gallery_state(session).etag(False) not in seen
+
+
+def test_a_full_gallery_of_2000_embeddings_arrives_whole(setup: Setup) -> None:
+    """The largest gallery enrollment allows (~5.4 MB of JSON) in one answer, encoded once."""
+    rng = np.random.default_rng(7)
+    with Session(setup.catalog) as session:
+        etag = _gallery_json(setup)[0]
+        for n in range(MAX_GALLERY_EMBEDDINGS // MAX_SAMPLES_PER_PERSON):
+            person = Person(name=f"Many {n}", name_key=f"many {n}")
+            session.add(person)
+            session.flush()
+            session.add_all(FaceSample(person_id=person.id, embedding=embedding_to_bytes(
+                rng.normal(size=128).astype(np.float32))) for _ in range(MAX_SAMPLES_PER_PERSON))
+        session.commit()
+    etag, answer = _changed(setup, etag)
+    many = [p for p in answer["faces"]["people"] if p["name"].startswith("Many ")]
+    assert sum(len(p["embeddings"]) for p in many) == MAX_GALLERY_EMBEDDINGS
+    status, _headers, raw = setup.gallery()
+    assert status == 200 and 4_000_000 < len(raw) < 8 * 1024 * 1024  # the edge's read cap

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from recorder.errors import IngestRejected
 from recorder.ingest.events import (
-    EVENTS, FACES, GALLERY, MAX_BODY_BYTES, SETTINGS, check_body_head, check_method, ingest_route, parse_report,
-    settings_json,
+    EVENTS, FACES, GALLERY, MAX_BODY_BYTES, SETTINGS, check_body_head, check_method, ingest_route,
+    parse_report, settings_json,
 )
 
 NOW = 1_780_000_000.0
