@@ -66,7 +66,7 @@ class FaceAlerts(RowAlerts):
     def __init__(self, catalog: Catalog, config: HubConfig, raise_alert: RaiseAlert,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         super().__init__(catalog, config, raise_alert, clock)
-        self.new_rows = NewRows(FaceSighting.id, "face sighting")
+        self.new_rows = NewRows(FaceSighting.id, ALERT_KIND, "face sighting")
 
     def run_once(self) -> int:
         """Delete erased sightings' crops, then raise the new alerts; return how many."""

@@ -83,7 +83,7 @@ class MotionAlerts(RowAlerts):
     def __init__(self, catalog: Catalog, config: HubConfig, raise_alert: RaiseAlert,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         super().__init__(catalog, config, raise_alert, clock)
-        self.new_rows = NewRows(MotionEvent.id, "motion event")
+        self.new_rows = NewRows(MotionEvent.id, ALERT_KIND, "motion event")
         # events that want an alert but have no picture yet: id -> when first seen
         self._waiting: dict[int, dt.datetime] = {}
 

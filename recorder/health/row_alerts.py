@@ -38,10 +38,10 @@ RaiseAlert = Callable[[str, str | None, dict[str, object]], None]
 class NewRows:
     """The by-id poll: a table's rows newer than the last seen, oldest first."""
 
-    def __init__(self, id_column: InstrumentedAttribute[int], noun: str,
+    def __init__(self, id_column: InstrumentedAttribute[int], kind: str, noun: str,
                  batch: int = BATCH) -> None:
         self.id_column = id_column
-        self.noun = noun
+        self.kind, self.noun = kind, noun  # for the log: "motion alerts: watching motion events"
         self.batch = batch
         self.last_id: int | None = None  # None: not started; rows up to it were looked at
 
@@ -49,7 +49,7 @@ class NewRows:
         """Return the new rows of ``query`` (nothing at the first call, which marks the start)."""
         if self.last_id is None:
             self.last_id = session.scalar(select(func.max(self.id_column))) or 0
-            logger.info("%s alerts: watching %ss after #%d", self.noun, self.noun, self.last_id)
+            logger.info("%s alerts: watching %ss after #%d", self.kind, self.noun, self.last_id)
             return []
         rows = session.execute(query.where(self.id_column > self.last_id)
                                .order_by(self.id_column).limit(self.batch)).all()
