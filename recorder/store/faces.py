@@ -138,10 +138,14 @@ def store_sighting(catalog: Catalog, sighting: SightingFields, camera_id: int,
     found = gallery.match(sighting.embedding)
     try:
         with catalog.sessions.begin() as session:
-            return _upsert(session, catalog.hub_id, sighting, camera_id, relative,
-                           found.person, found.distance)
+            result = _upsert(session, catalog.hub_id, sighting, camera_id, relative,
+                             found.person, found.distance)
     except IntegrityError:  # another hub of the catalog stored that key a moment ago
-        return StoreResult(Stored.OTHER_CAMERA)
+        result = StoreResult(Stored.OTHER_CAMERA)
+    if result.outcome is not Stored.STORED and relative is not None:
+        # erased (or taken) since the first look: the crop just written names no row
+        unlink_snapshots(catalog.storage, [relative], FACES_FOLDER)
+    return result
 
 
 def _upsert(session: Session, hub_id: str, sighting: SightingFields, camera_id: int,
