@@ -1,6 +1,8 @@
 """When motion alerts are armed: the settings rows both the web app and the hub read.
 
-The web app writes, the hub reads (docs/design/health.md, "Motion alerts"):
+The web app writes, the hub reads (docs/design/health.md, "Motion alerts"; face alerts of
+unknown faces read the same rows with the prefix ``faces.`` for their hours, and share the
+site's ``motion.away`` and ``motion.timezone``: "Face alerts"):
 
 - ``motion.away``: ``"1"`` arms every camera's motion alerts around the clock;
 - ``motion.armed_hours``: the hours they are armed for every camera, e.g. ``"22:00-06:00"`` or
@@ -24,6 +26,8 @@ AWAY_KEY = "motion.away"
 ARMED_HOURS_KEY = "motion.armed_hours"
 TIMEZONE_KEY = "motion.timezone"
 PREFIX = "motion."
+FACES_PREFIX = "faces."  # the armed hours of unknown-face alerts: faces.armed_hours[.<camera>]
+ARMED_HOURS = "armed_hours"
 # a link that plays a motion event starts this long before it, so the first movement is seen
 # (the events page, the API's "play" and the alert email's link alike)
 PLAY_PREROLL = dt.timedelta(seconds=2)
@@ -39,9 +43,10 @@ class ScheduleError(ValueError):
     """Armed hours or a time zone that cannot be read; the message says what is wrong."""
 
 
-def armed_hours_key(camera: str | None) -> str:
+def armed_hours_key(camera: str | None, prefix: str = PREFIX) -> str:
     """Return the settings key of a camera's armed hours (None: the hours of every camera)."""
-    return ARMED_HOURS_KEY if camera is None else f"{ARMED_HOURS_KEY}.{camera}"
+    key = f"{prefix}{ARMED_HOURS}"
+    return key if camera is None else f"{key}.{camera}"
 
 
 def parse_armed_hours(text: str) -> tuple[Minutes, ...]:
@@ -115,10 +120,14 @@ class MotionSchedule:
         return in_ranges(hours, local.hour * 60 + local.minute)
 
 
-def schedule_from_settings(rows: Mapping[str, str]) -> tuple[MotionSchedule, list[str]]:
-    """Build the schedule from the ``motion.*`` settings rows; also return what was unreadable
-    (a row the web app did not write: it is ignored, so a bad row never disarms everything)."""
+def schedule_from_settings(rows: Mapping[str, str], prefix: str = PREFIX,
+                           ) -> tuple[MotionSchedule, list[str]]:
+    """Build the schedule from the settings rows: the armed hours under ``prefix`` (``motion.``
+    or ``faces.``), the site's ``motion.away`` and ``motion.timezone``; also return what was
+    unreadable (a row the web app did not write: it is ignored, so a bad row never disarms
+    everything)."""
     problems: list[str] = []
+    hours_key = armed_hours_key(None, prefix)
 
     def hours(key: str) -> tuple[Minutes, ...] | None:
         try:
@@ -129,15 +138,15 @@ def schedule_from_settings(rows: Mapping[str, str]) -> tuple[MotionSchedule, lis
 
     cameras = {}
     for key in rows:
-        if key.startswith(ARMED_HOURS_KEY + ".") and rows[key].strip():  # empty: the hours of all
+        if key.startswith(hours_key + ".") and rows[key].strip():  # empty: the hours of all
             value = hours(key)
             if value is not None:
-                cameras[key[len(ARMED_HOURS_KEY) + 1:]] = value
+                cameras[key[len(hours_key) + 1:]] = value
     try:
         zone = parse_timezone(rows.get(TIMEZONE_KEY, ""))
     except ScheduleError as exc:
         problems.append(f"{TIMEZONE_KEY}: {exc}")
         zone = None
-    schedule = MotionSchedule(away=rows.get(AWAY_KEY, "") == "1", all_hours=hours(ARMED_HOURS_KEY) or (),
+    schedule = MotionSchedule(away=rows.get(AWAY_KEY, "") == "1", all_hours=hours(hours_key) or (),
                               camera_hours=cameras, timezone=zone)
     return schedule, problems

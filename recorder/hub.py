@@ -33,9 +33,10 @@ from recorder.ingest.tokens import TokenCache
 from recorder.ingest.protocol import TICK, DurableProgress, ProtocolFields
 from recorder.ingest.tls import server_context
 from recorder.ingest.events import MotionReport, settings_json
+from recorder.ingest.faces import GalleryReply, SightingReport, etag_matches
 from recorder.ingest.server import IngestRequest, StreamEnding, StreamSink, start_server, token_matches
 from recorder.store.catalog import Catalog, FinishedSegment
-from recorder.store import motion
+from recorder.store import faces, motion
 from recorder.store.identity import check_storage_identity
 from recorder.store.reconcile import ReconcileReport, reconcile
 from recorder.store.retention import Retention
@@ -123,6 +124,7 @@ class Hub:
         self.stream_tokens: dict[str, str] = {}
         # motion of cameras without our edge, from their segments' keyframes
         self.segment_motion = SegmentMotion(self.catalog, self.executor, config.hub_motion)
+        self.gallery = faces.GalleryCache()  # the people the hub names sightings with
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -575,23 +577,69 @@ class Hub:
         found = motion.camera_motion(self.catalog, fields.camera)
         answer = self._motion_answer(fields.camera, found)
         assert found is not None
-        # as for its stream: no events of a camera that is not recorded
-        if not found.camera_enabled:
-            raise IngestRejected(423, f"camera {fields.camera} is disabled")
-        if found.approval != "approved":
-            raise IngestRejected(403, f"camera {fields.camera} is {found.approval} "
-                                      "(an admin's approval)")
+        _check_recorded(fields.camera, found.camera_enabled, found.approval)
         if not motion.store_event(self.catalog, fields, found.camera_id):
             raise IngestRejected(409, f"event_key {fields.event_key} belongs to another camera")
         return answer
 
     def _motion_answer(self, camera: str, found: motion.CameraMotion | None) -> dict[str, object]:
+        self._check_ours(camera, found, "motion events are")
+        assert found is not None
+        return settings_json(found.enabled, found.sensitivity, found.mask, found.updated_at)
+
+    def _check_ours(self, camera: str, found: motion.CameraMotion | faces.CameraFaces | None,
+                    what: str) -> None:
+        """Refuse a camera the catalog does not know (404) or another hub records (409)."""
         if found is None:
-            raise IngestRejected(404, f"unknown camera {camera}: motion events are taken only "
-                                      "for a camera the hub records")
+            raise IngestRejected(404, f"unknown camera {camera}: {what} taken only for a camera "
+                                      "the hub records")
         if found.hub_id != self.config.hub_id:
             raise IngestRejected(409, f"camera {camera} is recorded by hub {found.hub_id}")
-        return settings_json(found.enabled, found.sensitivity, found.mask, found.updated_at)
+
+    # -- face sightings from edges (recorder/ingest/faces.py, docs/design/faces.md) ---------------
+
+    async def record_sighting(self, report: SightingReport) -> dict[str, object]:
+        """Store a sighting (crop and row durable), named by the hub's own gallery."""
+        fields = faces.SightingFields(report.camera, report.sighting_key, report.start,
+                                      report.end, report.box, report.size, report.score,
+                                      report.embedding, report.crop)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self._store_sighting, fields)
+
+    async def face_gallery(self, camera: str, if_none_match: str | None) -> GalleryReply:
+        """Return a camera's gallery for its edge, or only its ETag if the edge has it (304)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self._face_gallery, camera,
+                                          if_none_match)
+
+    def _store_sighting(self, fields: faces.SightingFields) -> dict[str, object]:
+        found = self._faces_camera(fields.camera)
+        _check_recorded(fields.camera, found.camera_enabled, found.approval)
+        gallery = self.gallery.get(self.catalog)
+        result = faces.store_sighting(self.catalog, fields, found.camera_id, gallery)
+        if result.outcome is faces.Stored.OTHER_CAMERA:
+            raise IngestRejected(409, f"sighting_key {fields.sighting_key} belongs to another "
+                                      "camera")
+        faces.note_faces_seen(self.catalog, found)
+        person = None if result.person is None else \
+            {"id": result.person[0], "name": result.person[1]}
+        return {"person": person, "gallery": gallery.state.etag(found.faces_enabled)}
+
+    def _face_gallery(self, camera: str, if_none_match: str | None) -> GalleryReply:
+        found = self._faces_camera(camera)
+        gallery = self.gallery.get(self.catalog)
+        etag = gallery.state.etag(found.faces_enabled)
+        faces.note_faces_seen(self.catalog, found)
+        if etag_matches(if_none_match, etag):
+            return GalleryReply(etag, None)
+        return GalleryReply(etag, gallery.answer(camera, found.faces_enabled))
+
+    def _faces_camera(self, camera: str) -> faces.CameraFaces:
+        """The camera of a faces request: ours, or refused (404, 409)."""
+        found = faces.camera_faces(self.catalog, camera)
+        self._check_ours(camera, found, "face sightings are")
+        assert found is not None
+        return found
 
     async def refresh_tokens(self) -> None:
         """Reload the catalog's tokens; close live streams whose token was revoked."""
@@ -817,6 +865,14 @@ class Hub:
                     peer="", connected_since=None, bytes_in=0, frames=0, bytes_written=0,
                     restarts=0, last_segment_end=None, last_error=why))
         return samples
+
+
+def _check_recorded(camera: str, enabled: bool, approval: str) -> None:
+    """As for its stream: no events of a disabled (423) or unapproved (403) camera."""
+    if not enabled:
+        raise IngestRejected(423, f"camera {camera} is disabled")
+    if approval != "approved":
+        raise IngestRejected(403, f"camera {camera} is {approval} (an admin's approval)")
 
 
 def catalog_standing(catalog: Catalog, name: str) -> str:

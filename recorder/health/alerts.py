@@ -58,9 +58,9 @@ NEVER_DEBOUNCED = frozenset({"test"})
 # one key per kind, not per camera; new cameras too: a host inventing names must not send
 # one email per name (the first debounce_burst are emailed at once, the rest in one summary)
 KIND_KEYED = frozenset({"disk_low", "disk_emergency", "summary", "new_camera"})
-# kinds with a window per camera of their own: a burst of motion must not hold back the news
-# that the same camera went offline
-OWN_WINDOW = frozenset({"motion"})
+# kinds with a window per camera of their own: a burst of motion (or of faces) must not hold
+# back the news that the same camera went offline
+OWN_WINDOW = frozenset({"motion", "face"})
 
 
 _PENDING = select(func.count().label("count"),

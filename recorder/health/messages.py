@@ -281,6 +281,24 @@ def _motion(camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tuple[str, l
     return f"motion on {camera}", lines
 
 
+def _face(camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tuple[str, list[str]]:
+    person = d.get("person")
+    if isinstance(person, str) and person:
+        distance = d.get("distance")
+        how = f" (distance {_number(distance):.2f} to their samples)" if distance is not None \
+            else ""
+        lines, headline = [f"What happened: camera {camera} saw {person}{how}."], \
+            f"{person} at {camera}"
+    else:
+        lines, headline = [f"What happened: camera {camera} saw a face it does not know."], \
+            f"unknown face at {camera}"
+    lines += _time_line("Seen at", d.get("start"))
+    play = d.get("play_url")
+    lines.append(f"Play that moment: {play}" if isinstance(play, str) and play else NO_PLAY_LINK)
+    lines.append("The face is attached." if d.get("crop") else "No picture of the face is left.")
+    return headline, lines
+
+
 def _test(_camera: str, d: Mapping[str, Any], _at: dt.datetime) -> tuple[str, list[str]]:
     lines = ["This is a test email from the NVR hub: alert emails reach this address."]
     if d.get("requested_by"):
@@ -295,7 +313,7 @@ _COMPOSERS: dict[str, _Composer] = {
     "new_camera": _new_camera, "offline": _offline, "online": _online, "failing": _failing,
     "stalled": _stalled, "disk_low": _disk_low, "disk_emergency": _disk_emergency,
     "retention_short": _retention_short, "test": _test, "locks_yielded": _locks_yielded,
-    "admin_locks_yielded": _locks_yielded, "motion": _motion,
+    "admin_locks_yielded": _locks_yielded, "motion": _motion, "face": _face,
 }
 
 

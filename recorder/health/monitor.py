@@ -23,7 +23,9 @@ from sqlalchemy import select
 
 from nvrlib.catalog.models import HubStatus, Segment, utcnow
 from recorder.health.alerts import AlertCenter, AlertEvent, EmailState
-from recorder.health.motion_alerts import POLL_SECONDS as MOTION_POLL_SECONDS, MotionAlerts
+from recorder.health.face_alerts import FaceAlerts
+from recorder.health.motion_alerts import MotionAlerts
+from recorder.health.row_alerts import POLL_SECONDS as ALERT_POLL_SECONDS
 from recorder.health.outages import OutageInfo
 from recorder.store.catalog import Catalog
 from recorder.store.retention import Retention, RetentionReport
@@ -97,6 +99,7 @@ class HealthMonitor:
         self.stalled: set[str] = set()
         self.missed_after_restart: set[str] = set()
         self.motion_alerts: MotionAlerts | None = None  # made at start: it needs the catalog
+        self.face_alerts: FaceAlerts | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -104,13 +107,15 @@ class HealthMonitor:
         """Schedule every check (the first runs come at once)."""
         now = dt.datetime.now(dt.timezone.utc)
         self.motion_alerts = MotionAlerts(self.hub.catalog, self.config, self.hub.raise_alert)
+        self.face_alerts = FaceAlerts(self.hub.catalog, self.config, self.hub.raise_alert)
         jobs: list[tuple[Callable[[], Any], float, str]] = [
             (self.check_streams, self.config.health_interval, "streams"),
             (self.check_disk, self.config.disk_check_interval, "disk"),
             (self.run_retention, self.config.retention.interval, "retention"),
             (self.check_catalog, self.config.catalog_check_interval, "catalog"),
             (self.publish, STATUS_INTERVAL, "heartbeat"),
-            (self.check_motion_alerts, MOTION_POLL_SECONDS, "motion_alerts"),
+            (self.check_motion_alerts, ALERT_POLL_SECONDS, "motion_alerts"),
+            (self.check_face_alerts, ALERT_POLL_SECONDS, "face_alerts"),
         ]
         for func, seconds, name in jobs:
             # max_instances=1 + coalesce: a slow check is never stacked up behind itself
@@ -298,6 +303,12 @@ class HealthMonitor:
         if self.motion_alerts is not None:  # raise_alert only queues: safe from that thread
             await self._in_catalog(self.motion_alerts.run_once)
             self.checks.pop("motion_alerts", None)  # a failure is shown until it works again
+
+    async def check_face_alerts(self) -> None:
+        """Raise a face alert for each new sighting that is wanted; sweep erased crops (faces.md)."""
+        if self.face_alerts is not None:
+            await self._in_catalog(self.face_alerts.run_once)
+            self.checks.pop("face_alerts", None)
 
     # -- heartbeat ----------------------------------------------------------------------------
 

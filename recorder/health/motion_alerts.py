@@ -7,8 +7,10 @@ in the config file, else its column) and armed (nvrlib/motion_schedule.py: away,
 armed hours), and raises one ``motion`` alert per event, with the snapshot's path for the email
 to attach and a link that plays the moment. An edge reports an event at its start without a
 picture and at its end with the picture of its peak, so an event's alert waits for the picture
-(until the event ends, or SNAPSHOT_WAIT); new rows are found by id, and an event alerts once. The alert center debounces them
-per camera like any alert (docs/design/health.md, "Motion alerts").
+(until the event ends, or SNAPSHOT_WAIT); new rows are found by id, and an event alerts once
+(the by-id poll and the schedule are recorder/health/row_alerts.py's, shared with face alerts).
+The alert center debounces them per camera like any alert (docs/design/health.md, "Motion
+alerts").
 """
 
 from __future__ import annotations
@@ -21,32 +23,29 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from nvrlib.catalog.models import Camera, MotionEvent, Setting, utcnow
-from nvrlib.motion_schedule import (
-    PLAY_PREROLL, PREFIX, MotionSchedule, schedule_from_settings,
-)
+from nvrlib.catalog.models import Camera, MotionEvent, utcnow
+from nvrlib.motion_schedule import PLAY_PREROLL, MotionSchedule
 from recorder.config import HubConfig
 from recorder.health.mailer import Attachment
 from recorder.health.messages import iso_utc
+from recorder.health.row_alerts import (  # noqa: F401  (POLL_SECONDS, MAX_AGE: the job's own)
+    MAX_AGE, POLL_SECONDS, NewRows, RaiseAlert, RowAlerts,
+)
 from recorder.store.catalog import Catalog
 from recorder.store.storage import Storage
 
 logger = logging.getLogger(__name__)
 
-POLL_SECONDS = 2.0  # how often the HealthMonitor runs the job
-BATCH = 200  # rows read per poll at most; the rest come on the next
-# An event reported this long after it started (an edge's spool emptying after an outage) is
-# history, not news: it is listed on the Events page but not emailed.
-MAX_AGE = dt.timedelta(minutes=10)
 # An edge reports an event at its start without a picture, and again at its end with the
 # picture of its peak: an alert waits for the picture, until the event ends or this long.
 SNAPSHOT_WAIT = dt.timedelta(seconds=8)
 SNAPSHOT_MAX_BYTES = 5 * 1024 * 1024  # SendGrid takes 30 MB per mail; a snapshot is ~50 kB
 ALERT_KIND = "motion"
+# the alert kinds that carry a picture of this hub's storage, and the detail naming it
+PICTURES = {"motion": "snapshot", "face": "crop"}
 
-RaiseAlert = Callable[[str, str | None, dict[str, object]], None]
 _ROWS = (select(MotionEvent.id, Camera.name, Camera.motion_alerts, MotionEvent.start_time,
                 MotionEvent.end_time, MotionEvent.score, MotionEvent.box_x, MotionEvent.box_y,
                 MotionEvent.box_w, MotionEvent.box_h, MotionEvent.snapshot_path)
@@ -76,40 +75,29 @@ def play_url(web_url: str | None, camera: str, start: dt.datetime) -> str | None
     return f"{web_url}/recordings/play?{query}"
 
 
-class MotionAlerts:
+class MotionAlerts(RowAlerts):
     """Raises a ``motion`` alert for each new motion event of this hub's cameras that is armed."""
+
+    kind = ALERT_KIND
 
     def __init__(self, catalog: Catalog, config: HubConfig, raise_alert: RaiseAlert,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
-        self.catalog = catalog
-        self.config = config
-        self.raise_alert = raise_alert
-        self.clock = clock
-        self.last_id: int | None = None  # None: not started; rows up to it were looked at
+        super().__init__(catalog, config, raise_alert, clock)
+        self.new_rows = NewRows(MotionEvent.id, ALERT_KIND, "motion event")
         # events that want an alert but have no picture yet: id -> when first seen
         self._waiting: dict[int, dt.datetime] = {}
-        self._warned: set[str] = set()  # unreadable settings rows, warned about once each
 
     def poll(self) -> list[tuple[str, dict[str, object]]]:
         """Look at the new rows (on the catalog thread); return the (camera, details) to raise."""
         with self.catalog.session() as session:
-            if self.last_id is None:
-                # what happened before the hub started was not news it could send in time
-                self.last_id = session.scalar(select(func.max(MotionEvent.id))) or 0
-                logger.info("motion alerts: watching motion events after #%d", self.last_id)
-                return []
-            rows = [self._row(*values) for values in session.execute(
-                _ROWS.where(MotionEvent.id > self.last_id, Camera.hub_id == self.catalog.hub_id)
-                .order_by(MotionEvent.id).limit(BATCH))]
+            rows = [self._row(*values) for values in self.new_rows.read(
+                session, _ROWS.where(Camera.hub_id == self.catalog.hub_id))]
             waiting = [self._row(*values) for values in session.execute(
                 _ROWS.where(MotionEvent.id.in_(sorted(self._waiting))))] if self._waiting else []
             if not rows and not waiting:
                 return []
-            settings = dict(session.execute(select(Setting.key, Setting.value)
-                                            .where(Setting.key.startswith(PREFIX))).all())
-        if rows:
-            self.last_id = rows[-1].id
-        schedule = self._schedule(settings)
+            settings = self.settings(session)
+        schedule = self.schedule(settings)
         due = []
         for row in waiting + [r for r in rows if self._wanted(r, schedule)]:
             if self._picture_ready(row):
@@ -123,27 +111,12 @@ class MotionAlerts:
         return bool(row.snapshot) or row.end is not None or \
             self.clock() - first_seen >= SNAPSHOT_WAIT
 
-    def run_once(self) -> int:
-        """Poll and raise the alerts (tests call it straight); return how many were raised."""
-        due = self.poll()
-        for camera, details in due:
-            self.raise_alert(ALERT_KIND, camera, details)
-        return len(due)
-
     @staticmethod
     def _row(event_id: int, camera: str, alerts: bool, start: dt.datetime,
              end: dt.datetime | None, score: float, x: float, y: float, w: float, h: float,
              snapshot: str | None) -> MotionRow:
         return MotionRow(event_id, camera, bool(alerts), start, end, score, (x, y, w, h),
                          snapshot)
-
-    def _schedule(self, settings: dict[str, str]) -> MotionSchedule:
-        schedule, problems = schedule_from_settings(settings)
-        for problem in problems:
-            if problem not in self._warned:
-                self._warned.add(problem)
-                logger.warning("motion alerts: ignoring the setting %s", problem)
-        return schedule
 
     def alerts_on(self, camera: str, column: bool) -> bool:
         """Tell whether a camera's motion alerts are on: the config file's key wins."""
@@ -155,9 +128,7 @@ class MotionAlerts:
     def _wanted(self, row: MotionRow, schedule: MotionSchedule) -> bool:
         if not self.alerts_on(row.camera, row.camera_alerts):
             return False
-        if self.clock() - row.start > MAX_AGE:
-            logger.info("motion event %d of %s started at %s: too old to email", row.id,
-                        row.camera, iso_utc(row.start))
+        if self.too_old(f"motion event {row.id}", row.camera, row.start):
             return False
         return schedule.armed(row.camera, row.start)
 
@@ -169,21 +140,23 @@ class MotionAlerts:
                 "play_url": play_url(self.config.alerts.web_url, row.camera, row.start)}
 
 
-def snapshot_attacher(storage: Storage, hub_id: str,
+def snapshot_attacher(storage: Storage, hub_id: str, pictures: dict[str, str] | None = None,
                       ) -> Callable[[str, dict[str, Any]], tuple[Attachment, ...]]:
-    """Return the alert center's ``attach``: a motion alert of this hub carries its snapshot."""
+    """Return the alert center's ``attach``: an alert of this hub whose kind has a picture
+    (``pictures``: kind -> the detail naming it; default PICTURES) carries that picture."""
+    pictures = PICTURES if pictures is None else pictures
 
     def attach(kind: str, details: dict[str, Any]) -> tuple[Attachment, ...]:
-        relative = details.get("snapshot")
-        if kind != ALERT_KIND or not isinstance(relative, str) or not relative:
+        relative = details.get(pictures.get(kind, ""))
+        if not isinstance(relative, str) or not relative:
             return ()
         if details.get("hub", hub_id) != hub_id:
-            return ()  # another hub's snapshot is on that hub's storage, not here
+            return ()  # another hub's picture is on that hub's storage, not here
         data = read_snapshot(storage, relative)
         if data is None:
             return ()
-        name = f"motion-{details.get('event_id', 'snapshot')}.jpg"
-        return (Attachment(name, "image/jpeg", data),)
+        number = details.get("event_id", details.get("sighting_id", "picture"))
+        return (Attachment(f"{kind}-{number}.jpg", "image/jpeg", data),)
 
     return attach
 

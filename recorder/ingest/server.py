@@ -24,7 +24,7 @@ import h11
 from nvrlib.names import InvalidName, validate_camera_name
 
 from recorder.errors import IngestRejected
-from recorder.ingest import events
+from recorder.ingest import events, faces
 from recorder.ingest.body import BodyError, ChunkedDecoder, LengthDecoder
 from recorder.ingest.guard import (
     ConnectionGuard, IngestLimits, QuietLog, VideoWatchdog, deadline, quiet_accept_errors, source_of,
@@ -44,6 +44,8 @@ READ_SIZE = 1024 * 1024
 MAX_BATCH_BYTES = 16 * READ_SIZE  # read per tick per connection (the rest waits for the next)
 BATCH_SECONDS = 0.5
 MAX_HEAD_BYTES = 16 * 1024
+SEND_TIMEOUT = 5.0  # seconds for an answer to leave, at least
+MIN_SEND_RATE = 100_000  # bytes a second: a larger answer may take longer
 EARLIEST_EPOCH = 946684800.0  # 2000-01-01: older stream epochs are certainly wrong
 
 
@@ -83,8 +85,9 @@ class StreamSink(Protocol):
         """Seconds between relays of this stream (None: BATCH_SECONDS; 0: every frame)."""
 
 
-class IngestHandler(events.MotionHandler, Protocol):
-    """What the ingest server asks of the hub (motion events: recorder.ingest.events)."""
+class IngestHandler(faces.FaceHandler, Protocol):
+    """What the ingest server asks of the hub (motion events and face sightings:
+    recorder.ingest.events and recorder.ingest.faces)."""
 
     def precheck(self, request: IngestRequest) -> None:
         """Raise IngestRejected for what can be refused before reading the body."""
@@ -244,9 +247,9 @@ class IngestConnection:
             request = await self._next_event(self.limits.head_timeout)
         if not isinstance(request, h11.Request):
             raise IngestRejected(400, "expected an HTTP request")
-        route = events.motion_route(request.target)
-        if route is not None:  # a motion event or the settings, not a stream
-            await self._serve_motion(request, *route)
+        route = events.ingest_route(request.target)
+        if route is not None:  # a motion event, a face sighting or their settings: not a stream
+            await self._serve_json(request, *route)
             return
         head = parse_request_head(request, self.peer)
         self.handler.precheck(head)
@@ -281,13 +284,14 @@ class IngestConnection:
                     "bytes": self.handler.bytes_of(sink)}
             await self._respond(200, json.dumps(body) + "\n", "application/json")
 
-    async def _serve_motion(self, request: h11.Request, camera: str, route: str) -> None:
+    async def _serve_json(self, request: h11.Request, camera: str, route: str) -> None:
         headers = {name.decode("latin-1").lower(): value.decode("latin-1")
                    for name, value in request.headers}
         token = _token(headers, urlsplit(request.target.decode("ascii", "replace")).query)
-        status, answer = await events.serve(self.handler, self, request, camera, route, token,
-                                            self.limits.head_timeout)
-        await self._respond(status, json.dumps(answer) + "\n", "application/json")
+        serve = faces.serve if route in (events.FACES, events.GALLERY) else events.serve
+        reply = await serve(self.handler, self, request, camera, route, token,
+                            self.limits.head_timeout)
+        await self._respond(reply.status, reply.text(), "application/json", reply.headers)
 
     async def _first_bytes(self, request: h11.Request) -> bytes:
         # Validate the body before anything is spawned for it: garbage never reaches disk.
@@ -446,22 +450,27 @@ class IngestConnection:
         except ConnectionError:
             raise _Closed("reset the connection") from None
 
-    async def _respond(self, status: int, body: str, content_type: str) -> None:
-        payload = body.encode()
-        headers = [("Content-Type", content_type), ("Content-Length", str(len(payload))),
-                   ("Connection", "close")]
+    async def _respond(self, status: int, body: str | None, content_type: str,
+                       extra: tuple[tuple[str, str], ...] = ()) -> None:
+        """Answer and end the exchange; ``body`` None: no body at all (a 304)."""
+        headers = [*extra, ("Connection", "close")]
+        if body is not None:
+            payload = body.encode()
+            headers += [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
         try:
             await self._send(h11.Response(status_code=status, headers=headers))
-            await self._send(h11.Data(data=payload))
+            if body is not None:
+                await self._send(h11.Data(data=payload))
             await self._send(h11.EndOfMessage())
-        except (h11.LocalProtocolError, ConnectionError):
-            pass  # the peer is gone or the connection is in no state to answer
+        except (h11.LocalProtocolError, ConnectionError, TimeoutError):
+            pass  # the peer is gone, stopped reading, or the connection is in no state to answer
 
     async def _send(self, event: h11.Event) -> None:
         data = self.http.send(event)
         if data:
             self.writer.write(data)
-            async with asyncio.timeout(5):
+            # a face gallery is up to ~5.5 MB: a slow edge link gets the time it needs
+            async with asyncio.timeout(max(SEND_TIMEOUT, len(data) / MIN_SEND_RATE)):
                 await self.writer.drain()
 
 

@@ -13,10 +13,11 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute
 
-from nvrlib.catalog.models import Camera, MotionEvent, RecordingLock
+from nvrlib.catalog.models import Camera, FaceSighting, MotionEvent, RecordingLock
 from nvrlib.durable import write_file_durably
 from recorder.store.catalog import Catalog
 from recorder.store.storage import Storage, fsync_dir, make_dirs_durable
@@ -66,10 +67,11 @@ def camera_motion(catalog: Catalog, camera: str) -> CameraMotion | None:
     return None if row is None else CameraMotion(*row)
 
 
-def snapshot_path(storage: Storage, camera: str, start: dt.datetime, event_key: str) -> Path:
-    """Where an event's snapshot lives: <camera>/<UTC day of its start>/motion/<key>.jpg."""
+def snapshot_path(storage: Storage, camera: str, start: dt.datetime, event_key: str,
+                  folder: str = MOTION_FOLDER) -> Path:
+    """Where an event's picture lives: <camera>/<UTC day of its start>/<folder>/<key>.jpg."""
     day = f"{start.astimezone(dt.timezone.utc):%Y-%m-%d}"
-    return storage.camera_dir(camera) / day / MOTION_FOLDER / f"{event_key}{SNAPSHOT_SUFFIX}"
+    return storage.camera_dir(camera) / day / folder / f"{event_key}{SNAPSHOT_SUFFIX}"
 
 
 def write_snapshot(target: Path, data: bytes) -> None:
@@ -115,42 +117,72 @@ def _merge(row: MotionEvent, event: EventFields, snapshot: str | None) -> None:
         row.snapshot_path = snapshot
 
 
+@dataclasses.dataclass(frozen=True)
+class PictureRows:
+    """A table of rows that each name a JPEG beside the footage (motion events, face sightings)."""
+
+    model: type[MotionEvent] | type[FaceSighting]
+    path: InstrumentedAttribute[str | None]  # the picture, relative to the storage root
+    folder: str  # the pictures' folder in a day folder (``motion``, ``faces``)
+    noun: str  # for the log
+    # a row without an end counts as ending this long after its start (None: such rows stay)
+    open_span: dt.timedelta | None = None
+
+
+MOTION_ROWS = PictureRows(MotionEvent, MotionEvent.snapshot_path, MOTION_FOLDER, "motion event")
+
+
 def expire_events(catalog: Catalog, cutoffs: Mapping[int, dt.datetime]) -> tuple[int, set[Path]]:
     """Delete this hub's events of each camera that ended by its cutoff (its deleted footage's
     end), unless a lock touches them; snapshots first. Return (rows deleted, day folders touched).
     """
+    return expire_with_footage(catalog, cutoffs, MOTION_ROWS)
+
+
+def expire_with_footage(catalog: Catalog, cutoffs: Mapping[int, dt.datetime],
+                        table: PictureRows) -> tuple[int, set[Path]]:
+    """Delete ``table``'s rows of this hub that ended by their camera's cutoff, unless a lock
+    touches them; pictures first. Return (rows deleted, day folders touched)."""
     deleted, days = 0, set()
     for camera_id, cutoff in cutoffs.items():
         while True:
             with catalog.session() as session:
-                rows = session.execute(_expired(catalog.hub_id, camera_id, cutoff)).all()
+                rows = session.execute(_expired(table, catalog.hub_id, camera_id, cutoff)).all()
             if not rows:
                 break
-            days |= _unlink_snapshots(catalog.storage, [path for _id, path in rows if path])
+            days |= unlink_snapshots(catalog.storage, [path for _id, path in rows if path],
+                                     table.folder)
             with catalog.sessions.begin() as session:
-                session.execute(delete(MotionEvent).where(
-                    MotionEvent.id.in_([event_id for event_id, _path in rows])))
+                session.execute(delete(table.model).where(
+                    table.model.id.in_([row_id for row_id, _path in rows])))
             deleted += len(rows)
     if deleted:
-        logger.info("retention: deleted %d motion event(s) with their footage", deleted)
+        logger.info("retention: deleted %d %s(s) with their footage", deleted, table.noun)
     return deleted, days
 
 
-def _expired(hub_id: str, camera_id: int, cutoff: dt.datetime):  # type: ignore[no-untyped-def]
-    lock = RecordingLock
+def _expired(table: PictureRows, hub_id: str, camera_id: int,
+             cutoff: dt.datetime):  # type: ignore[no-untyped-def]
+    model, lock = table.model, RecordingLock
+    ended = and_(model.end_time.is_not(None), model.end_time <= cutoff)
+    end = model.end_time
+    if table.open_span is not None:  # an edge that died never sent the end: not kept forever
+        ended = or_(ended, and_(model.end_time.is_(None),
+                                model.start_time <= cutoff - table.open_span))
+        end = func.coalesce(model.end_time, model.start_time)
     locked = exists().where(
         or_(lock.camera_id == camera_id, lock.camera_id.is_(None)),
-        lock.start_time <= MotionEvent.end_time, lock.end_time >= MotionEvent.start_time)
-    return (select(MotionEvent.id, MotionEvent.snapshot_path)
-            .where(MotionEvent.camera_id == camera_id, MotionEvent.hub_id == hub_id,
-                   MotionEvent.start_time <= cutoff,
-                   and_(MotionEvent.end_time.is_not(None), MotionEvent.end_time <= cutoff),
-                   ~locked)
-            .order_by(MotionEvent.start_time).limit(BATCH))
+        lock.start_time <= end, lock.end_time >= model.start_time)
+    return (select(model.id, table.path)
+            .where(model.camera_id == camera_id, model.hub_id == hub_id,
+                   model.start_time <= cutoff, ended, ~locked)
+            .order_by(model.start_time).limit(BATCH))
 
 
-def _unlink_snapshots(storage: Storage, relatives: list[str]) -> set[Path]:
-    """Unlink snapshot files (only ones inside the root); fsync and prune their folders."""
+def unlink_snapshots(storage: Storage, relatives: list[str], folder: str) -> set[Path]:
+    """Unlink pictures of ``folder`` (only ones inside the root); fsync and prune their folders.
+
+    Return the day folders a pruned picture folder was in."""
     folders = set()
     for relative in relatives:
         try:
@@ -158,23 +190,24 @@ def _unlink_snapshots(storage: Storage, relatives: list[str]) -> set[Path]:
         except ValueError:
             logger.error("refusing to delete %r: it leaves the storage root", relative)
             continue
-        if path.suffix != SNAPSHOT_SUFFIX or path.parent.name != MOTION_FOLDER:
-            logger.error("refusing to delete %r: it is not a motion snapshot", relative)
+        if path.suffix != SNAPSHOT_SUFFIX or path.parent.name != folder:
+            logger.error("refusing to delete %r: it is not a picture of a %s folder", relative,
+                         folder)
             continue
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:  # its row goes anyway: a stray JPEG is harmless
-            logger.warning("cannot delete the snapshot %s: %s", relative, exc)
+            logger.warning("cannot delete the picture %s: %s", relative, exc)
         folders.add(path.parent)
     days = set()
-    for folder in folders:
-        if not folder.is_dir():
+    for parent in folders:
+        if not parent.is_dir():
             continue
-        fsync_dir(folder)
+        fsync_dir(parent)
         try:
-            folder.rmdir()  # the last snapshot of that day went
+            parent.rmdir()  # the last picture of that day went
         except OSError:
             continue
-        fsync_dir(folder.parent)
-        days.add(folder.parent)
+        fsync_dir(parent.parent)
+        days.add(parent.parent)
     return days

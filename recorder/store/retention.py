@@ -43,6 +43,8 @@ Rules (issue 4; the order of steps is in docs/design/recording.md, "Delete"):
 - **Motion events** go with their footage: after a batch of a camera's segments is deleted,
   the camera's events (this hub's) that ended by the batch's latest end go too, with their
   snapshots, unless a lock touches them (``recorder.store.motion.expire_events``; motion.md).
+  **Face sightings** likewise, with their crops (``recorder.store.faces.expire_sightings``;
+  faces.md); one whose final report never came counts as ending 600 s after its start.
 - **Units.** GB means 10^9 bytes, as disks are sold and as ``df -H`` counts.
 - **Shortfalls.** When a budget or the safety margin removes a segment that started less than
   the camera's configured days ago, the report carries a :class:`Shortfall` with the age of the
@@ -81,6 +83,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from nvrlib.catalog.models import Camera, RecordingLock, Segment, utcnow
 from recorder.config import HubConfig
 from recorder.store.catalog import Catalog
+from recorder.store.faces import expire_sightings
 from recorder.store.motion import expire_events
 from recorder.store.storage import SEGMENT_SUFFIX, Storage, fsync_dir
 
@@ -517,7 +520,7 @@ class Retention:
         gone, stuck = remove_marked(self.catalog, self.storage, batch, self._names)
         self._stuck.update(stuck)
         self._forget_reused_ids()
-        self._expire_motion([row for row in batch if row.id in gone])
+        self._expire_beside([row for row in batch if row.id in gone])
         for row in batch:
             if row.id not in gone:
                 continue
@@ -527,13 +530,15 @@ class Retention:
             else:
                 report.missing_rows_removed += 1
 
-    def _expire_motion(self, gone: list[_Doomed]) -> None:
-        """Motion events go with their footage: those that ended by the deleted rows' end."""
+    def _expire_beside(self, gone: list[_Doomed]) -> None:
+        """Motion events and face sightings go with their footage: those that ended by the
+        deleted rows' end."""
         cutoffs: dict[int, dt.datetime] = {}
         for row in gone:
             cutoffs[row.camera_id] = max(row.end_time, cutoffs.get(row.camera_id, row.end_time))
         _count, days = expire_events(self.catalog, cutoffs)
-        for day in days:
+        _count, face_days = expire_sightings(self.catalog, cutoffs)
+        for day in days | face_days:
             _remove_if_empty_day(self.storage, day)
 
     def _note_shortfall(self, row: _Doomed, cause: str, now: dt.datetime) -> None:

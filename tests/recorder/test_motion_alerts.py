@@ -162,15 +162,25 @@ class Setup:
 
     def poll(self) -> int:
         """Run the job once and wait until what it raised is stored."""
-        raised = self.job.run_once()
-        self.center.flush(5.0)
-        return raised
+        return run_job(self.job, self.center)
 
     def statuses(self) -> list[str]:
         """The status of each motion alert, oldest first."""
-        with Session(self.engine) as session:
-            return list(session.scalars(select(Alert.status).where(Alert.kind == "motion")
-                                        .order_by(Alert.id)))
+        return alert_statuses(self.engine, "motion")
+
+
+def run_job(job: Any, center: AlertCenter) -> int:
+    """Run an alert job once and wait until what it raised is stored; return how many."""
+    raised = job.run_once()
+    center.flush(5.0)
+    return raised
+
+
+def alert_statuses(engine: sqlalchemy.Engine, kind: str) -> list[str]:
+    """The delivery status of each alert of ``kind``, oldest first."""
+    with Session(engine) as session:
+        return list(session.scalars(select(Alert.status).where(Alert.kind == kind)
+                                    .order_by(Alert.id)))
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from recorder.errors import IngestRejected
 from recorder.ingest.events import (
-    EVENTS, MAX_BODY_BYTES, SETTINGS, check_body_head, check_method, motion_route, parse_report,
-    settings_json,
+    EVENTS, FACES, GALLERY, MAX_BODY_BYTES, SETTINGS, check_body_head, check_method, ingest_route,
+    parse_report, settings_json,
 )
 
 NOW = 1_780_000_000.0
@@ -77,17 +77,19 @@ def test_any_json_is_parsed_or_refused_with_a_4xx(data: object) -> None:
 @pytest.mark.parametrize("target, expected", [
     (b"/ingest/v1/yard/events", ("yard", EVENTS)),
     (b"/ingest/v1/yard/motion-settings?token=x", ("yard", SETTINGS)),
+    (b"/ingest/v1/yard/faces", ("yard", FACES)),
+    (b"/ingest/v1/yard/faces-gallery", ("yard", GALLERY)),
     (b"/ingest/v1/yard", None),
     (b"/ingest/v1/yard/other", None),
     (b"/ingest/yard/events", None),
 ])
-def test_motion_routes_are_told_from_the_stream(target: bytes, expected: object) -> None:
-    assert motion_route(target) == expected
+def test_ingest_routes_are_told_from_the_stream(target: bytes, expected: object) -> None:
+    assert ingest_route(target) == expected
 
 
 def test_a_bad_camera_name_or_method_or_body_head_is_refused_before_the_body() -> None:
     with pytest.raises(IngestRejected, match="bad camera name") as caught:
-        motion_route(b"/ingest/v1/..%2Fetc/events")
+        ingest_route(b"/ingest/v1/..%2Fetc/events")
     assert caught.value.status == 400
     with pytest.raises(IngestRejected) as caught:
         check_method(EVENTS, b"GET")

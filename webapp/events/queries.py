@@ -43,6 +43,7 @@ ALERT_KINDS: dict[str, str] = {
     "summary": "summary",
     "test": "test email",
     "motion": "motion alert",
+    "face": "face alert",
 }
 # Alert.status: the delivery states, with what each means (the badges' titles).
 DELIVERY_STATUSES: dict[str, str] = {
