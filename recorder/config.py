@@ -308,6 +308,8 @@ RETENTION_SCHEMA: schema.Schema = {
 WEBAPP_SCHEMA: schema.Schema = {
     "host": Key(schema.text), "port": Key(whole(0, 65535)), "users_db": Key(catalog_url, secret=True),
     "trusted_proxies": Key(schema.string_list), "public_metrics": Key(schema.boolean),
+    # face sign-in, a second step after the password that users may opt into (faces.md 5)
+    "face_signin": Key(schema.boolean),
     "tls_cert": Key(schema.path), "tls_key": Key(schema.path),
     "hsts_max_age": Key(whole(0, 10 * 365 * 86400)),
     # other hubs' storage folders as the web app reaches them (webapp/hub_storage.py)

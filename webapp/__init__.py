@@ -48,6 +48,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "webapp.auth",
     "webapp.main",
     "webapp.users",
+    "webapp.account",
     "webapp.recordings",
     "webapp.timeline",
     "webapp.live",

@@ -111,6 +111,9 @@ class Config:
     CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY
     # /metrics without a login or token ([webapp] public_metrics): for a trusted network only.
     PUBLIC_METRICS = False
+    # Face sign-in ([webapp] face_signin): users may add a picture of their face as a second
+    # step after the password (webapp.auth.face_signin). Off: nothing of it shows.
+    FACE_SIGNIN = False
     # Pull cameras on loopback or link-local addresses (the hub's allow_local_camera_urls).
     ALLOW_LOCAL_CAMERA_URLS = False
     # /api/v1/health calls the disk low below this free percentage (the hub's [alerts] value).
@@ -229,14 +232,16 @@ def settings_from(config_file: Path | None, flags: Mapping[str, Any],
     """Merge the shared config file, the environment's secrets and flags (which win).
 
     Returns host, port, db, storage, storage_mounts, users_db, trusted_proxies, public_metrics,
-    disk_low_percent, tls_cert, tls_key, hsts_max_age and ffmpeg, each with its default, plus
-    secret_key when $NVR_SECRET_KEY is set. Every problem is reported at once (ConfigError).
+    face_signin, disk_low_percent, tls_cert, tls_key, hsts_max_age and ffmpeg, each with its
+    default, plus secret_key when $NVR_SECRET_KEY is set. Every problem is reported at once
+    (ConfigError).
     """
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {"host": DEFAULT_HOST, "port": DEFAULT_PORT, "db": DEFAULT_DB,
                               "storage": DEFAULT_STORAGE, "storage_mounts": [],
                               "users_db": None, "trusted_proxies": [],
-                              "public_metrics": False, camera_urls.ALLOW_KEY: False,
+                              "public_metrics": False, "face_signin": False,
+                              camera_urls.ALLOW_KEY: False,
                               "disk_low_percent": AlertsConfig.disk_low_percent,
                               "tls_cert": None, "tls_key": None, "hsts_max_age": HSTS_MAX_AGE,
                               "ffmpeg": None}
@@ -299,6 +304,7 @@ def flask_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
         "TRUSTED_PROXIES": tuple(proxies_setting(settings.get("trusted_proxies"))),
         "HSTS_MAX_AGE": int(settings.get("hsts_max_age", HSTS_MAX_AGE)),
         "PUBLIC_METRICS": bool(settings.get("public_metrics", False)),
+        "FACE_SIGNIN": bool(settings.get("face_signin", False)),
         "ALLOW_LOCAL_CAMERA_URLS": bool(settings.get(camera_urls.ALLOW_KEY, False)),
         "DISK_LOW_PERCENT": float(settings.get("disk_low_percent",
                                                AlertsConfig.disk_low_percent)),

@@ -1,5 +1,5 @@
 """The users database: accounts, roles, argon2id password hashes, API token hashes, login
-sessions and failed-login counters."""
+sessions, failed-login counters and the face sign-in embeddings."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from argon2.profiles import RFC_9106_LOW_MEMORY
 from flask import current_app, has_app_context
 from flask_login import UserMixin
-from sqlalchemy import Boolean, ForeignKey, Integer, MetaData, String, update
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, MetaData, String, false, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_session
 
 from nvrlib.catalog.models import UTCDateTime, utcnow
+from nvrlib.faces import EMBEDDING_BYTES
 
 from .config import USERS_BIND
 
@@ -110,6 +111,9 @@ class User(UserMixin, UsersBase):
     api_token_created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Stream links (webapp/stream_links.py) carry this; end_sessions() adds one, ending them all.
     stream_link_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Face sign-in (a second step after the password) is on for this user; its embeddings are
+    # the user's UserFace rows. Only counts while the app's FACE_SIGNIN is on.
+    face_signin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The login session this object was loaded through (set by webapp.login_sessions); not a
     # column, so a type comment: SQLAlchemy would try to map an annotation.
     login_token = None  # type: str | None
@@ -219,6 +223,17 @@ class KnownAddress(UsersBase):
                                          primary_key=True)
     address: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_login_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class UserFace(UsersBase):
+    """One embedding of a user's face, taken at face sign-in enrollment (never the picture)."""
+
+    __tablename__ = "user_faces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary(EMBEDDING_BYTES))  # embedding_to_bytes
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 def burn_password_check(password: str) -> None:

@@ -31,8 +31,10 @@ logger = logging.getLogger(__name__)
 
 # The only endpoints an anonymous visitor reaches; tests/webapp/test_guard.py holds the same list.
 # monitoring.health is a load balancer's probe: it answers counts only, never names or paths.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "vendor_static", "favicon",
-                              "monitoring.health"})
+# auth.login_face is face sign-in's second step: it serves only a browser whose signed session
+# holds a login that passed its password moments ago (webapp.auth.face_signin).
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.login_face", "static", "vendor_static",
+                              "favicon", "monitoring.health"})
 # Endpoints an anonymous visitor reaches only when the app's config key is true (e.g. a
 # Prometheus server on a trusted network scraping without a token: [webapp] public_metrics).
 OPTIONALLY_PUBLIC = {"monitoring.metrics": "PUBLIC_METRICS"}
@@ -80,6 +82,23 @@ def admin_required(view: F) -> F:
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
+
+
+def body_limit(max_bytes: int) -> Callable[[F], F]:
+    """Let a view take request bodies up to ``max_bytes`` (others: MAX_CONTENT_LENGTH)."""
+
+    def mark(view: F) -> F:
+        view.max_body_bytes = max_bytes  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def _apply_body_limit(endpoint: str) -> None:
+    # Before the CSRF check, which parses the body: a photo upload's limit must hold by then.
+    limit = getattr(current_app.view_functions.get(endpoint), "max_body_bytes", None)
+    if limit is not None:
+        request.max_content_length = limit
 
 
 def safe_next(target: str | None) -> str | None:
@@ -193,6 +212,7 @@ def guard_request() -> ResponseReturnValue | None:
     endpoint = request.endpoint
     if endpoint is None:  # no such route: let the 404/405 handler answer
         return None
+    _apply_body_limit(endpoint)
     if (endpoint not in PUBLIC_ENDPOINTS and not _public_by_config(endpoint)
             and not current_user.is_authenticated):
         return unauthorized()

@@ -75,7 +75,7 @@ def test_both_schemas_are_created_at_start_and_users_stay_out_of_the_catalog(
     assert {"cameras", "runs", "segments", "alembic_version"} <= catalog
     assert "users" not in catalog
     assert users == {"users", "login_sessions", "login_counters", "login_known_addresses",
-                     "users_alembic_version"}
+                     "user_faces", "users_alembic_version"}
     with closing(sqlite3.connect(tmp_path / "users.db")) as conn:
         assert conn.execute("SELECT username FROM users").fetchall() == [("someone",)]
 
@@ -122,7 +122,8 @@ def test_settings_come_from_the_hub_file_and_its_webapp_table_and_flags_win(tmp_
     assert settings == {"host": "127.0.0.1", "port": 9100, "db": "sqlite:////srv/nvr.db",
                         "storage": "/srv/rec", "storage_mounts": ["/mnt/hub-b"],
                         "users_db": "sqlite:////srv/u.db",
-                        "trusted_proxies": [], "public_metrics": False, "disk_low_percent": 10.0,
+                        "trusted_proxies": [], "public_metrics": False, "face_signin": False,
+                        "disk_low_percent": 10.0,
                         "tls_cert": None, "tls_key": None, "hsts_max_age": 31536000,
                         "allow_local_camera_urls": False, "ffmpeg": None}
 

@@ -19,7 +19,7 @@ from .helpers import Account, AuthActions, csrf_token_of
 
 # The one list of routes an anonymous visitor may reach. Widening it needs a reason.
 # monitoring.health: a load balancer's probe, which has no credentials (counts only, no names).
-ALLOWED_PUBLIC = {"auth.login", "static", "vendor_static", "favicon", "monitoring.health"}
+ALLOWED_PUBLIC = {"auth.login", "auth.login_face", "static", "vendor_static", "favicon", "monitoring.health"}
 
 # Dummy values by converter, tried in order until the URL routes to the rule under test.
 CANDIDATES = {

@@ -1,4 +1,6 @@
-"""Views of the auth blueprint: login (throttled in the users database) and logout."""
+"""Views of the auth blueprint: login (throttled in the users database) and logout.
+
+Face sign-in's second step, /auth/login/face, is in `face_routes`."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import User, burn_password_check
 from ..security import client_address, end_session, now, safe_next, start_session
-from . import bp
+from . import bp, face_signin
 from .forms import LoginForm, LogoutForm
 from .throttle import THROTTLE_EXTENSION, LoginThrottle, ThrottleRefused
 
@@ -74,11 +76,21 @@ def login() -> ResponseReturnValue:
         flash("Wrong username or password.", "danger")
         return render_template("auth/login.html", form=form), 401
     throttle.succeeded(reservation, user.id)
+    if face_signin.required_for(user):  # the right password; the face is still to come
+        face_signin.begin(user, bool(form.remember.data), target)
+        logger.info("user %r gave the right password from %s; face sign-in next",
+                    user.username, client_address())
+        return redirect(url_for("auth.login_face"))
+    log_in(user, bool(form.remember.data))
+    return redirect(target or url_for("main.index"))
+
+
+def log_in(user: User, remember: bool) -> None:
+    """Start the user's session: the last step of every login (password, or password and face)."""
     user.last_login_at = now()
     db.session.commit()
-    start_session(user, remember=bool(form.remember.data))
+    start_session(user, remember=remember)
     logger.info("user %r logged in from %s", user.username, client_address())
-    return redirect(target or url_for("main.index"))
 
 
 @bp.route("/logout", methods=["POST"])

@@ -17,6 +17,10 @@ checks than the limits allow:
 A successful login gives its reservation back (and clears its ``pair`` key); a failed one
 keeps it: the counters count failures plus checks in flight. A refused try counts nothing.
 
+Face sign-in's tries (``factor="face"``, the second step after the password) count as password
+tries do: the same ``addr`` key, and ``face:pair:...``/``face:acct:...`` keys with the same
+limits. A picture in which no face could be compared gives its check back (`release`).
+
 Why not the `limits` library or Flask-Limiter (which is built on it): their storages are memory,
 Redis, Memcached, MongoDB and etcd, none of them SQL, and they count requests rather than
 reserve a check and give it back after a success.
@@ -37,6 +41,7 @@ from ..models import KnownAddress, LoginCounter, User
 
 THROTTLE_EXTENSION = "nvr.login_throttle"  # key of the app's throttle in app.extensions
 KEY_MAX = 200  # LoginCounter.key's length; longer usernames are cut (they cannot log in anyway)
+FACTORS = ("password", "face")  # what a check checks: the password, or face sign-in's picture
 
 
 class ThrottleRefused(Exception):
@@ -93,13 +98,18 @@ class Reservation:
     address: str
     username: str
     keys: tuple[str, ...]
+    factor: str = "password"
 
 
-def throttle_keys(username: str, address: str) -> tuple[str, str, str]:
-    """Return the address, (account, address) and account keys of a login try."""
+def throttle_keys(username: str, address: str,
+                  factor: str = "password") -> tuple[str, str, str]:
+    """Return the address, (account, address) and account keys of a login try of ``factor``."""
+    if factor not in FACTORS:
+        raise ValueError(f"unknown factor {factor!r}")
     name = username.casefold()
-    return (f"addr:{address}"[:KEY_MAX], f"pair:{name}|{address}"[:KEY_MAX],
-            f"acct:{name}"[:KEY_MAX])
+    prefix = "" if factor == "password" else f"{factor}:"  # the address key is shared
+    return (f"addr:{address}"[:KEY_MAX], f"{prefix}pair:{name}|{address}"[:KEY_MAX],
+            f"{prefix}acct:{name}"[:KEY_MAX])
 
 
 class LoginThrottle:
@@ -111,10 +121,10 @@ class LoginThrottle:
         self.clock = clock
         self.limits = limits
 
-    def reserve(self, username: str, address: str) -> Reservation:
-        """Count one password check for this try, or raise `ThrottleRefused` counting nothing."""
+    def reserve(self, username: str, address: str, factor: str = "password") -> Reservation:
+        """Count one check of ``factor`` for this try, or raise `ThrottleRefused` counting nothing."""
         now = self.clock()
-        address_key, pair_key, account_key = throttle_keys(username, address)
+        address_key, pair_key, account_key = throttle_keys(username, address, factor)
         known = self._is_known(username, address, now)
         keys = (address_key, pair_key) if known else (address_key, pair_key, account_key)
         with self.engine().begin() as connection:
@@ -123,23 +133,20 @@ class LoginThrottle:
             self._take(connection, pair_key, now, self.limits.pair_max, "address")
             if not known:
                 self._take_account(connection, account_key, now)
-        return Reservation(address, username, keys)
+        return Reservation(address, username, keys, factor)
 
     def succeeded(self, reservation: Reservation, user_id: int) -> None:
         """Give a successful check back, clear its (account, address) count, trust the address."""
         now = self.clock()
-        pair_key = throttle_keys(reservation.username, reservation.address)[1]
+        pair_key = throttle_keys(reservation.username, reservation.address, reservation.factor)[1]
         with self.engine().begin() as connection:
-            # Row by row in reserve()'s order (address, pair, account): PostgreSQL's row locks
-            # are then always taken in one order, and two logins cannot deadlock.
-            for key in reservation.keys:
-                if key == pair_key:
-                    connection.execute(delete(LoginCounter).where(LoginCounter.key == key))
-                else:
-                    connection.execute(update(LoginCounter)
-                                       .where(LoginCounter.key == key, LoginCounter.attempts > 0)
-                                       .values(attempts=LoginCounter.attempts - 1))
+            _give_back(connection, reservation, clear=pair_key)
             _upsert_known(connection, user_id, reservation.address, now)
+
+    def release(self, reservation: Reservation) -> None:
+        """Give back a check that compared nothing (a picture without a usable face)."""
+        with self.engine().begin() as connection:
+            _give_back(connection, reservation, clear=None)
 
     def purge(self) -> None:
         """Delete counters whose window has passed and addresses not used for long."""
@@ -184,6 +191,19 @@ class LoginThrottle:
         attempts = counter.attempts + 1
         delay = self.limits.account_delay_after(attempts)
         _store(connection, counter, attempts, None if delay is None else now + delay)
+
+
+def _give_back(connection: Connection, reservation: Reservation, clear: str | None) -> None:
+    """Take one check off each of the reservation's keys; delete the ``clear`` key's row."""
+    # Row by row in reserve()'s order (address, pair, account): PostgreSQL's row locks are
+    # then always taken in one order, and two logins cannot deadlock.
+    for key in reservation.keys:
+        if key == clear:
+            connection.execute(delete(LoginCounter).where(LoginCounter.key == key))
+        else:
+            connection.execute(update(LoginCounter)
+                               .where(LoginCounter.key == key, LoginCounter.attempts > 0)
+                               .values(attempts=LoginCounter.attempts - 1))
 
 
 def _store(connection: Connection, counter: _Counter, attempts: int,

@@ -1,4 +1,5 @@
-"""User management for admins: create, disable and enable, roles, passwords, API tokens."""
+"""User management for admins: create, disable and enable, roles, passwords, API tokens, and
+turning a user's face sign-in off (recovery: never on, which takes the user's own face)."""
 
 from flask import Blueprint
 

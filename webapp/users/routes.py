@@ -10,6 +10,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from .. import login_sessions
+from ..auth import face_signin
 from ..extensions import db
 from ..models import ROLE_ADMIN, User
 from ..security import admin_required, now
@@ -180,4 +181,16 @@ def revoke_token(user_id: int) -> ResponseReturnValue:
     db.session.commit()
     logger.info("%r revoked the API token of user %r", current_user.username, user.username)
     flash(f"Revoked the API token of {user.username}.", "success")
+    return _back()
+
+
+@bp.route("/<int:user_id>/face-signin/off", methods=["POST"])
+@admin_required
+def face_signin_off(user_id: int) -> ResponseReturnValue:
+    """Turn an account's face sign-in off and delete its face data (e.g. a lost or changed face)."""
+    _require_post_form()
+    user = _get_user(user_id)
+    face_signin.turn_off(user)
+    logger.info("%r turned face sign-in off for user %r", current_user.username, user.username)
+    flash(f"Face sign-in is off for {user.username}.", "success")
     return _back()
