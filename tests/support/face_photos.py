@@ -112,6 +112,18 @@ def fetch(directory: Path | None = None) -> list[str]:
     return missing
 
 
+def as_camera_sends(name: str, width: int = 640) -> bytes:
+    """A cached photo scaled to ``width`` pixels, JPEG quality 90: what face sign-in's page posts."""
+    import cv2  # here: fetching the photos needs no OpenCV
+
+    image = cv2.imread(str(photos_dir() / name))
+    height = round(image.shape[0] * width / image.shape[1])
+    small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok, name
+    return encoded.tobytes()
+
+
 def main(argv: list[str]) -> int:
     """Fetch the photos into argv[0] (or the default cache) and say what was done."""
     directory = Path(argv[0]) if argv else photos_dir()

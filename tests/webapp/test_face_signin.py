@@ -22,7 +22,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import TestResponse, encode_multipart
 
 from nvrlib.faces import EMBEDDING_BYTES
-from tests.support.face_photos import missing_reason, photos_dir
+from tests.support.face_photos import as_camera_sends, missing_reason
 from tests.support.postgres import create_database, postgres_cluster, postgres_unavailable_reason
 from tests.support.requirements import require
 from webapp import face_engine, users_migrations
@@ -40,16 +40,6 @@ WARNING = ("A photo of your face can fool face sign-in. It is a second step afte
 HOME = {"REMOTE_ADDR": "192.0.2.7"}
 
 
-def as_browser_sends(name: str) -> bytes:
-    """A cached photo as the sign-in page posts it: 640 pixels wide, JPEG quality 90."""
-    image = cv2.imread(str(photos_dir() / name))
-    height, width = image.shape[:2]
-    small = cv2.resize(image, (640, round(height * 640 / width)), interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    assert ok
-    return encoded.tobytes()
-
-
 def blank_jpeg() -> bytes:
     """A grey 640x480 picture: no face in it."""
     ok, encoded = cv2.imencode(".jpg", np.full((480, 640, 3), 128, np.uint8))
@@ -60,7 +50,7 @@ def blank_jpeg() -> bytes:
 @pytest.fixture(scope="module")
 def photos() -> dict[str, bytes]:
     """Every test photo as the browser would post it."""
-    return {name: as_browser_sends(name) for name in
+    return {name: as_camera_sends(name) for name in
             ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "astronaut.png")}
 
 

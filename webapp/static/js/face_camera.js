@@ -133,6 +133,8 @@
     var video = root.querySelector("video");
     startCamera(video).then(function () {
       root.querySelector("[data-face-ready]").classList.remove("d-none");
+      say(root, root.dataset.mode === "login" ? "Look into the camera, then press the button." :
+        "Look into the camera and take the first picture.");
       if (root.dataset.mode === "login") { wireLogin(root, video); } else { wireEnroll(root, video); }
     }).catch(function (error) { say(root, problemText(error), "error"); });
   });
