@@ -7,8 +7,11 @@ scripts/install-test-deps.sh.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -28,3 +31,17 @@ def unavailable_reason() -> str | None:
     if importlib.util.find_spec("playwright") is None:
         return "the playwright package is missing: pip install -r requirements-dev.txt"
     return None
+
+
+@contextlib.contextmanager
+def running_chromium(playwright: Any, *extra_args: str) -> Iterator[Any]:
+    """Debian's headless Chromium with CHROMIUM_ARGS and ``extra_args``; closed on the way out.
+
+    ``playwright``: the session's driver (its sync API allows one per thread). Playwright gives
+    each launch a fresh user-data folder."""
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                          args=[*CHROMIUM_ARGS, *extra_args])
+    try:
+        yield chromium
+    finally:
+        chromium.close()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .chromium import CHROMIUM, CHROMIUM_ARGS, VIEWPORTS
+from .chromium import VIEWPORTS, running_chromium
 from .system import ADMIN, VIEWER, System, running_system
 
 ACTION_TIMEOUT_MS = 10_000
@@ -27,17 +27,19 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Debian's headless Chromium; Playwright gives each launch a fresh user-data folder."""
+def playwright() -> Iterator[Any]:
+    """Playwright's driver: one for the session (its sync API runs one at a time per thread)."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Any) -> Iterator[Any]:
+    """Debian's headless Chromium; Playwright gives each launch a fresh user-data folder."""
+    with running_chromium(playwright) as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,9 @@ from tests.support.face_photos import as_camera_sends, missing_reason, photos_di
 from tests.support.procs import ROOT, LoggedProcess, free_port
 from tests.support.requirements import require
 
-from .chromium import CHROMIUM, CHROMIUM_ARGS
+from .chromium import running_chromium
 from .support import Page, expect, horizontal_overflow
+from .test_accessibility import describe, violations
 
 require(missing_reason(), module_level=True, remedy="run scripts/fetch-face-photos.sh")
 
@@ -107,21 +108,13 @@ def face_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaceWeb]:
 
 
 @pytest.fixture(scope="module")
-def camera_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def camera_browser(playwright: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One Chromium whose camera shows Obama, and which maps nvr.test to 127.0.0.1."""
-    from playwright.sync_api import sync_playwright
-
     video = fake_camera_video(tmp_path_factory.mktemp("fake-camera"))
-    args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={video}",
-            f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1"]
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=args)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with running_chromium(playwright, "--use-fake-device-for-media-stream",
+                          f"--use-file-for-fake-video-capture={video}",
+                          f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1") as chromium:
+        yield chromium
 
 
 @pytest.fixture
@@ -129,9 +122,10 @@ def new_page(camera_browser: Any, face_web: FaceWeb) -> Iterator[Any]:
     """Open a page in a fresh context allowed to use the camera."""
     contexts = []
 
-    def make(base_url: str | None = None) -> Page:
+    def make(base_url: str | None = None, bypass_csp: bool = False) -> Page:
+        # bypass_csp: only for the axe-core script the test injects, never to make the app work
         context = camera_browser.new_context(base_url=base_url or face_web.base_url,
-                                             viewport=SIZES["desktop"])
+                                             viewport=SIZES["desktop"], bypass_csp=bypass_csp)
         context.grant_permissions(["camera"])
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
@@ -226,17 +220,20 @@ def test_over_plain_http_the_page_says_the_camera_needs_https(new_page: Any,
 
 
 def shoot_every_look(page: Page, folder: Path, name: str) -> None:
-    """Screenshots of the page at both sizes, light and dark."""
+    """Screenshots of the page at both sizes, light and dark; axe-core finds nothing serious."""
     for size, viewport in SIZES.items():
         page.set_viewport_size(viewport)
         for scheme in ("light", "dark"):
             page.emulate_media(color_scheme=scheme)
             page.evaluate("scheme => window.nvrTheme.apply(scheme)", scheme)  # as at page load
             shoot(page, folder, f"{name}-{size}-{scheme}")
+            if size == "desktop":
+                found = violations(page)
+                assert not found, f"{name} ({scheme}):\n{describe(found)}"
 
 
 def test_screenshots_of_both_pages(new_page: Any, screenshot_dir: Path) -> None:
-    page = new_page()
+    page = new_page(bypass_csp=True)
     password_step(page, ANNA)
     page.wait_for_url("**/auth/login/face")
     expect(page.get_by_role("button", name="Sign in with my face")).to_be_enabled()

@@ -11,6 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.support.postgres import create_database, postgres_cluster, postgres_unavailable_reason
+from tests.support.requirements import require
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import ROLE_ADMIN, ROLE_VIEWER, User
@@ -104,3 +106,20 @@ def viewer_user(make_user: Callable[..., Account]) -> Account:
 def auth(client: FlaskClient) -> AuthActions:
     """Log ``client`` in and out."""
     return AuthActions(client)
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (one per module; each test makes its own database)."""
+    require(postgres_unavailable_reason())
+    with postgres_cluster("nvr_users") as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def users_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A users database URL: a SQLite file, or a fresh database on the PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'users.db'}"
+    return create_database(request.getfixturevalue("pg_server"), f"t_{tmp_path.name[-20:]}"
+                           .replace("-", "_").lower())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -23,7 +23,6 @@ from werkzeug.test import TestResponse, encode_multipart
 
 from nvrlib.faces import EMBEDDING_BYTES
 from tests.support.face_photos import as_camera_sends, missing_reason
-from tests.support.postgres import create_database, postgres_cluster, postgres_unavailable_reason
 from tests.support.requirements import require
 from webapp import face_engine, users_migrations
 from webapp.auth import face_signin
@@ -379,22 +378,6 @@ def test_deleting_a_user_deletes_their_faces(face_app: Flask, user: Account,
         db.session.execute(User.__table__.delete().where(User.id == user.id))
         db.session.commit()
     assert user_faces(face_app, user) == []
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster for the migration test."""
-    require(postgres_unavailable_reason())
-    with postgres_cluster("nvr_face_signin") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def users_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty users database: a SQLite file, or a fresh database on the cluster."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'users.db'}"
-    return create_database(request.getfixturevalue("pg_server"), "face_signin_migration")
 
 
 def test_migration_u0004_adds_face_signin_and_goes_back(users_db: str) -> None:

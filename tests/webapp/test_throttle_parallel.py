@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
 from flask import Flask
 
-from tests.support.postgres import create_database, postgres_cluster, postgres_unavailable_reason
-from tests.support.requirements import require
 from webapp.extensions import db
 from webapp.models import User
 
@@ -21,23 +17,6 @@ from .served import count_password_checks, login, served
 TRIES = 24
 OWNER = ("olga", "olga-password-123")
 HOME = "127.0.0.1"
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster (one per module; each test makes its own database)."""
-    require(postgres_unavailable_reason())
-    with postgres_cluster("nvr_throttle") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def users_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The users database URL: a SQLite file, or a fresh database on the PostgreSQL cluster."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'users.db'}"
-    return create_database(request.getfixturevalue("pg_server"), f"t_{tmp_path.name[-20:]}"
-                           .replace("-", "_").lower())
 
 
 def add_owner(app: Flask) -> None:
