@@ -263,9 +263,27 @@ def test_no_face_step_without_the_password_step(face_app: Flask,
     client = face_app.test_client()
     answer = post_photo(client, photos["obama.jpg"])
     assert answer.status_code == 401 and answer.get_json()["login"] == "/auth/login"
-    with client.session_transaction() as forged:  # a session the server never signed
-        forged["face_pending"] = {"user": "1; DROP", "at": "soon"}
-    assert post_photo(client, photos["obama.jpg"]).status_code == 401
+    assert client.get("/auth/login/face").headers["Location"] == "/auth/login"
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
+PENDING = st.one_of(JSON, st.fixed_dictionaries({}, optional={
+    "user": st.one_of(st.integers(), JSON), "at": st.one_of(st.floats(), st.integers(), JSON),
+    "remember": JSON, "next": JSON, "epoch": st.one_of(st.integers(), JSON)}))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(held=PENDING)
+def test_any_pending_value_is_a_401_or_a_face_check_never_a_500(face_app: Flask, user: Account,
+                                                                 held: object) -> None:
+    client = face_app.test_client()
+    with client.session_transaction() as session:  # as if the secret key had leaked
+        session["face_pending"] = held
+    assert post_photo(client, b"").status_code in (400, 401)
+    assert client.get("/auth/login/face").status_code in (200, 302)
 
 
 # --- the throttle counts face tries --------------------------------------------------------

@@ -131,7 +131,7 @@ def pending() -> Pending | None:
     try:
         age = now().timestamp() - float(held["at"])
         user = db.session.get(User, int(held["user"]))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
     # The epoch changes with a new password, "sign out everywhere" and disabling the account.
     if (user is None or not -60 <= age <= PENDING_SECONDS or not user.active
