@@ -432,3 +432,10 @@ def test_the_config_file_turns_it_on(tmp_path: Path) -> None:
     config.write_text('[webapp]\nface_signin = "yes"\n')
     assert check_file(config, {}) == ["webapp.face_signin: expected true or false, "
                                       "got 'yes'"]
+
+
+def test_the_warning_is_the_same_on_the_pages_and_in_the_docs() -> None:
+    root = Path(__file__).resolve().parents[2]
+    assert face_signin.WARNING == WARNING
+    for doc in ("README.md", "docs/design/faces.md"):
+        assert WARNING in (root / doc).read_text(encoding="utf-8"), doc
