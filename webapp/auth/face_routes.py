@@ -79,11 +79,11 @@ def _check_picture(held: face_signin.Pending) -> ResponseReturnValue:
         return response
     try:
         embedding = face_signin.face_of(data)
-    except (face_signin.PictureProblem, face_engine.FaceEngineMissing) as exc:
+    except (face_signin.PictureProblem, face_engine.EngineMissing) as exc:
         throttle.release(reservation)  # nothing was compared
         logger.info("face sign-in for %r from %s: no usable face (%s)", user.username, address,
                     exc)
-        status = 503 if isinstance(exc, face_engine.FaceEngineMissing) else 400
+        status = 503 if isinstance(exc, face_engine.EngineMissing) else 400
         return _json_error(status, str(exc))
     distance = face_signin.nearest(embedding, user)
     if distance > face_signin.THRESHOLD:

@@ -66,7 +66,7 @@ def face_of(data: bytes, label: str = "The picture") -> np.ndarray:
     """Return the embedding of the one face (>= MIN_FACE px) in an uploaded picture."""
     try:
         image = face_engine.decode_photo(data)
-    except face_engine.PhotoRejected as exc:
+    except face_engine.PhotoRefused as exc:
         raise PictureProblem(f"{label}: {exc}.") from None
     faces = face_engine.find(image, min_size=MIN_FACE)
     if not faces:
