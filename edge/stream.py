@@ -22,7 +22,8 @@ from .cli import StreamConfig
 from .encoder import TICKS_PER_SECOND, Chunk, Encoder, EncoderSettings
 from .errors import HubClosed, HubError, HubRejected, HubUnreachable
 from .motion import MotionEvent, MotionSettings, MotionWorker
-from .motion_uplink import EventQueue, MotionReporter, SettingsChoice
+from .motion_uplink import MotionReporter, SettingsChoice
+from .reports import EventQueue
 from .overlay import Overlay
 from .spool import NullSpool, Spool
 from .tap import END, Frame as TapFrame, LiveTap, Start
