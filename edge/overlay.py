@@ -113,3 +113,39 @@ def _metrics(height: int) -> tuple[float, int, int]:
 
 def _px(size: int, height: int) -> int:
     return max(1, round(size * height / REFERENCE_HEIGHT))
+
+
+OVERLAY_HOLD = 1.0  # seconds a face's box stays drawn after the result that found it
+FACE_BOX_COLOUR = (0, 255, 255)  # BGR yellow: stands out from the white time stamp
+
+
+class FaceBoxes:
+    """The last faces found (``--faces-overlay``): a labelled box each, held OVERLAY_HOLD s.
+
+    ``show`` runs in the faces thread, ``draw`` in the encoder thread: the boxes are swapped
+    as one tuple, so the encoder never waits and never sees half a list.
+    """
+
+    def __init__(self, hold: float = OVERLAY_HOLD) -> None:
+        self.hold = hold
+        self._shown: tuple[float, tuple[tuple[tuple[int, int, int, int], str], ...]] = (0.0, ())
+
+    def show(self, boxes: list[tuple[int, int, int, int]], labels: list[str],
+             monotonic: float) -> None:
+        """Draw these boxes (pixels of the frame) with their labels until ``monotonic`` + hold."""
+        self._shown = (monotonic + self.hold, tuple(zip(boxes, labels)))
+
+    def draw(self, image: np.ndarray, monotonic: float) -> int:
+        """Burn the boxes still held into BGR ``image``; return how many were drawn."""
+        until, faces = self._shown
+        if monotonic >= until:
+            return 0
+        height = image.shape[0]
+        scale, thickness, _ = _metrics(height)
+        line = max(2, thickness)
+        for (x, y, w, h), label in faces:
+            cv2.rectangle(image, (x, y), (x + w, y + h), FACE_BOX_COLOUR, line)
+            (_, text_h), base = cv2.getTextSize(label, FONT, scale, thickness)
+            origin = (x, y - base - line if y - text_h - base - line >= 0 else y + h + text_h + line)
+            cv2.putText(image, label, origin, FONT, scale, FACE_BOX_COLOUR, thickness, cv2.LINE_AA)
+        return len(faces)

@@ -1,0 +1,133 @@
+"""The edge's face worker: a real spawned process finds a face pasted into a 720p frame and
+returns its box and crop; an offer never waits (a busy worker's frame is skipped and counted);
+a killed child is restarted, and too many deaths turn faces off; the shared memory is unlinked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.faces import CROP_SIZE, FaceWorker, FrameFaces, WorkerOptions
+from tests.support.face_photos import missing_reason, photos_dir
+from tests.support.procs import wait_for
+from tests.support.requirements import require
+
+require(missing_reason(), module_level=True,
+        remedy="fetch them with scripts/fetch-face-photos.sh; scripts/test.sh does")
+
+FRAME_W, FRAME_H = 1280, 720
+PASTE = (700, 100, 480, 600)  # x, y, w, h of the photo in the frame
+ENGINE_START = 60.0  # a spawned child imports numpy, OpenCV and dlib, then loads the models
+
+
+@pytest.fixture(scope="module")
+def face_frame() -> np.ndarray:
+    """A grey 1280x720 frame with obama.jpg shrunk into PASTE."""
+    x, y, w, h = PASTE
+    frame = np.full((FRAME_H, FRAME_W, 3), 90, np.uint8)
+    frame[y:y + h, x:x + w] = cv2.resize(cv2.imread(str(photos_dir() / "obama.jpg")), (w, h),
+                                         interpolation=cv2.INTER_AREA)
+    return frame
+
+
+@pytest.fixture
+def worker() -> Iterator[FaceWorker]:
+    """A worker at a high rate, restarting within moments; always finished."""
+    made = FaceWorker("porch", FRAME_W, FRAME_H, rate=100.0, restart_delays=(0.1,),
+                      options=WorkerOptions(detect_width=640))
+    try:
+        yield made
+    finally:
+        made.finish()
+
+
+def next_result(worker: FaceWorker, timeout: float = ENGINE_START) -> FrameFaces:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (result := worker.poll(0.2)) is not None:
+            return result
+    raise AssertionError(f"no result from the face worker within {timeout:g} s")
+
+
+def timed_offer(worker: FaceWorker, frame: np.ndarray, at: float) -> tuple[bool, float]:
+    started = time.perf_counter()
+    taken = worker.offer(frame, at, time.time())
+    return taken, time.perf_counter() - started
+
+
+def test_the_worker_finds_the_face_and_a_frame_offered_while_it_is_busy_is_skipped(
+        worker: FaceWorker, face_frame: np.ndarray) -> None:
+    worker.start()
+    now = time.monotonic()
+    # the child is still loading its models: two frames fill both slots, the third is skipped
+    offers = [timed_offer(worker, face_frame, now + n) for n in range(3)]
+    assert [taken for taken, _ in offers] == [True, True, False]
+    assert worker.skipped == 1
+    assert max(seconds for _, seconds in offers) < 0.1, offers  # never waits for the child
+    assert worker.offer(face_frame, now + 2.001, time.time()) is False  # not due yet: not counted
+    assert worker.skipped == 1
+    for _ in range(2):
+        result = next_result(worker)
+        (face,) = result.faces
+        x, y, w, h = face.box
+        px, py, pw, ph = PASTE
+        assert px <= x and x + w <= px + pw and py <= y and y + h <= py + ph, face.box
+        assert face.size >= 100 and face.embedding.shape == (128,)
+        crop = cv2.imdecode(np.frombuffer(face.crop, np.uint8), cv2.IMREAD_COLOR)
+        assert crop.shape == (CROP_SIZE, CROP_SIZE, 3)
+        assert (result.width, result.height) == (FRAME_W, FRAME_H)
+    # both slots came back: the next frame is taken again
+    assert wait_for(lambda: worker.offer(face_frame, time.monotonic() + 10, time.time()), 5,
+                    "a free slot")
+
+
+def test_a_frame_without_a_face_gives_an_empty_result(worker: FaceWorker) -> None:
+    worker.start()
+    assert worker.offer(np.full((FRAME_H, FRAME_W, 3), 90, np.uint8), 1.0, time.time())
+    assert next_result(worker).faces == ()
+
+
+def test_a_killed_child_is_restarted_and_finish_unlinks_the_shared_memory(
+        worker: FaceWorker, face_frame: np.ndarray) -> None:
+    worker.start()
+    first = worker.pid
+    name = worker.shm_name
+    assert name is not None and Path("/dev/shm", name).exists()
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: worker.poll(0.05) is None and worker.pid not in (None, first), 10,
+             "a new face worker")
+    assert worker.restarts == 1 and worker.state == "running"
+    assert worker.offer(face_frame, 100.0, time.time())  # the new child has both slots
+    assert len(next_result(worker).faces) == 1
+    worker.finish()
+    assert not Path("/dev/shm", name).exists() and worker.shm_name is None
+    assert worker.pid is None
+
+
+def test_five_deaths_in_an_hour_turn_faces_off(worker: FaceWorker) -> None:
+    worker.start()
+    for death in range(5):
+        pid = worker.pid
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: worker.poll(0.05) is None and (
+            worker.pid not in (None, pid) or worker.state == "off"), 10, f"death {death + 1}")
+    assert worker.state == "off" and worker.pid is None and worker.restarts == 4
+    assert worker.offer(np.zeros((FRAME_H, FRAME_W, 3), np.uint8), 1e6, time.time()) is False
+
+
+def test_missing_models_turn_faces_off_at_once(tmp_path: Path) -> None:
+    worker = FaceWorker("porch", 320, 240, options=WorkerOptions(models=tmp_path))
+    try:
+        worker.start()
+        wait_for(lambda: worker.poll(0.05) is None and worker.state == "off", ENGINE_START,
+                 "the worker to give up")
+        assert worker.restarts == 0
+    finally:
+        worker.finish()
