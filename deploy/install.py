@@ -116,11 +116,12 @@ class Installer:
         user = pwd.getpwnam(self.layout.user)
         os.chown(target, user.pw_uid if owned else 0, user.pw_gid)
 
-    def code(self, edge_only: bool = False) -> None:
+    def code(self, edge_only: bool = False, faces: bool = False) -> None:
         """Copy this checkout to PREFIX/src and install it into PREFIX/venv (not editable).
 
         The hub gets requirements.txt; an edge only requirements-edge.txt, from wheels only
-        (a Raspberry Pi must not start compiling OpenCV), and the code without the hub's deps.
+        (a Raspberry Pi must not start compiling OpenCV), and the code without the hub's deps;
+        ``faces`` adds requirements-edge-faces.txt (dlib and its models, also wheels only).
         """
         source = self.layout.on_disk(self.layout.prefix / "src")
         if source.exists():
@@ -138,7 +139,9 @@ class Installer:
                  "--upgrade", "pip")
         pip = (str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet")
         if edge_only:
-            self.run(*pip, "--only-binary=:all:", "-r", str(source / "requirements-edge.txt"))
+            lists = ["requirements-edge.txt"] + (["requirements-edge-faces.txt"] if faces else [])
+            self.run(*pip, "--only-binary=:all:", *[arg for name in lists
+                                                    for arg in ("-r", str(source / name))])
             self.run(*pip, "--no-deps", str(source))
         else:
             self.run(*pip, "-r", str(source / "requirements.txt"), str(source))
@@ -217,8 +220,9 @@ def install_edge(args: argparse.Namespace) -> None:
     steps.folder(layout.config_dir, 0o750, owned=False)
     steps.folder(layout.config_dir / "edge", 0o750, owned=False)
     steps.folder(layout.data_dir, 0o750, owned=True)
-    steps.code(edge_only=True)
-    values = layout.substitutions(INSTANCE=args.instance, HUB=args.hub)
+    steps.code(edge_only=True, faces=args.faces)
+    values = layout.substitutions(INSTANCE=args.instance, HUB=args.hub,
+                                  FACES="true" if args.faces else "false")
     steps.config_file(layout.config_dir / "edge" / f"{args.instance}.toml",
                       render(TEMPLATES / "config" / "edge.toml.in", values))
     if args.token_file:
@@ -262,6 +266,8 @@ def parser() -> argparse.ArgumentParser:
     edge.add_argument("--instance", default="default",
                       help="instance name: /etc/nvr/edge/NAME.toml, nvr-edge@NAME.service")
     edge.add_argument("--token-file", help="a copy of the hub's ingest token to install")
+    edge.add_argument("--faces", action="store_true", help="also install face recognition "
+                      "(requirements-edge-faces.txt, ~130 MB) and turn it on (faces = true)")
     return p
 
 

@@ -17,7 +17,7 @@ from typing import NoReturn
 from nvrlib.redact import install_log_redaction
 
 from .capture import quiet_opencv
-from .cli import EdgeConfig, build_parser, config_from_args, parse_args
+from .cli import EdgeConfig, build_parser, check_face_engine, config_from_args, parse_args
 from .config_file import CONFIG_FLAG, expand_config_file
 from .errors import ConfigError
 from .spool import Spool, SpoolError
@@ -106,7 +106,10 @@ def check_config(argv: list[str]) -> int:
     parser = build_parser()
     parser.error = _raise_config_error  # type: ignore[method-assign]  # a line, not an exit
     try:
-        config_from_args(parser.parse_args(expand_config_file(parser, [CONFIG_FLAG, path, *flags])))
+        config = config_from_args(
+            parser.parse_args(expand_config_file(parser, [CONFIG_FLAG, path, *flags])))
+        if any(stream.faces for stream in config.streams):
+            check_face_engine()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -124,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["check-config"]:
         return check_config(argv[1:])
     config = parse_args(argv)
+    if any(stream.faces for stream in config.streams):
+        try:
+            check_face_engine()
+        except ConfigError as exc:  # one line, not the whole usage: the flag is right
+            print(f"python -m edge: {exc}", file=sys.stderr)
+            return 2
     configure_logging(config.log_level)
     # OpenCV's FFmpeg backend defaults RTSP to UDP, which loses packets on busy Wi-Fi.
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")

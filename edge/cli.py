@@ -24,12 +24,31 @@ DEFAULT_BITRATE = "2M"
 DEFAULT_SPOOL_SIZE = "4G"
 DEFAULT_BACKFILL_RATE = "4M"
 DEFAULT_MOTION_SENSITIVITY = 50
+# --faces-* defaults and limits (docs/design/faces.md section 1, "Flags")
+DEFAULT_FACES_RATE = 2.0
+DEFAULT_FACES_MIN_SIZE = 60  # nvrlib.faces.DEFAULT_MIN_SIZE (not imported: no numpy here)
+DEFAULT_FACES_DEBOUNCE = 30.0
+FACES_RATE_LIMITS = (0.2, 5.0)
+FACES_MIN_SIZE_LIMITS = (40, 1000)
+FACES_MIN_DETECT_WIDTH = 320
+FACES_DEBOUNCE_LIMITS = (5.0, 600.0)
 MAX_LOCATION_LENGTH = 128  # protocol.md: X-NVR-Location is at most 128 printable chars
 
 _SIZE_RE = re.compile(r"(\d+)[xX](\d+)")
 _BITRATE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)")
 _BYTES_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmMgGtT]?)[bB]?")
 _TOKEN_RE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: anything else breaks the header
+
+
+@dataclasses.dataclass(frozen=True)
+class FacesConfig:
+    """``--faces`` and its options: the same for every camera of an edge."""
+
+    rate: float = DEFAULT_FACES_RATE  # frames a second to the worker at most, on motion
+    min_size: int = DEFAULT_FACES_MIN_SIZE  # pixels
+    detect_width: int = 0  # 0: detect on the full frame
+    debounce: float = DEFAULT_FACES_DEBOUNCE  # seconds: one sighting per person per window
+    overlay: bool = False  # burn a labelled box around each face into the video
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +66,7 @@ class StreamConfig:
     # (--motion, the default) or False (--no-motion; the hub's settings may still turn it on)
     motion: bool | None = None
     motion_sensitivity: int = DEFAULT_MOTION_SENSITIVITY
+    faces: FacesConfig | None = None  # None: no face recognition (--no-faces, the default)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--motion-sensitivity", type=int, default=DEFAULT_MOTION_SENSITIVITY, metavar="N",
         help="motion sensitivity, 1 (only large, strong changes) to 100 (the slightest) (50)",
     )
+    faces = p.add_argument_group("faces (needs requirements-edge-faces.txt)")
+    faces.add_argument(
+        "--faces", action=argparse.BooleanOptionalAction, default=False,
+        help="find and recognise faces while there is motion, and report sightings to the hub "
+        "(off by default)",
+    )
+    faces.add_argument("--faces-rate", type=float, default=DEFAULT_FACES_RATE, metavar="N",
+                       help="frames a second checked for faces at most, 0.2-5 (2)")
+    faces.add_argument("--faces-min-size", type=int, default=DEFAULT_FACES_MIN_SIZE,
+                       metavar="PX", help="smallest face in pixels, 40-1000 (60)")
+    faces.add_argument("--faces-detect-width", type=int, default=0, metavar="PX",
+                       help="detect faces on a copy this wide, 320 up to the frame's width; "
+                       "640 is ~4x cheaper but finds faces from ~160 px at 720p (0: full width)")
+    faces.add_argument("--faces-debounce", type=float, default=DEFAULT_FACES_DEBOUNCE,
+                       metavar="S", help="one sighting per person per this many seconds, "
+                       "5-600 (30)")
+    faces.add_argument(
+        "--faces-overlay", action=argparse.BooleanOptionalAction, default=False,
+        help="burn a labelled box around each face into the video (for good: off by default)",
+    )
     p.add_argument(
         "--log-level", default="INFO", type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
@@ -161,9 +201,10 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
     bitrate = parse_bitrate(args.bitrate)
     if not 1 <= args.motion_sensitivity <= 100:
         raise ConfigError(f"--motion-sensitivity {args.motion_sensitivity}: must be 1-100")
+    faces = faces_config(args, width)
     streams = tuple(
         StreamConfig(name, source, args.fps, width, height, bitrate, args.loop, args.motion,
-                     args.motion_sensitivity)
+                     args.motion_sensitivity, faces)
         for name, source in pair_names(location, args.camera or ["0"], args.name or [])
     )
     return EdgeConfig(
@@ -174,6 +215,43 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         backfill_rate=parse_bitrate(args.backfill_rate, "--backfill-rate", maximum=10**10),
         tls=tls_settings(args.tls, args.ca, args.pin),
     )
+
+
+def faces_config(args: argparse.Namespace, width: int) -> FacesConfig | None:
+    """The ``--faces-*`` flags checked against their limits; None without ``--faces``."""
+    _within("--faces-rate", args.faces_rate, FACES_RATE_LIMITS)
+    _within("--faces-min-size", args.faces_min_size, FACES_MIN_SIZE_LIMITS)
+    _within("--faces-debounce", args.faces_debounce, FACES_DEBOUNCE_LIMITS)
+    detect = args.faces_detect_width
+    if detect != 0 and not FACES_MIN_DETECT_WIDTH <= detect <= width:
+        raise ConfigError(f"--faces-detect-width {detect}: must be 0 (the full width) or "
+                          f"{FACES_MIN_DETECT_WIDTH}-{width} (the frame's width)")
+    if not args.faces:
+        return None
+    return FacesConfig(args.faces_rate, args.faces_min_size, detect, args.faces_debounce,
+                       args.faces_overlay)
+
+
+def check_face_engine() -> None:
+    """Raise ConfigError unless dlib and the face models are installed (``--faces`` needs them)."""
+    install = "install requirements-edge-faces.txt (scripts/install-edge --faces)"
+    try:
+        import dlib  # noqa: F401  (only to know it loads: the worker process uses it)
+
+        from nvrlib.faces import RECOGNITION_MODEL, SHAPE_MODEL, models_dir
+
+        folder = models_dir()
+    except ImportError as exc:
+        raise ConfigError(f"--faces: the face engine cannot load ({exc}): {install}") from None
+    missing = [name for name in (SHAPE_MODEL, RECOGNITION_MODEL) if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(f"--faces: face model {folder / missing[0]} is missing: {install}")
+
+
+def _within(flag: str, value: float, limits: tuple[float, float]) -> None:
+    low, high = limits
+    if not low <= value <= high:  # NaN fails too
+        raise ConfigError(f"{flag} {value:g}: must be {low:g}-{high:g}")
 
 
 def tls_settings(tls: bool, ca_file: Path | None, pin: str | None) -> TlsSettings | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import cv2
@@ -30,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 SAMPLES_PER_SECOND = 5.0
 HANDOVER_WIDTH = 640  # at least: the encoder thread's copy (see handover_copy)
+# Faces are looked for while there is motion: until this long after a sample that moved
+# (one sample, not the START_SAMPLES that open an event: that would add 200 ms).
+FACES_AFTER_MOTION = 2.0
 
 
 def handover_copy(image: np.ndarray) -> np.ndarray:
@@ -59,6 +63,7 @@ class MotionWorker(threading.Thread):
         self.detector = Detector(settings)
         self.tracker = EventTracker(report)
         self.samples = 0
+        self.moving_until = 0.0  # monotonic: the faces gate (read by the encoder thread)
         self._settings = settings
         self._pending: MotionSettings | None = None
         self._next_due = 0.0
@@ -136,4 +141,7 @@ class MotionWorker(threading.Thread):
             return
         self.samples += 1
         small = small_copy(image)
-        self.tracker.update(wall, self.detector.compare(small), small)
+        sample = self.detector.compare(small)
+        if sample.moved:
+            self.moving_until = time.monotonic() + FACES_AFTER_MOTION
+        self.tracker.update(wall, sample, small)

@@ -52,6 +52,7 @@ SENDER_JOIN_TIMEOUT = FINISH_TIMEOUT + 2.0
 BACKFILL_JOIN_TIMEOUT = 3.0
 MOTION_JOIN_TIMEOUT = 2.0
 REPORTER_JOIN_TIMEOUT = 4.0  # motion_uplink.FINAL_SEND_SECONDS, plus one request
+FACES_JOIN_TIMEOUT = 5.0  # faces.STOP_JOIN for the worker process, then its last reports
 
 
 def ticks(seconds: float) -> int:
@@ -94,6 +95,13 @@ class StreamWorker(threading.Thread):
         self.reporter: MotionReporter | None = None
         if config.motion is not None:
             self._make_motion()
+        # face recognition (None: no --faces); it waits for motion, so it needs the detector
+        self.faces: FaceLoop | None = None
+        self.face_reporter: FaceReporter | None = None
+        self.face_boxes: FaceBoxes | None = None
+        self._faces_gate_logged = False
+        if config.faces is not None and self.motion is not None:
+            self._make_faces()
         self.tap = LiveTap(self.spool)
         self.sender = LiveSender(self, accepted_after=accepted_after, ack_timeout=ack_timeout,
                                  backoff=backoff)
@@ -114,6 +122,33 @@ class StreamWorker(threading.Thread):
         choice = SettingsChoice(local, self.motion.apply, current=local)
         self.reporter = MotionReporter(self.config.name, self.hub, EventQueue(folder, log=self.log),
                                        threading.Event(), choice, log=self.log)
+
+    def _make_faces(self) -> None:
+        faces = self.config.faces
+        assert faces is not None
+        if not self.config.motion:
+            self.log.warning("--faces with --no-motion: faces wait for motion detection, which "
+                             "is off until the hub's settings turn it on")
+        folder = (self.spool.folder.parent / ".faces" / self.config.name
+                  if isinstance(self.spool, Spool) else None)
+        queue = EventQueue(folder, MAX_QUEUED_SIGHTINGS, log=self.log, key_field="sighting_key",
+                           kind="faces")
+        self.face_reporter = FaceReporter(
+            self.config.name, self.hub, queue, threading.Event(), log=self.log,
+            on_gallery=lambda gallery: self._face_loop().set_gallery(gallery),
+            on_supported=lambda supported: self._face_loop().set_supported(supported))
+        options = WorkerOptions(min_size=faces.min_size, detect_width=faces.detect_width or None,
+                                log_level=self.log.getEffectiveLevel())
+        worker = FaceWorker(self.config.name, self.config.width, self.config.height,
+                            rate=faces.rate, options=options, log=self.log)
+        tracker = SightingTracker(self.face_reporter.report, debounce=faces.debounce)
+        self.face_boxes = FaceBoxes() if faces.overlay else None
+        self.faces = FaceLoop(self.config.name, worker, tracker, self.stop, boxes=self.face_boxes,
+                              log=self.log)
+
+    def _face_loop(self) -> FaceLoop:
+        assert self.faces is not None
+        return self.faces
 
     def _report_motion(self, event: MotionEvent) -> None:
         assert self.reporter is not None
@@ -138,6 +173,9 @@ class StreamWorker(threading.Thread):
         if self.motion is not None and self.reporter is not None:
             self.motion.start()
             self.reporter.start()
+        if self.faces is not None and self.face_reporter is not None:
+            self.faces.start()
+            self.face_reporter.start()
         try:
             self._encode_loop()
         finally:
@@ -155,12 +193,19 @@ class StreamWorker(threading.Thread):
             self.motion.finish()  # an event going on ends here, and is reported
             self.motion.join(MOTION_JOIN_TIMEOUT)
             self.reporter.finish()
+        if self.faces is not None and self.face_reporter is not None:
+            self.faces.finish()  # the worker stops; open sightings are reported as ended
+            self.faces.join(FACES_JOIN_TIMEOUT)
+            self.face_reporter.finish()
+            self.log.info("faces: %d frame(s) checked, %d skipped (the worker was busy)",
+                          self.faces.worker.offered, self.faces.worker.skipped)
         self._uploads_stop.set()
         if self.backfiller:  # a half-sent backfill is simply sent again next time
             self.backfiller.join(BACKFILL_JOIN_TIMEOUT)
         self.sender.join(SENDER_JOIN_TIMEOUT)
-        if self.reporter is not None:  # what it could not send stays queued for the next run
-            self.reporter.join(REPORTER_JOIN_TIMEOUT)
+        for reporter in (self.reporter, self.face_reporter):
+            if reporter is not None:  # what it could not send stays queued for the next run
+                reporter.join(REPORTER_JOIN_TIMEOUT)
         self.spool.close()
 
     def _encode_loop(self) -> None:
@@ -193,13 +238,29 @@ class StreamWorker(threading.Thread):
     def _encode(self, encoder: Encoder, epoch_ms: int, frame: Frame) -> None:
         if self.motion is not None:  # before the overlay: the clock must never count as motion
             self.motion.offer(frame.image, frame.monotonic, frame.wall)
+            if self.faces is not None:
+                self._offer_face(frame)
         self._overlay.draw(frame.image, frame.wall)
+        if self.face_boxes is not None:
+            self.face_boxes.draw(frame.image, frame.monotonic)
         if self.tap.keyframe_wanted():
             encoder.force_keyframe()
         chunk = encoder.encode_chunk(frame.image, frame.monotonic)
         starts_live = self.tap.begin_if_wanted(epoch_ms, chunk)
         self.spool.append(epoch_ms, chunk, boundary=starts_live)
         self.tap.offer(epoch_ms, chunk)
+
+    def _offer_face(self, frame: Frame) -> None:
+        """Hand the frame to the face worker while there is motion (the gate), at its rate."""
+        assert self.motion is not None and self.faces is not None
+        if not self.motion.settings.enabled:
+            if not self._faces_gate_logged:
+                self.log.info("faces paused: motion detection is off")
+                self._faces_gate_logged = True
+            return
+        self._faces_gate_logged = False
+        if frame.monotonic < self.motion.moving_until:
+            self.faces.worker.offer(frame.image, frame.monotonic, frame.wall)
 
     def _end_timeline(self, encoder: Encoder, epoch_ms: int) -> None:
         try:

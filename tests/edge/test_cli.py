@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from edge.cli import ConfigError, parse_args, parse_bitrate, parse_size
+from edge.cli import ConfigError, FacesConfig, parse_args, parse_bitrate, parse_size
 from edge.sources import DEVICE, FILE, TEST
 
 HUB = ["--hub", "192.168.1.3"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_stream_camera_zero_at_720p_15fps_2M() -> None:
@@ -266,3 +270,61 @@ def test_check_config_prints_ok_or_the_problems_with_its_exit_code(tmp_path: Pat
     assert main(["check-config", str(tmp_path / "absent.toml")]) == 1
     assert "cannot read it" in capsys.readouterr().err
     assert main(["check-config"]) == 2
+
+
+# -- --faces and its options (docs/design/faces.md section 1) ----------------------------------
+
+
+def test_faces_are_off_by_default_and_the_flags_and_keys_set_them(tmp_path: Path) -> None:
+    [stream] = parse_args([*HUB, "--location", "x"]).streams
+    assert stream.faces is None
+    [stream] = parse_args([*HUB, "--location", "x", "--faces"]).streams
+    assert stream.faces == FacesConfig(rate=2.0, min_size=60, detect_width=0, debounce=30.0,
+                                       overlay=False)
+    path = write_config(tmp_path, "faces = true\nfaces_rate = 0.5\nfaces_min_size = 90\n"
+                        "faces_detect_width = 640\nfaces_debounce = 10\nfaces_overlay = true\n")
+    [stream] = parse_args([*HUB, "--location", "x", "--config", path]).streams
+    assert stream.faces == FacesConfig(0.5, 90, 640, 10.0, True)
+    [stream] = parse_args([*HUB, "--location", "x", "--config", path, "--no-faces"]).streams
+    assert stream.faces is None
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--faces-rate", "0.1"], "--faces-rate 0.1: must be 0.2-5"),
+    (["--faces-rate", "6"], "--faces-rate 6: must be 0.2-5"),
+    (["--faces-rate", "nan"], "--faces-rate nan: must be 0.2-5"),
+    (["--faces-min-size", "39"], "--faces-min-size 39: must be 40-1000"),
+    (["--faces-min-size", "1001"], "--faces-min-size 1001: must be 40-1000"),
+    (["--faces-detect-width", "319"], "--faces-detect-width 319: must be 0 (the full width) or "
+                                      "320-1280"),
+    (["--faces-detect-width", "700", "--size", "640x360"], "or 320-640 (the frame's width)"),
+    (["--faces-debounce", "4"], "--faces-debounce 4: must be 5-600"),
+    (["--faces-debounce", "601"], "--faces-debounce 601: must be 5-600"),
+])
+def test_faces_options_out_of_their_limits_exit_with_usage_error(
+        flags: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_args([*HUB, "--location", "x", "--faces", *flags])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fake, words", [
+    ({"dlib.py": "raise ImportError('libdlib.so: cannot open shared object file')"},
+     "the face engine cannot load (libdlib.so: cannot open shared object file): install "
+     "requirements-edge-faces.txt (scripts/install-edge --faces)"),
+    ({"face_recognition_models/__init__.py":
+      "def face_recognition_model_location():\n    return '/nonexistent/models/x.dat'\n"},
+     "face model /nonexistent/models/shape_predictor_5_face_landmarks.dat is missing: install "
+     "requirements-edge-faces.txt (scripts/install-edge --faces)"),
+])
+def test_faces_without_dlib_or_its_models_exit_2_with_one_line(
+        tmp_path: Path, fake: dict[str, str], words: str) -> None:
+    for name, text in fake.items():  # a package that shadows the installed one
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-m", "edge", *HUB, "--camera", "test", "--no-spool", "--faces"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"}, capture_output=True,
+        text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"python -m edge: --faces: {words}\n"
