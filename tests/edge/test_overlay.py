@@ -1,4 +1,5 @@
-"""The burned-in time stamp is legible on bright and dark scenes, in the top-left corner."""
+"""The burned-in time stamp is legible on bright and dark scenes, in the top-left corner; face
+boxes (--faces-overlay) are drawn with their labels while held."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from edge.overlay import draw_overlay, overlay_lines, overlay_rect
+from edge.overlay import FACE_BOX_COLOUR, FaceBoxes, draw_overlay, overlay_lines, overlay_rect
 
 WALL = 1_795_467_600.25
 
@@ -48,3 +49,17 @@ def test_overlay_text_has_local_time_with_seconds_zone_location_and_camera() -> 
     zone = time.strftime("%z", local)
     assert stamp.endswith(zone) and len(stamp.split()) == 4  # date, time, abbreviation, offset
     assert "driveway" in place and "driveway-test" in place
+
+
+def test_face_boxes_are_drawn_with_their_label_while_held_then_gone() -> None:
+    boxes = FaceBoxes(hold=1.0)
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    assert boxes.draw(frame, 10.0) == 0 and not frame.any()
+    boxes.show([(600, 300, 120, 120), (100, 0, 80, 80)], ["Alice", "unknown"], 10.0)
+    assert boxes.draw(frame, 10.5) == 2
+    assert (frame[300, 600:720] == FACE_BOX_COLOUR).all()  # the top edge of the first box
+    assert frame[250:298, 600:720].any()  # its label above it
+    assert frame[82:120, 100:180].any()  # the second's label below it: no room above
+    assert not frame[320:400, 620:700].any()  # the face itself is left alone
+    clean = np.zeros_like(frame)
+    assert boxes.draw(clean, 11.0) == 0 and not clean.any()
