@@ -373,4 +373,5 @@ class FaceLoop(threading.Thread):
         if self.boxes is not None:
             names = self.tracker.gallery.names
             labels = [names.get(p, "unknown") if p is not None else "unknown" for p in people]
-            self.boxes.show([face.box for face in result.faces], labels, result.monotonic)
+            # held from the result's arrival: a slow first result (the models loading) shows too
+            self.boxes.show([face.box for face in result.faces], labels, time.monotonic())

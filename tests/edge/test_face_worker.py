@@ -1,11 +1,12 @@
 """The edge's face worker: a real spawned process finds a face pasted into a 720p frame and
-returns its box and crop; an offer never waits (a busy worker's frame is skipped and counted);
+returns its box and crop, which the faces thread makes a sighting and a box; an offer never waits (a busy worker's frame is skipped and counted);
 a killed child is restarted, and too many deaths turn faces off; the shared memory is unlinked."""
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.faces import CROP_SIZE, FaceWorker, FrameFaces, WorkerOptions
+from edge.face_tracker import Gallery, Sighting, SightingTracker
+from edge.faces import CROP_SIZE, FaceLoop, FaceWorker, FrameFaces, WorkerOptions
+from edge.overlay import FaceBoxes
 from tests.support.face_photos import missing_reason, photos_dir
 from tests.support.procs import wait_for
 from tests.support.requirements import require
@@ -83,14 +86,10 @@ def test_the_worker_finds_the_face_and_a_frame_offered_while_it_is_busy_is_skipp
         crop = cv2.imdecode(np.frombuffer(face.crop, np.uint8), cv2.IMREAD_COLOR)
         assert crop.shape == (CROP_SIZE, CROP_SIZE, 3)
         assert (result.width, result.height) == (FRAME_W, FRAME_H)
-    # both slots came back: the next frame is taken again
-    assert wait_for(lambda: worker.offer(face_frame, time.monotonic() + 10, time.time()), 5,
+    # both slots came back: the next frame is taken again; a frame without a face: no faces
+    empty = np.full((FRAME_H, FRAME_W, 3), 90, np.uint8)
+    assert wait_for(lambda: worker.offer(empty, time.monotonic() + 10, time.time()), 5,
                     "a free slot")
-
-
-def test_a_frame_without_a_face_gives_an_empty_result(worker: FaceWorker) -> None:
-    worker.start()
-    assert worker.offer(np.full((FRAME_H, FRAME_W, 3), 90, np.uint8), 1.0, time.time())
     assert next_result(worker).faces == ()
 
 
@@ -131,3 +130,30 @@ def test_missing_models_turn_faces_off_at_once(tmp_path: Path) -> None:
         assert worker.restarts == 0
     finally:
         worker.finish()
+
+
+def test_the_faces_thread_turns_a_found_face_into_a_sighting_and_a_labelled_box(
+        face_frame: np.ndarray) -> None:
+    sightings: list[Sighting] = []
+    worker = FaceWorker("porch", FRAME_W, FRAME_H, rate=100.0,
+                        options=WorkerOptions(detect_width=640))
+    tracker = SightingTracker(sightings.append, debounce=5.0)
+    boxes = FaceBoxes()
+    loop = FaceLoop("porch", worker, tracker, threading.Event(), boxes=boxes)
+    loop.start()
+    try:
+        wait_for(lambda: worker.state == "running", 10, "the worker to start")
+        assert worker.offer(face_frame, time.monotonic(), time.time())
+        wait_for(lambda: sightings, ENGINE_START, "a sighting")
+        [opened] = sightings
+        assert opened.person is None and opened.end is None and opened.face.size >= 100
+        canvas = np.zeros_like(face_frame)
+        assert boxes.draw(canvas, time.monotonic()) == 1  # held for a second after the result
+        loop.set_gallery(Gallery("e1", 0.6, {}, {}, enabled=False))  # the hub turns faces off
+        wait_for(lambda: worker.state == "paused", 10, "the worker to pause")
+        assert worker.pid is None
+    finally:
+        loop.finish()
+        loop.join(10)
+    assert not loop.is_alive() and worker.shm_name is None
+    assert [s.end is not None for s in sightings] == [False, True]  # closed at the end
