@@ -4,8 +4,8 @@ back, and the gallery is fetched once and then answered 304 until it changes."""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
+import contextlib
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -17,19 +17,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from edge.face_tracker import FaceResult, Gallery, Sighting, SightingTracker
+from edge.face_tracker import FaceResult, Gallery, SightingTracker
 from edge.face_uplink import BadGallery, FaceReporter, gallery_from_json
 from edge.reports import EventQueue
 from edge.uplink import HubAddress
 from nvrlib.catalog import db as catalog_db
-from nvrlib.catalog.models import FaceSample, FaceSighting, Person
+from nvrlib.catalog.models import Camera, FaceSample, FaceSighting, Person
 from nvrlib.faces import embedding_to_bytes, embedding_to_json
-from recorder.store.catalog import Catalog
 from tests.support.procs import Hub, migrated_catalog, wait_for
 
 TOKEN = "face-token"
 CAMERA = "porch"
+T0 = time.time() - 120  # recent: the hub refuses times far from now
 
 
 def unit(axis: int) -> np.ndarray:
@@ -94,3 +95,124 @@ def test_any_gallery_answer_is_read_or_refused_with_bad_gallery(faces: dict) -> 
         gallery_from_json({"faces": faces})
     except BadGallery:
         pass
+
+
+# -- against a real hub on loopback -------------------------------------------------------------
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    """A real hub (not started) whose catalog has the pushing camera ``porch`` and no one else."""
+    workdir = tmp_path / "hub"
+    workdir.mkdir()
+    made = Hub(workdir, config=f'ingest_token = "{TOKEN}"\n')
+    shutil.copyfile(migrated_catalog(), made.db_path)
+    with catalog(made) as session:
+        session.add(Camera(name=CAMERA, kind="push"))
+    try:
+        yield made
+    finally:
+        for run in made.runs:
+            if run.proc.poll() is None:
+                run.terminate(timeout=30)
+            run.kill_group()
+
+
+@contextlib.contextmanager
+def catalog(hub: Hub) -> Iterator[Session]:
+    """A session on the hub's catalog, committed at the end."""
+    engine = catalog_db.make_engine(hub.db_url)
+    try:
+        with Session(engine) as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
+
+
+def sightings(hub: Hub) -> list[FaceSighting]:
+    with catalog(hub) as session:
+        return list(session.scalars(select(FaceSighting).order_by(FaceSighting.id)))
+
+
+class Edge:
+    """A FaceReporter and a SightingTracker as a stream runs them, the gallery recorded."""
+
+    def __init__(self, hub: Hub, spool: Path) -> None:
+        self.galleries: list[Gallery] = []
+        self.supported: list[bool] = []
+        self.queue = EventQueue(spool, key_field="sighting_key", kind="faces")
+        self.reporter = FaceReporter(
+            CAMERA, HubAddress("127.0.0.1", hub.port, TOKEN, "test"), self.queue,
+            threading.Event(), on_gallery=self.galleries.append,
+            on_supported=self.supported.append, poll_seconds=30.0)
+        self.tracker = SightingTracker(self.reporter.report, debounce=5.0)
+
+    def __enter__(self) -> Edge:
+        self.reporter.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reporter.finish()
+        self.reporter.join(10)
+
+
+def test_a_sighting_is_stored_and_its_final_report_supersedes_the_first(
+        hub: Hub, tmp_path: Path) -> None:
+    hub.start()
+    with Edge(hub, tmp_path / "spool") as edge:
+        wait_for(lambda: edge.galleries, 15, "the gallery")
+        assert edge.supported == [True] and edge.galleries[0].people == {}
+        edge.tracker.update(face(T0, size=100))
+        wait_for(lambda: sightings(hub), 15, "the first report stored")
+        edge.tracker.update(face(T0 + 2, size=200))
+        edge.tracker.flush()
+        wait_for(lambda: len(edge.queue) == 0 and sightings(hub)[0].end_time is not None, 15,
+                 "the final report stored")
+    [row] = sightings(hub)
+    assert row.sighting_key == edge.tracker.run_id + "-f1" and row.person_id is None
+    assert row.face_size == 200 and (row.end_time - row.start_time).total_seconds() == 2
+    assert (hub.storage / row.crop_path).read_bytes()[:2] == b"\xff\xd8"
+    assert edge.reporter.sent == 2
+
+
+def test_sightings_spooled_while_the_hub_is_away_are_delivered_when_it_is_back(
+        hub: Hub, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    with Edge(hub, spool) as edge:  # the hub is not started yet: nothing listens on its port
+        edge.tracker.update(face(T0))
+        edge.tracker.update(face(T0 + 1, axis=5))  # someone else
+        edge.tracker.flush()
+        assert len(list(spool.glob("*.json"))) == 2  # each final report replaced its first
+    assert len(EventQueue(spool, key_field="sighting_key", kind="faces")) == 2  # a restart
+    hub.start()
+    with Edge(hub, spool) as edge:
+        wait_for(lambda: len(edge.queue) == 0, 20, "the spooled sightings delivered")
+    rows = sightings(hub)
+    assert len(rows) == 2 and all(row.end_time is not None for row in rows)
+    assert not list(spool.glob("*.json"))
+
+
+def test_the_gallery_is_fetched_once_then_304_until_someone_is_enrolled(
+        hub: Hub, tmp_path: Path) -> None:
+    hub.start()
+    with Edge(hub, tmp_path / "spool") as edge:
+        wait_for(lambda: edge.galleries, 15, "the gallery")
+        first = edge.galleries[0].etag
+        edge.reporter.poll_soon()
+        wait_for(lambda: edge.reporter.polls >= 2, 15, "a second poll")
+        assert len(edge.galleries) == 1  # 304: nothing changed, nothing applied
+        with catalog(hub) as session:
+            alice = Person(name="Alice", name_key="alice")
+            session.add(alice)
+            session.flush()
+            session.add(FaceSample(person_id=alice.id, embedding=embedding_to_bytes(unit(0))))
+        # the next stored sighting's answer names the new gallery: fetched at once, no 30 s wait
+        edge.tracker.update(face(T0, axis=7))
+        wait_for(lambda: len(edge.galleries) == 2, 15, "the new gallery")
+        gallery = edge.galleries[1]
+        assert gallery.etag != first and gallery.names == {alice.id: "Alice"}
+        edge.tracker.set_gallery(gallery)
+        assert edge.tracker.update(face(T0 + 1, axis=0)) == alice.id
+        edge.tracker.flush()
+        wait_for(lambda: len(edge.queue) == 0, 15, "the reports sent")
+    named = [row.person_id for row in sightings(hub)]
+    assert sorted(named, key=str) == sorted([None, alice.id], key=str)
