@@ -100,21 +100,13 @@ def test_any_gallery_answer_is_read_or_refused_with_bad_gallery(faces: dict) -> 
 # -- against a real hub on loopback -------------------------------------------------------------
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
+def hub(hub_factory) -> Hub:  # type: ignore[no-untyped-def]
     """A real hub (not started) whose catalog has the pushing camera ``porch`` and no one else."""
-    workdir = tmp_path / "hub"
-    workdir.mkdir()
-    made = Hub(workdir, config=f'ingest_token = "{TOKEN}"\n')
+    made = hub_factory(config=f'ingest_token = "{TOKEN}"\n')
     shutil.copyfile(migrated_catalog(), made.db_path)
     with catalog(made) as session:
         session.add(Camera(name=CAMERA, kind="push"))
-    try:
-        yield made
-    finally:
-        for run in made.runs:
-            if run.proc.poll() is None:
-                run.terminate(timeout=30)
-            run.kill_group()
+    return made
 
 
 @contextlib.contextmanager
