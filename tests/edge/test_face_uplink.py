@@ -214,3 +214,22 @@ def test_the_gallery_is_fetched_once_then_304_until_someone_is_enrolled(
         wait_for(lambda: len(edge.queue) == 0, 15, "the reports sent")
     named = [row.person_id for row in sightings(hub)]
     assert named[-1] == alice.id and set(named[:-1]) == {None}
+
+
+def test_an_older_hub_pauses_faces_and_is_asked_again_later(ingest_server, tmp_path: Path) -> None:
+    older = ingest_server()  # tests/edge/fakehub.py: 404 "not found" on the report routes
+    supported: list[bool] = []
+    queue = EventQueue(tmp_path / "spool", key_field="sighting_key", kind="faces")
+    reporter = FaceReporter(CAMERA, HubAddress("127.0.0.1", older.port, None, "test"), queue,
+                            threading.Event(), on_gallery=lambda gallery: None,
+                            on_supported=supported.append, unsupported_poll_seconds=0.2)
+    reporter.start()
+    try:
+        wait_for(lambda: reporter.polls >= 3, 15, "three polls of an older hub")
+        assert supported == [False]  # told once, then asked again quietly
+        SightingTracker(reporter.report).update(face(T0))
+        wait_for(lambda: len(queue) == 0, 15, "the sighting dropped: the hub cannot take it")
+        assert reporter.sent == 0
+    finally:
+        reporter.finish()
+        reporter.join(10)
