@@ -21,10 +21,13 @@ from .capture import Frame, LatestFrame, run_capture
 from .cli import StreamConfig
 from .encoder import TICKS_PER_SECOND, Chunk, Encoder, EncoderSettings
 from .errors import HubClosed, HubError, HubRejected, HubUnreachable
+from .face_tracker import SightingTracker
+from .face_uplink import MAX_QUEUED as MAX_QUEUED_SIGHTINGS, FaceReporter
+from .faces import FaceLoop, FaceWorker, WorkerOptions
 from .motion import MotionEvent, MotionSettings, MotionWorker
 from .motion_uplink import MotionReporter, SettingsChoice
+from .overlay import FaceBoxes, Overlay
 from .reports import EventQueue
-from .overlay import Overlay
 from .spool import NullSpool, Spool
 from .tap import END, Frame as TapFrame, LiveTap, Start
 from .uplink import HubAddress, HubConnection, ingest_path

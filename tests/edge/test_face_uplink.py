@@ -1,11 +1,15 @@
 """Face sightings to a real hub on loopback and its gallery back: a report is stored (the final
 one supersedes the first), sightings spooled while the hub is away are delivered when it is
-back, and the gallery is fetched once and then answered 304 until it changes."""
+back, the gallery is fetched once and then answered 304 until it changes, an older hub pauses
+faces; and a whole edge with --faces reports the face in the scene it plays."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +30,10 @@ from edge.uplink import HubAddress
 from nvrlib.catalog import db as catalog_db
 from nvrlib.catalog.models import Camera, FaceSample, FaceSighting, Person
 from nvrlib.faces import embedding_to_bytes, embedding_to_json
-from tests.support.procs import Hub, migrated_catalog, wait_for
+from nvrlib.ffmpeg_bin import ffmpeg_exe
+from tests.support.face_photos import missing_reason, photos_dir
+from tests.support.procs import ROOT, Hub, LoggedProcess, migrated_catalog, running, wait_for
+from tests.support.requirements import require
 
 TOKEN = "face-token"
 CAMERA = "porch"
@@ -87,7 +94,7 @@ json_values = st.recursive(
     max_leaves=20)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(faces=st.dictionaries(st.sampled_from(["enabled", "etag", "threshold", "people"]),
                              json_values))
 def test_any_gallery_answer_is_read_or_refused_with_bad_gallery(faces: dict) -> None:
@@ -233,3 +240,43 @@ def test_an_older_hub_pauses_faces_and_is_asked_again_later(ingest_server, tmp_p
     finally:
         reporter.finish()
         reporter.join(10)
+
+
+# -- the whole edge: python -m edge --faces playing a scene, to the real hub ---------------------
+
+@pytest.fixture(scope="module")
+def face_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 s at 15 fps, 1280x720: 2 s of an empty grey scene, then 4 s with obama.jpg in it."""
+    require(missing_reason(), remedy="fetch them with scripts/fetch-face-photos.sh")
+    folder = tmp_path_factory.mktemp("scene")
+    empty = np.full((720, 1280, 3), 90, np.uint8)
+    with_face = empty.copy()
+    with_face[100:700, 700:1180] = cv2.resize(cv2.imread(str(photos_dir() / "obama.jpg")),
+                                              (480, 600), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(folder / "empty.png"), empty)
+    cv2.imwrite(str(folder / "face.png"), with_face)
+    scene = folder / "scene.mp4"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-loop", "1", "-t", "2",
+                    "-i", str(folder / "empty.png"), "-loop", "1", "-t", "4",
+                    "-i", str(folder / "face.png"), "-filter_complex",
+                    "[0][1]concat=n=2:v=1:a=0,format=yuv420p", "-r", "15", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", "15", str(scene)], check=True, timeout=120)
+    return scene
+
+
+def test_an_edge_with_faces_reports_the_face_in_its_scene_with_its_crop(
+        hub: Hub, face_scene: Path, tmp_path: Path) -> None:
+    hub.start()
+    edge = LoggedProcess([sys.executable, "-m", "edge", "--hub", "127.0.0.1", "--port",
+                          str(hub.port), "--token", TOKEN, "--camera", str(face_scene),
+                          "--name", CAMERA, "--spool-dir", str(tmp_path / "spool"), "--faces",
+                          "--faces-overlay", "--faces-detect-width", "640"], cwd=ROOT)
+    with running(edge):
+        wait_for(lambda: sightings(hub), 60, "a sighting from the edge")
+        assert edge.terminate(timeout=30) == 0, edge.output[-3000:]
+    [row] = sightings(hub)  # the scene loops: one sighting per person per 30 s
+    assert row.end_time is not None and row.person_id is None and row.face_size >= 100
+    assert (hub.storage / row.crop_path).read_bytes()[:2] == b"\xff\xd8"
+    checked = re.search(r"faces: (\d+) frame\(s\) checked, (\d+) skipped", edge.output)
+    assert checked and int(checked.group(1)) >= 1, edge.output[-3000:]
+    assert "stream ended (0 frames dropped)" in edge.output
