@@ -271,9 +271,10 @@ class FaceWorker:
 
     def _died(self, child: _Child) -> None:
         self._drop(child)
+        code = child.process.exitcode
+        _close(child)
         now = self.clock()
         self._deaths = [t for t in self._deaths if now - t < DEATH_WINDOW] + [now]
-        code = child.process.exitcode
         if len(self._deaths) >= MAX_DEATHS or code == MODELS_MISSING_EXIT:
             self.state = "off"
             self.log.error("face worker died (exit %s), %d time(s) in an hour: faces are off "
@@ -300,14 +301,22 @@ class FaceWorker:
         if child.process.is_alive():
             child.process.kill()
             child.process.join(1.0)
+        _close(child)
 
     def _drop(self, child: _Child) -> None:
-        """Forget a generation: offer stops using it; its queues never block a later exit."""
+        """Forget a generation: offer stops using it (its queues are closed by the caller)."""
         with self._lock:
             if self._child is child:
                 self._child = None
-        for q in (child.free, child.frames, child.results):
-            q.cancel_join_thread()  # a dead reader must not make the exit wait for a flush
+
+
+def _close(child: _Child) -> None:
+    """Close a finished generation's queues and process: no pipe or thread outlives it."""
+    for q in (child.free, child.frames, child.results):
+        q.cancel_join_thread()  # a dead reader must not make the exit wait for a flush
+        q.close()
+    if child.process.exitcode is not None:  # a process that would not die stays as it is
+        child.process.close()
 
 
 class FaceLoop(threading.Thread):
