@@ -21,7 +21,9 @@ from nvrlib.faces import embedding_from_json
 
 from .backoff import Backoff
 from .face_tracker import Gallery, Sighting
-from .reports import EventQueue, ReportSender, camera_not_yet_known, first_line, hub_request, route_path
+from .reports import (
+    EventQueue, ReportSender, camera_not_yet_known, first_line, hub_request, route_path,
+)
 from .uplink import HubAddress
 
 logger = logging.getLogger(__name__)

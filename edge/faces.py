@@ -5,8 +5,8 @@ the process that captures and encodes: a **spawn** child (fork is unsafe beside 
 threads) at nice 5 runs ``FaceEngine.find`` and ``crop_jpeg``. The encoder thread hands frames
 over through **two shared-memory slots**: ``offer`` takes a free slot without waiting (none
 free: the frame is skipped and counted), copies the frame in and queues a small header; the
-child gives the slot back (the ``free`` queue) when done and puts a ``FrameFaces`` on the results queue. So one
-frame is worked on and at most one waits.
+child gives the slot back (the ``free`` queue) when done and puts a ``FrameFaces`` on the
+results queue. So one frame is worked on and at most one waits.
 
 ``FaceLoop`` is the parent's ``faces-<camera>`` thread: it reads the results, matches them
 (``SightingTracker``, with the hub's gallery), feeds the overlay's boxes and watches the child:

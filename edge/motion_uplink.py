@@ -3,10 +3,10 @@
 Each event is reported at its start and again at its end, as one small JSON POST on the ingest
 port (the stream's token and TLS). Reports wait in an ``EventQueue`` beside the footage spool
 (``<spool>/.motion/<camera>/``, bounded: the oldest is dropped with a log line) until the hub
-answers 200, so events seen while the hub is away arrive when it is back. The queue and the send loop
-are shared with face sightings (``reports.py``). The answer carries the camera's motion
-settings; a poll of ``GET .../motion-settings`` every POLL_SECONDS brings an
-admin's change in the web app to a running edge without a restart.
+answers 200, so events seen while the hub is away arrive when it is back. The queue and the
+send loop are shared with face sightings (``reports.py``). The answer carries the camera's
+motion settings; a poll of ``GET .../motion-settings`` every POLL_SECONDS brings an admin's
+change in the web app to a running edge without a restart.
 """
 
 from __future__ import annotations

@@ -146,6 +146,7 @@ class FaceBoxes:
         for (x, y, w, h), label in faces:
             cv2.rectangle(image, (x, y), (x + w, y + h), FACE_BOX_COLOUR, line)
             (_, text_h), base = cv2.getTextSize(label, FONT, scale, thickness)
-            origin = (x, y - base - line if y - text_h - base - line >= 0 else y + h + text_h + line)
+            above = y - base - line
+            origin = (x, above if above - text_h >= 0 else y + h + text_h + line)
             cv2.putText(image, label, origin, FONT, scale, FACE_BOX_COLOUR, thickness, cv2.LINE_AA)
         return len(faces)

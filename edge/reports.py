@@ -63,7 +63,8 @@ def hub_request(hub: HubAddress, method: str, target: str, body: bytes | None = 
             raise HubUnreachable(f"request to {hub.netloc} failed: {exc}") from None
 
 
-def _read_answer(conn: h11.Connection, sock, max_bytes: int) -> tuple[int, bytes]:  # type: ignore[no-untyped-def]
+def _read_answer(conn: h11.Connection, sock,  # type: ignore[no-untyped-def]
+                 max_bytes: int) -> tuple[int, bytes]:
     status, body = 0, bytearray()
     while True:
         event = conn.next_event()

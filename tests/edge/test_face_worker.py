@@ -1,5 +1,6 @@
 """The edge's face worker: a real spawned process finds a face pasted into a 720p frame and
-returns its box and crop, which the faces thread makes a sighting and a box; an offer never waits (a busy worker's frame is skipped and counted);
+returns its box and crop, which the faces thread makes a sighting and a box; an offer never
+waits (a busy worker's frame is skipped and counted);
 a killed child is restarted, and too many deaths turn faces off; the shared memory is unlinked."""
 
 from __future__ import annotations
