@@ -239,8 +239,9 @@ class FaceWorker:
         self._stop_child()
         self.state = "stopped"
         self._wake.set()
-        if self._shm is not None:
+        with self._lock:  # an offer copying right now finishes first: no view outlives this
             self._slots = None
+        if self._shm is not None:
             self._shm.close()
             self._shm.unlink()
             self._shm = None
@@ -283,7 +284,9 @@ class FaceWorker:
         delay = self.restart_delays[min(len(self._deaths), len(self.restart_delays)) - 1]
         self.state = "backoff"
         self._restart_at = now + delay
-        self.log.warning("face worker died (exit %s); restarting in %g s", code, delay)
+        # SIGTERM is how a service stop reaches the whole group (the edge stops it next): quieter
+        level = logging.INFO if code == -signal.SIGTERM else logging.WARNING
+        self.log.log(level, "face worker died (exit %s); restarting in %g s", code, delay)
 
     def _stop_child(self) -> None:
         child = self._child

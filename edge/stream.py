@@ -146,8 +146,9 @@ class StreamWorker(threading.Thread):
                             rate=faces.rate, options=options, log=self.log)
         tracker = SightingTracker(self.face_reporter.report, debounce=faces.debounce)
         self.face_boxes = FaceBoxes() if faces.overlay else None
-        self.faces = FaceLoop(self.config.name, worker, tracker, self.stop, boxes=self.face_boxes,
-                              log=self.log)
+        # its own stop: it ends after the encoder (_finish), which may offer frames until then
+        self.faces = FaceLoop(self.config.name, worker, tracker, threading.Event(),
+                              boxes=self.face_boxes, log=self.log)
 
     def _face_loop(self) -> FaceLoop:
         assert self.faces is not None
