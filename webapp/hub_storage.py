@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from nvrlib.catalog.models import Hub
 from nvrlib.names import DEFAULT_HUB
+from recorder.store.storage import Storage
 
 from . import media
 from .catalog_queries import SegmentRow
@@ -185,6 +186,26 @@ def unreachable_message(hub_id: str) -> str | None:
     except StorageUnreachable as exc:
         return str(exc)
     return None
+
+
+class OutsideStorage(ValueError):
+    """A catalog path that leaves the storage root of its hub."""
+
+
+def stored_file(hub_id: str, relative: str) -> Path | None:
+    """Return a file the catalog names in hub ``hub_id``'s storage (None: not on disk).
+
+    Raises OutsideStorage for a path that escapes the root (logged: the catalog is wrong or
+    tampered with), StorageUnreachable when that hub's storage is not reachable from here.
+    """
+    root = storage_root(hub_id)
+    try:
+        path = Storage(root).resolve_catalog_path(relative)
+    except ValueError:
+        logger.warning("refused catalog path %r of hub %s: it leaves the storage root",
+                       relative, hub_id)
+        raise OutsideStorage(f"{relative!r} is outside the storage of hub {hub_id}") from None
+    return path if path.is_file() else None
 
 
 def segment_path(row: SegmentRow) -> Path:

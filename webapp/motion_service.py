@@ -26,7 +26,6 @@ from nvrlib.motion_schedule import (
     AWAY_KEY, PLAY_PREROLL, PREFIX, TIMEZONE_KEY, ScheduleError, armed_hours_key,
     format_armed_hours, parse_armed_hours, parse_timezone,
 )
-from recorder.store.storage import Storage
 
 from . import hub_storage
 from .catalog_queries import iso_utc
@@ -76,13 +75,7 @@ class MotionSettings:
 
 # -- storage of snapshots ------------------------------------------------------------------------
 
-def storage_root_of(hub_id: str) -> Path:
-    """Return the storage root of hub ``hub_id`` as this web app reaches it (StorageUnreachable)."""
-    return hub_storage.storage_root(hub_id)
-
-
-class SnapshotRefused(ValueError):
-    """A snapshot path that leaves its storage root."""
+SnapshotRefused = hub_storage.OutsideStorage  # a snapshot path that leaves its storage root
 
 
 def snapshot_file(event_id: int) -> Path | None:
@@ -96,13 +89,10 @@ def snapshot_file(event_id: int) -> Path | None:
     if row is None or not row.snapshot_path:
         return None
     try:
-        path = Storage(storage_root_of(row.hub_id)).resolve_catalog_path(row.snapshot_path)
-    except ValueError:
-        logger.warning("refused snapshot path %r of motion event %d: it leaves the storage root",
-                       row.snapshot_path, event_id)
+        return hub_storage.stored_file(row.hub_id, row.snapshot_path)
+    except hub_storage.OutsideStorage:
         raise SnapshotRefused(f"the snapshot of motion event {event_id} is outside the "
                               "storage") from None
-    return path if path.is_file() else None
 
 
 def snapshot_url(event_id: int) -> str:
@@ -275,7 +265,8 @@ def get_schedule() -> MotionAlertSchedule:
                                cameras, rows.get(TIMEZONE_KEY, ""))
 
 
-def _put(key: str, value: str, user: str) -> None:
+def put_setting(key: str, value: str, user: str) -> None:
+    """Write one settings row (uncommitted); an empty value removes it."""
     if not value:
         db.session.execute(delete(Setting).where(Setting.key == key))
         return
@@ -331,7 +322,7 @@ def check_schedule(data: Mapping[str, Any]) -> dict[str, str]:
 def save_schedule(data: Mapping[str, Any], user: str) -> MotionAlertSchedule:
     """Change the away switch, the armed hours or the time zone; return the schedule."""
     for key, value in check_schedule(data).items():
-        _put(key, value, user)
+        put_setting(key, value, user)
     db.session.commit()
     logger.info("motion alert schedule changed by %s: %s", user, ", ".join(sorted(data)))
     return get_schedule()

@@ -5,10 +5,10 @@ from werkzeug.routing import BaseConverter
 
 
 class ControlActionConverter(BaseConverter):
-    """A control action of /cameras/<camera>/<action>: any word but ``motion``, the path of the
-    camera's motion settings (so that POST or OPTIONS there never reaches the control view)."""
+    """A control action of /cameras/<camera>/<action>: any word but ``motion`` and ``faces``, the
+    paths of the camera's settings (so that POST or OPTIONS there never reaches the control view)."""
 
-    regex = r"(?!motion$)[^/]+"
+    regex = r"(?!(?:motion|faces)$)[^/]+"
 
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -16,4 +16,4 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.record_once(lambda state: state.app.url_map.converters.setdefault(
     "control_action", ControlActionConverter))
 
-from . import bulk_exports, cameras, events, locks, motion, openapi, recordings, timeline  # noqa: E402,F401,E501  (register the views on bp)
+from . import bulk_exports, cameras, events, locks, motion, openapi, people, recordings, timeline  # noqa: E402,F401,E501  (register the views on bp)
