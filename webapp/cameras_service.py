@@ -25,7 +25,7 @@ from nvrlib.names import DEFAULT_HUB, InvalidName, validate_camera_name
 from nvrlib.redact import MaskLeft, redact, redact_for_edit, unmask
 from recorder.control import ACTIONS as HUB_ACTIONS
 
-from . import hubs
+from . import faces_settings, hubs
 from .extensions import db
 from .security import now
 
@@ -101,6 +101,14 @@ class CameraView:
     last_error: str
     editable: bool  # a pull camera added in the web app (config-file cameras stay in the file)
     hub: str = DEFAULT_HUB  # the hub that records it (cameras.hub_id)
+    faces_enabled: bool = True  # an admin's switch (cameras.faces_enabled)
+    faces_seen_at: dt.datetime | None = None  # its edge's last faces request
+
+    @property
+    def faces_active(self) -> bool:
+        """Tell whether face recognition runs at this camera now (its "faces" badge)."""
+        return faces_settings.CameraFaces(self.name, self.faces_enabled, False,
+                                          self.faces_seen_at).active(now())
 
     def to_json(self, admin: bool = False) -> dict[str, Any]:
         """Return the API's JSON object; the edge address and errors only for admins."""
@@ -113,6 +121,7 @@ class CameraView:
             "uptime": self.uptime.total_seconds() if self.uptime is not None else None,
             "fps": self.fps, "bitrate": self.bitrate_bps, "restarts": self.restarts,
             "last_segment_end": _iso(self.last_segment_end), "hub": self.hub,
+            "faces": faces_settings.badge_state(self.faces_enabled, self.faces_seen_at),
         }
         if admin:
             data.update(peer=self.peer, source=self.source, last_error=self.last_error,
@@ -187,7 +196,8 @@ def _view(camera: Camera, status: CameraStatus | None,
         peer=display_url(peer), source=display_url(camera.url) if camera.url else "",
         last_error=redact(status.last_error) if status else "",
         editable=camera.kind == "pull" and camera.url is not None,
-        hub=camera.hub_id or DEFAULT_HUB)
+        hub=camera.hub_id or DEFAULT_HUB, faces_enabled=camera.faces_enabled,
+        faces_seen_at=camera.faces_seen_at)
 
 
 def _live_fields(status: CameraStatus | None, current: dt.datetime) -> dict[str, Any]:

@@ -413,6 +413,11 @@ def sighting_crop(sighting_id: int) -> bytes | None:
     return path.read_bytes()
 
 
+def sighting_crop_url(sighting_id: int) -> str:
+    """Return the URL of a face sighting's crop."""
+    return url_for("api.face_crop", sighting_id=sighting_id)
+
+
 def _relabel(person_id: int, embedding: np.ndarray, limit: float) -> int:
     """Name the unknown sightings within ``limit`` of ``embedding`` (newest first, bounded)."""
     rows = db.session.execute(

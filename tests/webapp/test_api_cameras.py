@@ -164,6 +164,7 @@ def test_the_list_shows_each_camera_with_its_live_status(app: Flask, as_viewer: 
         "connected_since": "2026-03-01T11:55:00.000Z", "offline_since": None, "uptime": 300.0,
         "fps": 25.0, "bitrate": 2_000_000, "restarts": 2,
         "last_segment_end": "2026-03-01T11:59:56.000Z", "hub": "main",
+        "faces": {"enabled": True, "active": False, "seen_at": None},
     }
 
 

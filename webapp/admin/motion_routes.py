@@ -1,5 +1,6 @@
 """The admin page of a camera's motion settings: detection on/off, sensitivity, the mask zones
-drawn on its latest picture, its motion alerts and armed hours (admins only)."""
+drawn on its latest picture, its motion alerts and armed hours; and its two face switches
+(recognition on, emails for unknown faces) (admins only)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from sqlalchemy import select
 
 from nvrlib.catalog.models import Camera, Segment
 
+from .. import faces_settings
 from .. import motion_service as motion
 from ..catalog_queries import STATUS_OK
 from ..extensions import db
-from ..security import admin_required
+from ..security import admin_required, now
 from . import bp
 from .forms import ActionForm
 
@@ -57,6 +59,8 @@ def camera_motion(camera: str) -> ResponseReturnValue:
             motion.check_schedule({"camera_hours": {camera: hours}})  # before saving anything
             motion.save_settings(camera, changes, current_user.username)
             motion.save_schedule({"camera_hours": {camera: hours}}, current_user.username)
+            faces_settings.save_camera_faces(camera, _face_switches(request.form),
+                                             current_user.username)
         except motion.MotionSettingsError as exc:
             db.session.rollback()
             error, error_field, status = str(exc), exc.field, 400
@@ -64,9 +68,20 @@ def camera_motion(camera: str) -> ResponseReturnValue:
             flash(f"Saved the motion settings of {camera}; its detector reloads them.", "success")
             return redirect(url_for("admin.camera_motion", camera=camera))
     shown = _shown(settings, hours, request.form if error else None)
-    return render_template("admin/motion.html", camera=camera, shown=shown,
+    faces = faces_settings.camera_faces(camera)
+    face_switches = (_face_switches(request.form) if error else
+                     {"enabled": faces.enabled, "unknown_alerts": faces.unknown_alerts})
+    return render_template("admin/motion.html", camera=camera, shown=shown, faces=faces,
+                           face_switches=face_switches,
+                           faces_view={"faces_active": faces.active(now())},
                            picture=_latest_picture(camera), error=error,
                            error_field=error_field, updated_at=settings.updated_at), status
+
+
+def _face_switches(form: Any) -> dict[str, bool]:
+    """The face switches a submitted page asks for (as the API takes them)."""
+    return {"enabled": form.get("faces_enabled") == "on",
+            "unknown_alerts": form.get("faces_unknown_alerts") == "on"}
 
 
 def _shown(settings: motion.MotionSettings, hours: str, posted: Any) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from nvrlib.catalog.models import Alert
 from ..alerting import service
 from ..catalog_queries import iso_utc
 from ..events import queries
-from .. import motion_service
-from ..events.queries import AlertEvent, Event, MotionItem, OutageEvent
+from .. import faces_service, motion_service
+from ..events.queries import AlertEvent, Event, FaceItem, MotionItem, OutageEvent
 from ..recordings.params import MAX_OFFSET, ParamError, int_param, page_size
 from ..security import admin_required, api_error, current_user_is_admin, now
 from . import bp
@@ -75,19 +75,33 @@ def motion_json(event: MotionItem, current: dt.datetime) -> dict[str, Any]:
             "play": motion_service.play_url(event.camera, event.start)}
 
 
+def face_json(event: FaceItem) -> dict[str, Any]:
+    """Return the API's JSON object of a face sighting (``person`` null: unknown)."""
+    x, y, w, h = event.box
+    return {"type": "face", "id": event.id, "time": iso_utc(event.start),
+            "camera": event.camera, "start": iso_utc(event.start), "end": _iso(event.end),
+            "ongoing": event.ongoing, "person": event.person, "person_id": event.person_id,
+            "distance": round(event.distance, 4) if event.distance is not None else None,
+            "box": {"x": x, "y": y, "w": w, "h": h}, "size": event.size,
+            "crop": faces_service.sighting_crop_url(event.id) if event.has_crop else None,
+            "play": motion_service.play_url(event.camera, event.start)}
+
+
 def event_json(event: Event, admin: bool, current: dt.datetime) -> dict[str, Any]:
-    """Return the API's JSON object of an alert, an outage or a motion event."""
+    """Return the API's JSON object of an alert, an outage, a motion event or a sighting."""
     if isinstance(event, OutageEvent):
         return outage_json(event, current)
     if isinstance(event, MotionItem):
         return motion_json(event, current)
+    if isinstance(event, FaceItem):
+        return face_json(event)
     return alert_json(event, admin)
 
 
 @bp.get("/events")
 def list_events() -> ResponseReturnValue:
-    """List alerts, outages and motion events, newest first: a JSON list; ``Link: rel="next"``
-    when more follow."""
+    """List alerts, outages, motion events and face sightings, newest first: a JSON list;
+    ``Link: rel="next"`` when more follow."""
     try:
         _check_known(request.args, EVENT_PARAMS)
         limit = page_size(request.args)

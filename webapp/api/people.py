@@ -12,15 +12,23 @@ from flask import current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from .. import exports, faces_export, faces_settings
+from .. import exports, faces_export, faces_settings, hub_storage
 from .. import faces_service as people
 from ..security import admin_required, api_error
 from . import bp
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024  # one photo; the app's 1 MiB limit is for everything else
 MULTIPART_SLACK = 64 * 1024  # the form's other parts and boundaries
-CROP_CACHE = "private, max-age=3600"
+CROP_CACHE = "private, max-age=60"  # a sighting's final report may replace its crop
 FORCE_VALUES = {"1": True, "true": True, "0": False, "false": False, "": False}
+
+
+def _jpeg(data: bytes) -> flask.Response:
+    """Answer a crop with an ETag (304 when the browser has it)."""
+    response = current_app.response_class(data, mimetype="image/jpeg")
+    response.add_etag()
+    response.headers["Cache-Control"] = CROP_CACHE
+    return response.make_conditional(request)
 
 
 def _error(exc: people.FacesError) -> flask.Response:
@@ -174,10 +182,21 @@ def sample_crop(person_id: int, sample_id: int) -> ResponseReturnValue:
         crop = people.sample_crop(person_id, sample_id)
     except people.FacesError as exc:
         return _error(exc)
-    response = current_app.response_class(crop, mimetype="image/jpeg")
-    response.add_etag()
-    response.headers["Cache-Control"] = CROP_CACHE
-    return response.make_conditional(request)
+    return _jpeg(crop)
+
+
+@bp.get("/events/face/<int:sighting_id>/crop.jpg")
+def face_crop(sighting_id: int) -> ResponseReturnValue:
+    """Serve the picture of a sighting's face (404: none, erased, or not on disk)."""
+    try:
+        crop = people.sighting_crop(sighting_id)
+    except hub_storage.OutsideStorage as exc:
+        return api_error(403, str(exc))
+    except hub_storage.StorageUnreachable as exc:
+        return api_error(503, str(exc))
+    if crop is None:
+        return api_error(404, f"face sighting {sighting_id} has no picture on disk")
+    return _jpeg(crop)
 
 
 @bp.post("/people/<int:person_id>/merge")

@@ -39,6 +39,8 @@ def camera_timeline_json(timeline: queries.CameraTimeline) -> dict[str, Any]:
                         "score": round(mark.score, 4), "has_snapshot": mark.has_snapshot}
                        for mark in timeline.motion],
         },
+        "faces": [{"id": mark.id, "time": iso_utc(mark.start), "person": mark.person,
+                   "person_id": mark.person_id} for mark in timeline.faces],
     }
 
 

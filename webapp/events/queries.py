@@ -1,10 +1,10 @@
-"""Read-only queries over the alerts, outages and motion events of the catalog, for the events
-page and API.
+"""Read-only queries over the alerts, outages, motion events and face sightings of the catalog,
+for the events page and API.
 
-Alerts, outages and motion events live in three tables; a page of events is one ``UNION ALL`` of
+Alerts, outages, motion events and face sightings live in four tables; a page of events is one ``UNION ALL`` of
 their (time, source, id) keys, sorted newest first and cut with LIMIT/OFFSET in the database,
-then the page's rows are read by id. An alert's time is when it was raised; an outage's and a
-motion event's is when it started, and a time range matches an outage or a motion event that
+then the page's rows are read by id. An alert's time is when it was raised; an outage's, a
+motion event's and a sighting's is when it started, and a time range matches one that
 overlaps it (an open one runs to "now").
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Select, String, literal_column, or_, select, union_all
 
-from nvrlib.catalog.models import Alert, Camera, MotionEvent, Outage
+from nvrlib.catalog.models import Alert, Camera, FaceSighting, MotionEvent, Outage, Person
 from nvrlib.redact import redact, redact_value
 
 from ..catalog_queries import MAX_PAGE_SIZE, outage_reason_text
@@ -61,17 +61,21 @@ STATUS_BADGES: dict[str, str] = {
 }
 OUTAGE = "outage"
 MOTION = "motion"  # motion events (the alerts of kind "motion" are under ALERT)
+FACE = "face"  # face sightings (the alerts of kind "face" are under ALERT)
 ALERT = "alert"  # every alert, whatever its kind
 ALL = "all"
-# type=motion means motion events, so the alert kind of the same name is not a type of its own
-EVENT_TYPES: tuple[str, ...] = (ALL, *(kind for kind in ALERT_KINDS if kind != MOTION),
-                                OUTAGE, MOTION, ALERT)
+UNKNOWN_PERSON = "unknown"  # person=unknown: the faces no one knows
+# type=motion means motion events and type=face sightings, so the alert kinds of the same
+# names are not types of their own
+EVENT_TYPES: tuple[str, ...] = (ALL, *(kind for kind in ALERT_KINDS if kind not in (MOTION, FACE)),
+                                OUTAGE, MOTION, FACE, ALERT)
 # the alert kinds the type filter offers one by one
-FILTER_KINDS = {kind: text for kind, text in ALERT_KINDS.items() if kind != MOTION}
+FILTER_KINDS = {kind: text for kind, text in ALERT_KINDS.items() if kind not in (MOTION, FACE)}
 SOURCE_ALERT = "alert"
 SOURCE_OUTAGE = "outage"
 SOURCE_MOTION = "motion"
-FILTER_PARAMS = ("camera", "type", "start", "end", "tz")
+SOURCE_FACE = "face"
+FILTER_PARAMS = ("camera", "type", "start", "end", "tz", "person")
 
 
 def kind_text(kind: str) -> str:
@@ -87,6 +91,8 @@ class EventFilters:
     type: str = ALL  # one of EVENT_TYPES
     start: dt.datetime | None = None
     end: dt.datetime | None = None
+    person: str | None = None  # a person's name as asked, or "unknown"; None: anyone
+    person_id: int | None = None  # that person's id (None with "unknown")
 
 
 @dataclass(frozen=True)
@@ -171,7 +177,20 @@ class MotionItem(SpanEvent):
     source: str = SOURCE_MOTION
 
 
-Event = AlertEvent | OutageEvent | MotionItem
+@dataclass(frozen=True)
+class FaceItem(SpanEvent):
+    """One face sighting of a camera: who (None: unknown), how near, where; box in 0..1."""
+
+    person: str | None
+    person_id: int | None
+    distance: float | None
+    box: tuple[float, float, float, float]  # x, y, width, height
+    size: int  # the face's smaller side, pixels
+    has_crop: bool
+    source: str = SOURCE_FACE
+
+
+Event = AlertEvent | OutageEvent | MotionItem | FaceItem
 
 
 @dataclass(frozen=True)
@@ -194,7 +213,31 @@ def parse_filters(args: Mapping[str, str]) -> EventFilters:
     camera = args.get("camera", "").strip() or None
     if camera is not None and len(camera) > 64:
         raise ParamError("camera", "longer than a camera name can be (64 characters)")
-    return EventFilters(camera, choice(args, "type", EVENT_TYPES, ALL), start, end)
+    kind = choice(args, "type", EVENT_TYPES, ALL)
+    person, person_id = _person_filter(args.get("person", ""), kind)
+    return EventFilters(camera, kind, start, end, person, person_id)
+
+
+def _person_filter(value: str, kind: str) -> tuple[str | None, int | None]:
+    """Check ``person``: a person's name or "unknown", with type face or all."""
+    name = value.strip()
+    if not name:
+        return None, None
+    if kind not in (FACE, ALL):
+        raise ParamError("person", "goes with type=face (or all), not with type=" + kind)
+    if name.casefold() == UNKNOWN_PERSON:
+        return UNKNOWN_PERSON, None
+    if len(name) > 64:
+        raise ParamError("person", "longer than a name can be (64 characters)")
+    person_id = db.session.scalar(select(Person.id).where(Person.name_key == name.casefold()))
+    if person_id is None:
+        raise ParamError("person", f"there is no person called {name!r}")
+    return name, person_id
+
+
+def person_choices() -> list[str]:
+    """Return the names of the people, sorted (the person filter's choices)."""
+    return list(db.session.scalars(select(Person.name).order_by(Person.name_key)))
 
 
 def camera_choices() -> list[str]:
@@ -246,19 +289,42 @@ def _motion_keys(filters: EventFilters, camera_id: int | None) -> Select:
     return query
 
 
+def _face_keys(filters: EventFilters, camera_id: int | None) -> Select:
+    # the indexes (camera_id, start_time), (person_id, [camera_id,] start_time) serve each
+    # filter; an erased sighting (its person deleted) is never shown
+    query = select(FaceSighting.start_time.label("at"),
+                   literal_column("'face'", String).label("source"),
+                   FaceSighting.id.label("id")).where(FaceSighting.erased_at.is_(None))
+    if filters.person == UNKNOWN_PERSON:
+        query = query.where(FaceSighting.person_id.is_(None))
+    elif filters.person is not None:
+        query = query.where(FaceSighting.person_id == filters.person_id)
+    if filters.camera is not None:
+        query = query.where(FaceSighting.camera_id == camera_id)
+    if filters.end is not None:
+        query = query.where(FaceSighting.start_time < filters.end)
+    if filters.start is not None:
+        query = query.where(or_(FaceSighting.end_time.is_(None),
+                                FaceSighting.end_time > filters.start))
+    return query
+
+
 def _keys(filters: EventFilters) -> Select | None:
     """Return the query of the matching events' keys, or None when nothing can match."""
     parts = []
-    if filters.type not in (OUTAGE, MOTION):
+    faces_only = filters.person is not None  # type=all with a person: sightings only
+    if filters.type not in (OUTAGE, MOTION, FACE) and not faces_only:
         parts.append(_alert_keys(filters))
     camera_id = None
     if filters.camera is not None:
         camera_id = db.session.scalar(select(Camera.id).where(Camera.name == filters.camera))
     if filters.camera is None or camera_id is not None:
-        if filters.type in (ALL, OUTAGE):
+        if filters.type in (ALL, OUTAGE) and not faces_only:
             parts.append(_outage_keys(filters, camera_id))
-        if filters.type in (ALL, MOTION):
+        if filters.type in (ALL, MOTION) and not faces_only:
             parts.append(_motion_keys(filters, camera_id))
+        if filters.type in (ALL, FACE):
+            parts.append(_face_keys(filters, camera_id))
     if not parts:
         return None
     keys = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
@@ -298,13 +364,27 @@ def _load_motion(ids: list[int]) -> dict[tuple[str, int], Event]:
     return {(SOURCE_MOTION, row.id): motion_item(row, camera) for row, camera in rows}
 
 
+def _load_faces(ids: list[int]) -> dict[tuple[str, int], Event]:
+    rows = db.session.execute(select(FaceSighting, Camera.name, Person.name)
+                              .join(Camera, Camera.id == FaceSighting.camera_id)
+                              .outerjoin(Person, Person.id == FaceSighting.person_id)
+                              .where(FaceSighting.id.in_(ids), FaceSighting.erased_at.is_(None)))
+    return {(SOURCE_FACE, row.id): FaceItem(
+        row.id, camera, row.start_time, row.end_time, person, row.person_id, row.distance,
+        (row.box_x, row.box_y, row.box_w, row.box_h), row.face_size, bool(row.crop_path))
+        for row, camera, person in rows}
+
+
 def _load(keys: list[tuple[str, int]]) -> list[Event]:
     alert_ids = [key for source, key in keys if source == SOURCE_ALERT]
     outage_ids = [key for source, key in keys if source == SOURCE_OUTAGE]
     motion_ids = [key for source, key in keys if source == SOURCE_MOTION]
+    face_ids = [key for source, key in keys if source == SOURCE_FACE]
     loaded: dict[tuple[str, int], Event] = {}
     if motion_ids:
         loaded.update(_load_motion(motion_ids))
+    if face_ids:
+        loaded.update(_load_faces(face_ids))
     if alert_ids:
         for alert in db.session.scalars(select(Alert).where(Alert.id.in_(alert_ids))):
             loaded[(SOURCE_ALERT, alert.id)] = alert_event(alert)

@@ -1,4 +1,4 @@
-"""Views of the events blueprint: the alerts and outages, filtered and paged."""
+"""Views of the events blueprint: alerts, outages, motion and faces, filtered and paged."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from flask import render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import motion_service
+from .. import faces_service, motion_service
 from ..recordings.params import MAX_OFFSET, ParamError, int_param
 from ..security import current_user_is_admin, now
 from . import bp, queries
@@ -23,8 +23,8 @@ def _page_url(args: Mapping[str, str], page: int) -> str:
 
 @bp.route("/")
 def index() -> ResponseReturnValue:
-    """List alerts, outages and motion events, newest first, by camera, type and time range;
-    page them."""
+    """List alerts, outages, motion events and face sightings, newest first, by camera, type,
+    person and time range; page them."""
     args = {key: value for key, value in request.args.items()
             if key in (*queries.FILTER_PARAMS, "page")}
     page, error, error_field, page_no = None, None, None, 1
@@ -38,6 +38,7 @@ def index() -> ResponseReturnValue:
         "args": args, "cameras": queries.camera_choices(), "page": page, "error": error,
         "error_field": error_field, "page_no": page_no, "kinds": queries.FILTER_KINDS,
         "snapshot_url": motion_service.snapshot_url, "play_url": motion_service.play_url,
+        "crop_url": faces_service.sighting_crop_url, "people": queries.person_choices(),
         "status_badges": queries.STATUS_BADGES, "now": now(), "admin": current_user_is_admin(),
         "prev_url": _page_url(args, page_no - 1) if page and page_no > 1 else None,
         "next_url": _page_url(args, page_no + 1) if page and page.has_next else None,

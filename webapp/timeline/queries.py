@@ -1,5 +1,5 @@
 """The timeline's data: for each camera, footage spans, gaps with reasons, back-filled spans,
-motion density and motion events over a stretch of time (docs/design/recording.md, "Timeline").
+motion density, motion events and face sightings over a stretch of time (docs/design/recording.md, "Timeline").
 
 One day of 16 cameras with 10-s segments is ~138,000 rows: far too many to read within the
 100 ms budget (even SQLite's window functions over them took over a second on a busy machine).
@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, Result, ScalarSelect, Select, and_, func, or_, select
 
-from nvrlib.catalog.models import Camera, CameraStatus, MotionEvent, Run, Segment
+from nvrlib.catalog.models import (
+    Camera, CameraStatus, FaceSighting, MotionEvent, Person, Run, Segment,
+)
 
 from ..cameras_service import STALE_AFTER
 from ..catalog_queries import (
@@ -30,6 +32,7 @@ from ..extensions import db
 # keeps the scan of ix_motion_camera_start to a short range, as MAX_SEGMENT does for segments.
 MAX_MOTION_EVENT = dt.timedelta(hours=1)
 MAX_EVENTS_PER_CAMERA = 1000  # markers beyond these are dropped (the density still counts all)
+MAX_FACES_PER_CAMERA = 1000  # people markers beyond these are dropped
 NOT_PLAYABLE = ("missing", "deleting")  # segments.status of a row whose file is (being) gone
 BACKFILL_KIND = "backfill"  # runs.kind of a run uploaded from an edge's spool
 # (start, end, backfilled, id of its first segment or None) of a piece of footage
@@ -56,6 +59,16 @@ class MotionMark:
 
 
 @dataclass(frozen=True)
+class FaceMark:
+    """One face sighting on the timeline: who (None: unknown) and when it started."""
+
+    id: int
+    start: dt.datetime
+    person: str | None
+    person_id: int | None
+
+
+@dataclass(frozen=True)
 class CameraTimeline:
     """What one camera has over the asked stretch of time."""
 
@@ -66,6 +79,7 @@ class CameraTimeline:
     gaps: list[Gap] = field(default_factory=list)
     motion_counts: list[int] = field(default_factory=list)
     motion: list[MotionMark] = field(default_factory=list)
+    faces: list[FaceMark] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -219,6 +233,27 @@ def motion_between(camera_ids: Sequence[int], start: dt.datetime,
     return events
 
 
+def faces_between(camera_ids: Sequence[int], start: dt.datetime,
+                  end: dt.datetime) -> dict[int, list[FaceMark]]:
+    """Return each camera's face sightings starting in ``[start, end)``, oldest first (at most
+    MAX_FACES_PER_CAMERA each; erased ones never)."""
+    query = (select(FaceSighting.id, FaceSighting.camera_id,
+                    _seconds_since(FaceSighting.start_time, start), Person.name, Person.id)
+             .outerjoin(Person, Person.id == FaceSighting.person_id)
+             .where(FaceSighting.camera_id.in_(list(camera_ids)),
+                    FaceSighting.start_time >= start, FaceSighting.start_time < end,
+                    FaceSighting.erased_at.is_(None))
+             .order_by(FaceSighting.camera_id, FaceSighting.start_time, FaceSighting.id))
+    marks: dict[int, list[FaceMark]] = defaultdict(list)
+    second = dt.timedelta(seconds=1)
+    for sighting_id, camera_id, begins, person, person_id in _execute(query):
+        if len(marks[camera_id]) < MAX_FACES_PER_CAMERA:
+            marks[camera_id].append(FaceMark(sighting_id,
+                                             start + round(float(begins), 3) * second,
+                                             person, person_id))
+    return marks
+
+
 def motion_density(events: Sequence[MotionMark], start: dt.datetime, end: dt.datetime,
                    resolution: float, current: dt.datetime) -> list[int]:
     """Count, per bucket of ``resolution`` seconds from ``start``, the events overlapping it."""
@@ -284,6 +319,7 @@ def timelines(names: Sequence[str], start: dt.datetime, end: dt.datetime, resolu
     edges = span_edges(id_list, start, end)
     statuses = live_status(id_list, current)
     motion = motion_between(id_list, start, end)
+    faces = faces_between(id_list, start, end)
     gaps_end = max(start, min(end, current))  # the future is not missing footage
     outages = outages_by_camera(id_list, start, gaps_end, current)
     result = []
@@ -299,6 +335,6 @@ def timelines(names: Sequence[str], start: dt.datetime, end: dt.datetime, resolu
         result.append(CameraTimeline(
             name, live.since is not None, footage, backfilled, gaps,
             motion_density(events, start, end, resolution, current),
-            events[:MAX_EVENTS_PER_CAMERA]))
+            events[:MAX_EVENTS_PER_CAMERA], faces.get(camera_id, [])))
     return result
 
