@@ -15,7 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from nvrlib.names import MAX_NAME_LENGTH
 
-from .. import cameras_service, motion_service
+from .. import cameras_service, faces_service, faces_settings, motion_service
 from ..alerting import service as alerting
 from ..catalog_queries import MAX_PAGE_SIZE, ORDERS, SORTS
 from ..events.queries import EVENT_TYPES
@@ -27,6 +27,7 @@ from ..exports import DEFAULT_SPEED, MAX_SPEED, MIN_SPEED
 from ..timeline.params import DEFAULT_BUCKETS, MAX_BUCKETS, MAX_CAMERAS
 from . import bp
 from .bulk_exports import MAX_ZIP_CAMERAS
+from .people import MAX_PHOTO_BYTES
 
 Schema = dict[str, Any]
 JSON = "application/json"
@@ -279,6 +280,9 @@ def _events_paths() -> dict[str, Schema]:
               _query("type", "what to list", {"type": "string", "enum": list(EVENT_TYPES)}),
               _query("start", ISO_TIME, TIME_QUERY), _query("end", ISO_TIME, TIME_QUERY),
               TZ_PARAM,
+              _query("person", "face sightings of this person (a name, any case) or of "
+                     "`unknown` faces; with type face or all (then sightings only)",
+                     {"type": "string", "maxLength": 80}),
               _query("limit", f"page size, 1-{MAX_PAGE_SIZE} (larger: capped)",
                      {"type": "integer", "minimum": 1}),
               _query("page", f"the page, from 1; at most {MAX_OFFSET} // limit + 1",
@@ -286,9 +290,10 @@ def _events_paths() -> dict[str, Schema]:
     settings = _json("the alert settings", _ref("AlertSettings"))
     return {
         "/api/v1/events": {"get": _operation(
-            "Alerts, outages and motion events, newest first",
+            "Alerts, outages, motion events and face sightings, newest first",
             {"200": {**_json("events", {"type": "array", "items": {"oneOf": [
-                _ref("Alert"), _ref("Outage"), _ref("Motion")]}}), "headers": LINK_HEADER}},
+                _ref("Alert"), _ref("Outage"), _ref("Motion"), _ref("Face")]}}),
+                "headers": LINK_HEADER}},
             parameters=params, tag="events")},
         "/api/v1/events/motion/{event_id}/snapshot.jpg": {"get": _operation(
             "The JPEG a detector took at a motion event's peak",
@@ -415,6 +420,131 @@ def _motion_paths() -> dict[str, Schema]:
                           parameters=[CAMERA_PATH], body=body, tag="cameras")}}
 
 
+JPEG_ANSWER: Schema = {"description": "the picture", "content": {
+    "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
+PERSON_PATH = _path("person_id", "the person's id", ID_SCHEMA)
+
+
+def _people_paths() -> dict[str, Schema]:
+    person = _json("the person, with their samples", _ref("PersonDetail"))
+    fit = ("the person has 20 samples, the gallery is full, or the face looks like another "
+           "person or is far from this person's samples (force overrides the last two)")
+    name = {"type": "string", "maxLength": faces_service.MAX_NAME}
+    photo_body = {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["photo"], "properties": {
+            "photo": {"type": "string", "format": "binary",
+                      "description": f"a JPEG or PNG of one face, at most "
+                                     f"{MAX_PHOTO_BYTES // (1024 * 1024)} MiB"},
+            "force": {"type": "string", "enum": ["1", "0", "true", "false", ""]}}}}}}
+    enroll_photo = _operation(
+        "Add a sample from a photo of the person's face alone",
+        {"201": _json("the new sample", _ref("Sample")),
+         "400": _error("no photo field, not an image, no face, or several faces"),
+         "404": _error("no such person"), "409": _error(fit),
+         "413": _error("the photo is too large"), "415": _error("not multipart/form-data"),
+         "503": _error("the face engine is not installed")},
+        admin=True, parameters=[PERSON_PATH], tag="people")
+    enroll_photo["requestBody"] = photo_body
+    return {
+        "/api/v1/people": {
+            "get": _operation("Everyone the cameras know, by name",
+                              {"200": _json("people", _list_of("Person"))}, tag="people"),
+            "post": _operation(
+                "Add a person", {"201": {**person, "headers": {
+                    "Location": {"schema": {"type": "string"}}}},
+                    "409": _error("a person of that name (any case) exists")},
+                admin=True, tag="people", body={
+                    "type": "object", "additionalProperties": False, "required": ["name"],
+                    "properties": {"name": name, "alert": {"type": "boolean"}}})},
+        "/api/v1/people/{person_id}": {
+            "get": _operation("A person with their samples",
+                              {"200": person, "404": _error("no such person")},
+                              parameters=[PERSON_PATH], tag="people"),
+            "patch": _operation(
+                "Rename a person or switch their alert",
+                {"200": person, "404": _error("no such person"),
+                 "409": _error("a person of that name exists")}, admin=True,
+                parameters=[PERSON_PATH], tag="people", body={
+                    "type": "object", "additionalProperties": False,
+                    "properties": {"name": name, "alert": {"type": "boolean"}}}),
+            "delete": _operation(
+                "Delete a person and their samples; their sightings are erased",
+                {"204": {"description": "deleted"}, "404": _error("no such person")},
+                admin=True, parameters=[PERSON_PATH], tag="people")},
+        "/api/v1/people/{person_id}/photos": {"post": enroll_photo},
+        "/api/v1/people/{person_id}/sightings": {"post": _operation(
+            "Add a sample from a camera's face sighting (and name it)",
+            {"201": _json("the new sample", _ref("Sample")),
+             "400": _error("no such sighting, erased, or without face data"),
+             "404": _error("no such person"), "409": _error(fit),
+             "503": _error("the storage of the sighting's hub is not reachable")},
+            admin=True, parameters=[PERSON_PATH], tag="people", body={
+                "type": "object", "additionalProperties": False, "required": ["sighting"],
+                "properties": {"sighting": ID_SCHEMA, "relabel": {"type": "boolean"},
+                               "force": {"type": "boolean"}}})},
+        "/api/v1/people/{person_id}/samples/{sample_id}": {"delete": _operation(
+            "Delete a sample", {"204": {"description": "deleted"},
+                                "404": _error("no such sample of this person")},
+            admin=True, parameters=[PERSON_PATH, _path("sample_id", "the sample's id",
+                                                       ID_SCHEMA)], tag="people")},
+        "/api/v1/people/{person_id}/samples/{sample_id}/crop.jpg": {"get": _operation(
+            "The picture of a sample's face",
+            {"200": JPEG_ANSWER, "304": {"description": "not modified (If-None-Match)"},
+             "404": _error("no such sample, or it has no picture")},
+            parameters=[PERSON_PATH, _path("sample_id", "the sample's id", ID_SCHEMA)],
+            tag="people")},
+        "/api/v1/people/{person_id}/merge": {"post": _operation(
+            "Merge a person into another (samples and sightings move, the first goes)",
+            {"200": person, "404": _error("no such person"),
+             "409": _error(f"more than {faces_service.MAX_SAMPLES_PER_PERSON} samples")},
+            admin=True, parameters=[PERSON_PATH], tag="people", body={
+                "type": "object", "required": ["into"],
+                "properties": {"into": ID_SCHEMA}})},
+        "/api/v1/people/{person_id}/export.zip": {"get": _operation(
+            "A person's face data: person.json, sample and sighting crops",
+            {"200": {"description": "the ZIP", "content": {"application/zip": {
+                "schema": {"type": "string", "format": "binary"}}}},
+             "404": _error("no such person")},
+            admin=True, parameters=[PERSON_PATH], tag="people")},
+        "/api/v1/events/face/{sighting_id}/crop.jpg": {"get": _operation(
+            "The picture of a face sighting",
+            {"200": JPEG_ANSWER, "304": {"description": "not modified (If-None-Match)"},
+             "403": _error("the crop's path leaves the storage"),
+             "404": _error("no such sighting, erased, or no picture on disk"),
+             "503": _error("the storage of the sighting's hub is not reachable")},
+            parameters=[_path("sighting_id", "the sighting's id", ID_SCHEMA)],
+            tag="events")},
+        "/api/v1/faces/settings": {
+            "get": _operation("The match threshold and when unknown faces are emailed",
+                              {"200": _json("the settings", _ref("FacesSettings"))},
+                              admin=True, tag="people"),
+            "put": _operation(
+                "Change the match threshold or the armed hours",
+                {"200": _json("the settings", _ref("FacesSettings"))}, admin=True,
+                tag="people", body={
+                    "type": "object", "additionalProperties": False, "properties": {
+                        "threshold": {"type": "number",
+                                      "minimum": faces_settings.THRESHOLD_MIN,
+                                      "maximum": faces_settings.THRESHOLD_MAX},
+                        "armed_hours": {"type": "string", "description": HOURS},
+                        "armed_hours_by_camera": {"type": "object", "additionalProperties": {
+                            "type": "string", "description": HOURS + "; empty: as all"}}}})},
+        "/api/v1/cameras/{camera}/faces": {
+            "get": _operation("A camera's face switches",
+                              {"200": _json("the switches", _ref("CameraFaces")),
+                               "404": _error("no such camera")},
+                              admin=True, parameters=[CAMERA_PATH], tag="cameras"),
+            "put": _operation(
+                "Change a camera's face switches",
+                {"200": _json("the switches", _ref("CameraFaces")),
+                 "404": _error("no such camera")}, admin=True, parameters=[CAMERA_PATH],
+                tag="cameras", body={
+                    "type": "object", "additionalProperties": False, "properties": {
+                        "enabled": {"type": "boolean"},
+                        "unknown_alerts": {"type": "boolean"}}})},
+    }
+
+
 def _other_paths() -> dict[str, Schema]:
     return {
         "/api/v1/health": {"get": _operation(
@@ -437,6 +567,16 @@ def _schemas() -> dict[str, Schema]:
         return {"type": "object", "properties": properties,
                 "required": [key for key in properties if key not in optional]}
 
+    nullable_integer = {"type": "integer", "nullable": True}
+    nullable_number = {"type": "number", "nullable": True}
+    box = obj({"x": number, "y": number, "w": number, "h": number})
+    sample = obj({"id": integer, "source": {"type": "string", "enum": ["photo", "sighting"]},
+                  "created": TIME_OUT, "crop": nullable_string,
+                  "relabelled": {**integer, "description": "sightings named (enrolment "
+                                                           "from a sighting)"}}, "relabelled")
+    person = {"id": integer, "name": string, "alert": boolean, "created": TIME_OUT,
+              "last_seen": {**obj({"time": TIME_OUT, "camera": string}), "nullable": True},
+              "photo": nullable_string}
     return {
         "Error": obj({"error": {**string, "description": "what went wrong; for a bad "
                                 "parameter its name first (`start: ...`)"}}),
@@ -460,7 +600,10 @@ def _schemas() -> dict[str, Schema]:
                     "counts": {"type": "array", "items": integer},
                     "events": {"type": "array", "items": obj({
                         "id": integer, "start": TIME_OUT, "end": NULLABLE_TIME,
-                        "score": number, "has_snapshot": boolean})}})})}}),
+                        "score": number, "has_snapshot": boolean})}}),
+                "faces": {"type": "array", "items": obj({
+                    "id": integer, "time": TIME_OUT, "person": nullable_string,
+                    "person_id": nullable_integer})}})}}),
         "StreamLink": obj({"url": {**string, "description": "the playlist's absolute URL, "
                                    "token included: play it in VLC, mpv, ffplay"},
                            "expires": TIME_OUT}),
@@ -491,6 +634,19 @@ def _schemas() -> dict[str, Schema]:
                        "score": number, "box": obj({"x": number, "y": number, "w": number,
                                                     "h": number}),
                        "source": string, "snapshot": nullable_string, "play": string}),
+        "Face": obj({"type": {"type": "string", "enum": ["face"]}, "id": integer,
+                     "time": TIME_OUT, "camera": string, "start": TIME_OUT,
+                     "end": NULLABLE_TIME, "ongoing": boolean, "person": nullable_string,
+                     "person_id": nullable_integer, "distance": nullable_number, "box": box,
+                     "size": integer, "crop": nullable_string, "play": string}),
+        "Person": obj({**person, "samples": {**integer, "description": "how many"}}),
+        "PersonDetail": obj({**person, "samples": {"type": "array", "items": sample}}),
+        "Sample": sample,
+        "FacesSettings": obj({"threshold": number, "armed_hours": string,
+                              "armed_hours_by_camera": {"type": "object",
+                                                        "additionalProperties": string}}),
+        "CameraFaces": obj({"camera": string, "enabled": boolean, "unknown_alerts": boolean,
+                            "seen_at": NULLABLE_TIME, "active": boolean}),
         "MotionSettings": obj({"camera": string, "enabled": boolean, "sensitivity": integer,
                                "mask": {"type": "array", "items": {"type": "array"}},
                                "alerts": boolean, "updated_at": NULLABLE_TIME}),
@@ -513,6 +669,7 @@ def _schemas() -> dict[str, Schema]:
             "connected_since": NULLABLE_TIME, "offline_since": NULLABLE_TIME,
             "uptime": {"type": "number", "nullable": True}, "fps": number, "bitrate": number,
             "restarts": integer, "last_segment_end": NULLABLE_TIME, "hub": string,
+            "faces": obj({"enabled": boolean, "active": boolean, "seen_at": NULLABLE_TIME}),
             "peer": string, "source": string, "last_error": string, "editable": boolean},
             "peer", "source", "last_error", "editable"),
         "Command": obj({"command": integer, "camera": string, "action": string,
@@ -539,7 +696,7 @@ def document() -> Schema:
     """Return the OpenAPI 3.0 document of API v1."""
     paths: dict[str, Schema] = {}
     for part in (_recordings_paths, _timeline_paths, _locks_paths, _events_paths, _cameras_paths,
-                 _motion_paths, _other_paths):
+                 _motion_paths, _people_paths, _other_paths):
         paths.update(part())
     return {
         "openapi": "3.0.3",
