@@ -24,6 +24,7 @@ PAGES: dict[str, str | None] = {
     "new-lock": "/protect/new", "admin": "/admin/", "add-camera": "/admin/cameras/new",
     "tokens": "/admin/tokens", "alerts": "/admin/alerts/", "users": "/users/",
     "new-user": "/users/new", "health": "/health", "motion": f"/admin/cameras/{CAMERA}/motion",
+    "people": "/people/",
 }
 SERIOUS = {"serious", "critical"}
 

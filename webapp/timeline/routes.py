@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from nvrlib.catalog.models import Segment
 
-from .. import catalog_queries
+from .. import catalog_queries, faces_settings
 from ..catalog_queries import iso_utc
 from ..extensions import db
 from ..recordings.params import ParamError, optional_time, parse_tz
@@ -63,6 +63,7 @@ def index() -> ResponseReturnValue:
         "picture_url": url_for("timeline.picture", camera="CAMERA"),
         "export_url": url_for("api.export_zip"),
         "timelapse_url": url_for("api.timelapse", camera="CAMERA"),
+        "faces_cameras": faces_settings.active_cameras(),
     }
     return render_template("timeline/index.html", **context)
 

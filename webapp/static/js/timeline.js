@@ -1,6 +1,6 @@
 // The timeline page: every camera on one canvas time axis, moved like a map (drag pans, the
 // wheel zooms around the pointer, from 24 h down to 1 minute), with footage, gaps and their
-// reasons, back-filled spans, motion density bars and event markers. Hovering shows the
+// reasons, back-filled spans, motion density bars, event markers and a dot per face seen. Hovering shows the
 // picture of that moment; a click plays every chosen camera from there (sync_players.js).
 // Data comes from GET /api/v1/timeline for the visible range and as much again around it.
 (function () {
@@ -21,6 +21,7 @@
   var ctx = canvas.getContext("2d");
 
   var MIN_SPAN = 60 * 1000;
+  var FACE_PREROLL = 2000; // as the events' "play" links (nvrlib/motion_schedule.py PLAY_PREROLL)
   var MAX_SPAN = 24 * 3600 * 1000;
   var AXIS = 22;
   var ROW = 30;
@@ -71,7 +72,8 @@
           backfilled: row.backfilled.map(function (s) { return { start: ms(s.start), end: ms(s.end) }; }),
           gaps: row.gaps.map(function (g) { return { start: ms(g.start), end: ms(g.end), reason: g.reason_text }; }),
           counts: row.motion.counts,
-          events: row.motion.events.map(function (e) { return { start: ms(e.start), end: ms(e.end), score: e.score }; })
+          events: row.motion.events.map(function (e) { return { start: ms(e.start), end: ms(e.end), score: e.score }; }),
+          faces: (row.faces || []).map(function (f) { return { time: ms(f.time), person: f.person, id: f.person_id }; })
         };
       })
     };
@@ -212,6 +214,7 @@
         ctx.fill();
       }
     });
+    drawFaces(camera, y, colors);
     ctx.fillStyle = colors.text;
     ctx.font = "12px system-ui, sans-serif";
     ctx.textBaseline = "middle";
@@ -220,6 +223,50 @@
       name = name.slice(0, -2) + "…";
     }
     ctx.fillText(name, 4, y + 2 + h / 2);
+  }
+
+  // The people lane: a dot per face sighting along the top of the row, a colour per person
+  // (from their id), grey with "?" for an unknown face.
+  var FACE_RADIUS = 5;
+  function personColor(id) { return "hsl(" + ((id * 137) % 360) + ", 65%, 45%)"; }
+
+  function drawFaces(camera, y, colors) {
+    var cy = y + 2 + FACE_RADIUS;
+    ctx.font = "bold 8px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    camera.faces.forEach(function (face) {
+      var x = xOf(face.time);
+      if (x < labelWidth() || x > labelWidth() + plotWidth()) {
+        return;
+      }
+      ctx.beginPath();
+      ctx.arc(x, cy, FACE_RADIUS, 0, 2 * Math.PI);
+      ctx.fillStyle = face.id === null ? colors.unknownFace : personColor(face.id);
+      ctx.fill();
+      ctx.strokeStyle = colors.faceRing;
+      ctx.stroke();
+      if (face.id === null) {
+        ctx.fillStyle = "#fff";
+        ctx.fillText("?", x, cy + 0.5);
+      }
+    });
+    ctx.textAlign = "start";
+  }
+
+  function faceAt(camera, x, y, index) {
+    var top = AXIS + index * ROW + 2;
+    if (y > top + 2 * FACE_RADIUS + 3) {
+      return null;
+    }
+    var best = null;
+    camera.faces.forEach(function (face) {
+      var gap = Math.abs(xOf(face.time) - x);
+      if (gap <= FACE_RADIUS + 2 && (!best || gap < best.gap)) {
+        best = { face: face, gap: gap };
+      }
+    });
+    return best ? best.face : null;
   }
 
   function drawCursor(time, style, width) {
@@ -243,7 +290,8 @@
       empty: color("--bs-secondary-bg", "#eee"), gap: color("--bs-danger-border-subtle", "#f1aeb5"),
       footage: color("--bs-success", "#198754"), backfilled: color("--bs-info", "#0dcaf0"),
       motion: color("--bs-warning", "#ffc107"), marker: color("--bs-warning-text-emphasis", "#997404"),
-      playhead: color("--bs-primary", "#0d6efd"), hover: color("--bs-secondary-color", "#666")
+      playhead: color("--bs-primary", "#0d6efd"), hover: color("--bs-secondary-color", "#666"),
+      unknownFace: color("--bs-secondary", "#6c757d"), faceRing: color("--bs-body-bg", "#fff")
     };
     var height = canvas.clientHeight;
     ctx.clearRect(0, 0, canvas.clientWidth, height);
@@ -321,7 +369,11 @@
     drag = null;
     var x = event.clientX - rect.left;
     if (wasClick && x >= labelWidth()) {
-      playFrom(timeAt(x));
+      var y = event.clientY - rect.top;
+      var index = Math.floor((y - AXIS) / ROW);
+      var face = data && index >= 0 && index < data.cameras.length ?
+        faceAt(data.cameras[index], x, y, index) : null;
+      playFrom(face ? face.time - FACE_PREROLL : timeAt(x)); // a face plays from just before it
     }
   });
 
@@ -367,9 +419,11 @@
     var time = timeAt(x);
     var what = describe(camera, time);
     var motion = within(camera.events.map(function (e) { return { start: e.start, end: e.end || now() }; }), time);
+    var face = faceAt(camera, x, y, index);
     hover = { time: time, camera: camera.name };
     tipText.textContent = camera.name + " · " + new Date(time).toLocaleString() + " · " + what.text +
-      (motion ? " · motion" : "");
+      (motion ? " · motion" : "") +
+      (face ? " · " + (face.person || "unknown face") + " at " + new Date(face.time).toLocaleTimeString() : "");
     tip.hidden = false;
     var left = Math.min(Math.max(0, x + 12), canvas.clientWidth - tip.offsetWidth);
     tip.style.left = left + "px"; // CSSOM: allowed by the CSP
