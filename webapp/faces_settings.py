@@ -24,7 +24,9 @@ from nvrlib.motion_schedule import ScheduleError, format_armed_hours, parse_arme
 
 from .catalog_queries import iso_utc
 from .extensions import db
-from .motion_service import put_setting
+from .motion_service import (  # UnknownCamera: the same error for a camera of either page
+    MotionSettingsError, UnknownCamera, camera_row, put_setting,
+)
 from .security import now
 
 logger = logging.getLogger(__name__)
@@ -38,16 +40,8 @@ CAMERA_FIELDS = frozenset({"enabled", "unknown_alerts"})
 SETTINGS_FIELDS = frozenset({"threshold", "armed_hours", "armed_hours_by_camera"})
 
 
-class FacesSettingsError(ValueError):
+class FacesSettingsError(MotionSettingsError):
     """A face setting the web app refuses; ``field`` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
-class UnknownCamera(LookupError):
-    """No camera of that name is in the catalog."""
 
 
 @dataclass(frozen=True)
@@ -86,16 +80,9 @@ def active_cameras() -> set[str]:
         Camera.faces_enabled.is_(True), Camera.faces_seen_at >= since)))
 
 
-def _camera(name: str) -> Camera:
-    camera = db.session.scalar(select(Camera).where(Camera.name == name))
-    if camera is None:
-        raise UnknownCamera(f"there is no camera named {name!r}")
-    return camera
-
-
 def camera_faces(name: str) -> CameraFaces:
     """Return camera ``name``'s face switches."""
-    camera = _camera(name)
+    camera = camera_row(name)
     return CameraFaces(camera.name, camera.faces_enabled, camera.faces_unknown_alerts,
                        camera.faces_seen_at)
 
@@ -113,7 +100,7 @@ def save_camera_faces(name: str, data: Mapping[str, Any], user: str) -> CameraFa
     if unknown:
         raise FacesSettingsError(unknown[0], "unknown field; use enabled or unknown_alerts")
     changes = {field: _flag(data, field) for field in CAMERA_FIELDS & set(data)}
-    camera = _camera(name)
+    camera = camera_row(name)
     if "enabled" in changes:
         camera.faces_enabled = changes["enabled"]
     if "unknown_alerts" in changes:

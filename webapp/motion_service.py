@@ -107,7 +107,8 @@ def play_url(camera: str, start: dt.datetime) -> str:
 
 # -- a camera's motion settings ------------------------------------------------------------------
 
-def _camera(name: str) -> Camera:
+def camera_row(name: str) -> Camera:
+    """Return the catalog row of camera ``name`` (UnknownCamera when there is none)."""
     camera = db.session.scalar(select(Camera).where(Camera.name == name))
     if camera is None:
         raise UnknownCamera(f"there is no camera named {name!r}")
@@ -130,7 +131,7 @@ def settings_of(camera: Camera) -> MotionSettings:
 
 def get_settings(name: str) -> MotionSettings:
     """Return the motion settings of camera ``name``."""
-    return settings_of(_camera(name))
+    return settings_of(camera_row(name))
 
 
 def _coordinate(value: Any, where: str) -> float:
@@ -215,7 +216,7 @@ def save_settings(name: str, data: Mapping[str, Any], user: str) -> MotionSettin
     """Change a camera's motion settings; each change sets motion_updated_at (the detector
     reloads from it)."""
     columns = check_changes(data)
-    camera = _camera(name)
+    camera = camera_row(name)
     for column, value in columns.items():
         setattr(camera, column, value)
     if columns:

@@ -200,3 +200,15 @@ def test_the_events_page_shows_face_rows_and_the_person_filter(
 def test_no_event_query_makes_a_500(as_viewer: FlaskClient, args: dict[str, Any]) -> None:
     answer = as_viewer.get("/api/v1/events", query_string=args)
     assert answer.status_code in (200, 400)
+
+
+def test_the_camera_page_saves_its_two_face_switches(app: Flask, as_admin: FlaskClient) -> None:
+    add_camera(app, "porch")
+    page = as_admin.get("/admin/cameras/porch/motion").get_data(as_text=True)
+    assert 'name="faces_enabled" checked' in page and 'name="faces_unknown_alerts">' in page
+    answer = as_admin.post("/admin/cameras/porch/motion", data={
+        "enabled": "on", "sensitivity": "50", "mask": "[]", "armed_hours": "",
+        "faces_unknown_alerts": "on"})
+    assert answer.status_code == 302
+    switches = as_admin.get("/api/v1/cameras/porch/faces").get_json()
+    assert (switches["enabled"], switches["unknown_alerts"]) == (False, True)
