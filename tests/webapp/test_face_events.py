@@ -21,6 +21,7 @@ from .face_rows import add_sighting
 from .test_api_cameras import (  # noqa: F401  (app, as_admin, as_viewer: fixtures)
     add_camera, app, as_admin, as_viewer,
 )
+from .test_events import pg_catalog  # noqa: F401  (fixture: a PostgreSQL catalog)
 from .test_motion_api import add_motion
 
 UTC = dt.timezone.utc
@@ -212,3 +213,26 @@ def test_the_camera_page_saves_its_two_face_switches(app: Flask, as_admin: Flask
     assert answer.status_code == 302
     switches = as_admin.get("/api/v1/cameras/porch/faces").get_json()
     assert (switches["enabled"], switches["unknown_alerts"]) == (False, True)
+
+
+def test_faces_work_on_postgresql(make_app: Any, tmp_path: Path, pg_catalog: str,
+                                  admin_user: Any) -> None:
+    from .test_api_cameras import logged_in
+    app = make_app(SQLALCHEMY_DATABASE_URI=pg_catalog,
+                   USERS_DB_URL=f"sqlite:///{tmp_path / 'users.db'}")
+    alice = add_person(app, "Alice")
+    seen = add_sighting(app, "porch", T0, face=Face(1), person=alice, distance=0.4, key="pg-1")
+    unknown = add_sighting(app, "porch", T0 + MINUTE, face=Face(2), key="pg-2")
+    client = logged_in(app, admin_user)
+    assert [e["id"] for e in client.get("/api/v1/events?person=unknown").get_json()] == [unknown]
+    assert [e["id"] for e in client.get("/api/v1/events?type=face&person=ALICE").get_json()] \
+        == [seen]
+    lane = client.get("/api/v1/timeline?start=2026-03-01T09:00:00Z&end=2026-03-01T11:00:00Z"
+                      ).get_json()["cameras"][0]["faces"]
+    assert [(mark["id"], mark["time"]) for mark in lane] == [
+        (seen, "2026-03-01T10:00:00.000Z"), (unknown, "2026-03-01T10:01:00.000Z")]
+    assert client.get("/api/v1/people").get_json()[0]["last_seen"]["camera"] == "porch"
+    bob = client.post("/api/v1/people", json={"name": "Bob"}).get_json()["id"]
+    assert client.post(f"/api/v1/people/{alice}/merge", json={"into": bob}).status_code == 200
+    assert client.delete(f"/api/v1/people/{bob}").status_code == 204
+    assert [e["id"] for e in client.get("/api/v1/events?type=face").get_json()] == [unknown]
