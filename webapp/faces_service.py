@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from nvrlib import faces
 from nvrlib.catalog.models import Camera, FaceSample, FaceSighting, Person
+from nvrlib.faces_gallery import MAX_GALLERY_EMBEDDINGS, MAX_SAMPLES_PER_PERSON, load_gallery
 
 from . import face_engine, faces_settings, hub_storage
 from .catalog_queries import iso_utc
@@ -35,8 +35,6 @@ logger = logging.getLogger(__name__)
 
 MAX_NAME = 64
 UNKNOWN = "unknown"  # the API's word for "no person": no one may be called that
-MAX_SAMPLES_PER_PERSON = 20
-MAX_GALLERY_EMBEDDINGS = 2000
 MAX_RELABEL_SCAN = 10_000  # unknown sightings compared when naming similar ones, newest first
 RECENT_UNKNOWN = 50  # the People page's "recent unknown faces"
 MAX_CROP_BYTES = 48 * 1024  # as the ingest route's limit: a sighting crop larger is not kept
@@ -321,36 +319,24 @@ def _sample_count(person_id: int) -> int:
                              .where(FaceSample.person_id == person_id)) or 0
 
 
-def _gallery() -> dict[int, list[np.ndarray]]:
-    """Return every person's sample embeddings (at most MAX_GALLERY_EMBEDDINGS: ~1 MB)."""
-    gallery: dict[int, list[np.ndarray]] = defaultdict(list)
-    for person_id, data in db.session.execute(select(FaceSample.person_id,
-                                                     FaceSample.embedding)):
-        try:
-            gallery[person_id].append(faces.embedding_from_bytes(data))
-        except ValueError:
-            logger.warning("a sample of person %d has an unreadable embedding", person_id)
-    return gallery
-
-
 def _check_fit(person: Person, embedding: np.ndarray, force: bool) -> None:
     """Refuse a face that would make the gallery wrong: full, someone else's, or far off."""
     if _sample_count(person.id) >= MAX_SAMPLES_PER_PERSON:
         raise Conflict(f"{person.name} has {MAX_SAMPLES_PER_PERSON} samples already: delete "
                        "one first")
-    gallery = _gallery()
-    if sum(len(samples) for samples in gallery.values()) >= MAX_GALLERY_EMBEDDINGS:
+    gallery = load_gallery(db.session)  # the hubs' own view of it, threshold included
+    if gallery.state.samples >= MAX_GALLERY_EMBEDDINGS:
         raise Conflict(f"the gallery is full ({MAX_GALLERY_EMBEDDINGS} samples): delete some "
                        "first")
     if force:
         return
-    limit = faces_settings.threshold()
-    own = gallery.pop(person.id, [])
-    other = faces.match(embedding, gallery, limit)
+    limit = gallery.state.threshold
+    others = {p.id: p.embeddings for p in gallery.people if p.id != person.id}
+    other = faces.match(embedding, others, limit)
     if other.person is not None:
-        name = db.session.scalar(select(Person.name).where(Person.id == other.person))
-        raise Conflict(f"this face looks like {name} ({other.distance:.2f}); send force=1 if "
-                       f"it is {person.name}")
+        raise Conflict(f"this face looks like {gallery.by_id()[other.person].name} "
+                       f"({other.distance:.2f}); send force=1 if it is {person.name}")
+    own = gallery.by_id()[person.id].embeddings
     if own:
         nearest = min(faces.distance(embedding, sample) for sample in own)
         if nearest > limit:

@@ -18,9 +18,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from nvrlib import faces
 from nvrlib.catalog.models import Camera, Setting
-from nvrlib.motion_schedule import ScheduleError, format_armed_hours, parse_armed_hours
+from nvrlib.faces_gallery import MAX_THRESHOLD as THRESHOLD_MAX
+from nvrlib.faces_gallery import MIN_THRESHOLD as THRESHOLD_MIN
+from nvrlib.faces_gallery import THRESHOLD_KEY, ThresholdError, parse_threshold, read_threshold
+from nvrlib.motion_schedule import (
+    FACES_PREFIX, ScheduleError, armed_hours_key, format_armed_hours, parse_armed_hours,
+)
 
 from .catalog_queries import iso_utc
 from .extensions import db
@@ -31,9 +35,7 @@ from .security import now
 
 logger = logging.getLogger(__name__)
 
-THRESHOLD_KEY = "faces.threshold"
-ARMED_HOURS_KEY = "faces.armed_hours"
-THRESHOLD_MIN, THRESHOLD_MAX = 0.40, 0.70
+ARMED_HOURS_KEY = armed_hours_key(None, FACES_PREFIX)  # faces.armed_hours[.<camera>]
 # an edge that asked for its gallery within this long is running faces: the "faces" badge
 FACES_ACTIVE_WINDOW = dt.timedelta(minutes=10)
 CAMERA_FIELDS = frozenset({"enabled", "unknown_alerts"})
@@ -128,22 +130,13 @@ class FacesSettings:
 
 def _rows() -> dict[str, str]:
     rows = db.session.execute(select(Setting.key, Setting.value)
-                              .where(Setting.key.startswith("faces.", autoescape=True)))
+                              .where(Setting.key.startswith(FACES_PREFIX, autoescape=True)))
     return {key: value for key, value in rows}
-
-
-def _stored_threshold(text: str | None) -> float:
-    try:
-        value = float(text) if text else faces.MATCH_THRESHOLD
-    except ValueError:
-        return faces.MATCH_THRESHOLD  # a row the web app did not write: the default
-    return value if THRESHOLD_MIN <= value <= THRESHOLD_MAX else faces.MATCH_THRESHOLD
 
 
 def threshold() -> float:
     """Return the distance under which a face is a known person's (``faces.threshold``)."""
-    return _stored_threshold(db.session.scalar(select(Setting.value)
-                                               .where(Setting.key == THRESHOLD_KEY)))
+    return read_threshold(db.session)
 
 
 def get_settings() -> FacesSettings:
@@ -152,8 +145,7 @@ def get_settings() -> FacesSettings:
     prefix = ARMED_HOURS_KEY + "."
     cameras = {key[len(prefix):]: value for key, value in rows.items()
                if key.startswith(prefix) and value}
-    return FacesSettings(_stored_threshold(rows.get(THRESHOLD_KEY)),
-                         rows.get(ARMED_HOURS_KEY, ""), cameras)
+    return FacesSettings(threshold(), rows.get(ARMED_HOURS_KEY, ""), cameras)
 
 
 def _hours(value: Any, field: str) -> str:
@@ -168,10 +160,16 @@ def _hours(value: Any, field: str) -> str:
 
 def _threshold(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or not THRESHOLD_MIN <= value <= THRESHOLD_MAX:
+            or not math.isfinite(value):
         raise FacesSettingsError("threshold", f"must be a number from {THRESHOLD_MIN:.2f} to "
                                               f"{THRESHOLD_MAX:.2f}")
-    return f"{float(value):.3f}"
+    text = f"{float(value):.3f}"
+    try:
+        parse_threshold(text)  # the limits the hubs read it with
+    except ThresholdError:
+        raise FacesSettingsError("threshold", f"must be a number from {THRESHOLD_MIN:.2f} to "
+                                              f"{THRESHOLD_MAX:.2f}") from None
+    return text
 
 
 def check_settings(data: Mapping[str, Any]) -> dict[str, str]:
@@ -195,7 +193,7 @@ def check_settings(data: Mapping[str, Any]) -> dict[str, str]:
             if camera not in known:
                 raise FacesSettingsError("armed_hours_by_camera",
                                          f"there is no camera named {camera!r}")
-            rows[f"{ARMED_HOURS_KEY}.{camera}"] = _hours(hours,
+            rows[armed_hours_key(camera, FACES_PREFIX)] = _hours(hours,
                                                          f"armed_hours_by_camera.{camera}")
     return rows
 
