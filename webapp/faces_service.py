@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -383,17 +384,20 @@ def _sighting(sighting_id: Any) -> FaceSighting:
     return row
 
 
-def sighting_crop(sighting_id: int) -> bytes | None:
-    """Return the JPEG crop of a sighting from its hub's storage (None: no crop on disk).
-
-    Raises hub_storage.StorageUnreachable and hub_storage.OutsideStorage.
-    """
+def sighting_crop_file(sighting_id: int) -> Path | None:
+    """Return the JPEG crop of a sighting in its hub's storage (None: none, erased, not on
+    disk). Raises hub_storage.StorageUnreachable and hub_storage.OutsideStorage."""
     row = db.session.execute(select(FaceSighting.crop_path, FaceSighting.hub_id)
                              .where(FaceSighting.id == sighting_id,
                                     FaceSighting.erased_at.is_(None))).first()
     if row is None or not row.crop_path:
         return None
-    path = hub_storage.stored_file(row.hub_id, row.crop_path)
+    return hub_storage.stored_file(row.hub_id, row.crop_path)
+
+
+def sighting_crop(sighting_id: int) -> bytes | None:
+    """Return the bytes of a sighting's crop (None: none, or larger than a crop can be)."""
+    path = sighting_crop_file(sighting_id)
     if path is None or path.stat().st_size > MAX_CROP_BYTES:
         return None
     return path.read_bytes()

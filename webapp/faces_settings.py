@@ -22,14 +22,12 @@ from nvrlib.catalog.models import Camera, Setting
 from nvrlib.faces_gallery import MAX_THRESHOLD as THRESHOLD_MAX
 from nvrlib.faces_gallery import MIN_THRESHOLD as THRESHOLD_MIN
 from nvrlib.faces_gallery import THRESHOLD_KEY, ThresholdError, parse_threshold, read_threshold
-from nvrlib.motion_schedule import (
-    FACES_PREFIX, ScheduleError, armed_hours_key, format_armed_hours, parse_armed_hours,
-)
+from nvrlib.motion_schedule import FACES_PREFIX, armed_hours_key
 
 from .catalog_queries import iso_utc
 from .extensions import db
 from .motion_service import (  # UnknownCamera: the same error for a camera of either page
-    MotionSettingsError, UnknownCamera, camera_row, put_setting,
+    MotionSettingsError, UnknownCamera, camera_row, hours_text, put_setting,
 )
 from .security import now
 
@@ -43,7 +41,8 @@ SETTINGS_FIELDS = frozenset({"threshold", "armed_hours", "armed_hours_by_camera"
 
 
 class FacesSettingsError(MotionSettingsError):
-    """A face setting the web app refuses; ``field`` names it."""
+    """A face setting the web app refuses; ``field`` names it (armed hours are checked by
+    motion_service.hours_text, which raises its parent: catch MotionSettingsError)."""
 
 
 @dataclass(frozen=True)
@@ -148,16 +147,6 @@ def get_settings() -> FacesSettings:
     return FacesSettings(threshold(), rows.get(ARMED_HOURS_KEY, ""), cameras)
 
 
-def _hours(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise FacesSettingsError(field, "must be a string such as \"22:00-06:00\" (empty: all "
-                                        "day)")
-    try:
-        return format_armed_hours(parse_armed_hours(value))
-    except ScheduleError as exc:
-        raise FacesSettingsError(field, str(exc)) from None
-
-
 def _threshold(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value):
@@ -182,7 +171,7 @@ def check_settings(data: Mapping[str, Any]) -> dict[str, str]:
     if "threshold" in data:
         rows[THRESHOLD_KEY] = _threshold(data["threshold"])
     if "armed_hours" in data:
-        rows[ARMED_HOURS_KEY] = _hours(data["armed_hours"], "armed_hours")
+        rows[ARMED_HOURS_KEY] = hours_text(data["armed_hours"], "armed_hours")
     if "armed_hours_by_camera" in data:
         cameras = data["armed_hours_by_camera"]
         if not isinstance(cameras, dict):
@@ -193,7 +182,7 @@ def check_settings(data: Mapping[str, Any]) -> dict[str, str]:
             if camera not in known:
                 raise FacesSettingsError("armed_hours_by_camera",
                                          f"there is no camera named {camera!r}")
-            rows[armed_hours_key(camera, FACES_PREFIX)] = _hours(hours,
+            rows[armed_hours_key(camera, FACES_PREFIX)] = hours_text(hours,
                                                          f"armed_hours_by_camera.{camera}")
     return rows
 

@@ -278,7 +278,8 @@ def put_setting(key: str, value: str, user: str) -> None:
         row.value, row.updated_at, row.updated_by = value, now(), user
 
 
-def _hours_text(value: Any, field: str) -> str:
+def hours_text(value: Any, field: str) -> str:
+    """Check armed hours sent as text; return them in the stored form (MotionSettingsError)."""
     if not isinstance(value, str):
         raise MotionSettingsError(field, "must be a string such as \"22:00-06:00\" (empty: all "
                                          "day)")
@@ -298,7 +299,7 @@ def check_schedule(data: Mapping[str, Any]) -> dict[str, str]:
     if "away" in data:
         rows[AWAY_KEY] = "1" if _flag(data, "away") else ""
     if "armed_hours" in data:
-        rows[armed_hours_key(None)] = _hours_text(data["armed_hours"], "armed_hours")
+        rows[armed_hours_key(None)] = hours_text(data["armed_hours"], "armed_hours")
     if "timezone" in data:
         zone = data["timezone"]
         if not isinstance(zone, str):
@@ -316,7 +317,7 @@ def check_schedule(data: Mapping[str, Any]) -> dict[str, str]:
         for camera, hours in cameras.items():
             if camera not in known:
                 raise MotionSettingsError("camera_hours", f"there is no camera named {camera!r}")
-            rows[armed_hours_key(camera)] = _hours_text(hours, f"camera_hours.{camera}")
+            rows[armed_hours_key(camera)] = hours_text(hours, f"camera_hours.{camera}")
     return rows
 
 

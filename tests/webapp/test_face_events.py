@@ -132,6 +132,7 @@ def test_the_crop_is_served_from_the_storage_and_refused_outside_it(
         app: Flask, as_viewer: FlaskClient, seen: dict[str, int], tmp_path: Path) -> None:
     crop = as_viewer.get(f"/api/v1/events/face/{seen['alice']}/crop.jpg")
     assert crop.status_code == 200 and crop.mimetype == "image/jpeg" and crop.data == CROP
+    crop.close()  # a file answer: the test client leaves closing it to the caller
     assert as_viewer.get(f"/api/v1/events/face/{seen['bob']}/crop.jpg").status_code == 404
     assert as_viewer.get("/api/v1/events/face/999/crop.jpg").status_code == 404
     outside = tmp_path / "outside.jpg"

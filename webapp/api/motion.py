@@ -3,7 +3,8 @@ motion settings and the motion-alert schedule (armed hours, away) for admins."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import request, send_file
@@ -26,20 +27,27 @@ def _json_object() -> Mapping[str, Any]:
     return data
 
 
-@bp.get("/events/motion/<int:event_id>/snapshot.jpg")
-def motion_snapshot(event_id: int) -> ResponseReturnValue:
-    """Serve the JPEG a detector took at a motion event's peak (404 when there is none)."""
+def stored_jpeg(find: Callable[[], Path | None], missing: str, cache: str) -> ResponseReturnValue:
+    """Serve a JPEG kept in a hub's storage (a snapshot, a face crop): 404 ``missing`` when
+    ``find`` has none, 403 for a path that leaves the storage, 503 when it is unreachable."""
     try:
-        path = motion.snapshot_file(event_id)
-    except motion.SnapshotRefused as exc:
+        path = find()
+    except hub_storage.OutsideStorage as exc:
         return api_error(403, str(exc))
     except hub_storage.StorageUnreachable as exc:
         return api_error(503, str(exc))
     if path is None:
-        return api_error(404, f"motion event {event_id} has no snapshot on disk")
+        return api_error(404, missing)
     response = send_file(path, mimetype="image/jpeg", conditional=True, etag=True)
-    response.headers["Cache-Control"] = SNAPSHOT_CACHE
+    response.headers["Cache-Control"] = cache
     return response
+
+
+@bp.get("/events/motion/<int:event_id>/snapshot.jpg")
+def motion_snapshot(event_id: int) -> ResponseReturnValue:
+    """Serve the JPEG a detector took at a motion event's peak (404 when there is none)."""
+    return stored_jpeg(lambda: motion.snapshot_file(event_id),
+                       f"motion event {event_id} has no snapshot on disk", SNAPSHOT_CACHE)
 
 
 @bp.get("/cameras/<camera>/motion")

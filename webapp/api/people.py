@@ -12,10 +12,12 @@ from flask import current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from .. import exports, faces_export, faces_settings, hub_storage
+from .. import exports, faces_export, faces_settings
 from .. import faces_service as people
+from ..motion_service import MotionSettingsError
 from ..security import admin_required, api_error
 from . import bp
+from .motion import stored_jpeg
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024  # one photo; the app's 1 MiB limit is for everything else
 MULTIPART_SLACK = 64 * 1024  # the form's other parts and boundaries
@@ -188,15 +190,8 @@ def sample_crop(person_id: int, sample_id: int) -> ResponseReturnValue:
 @bp.get("/events/face/<int:sighting_id>/crop.jpg")
 def face_crop(sighting_id: int) -> ResponseReturnValue:
     """Serve the picture of a sighting's face (404: none, erased, or not on disk)."""
-    try:
-        crop = people.sighting_crop(sighting_id)
-    except hub_storage.OutsideStorage as exc:
-        return api_error(403, str(exc))
-    except hub_storage.StorageUnreachable as exc:
-        return api_error(503, str(exc))
-    if crop is None:
-        return api_error(404, f"face sighting {sighting_id} has no picture on disk")
-    return _jpeg(crop)
+    return stored_jpeg(lambda: people.sighting_crop_file(sighting_id),
+                       f"face sighting {sighting_id} has no picture on disk", CROP_CACHE)
 
 
 @bp.post("/people/<int:person_id>/merge")
@@ -244,7 +239,7 @@ def set_faces_settings() -> ResponseReturnValue:
         return jsonify(faces_settings.save_settings(data, _user()).to_json())
     except people.FacesError as exc:
         return _error(exc)
-    except faces_settings.FacesSettingsError as exc:
+    except MotionSettingsError as exc:  # FacesSettingsError and bad armed hours
         return api_error(400, str(exc))
 
 
@@ -269,5 +264,5 @@ def set_camera_faces(camera: str) -> ResponseReturnValue:
         return _error(exc)
     except faces_settings.UnknownCamera as exc:
         return api_error(404, str(exc))
-    except faces_settings.FacesSettingsError as exc:
+    except MotionSettingsError as exc:  # FacesSettingsError and bad armed hours
         return api_error(400, str(exc))
