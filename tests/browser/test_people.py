@@ -146,3 +146,26 @@ def test_an_admin_enrolls_a_photo_and_an_unknown_face_then_deletes_a_person(
                                 full_page=True)
             finally:
                 shot_context.close()
+
+
+def test_the_timeline_marks_the_faces_seen(browser: Any, system: System,
+                                           signed_in: Callable[[str], Path],
+                                           unknown_faces: dict[str, int],
+                                           screenshot_dir: Path) -> None:
+    context, page = _open(browser, system, signed_in, "desktop", "light")
+    try:
+        sightings = page.request.get("/api/v1/events?type=face").json()
+        assert {row["id"] for row in sightings} >= set(unknown_faces.values())
+        page.goto(f"/timeline/?cameras={CAMERA}&at={sightings[0]['time']}")
+        expect(page.locator("#nvr-tl")).to_have_attribute("data-loaded", re.compile(r"\d+"))
+        answer = page.request.get(f"/api/v1/timeline?cameras={CAMERA}&start="
+                                  f"{sightings[-1]['time']}")
+        marks = answer.json()["cameras"][0]["faces"]
+        assert {mark["id"] for mark in marks} >= set(unknown_faces.values())
+        # hovering a dot names the face; the picture under it is the camera's
+        canvas = page.locator("#nvr-tl-canvas")
+        box = canvas.bounding_box()
+        assert box is not None
+        page.screenshot(path=screenshot_dir / "people-timeline-lane.png")
+    finally:
+        context.close()
