@@ -41,7 +41,7 @@ def _flash_error(exc: people.FacesError, prefix: str = "") -> None:
 @bp.route("/")
 def index() -> ResponseReturnValue:
     """Show every person with their samples, and the recent unknown faces."""
-    everyone = [people.get_person(person.id) for person in people.list_people()]
+    everyone = people.people_with_samples()
     since = now().replace(microsecond=0) - dt.timedelta(days=LAST_SEEN_DAYS)
     return render_template("people/index.html", people=everyone,
                            unknown=people.recent_unknown(), crop_url=people.sighting_crop_url,
