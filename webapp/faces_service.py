@@ -31,6 +31,7 @@ from nvrlib.faces_gallery import MAX_GALLERY_EMBEDDINGS, MAX_SAMPLES_PER_PERSON,
 from . import face_engine, faces_settings, hub_storage
 from .catalog_queries import iso_utc
 from .extensions import db
+from .ids import is_id
 from .security import now
 
 logger = logging.getLogger(__name__)
@@ -201,11 +202,6 @@ def get_person(person_id: int) -> PersonView:
     return _with_samples(_views([_person(person_id)]))[0]
 
 
-def person_by_name(name: str) -> int | None:
-    """Return the id of the person called ``name`` (any case), or None."""
-    return db.session.scalar(select(Person.id).where(Person.name_key == name.strip().casefold()))
-
-
 def sample_crop(person_id: int, sample_id: int) -> bytes:
     """Return the JPEG crop of a person's sample (NotFound: no such sample, or no crop)."""
     crop = db.session.scalar(select(FaceSample.crop).where(FaceSample.id == sample_id,
@@ -224,7 +220,7 @@ def check_name(value: Any) -> str:
     name = value.strip()
     if not name:
         raise BadRequest("name: must not be empty")
-    if len(name) > MAX_NAME:
+    if len(name) > MAX_NAME or len(name.casefold()) > MAX_NAME:  # "ß" folds to "ss"
         raise BadRequest(f"name: at most {MAX_NAME} characters")
     if not name.isprintable():
         raise BadRequest("name: must not hold control characters")
@@ -306,7 +302,7 @@ def delete_person(person_id: int, user: str) -> int:
 
 def merge(person_id: int, into: Any, user: str) -> PersonView:
     """Move a person's samples and sightings to another person, then delete the first."""
-    if isinstance(into, bool) or not isinstance(into, int):
+    if not is_id(into):
         raise BadRequest("into: must be the id of another person")
     if into == person_id:
         raise BadRequest("into: a person cannot be merged into themselves")
@@ -390,7 +386,7 @@ def enroll_photo(person_id: int, photo: bytes, force: bool, user: str) -> Sample
 
 
 def _sighting(sighting_id: Any) -> FaceSighting:
-    if isinstance(sighting_id, bool) or not isinstance(sighting_id, int):
+    if not is_id(sighting_id):
         raise BadRequest("sighting: must be the id of a face sighting")
     row = db.session.get(FaceSighting, sighting_id)
     if row is None or row.erased_at is not None:

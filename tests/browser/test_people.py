@@ -21,6 +21,7 @@ from tests.support.face_photos import missing_reason, photos_dir
 from tests.support.requirements import require
 
 from .support import Console, Page, expect, horizontal_overflow
+from .test_accessibility import describe, violations
 from .system import CAMERA, System
 
 require(missing_reason(), module_level=True,
@@ -71,9 +72,11 @@ def unknown_faces(system: System) -> Iterator[dict[str, int]]:
 
 
 def _open(browser: Any, system: System, signed_in: Callable[[str], Path], look: str,
-          scheme: str) -> tuple[Any, Page]:
+          scheme: str, bypass_csp: bool = False) -> tuple[Any, Page]:
+    # bypass_csp: only to inject axe-core, as the accessibility test does
     context = browser.new_context(base_url=system.base_url, viewport=LOOKS[look],
-                                  color_scheme=scheme, storage_state=signed_in("admin"))
+                                  color_scheme=scheme, storage_state=signed_in("admin"),
+                                  bypass_csp=bypass_csp)
     context.set_default_timeout(15_000)
     return context, context.new_page()
 
@@ -135,17 +138,25 @@ def test_an_admin_enrolls_a_photo_and_an_unknown_face_then_deletes_a_person(
         assert console.csp_violations() == []
     finally:
         context.close()
+    problems = []
     for look in LOOKS:
         for scheme in ("light", "dark"):
-            shot_context, shot = _open(browser, system, signed_in, look, scheme)
+            shot_context, shot = _open(browser, system, signed_in, look, scheme,
+                                       bypass_csp=True)
             try:
                 shot.goto("/people/")
                 expect(_card(shot, "Barack").locator("img.nvr-person-photo")).to_be_visible()
                 assert horizontal_overflow(shot) <= 0
                 shot.screenshot(path=screenshot_dir / f"people-{look}-{scheme}.png",
                                 full_page=True)
+                for summary in shot.locator("summary").all():  # the forms inside, too
+                    summary.click()
+                found = violations(shot)
+                if found:
+                    problems.append(f"{look} {scheme}:\n{describe(found)}")
             finally:
                 shot_context.close()
+    assert not problems, "\n".join(problems)
 
 
 def test_the_timeline_marks_the_faces_seen(browser: Any, system: System,

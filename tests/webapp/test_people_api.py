@@ -94,6 +94,7 @@ def test_a_person_is_added_listed_renamed_and_shown(as_admin: FlaskClient) -> No
 
 
 BAD_NAMES = [("", 400, "empty"), ("   ", 400, "empty"), ("x" * 65, 400, "64"),
+             ("ß" * 40, 400, "64"),
              ("Unknown", 400, "unknown"), ("a\nb", 400, "control"), (42, 400, "string"),
              ("ALICE", 409, "already")]
 
@@ -232,6 +233,7 @@ def test_bad_sighting_enrolments_are_400(as_admin: FlaskClient) -> None:
     for body, words in [
         ({"sighting": 999}, "no face sighting 999"), ({"sighting": "1"}, "must be the id"),
         ({"sighting": True}, "must be the id"), ({}, "must be the id"),
+        ({"sighting": 2**64}, "must be the id"), ({"sighting": -1}, "must be the id"),
         ({"sighting": 1, "relabel": "yes"}, "true or false"),
         ({"sighting": 1, "x": 1}, "unknown"),
     ]:
@@ -252,6 +254,8 @@ def test_merging_moves_samples_and_sightings_and_deletes_the_first(
                          ).status_code == 400
     assert as_admin.post(f"/api/v1/people/{barack}/merge", json={"into": 99}).status_code == 404
     assert as_admin.post(f"/api/v1/people/{barack}/merge", json={"into": "x"}).status_code == 400
+    assert as_admin.post(f"/api/v1/people/{barack}/merge", json={"into": 2**70}
+                         ).status_code == 400
     merged = as_admin.post(f"/api/v1/people/{barack}/merge", json={"into": obama})
     assert merged.status_code == 200
     body = merged.get_json()
