@@ -18,6 +18,7 @@ from nvrlib import faces
 from nvrlib.catalog.db import make_engine
 from nvrlib.catalog.models import Camera, FaceSample, FaceSighting, Person
 from tests.support.face_photos import missing_reason, photos_dir
+from tests.support.procs import wait_for
 from tests.support.requirements import require
 
 from .support import Console, Page, expect, horizontal_overflow
@@ -178,5 +179,34 @@ def test_the_timeline_marks_the_faces_seen(browser: Any, system: System,
         box = canvas.bounding_box()
         assert box is not None
         page.screenshot(path=screenshot_dir / "people-timeline-lane.png")
+    finally:
+        context.close()
+
+
+def test_the_events_page_lists_faces_by_person_with_quick_ranges(
+        browser: Any, system: System, signed_in: Callable[[str], Path],
+        unknown_faces: dict[str, int], screenshot_dir: Path) -> None:
+    context, page = _open(browser, system, signed_in, "desktop", "light")
+    try:
+        console = Console(page)
+        page.goto("/events/")
+        page.get_by_label("Type").select_option("face")
+        page.get_by_label("Person").select_option("unknown")
+        page.get_by_role("button", name="Today").click()
+        expect(page).to_have_url(re.compile(r"type=face&person=unknown&start=\d{4}-\d\d-\d\dT00"
+                                            r"%3A00"))  # local midnight
+        rows = page.locator('tr[data-event="face"]')
+        expect(rows.first).to_be_visible()
+        ids = {int(row.get_attribute("data-event-id") or 0) for row in rows.all()}
+        assert unknown_faces["biden.jpg"] in ids
+        row = page.locator(f'tr[data-event-id="{unknown_faces["biden.jpg"]}"]')
+        expect(row.locator('[data-field="person"]')).to_have_text("unknown")
+        expect(row.locator("img.nvr-face-crop")).to_be_visible()
+        wait_for(lambda: row.locator("img.nvr-face-crop").evaluate(
+            "img => img.complete && img.naturalWidth > 0"), 15, "the face's crop")
+        expect(row.locator('[data-field="play"]')).to_have_attribute("href",
+                                                                      re.compile("/recordings/play"))
+        page.screenshot(path=screenshot_dir / "people-events-faces.png")
+        assert console.csp_violations() == []
     finally:
         context.close()
