@@ -127,18 +127,19 @@ def _sample_view(row: FaceSample) -> SampleView:
 
 
 def _last_seen(person_ids: list[int]) -> dict[int, tuple[dt.datetime, str]]:
-    """Return each person's newest sighting (one probe of ix_face_person_start each)."""
+    """Return each person's newest sighting (one backward probe of ix_face_person_start each,
+    however many sightings they have)."""
     if not person_ids:
         return {}
-    newest = (select(FaceSighting.person_id, func.max(FaceSighting.start_time).label("at"))
-              .where(FaceSighting.person_id.in_(person_ids), FaceSighting.erased_at.is_(None))
-              .group_by(FaceSighting.person_id).subquery())
+    newest = (select(FaceSighting.id)
+              .where(FaceSighting.person_id == Person.id, FaceSighting.erased_at.is_(None))
+              .order_by(FaceSighting.start_time.desc()).limit(1)
+              .correlate(Person).scalar_subquery())
     rows = db.session.execute(
-        select(newest.c.person_id, newest.c.at, func.min(Camera.name))
-        .join(FaceSighting, (FaceSighting.person_id == newest.c.person_id)
-              & (FaceSighting.start_time == newest.c.at))
+        select(Person.id, FaceSighting.start_time, Camera.name)
+        .join(FaceSighting, FaceSighting.id == newest)
         .join(Camera, Camera.id == FaceSighting.camera_id)
-        .group_by(newest.c.person_id, newest.c.at))
+        .where(Person.id.in_(person_ids)))
     return {person_id: (at, camera) for person_id, at, camera in rows}
 
 
