@@ -28,6 +28,7 @@ from nvrlib import faces
 
 logger = logging.getLogger(__name__)
 
+MAX_PHOTO_BYTES = 10 * 1024 * 1024  # one uploaded photo
 MAX_PHOTO_SIDE = 2000  # pixels: a larger photo is shrunk first (a phone's 12 MP takes ~3 s)
 MIN_FACE = faces.DEFAULT_MIN_SIZE
 SAMPLE_CROP_SIZE = 160  # the crop kept with a sample, as the edges' sighting crops

@@ -12,14 +12,14 @@ from flask import current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from .. import exports, faces_export, faces_settings
+from .. import exports, face_engine, faces_export, faces_settings
 from .. import faces_service as people
 from ..motion_service import MotionSettingsError
 from ..security import admin_required, api_error
 from . import bp
 from .motion import stored_jpeg
 
-MAX_PHOTO_BYTES = 10 * 1024 * 1024  # one photo; the app's 1 MiB limit is for everything else
+MAX_PHOTO_BYTES = face_engine.MAX_PHOTO_BYTES  # one photo; the app's 1 MiB is for all else
 MULTIPART_SLACK = 64 * 1024  # the form's other parts and boundaries
 CROP_CACHE = "private, max-age=60"  # a sighting's final report may replace its crop
 FORCE_VALUES = {"1": True, "true": True, "0": False, "false": False, "": False}

@@ -15,6 +15,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from .. import face_engine
 from .. import faces_service as people
 from ..security import admin_required, current_user_is_admin, now
 from . import bp
@@ -22,7 +23,7 @@ from . import bp
 logger = logging.getLogger(__name__)
 
 MAX_PHOTOS = 10  # files in one upload, each its own result
-MAX_UPLOAD_BYTES = MAX_PHOTOS * 10 * 1024 * 1024
+MAX_UPLOAD_BYTES = MAX_PHOTOS * face_engine.MAX_PHOTO_BYTES
 LAST_SEEN_DAYS = 7  # a card's "last seen" link shows the person's sightings of this long
 
 
@@ -80,8 +81,12 @@ def photos(person_id: int) -> ResponseReturnValue:
     force = request.form.get("force") == "on"
     for upload in uploads:
         name = upload.filename
+        data = upload.read(face_engine.MAX_PHOTO_BYTES + 1)
+        if len(data) > face_engine.MAX_PHOTO_BYTES:
+            flash(f"{name}: larger than {face_engine.MAX_PHOTO_BYTES >> 20} MiB.", "warning")
+            continue
         try:
-            people.enroll_photo(person_id, upload.read(), force, _user())
+            people.enroll_photo(person_id, data, force, _user())
         except people.FacesError as exc:
             _flash_error(exc, f"{name}: ")
         else:
