@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Callable
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from nvrlib import faces
 from nvrlib.catalog.models import FaceSample, Person
 from webapp.extensions import db
 
 from .face_rows import blank_png, person_id, sighting
-from .test_api_cameras import app, as_admin, as_viewer  # noqa: F401  (fixtures)
+from .helpers import Account, csrf_token_of
+from .test_api_cameras import app, as_admin, as_viewer, logged_in  # noqa: F401  (fixtures)
 from .test_face_events import Face, add_sighting
+from .test_people_api import post_form
 
 T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
 
@@ -108,3 +113,23 @@ def test_viewers_see_the_page_but_no_forms_and_may_post_none(app: Flask, as_admi
         assert as_viewer.post(path, data={"name": "x"}).status_code == 403, path
     with app.app_context():
         assert db.session.scalar(select(Person.name)) == "Alice"
+
+
+def test_a_phone_sized_photo_passes_the_csrf_check(make_app: Callable[..., Flask],
+                                                   admin_user: Account) -> None:
+    """A browser's upload (a session and its CSRF token) of a photo over the app's 1 MiB limit."""
+    app = make_app(WTF_CSRF_ENABLED=True)
+    client = logged_in(app, admin_user)
+    token = csrf_token_of(client.get("/people/"))
+    person = client.post("/api/v1/people", json={"name": "Big"}, headers={"X-CSRFToken": token})
+    assert person.status_code == 201, person.get_data(as_text=True)[:300]
+    large = blank_png() + b"\0" * (3 * 1024 * 1024)  # bytes after the PNG's end: ignored
+    people = f"/people/{person.get_json()['id']}/photos"
+    page = post_form(client, people, {"csrf_token": token,
+                                      "photo": FileStorage(io.BytesIO(large), "large.png")})
+    assert page.status_code == 302, page.get_data(as_text=True)[:300]
+    assert "large.png: photo: no face" in flashes(client)
+    boundary, body = encode_multipart({"photo": FileStorage(io.BytesIO(large), "large.png")})
+    api = client.post(f"/api/v1{people}", data=body, headers={"X-CSRFToken": token},
+                      content_type=f"multipart/form-data; boundary={boundary}")
+    assert api.status_code == 400 and "no face" in api.get_json()["error"]

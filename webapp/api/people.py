@@ -15,7 +15,7 @@ from flask_login import current_user
 from .. import exports, face_engine, faces_export, faces_settings
 from .. import faces_service as people
 from ..motion_service import MotionSettingsError
-from ..security import admin_required, api_error
+from ..security import admin_required, api_error, body_limit
 from . import bp
 from .motion import stored_jpeg
 
@@ -126,7 +126,6 @@ def _photo() -> bytes:
     # refused before parsing: werkzeug's parser, stopped half-way, leaves its temp file open
     if request.content_length is not None and request.content_length > limit:
         raise _TooLarge(f"photo: larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MiB")
-    request.max_content_length = limit
     upload = request.files.get("photo")
     if upload is None:
         raise people.BadRequest("photo: the field 'photo' with a JPEG or PNG file is missing")
@@ -137,6 +136,7 @@ def _photo() -> bytes:
 
 
 @bp.post("/people/<int:person_id>/photos")
+@body_limit(MAX_PHOTO_BYTES + MULTIPART_SLACK)  # before the CSRF check reads the body
 @admin_required
 def enroll_photo(person_id: int) -> ResponseReturnValue:
     """Add a sample from a photo (multipart field ``photo``; ``force=1`` skips the fit check)."""

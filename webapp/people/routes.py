@@ -17,13 +17,15 @@ from flask_login import current_user
 
 from .. import face_engine
 from .. import faces_service as people
-from ..security import admin_required, current_user_is_admin, now
+from ..security import admin_required, body_limit, current_user_is_admin, now
 from . import bp
 
 logger = logging.getLogger(__name__)
 
 MAX_PHOTOS = 10  # files in one upload, each its own result
 MAX_UPLOAD_BYTES = MAX_PHOTOS * face_engine.MAX_PHOTO_BYTES
+# the multipart framing around the files; the limit must hold before the CSRF check reads the body
+UPLOAD_SLACK = 64 * 1024
 LAST_SEEN_DAYS = 7  # a card's "last seen" link shows the person's sightings of this long
 
 
@@ -64,11 +66,11 @@ def add() -> ResponseReturnValue:
 
 
 def _photos() -> list[Any]:
-    request.max_content_length = MAX_UPLOAD_BYTES
     return [upload for upload in request.files.getlist("photo") if upload.filename]
 
 
 @bp.post("/<int:person_id>/photos")
+@body_limit(MAX_UPLOAD_BYTES + UPLOAD_SLACK)
 @admin_required
 def photos(person_id: int) -> ResponseReturnValue:
     """Enroll each uploaded photo; each file gets its own message."""
