@@ -57,7 +57,9 @@ def debian_ffprobe() -> tuple[list[str], dict[str, str]]:
     if not exe.exists():  # the wrapper runs an installed Debian ffmpeg
         return ["/usr/bin/ffprobe"], dict(os.environ)
     lib = root / "usr" / "lib" / "x86_64-linux-gnu"
-    paths = [str(lib), *(str(sub) for sub in sorted(lib.iterdir()) if sub.is_dir())]
+    # (none unpacked when the machine has Debian's ffmpeg libraries already, only not the tools)
+    subs = sorted(lib.iterdir()) if lib.is_dir() else []
+    paths = [str(lib), *(str(sub) for sub in subs if sub.is_dir())]
     if os.environ.get("LD_LIBRARY_PATH"):
         paths.append(os.environ["LD_LIBRARY_PATH"])
     return [str(exe)], {**os.environ, "LD_LIBRARY_PATH": ":".join(paths)}
