@@ -112,6 +112,8 @@ class SightingTracker:
         distance = None if math.isinf(found.distance) else found.distance
         key = ("p", found.person) if found.person is not None else self._unknown_key(face, gallery)
         track = self._tracks.get(key)
+        if track is None and found.person is not None:
+            track = self._name_unknown(face, found.person, distance, gallery)
         if track is None:
             self._open(key, face, found.person, distance, gallery.etag)
         else:
@@ -141,6 +143,21 @@ class SightingTracker:
             return nearest.person
         self._unknowns += 1
         return ("u", self._unknowns)
+
+    def _name_unknown(self, face: FaceResult, person: int, distance: float | None,
+                      gallery: Gallery) -> _Track | None:
+        """The open unknown track of this face, now the person's: a gallery that arrived (the
+        edge's first, or an enrollment) names it instead of opening a second sighting."""
+        unknown = {k: t.embeddings for k, t in self._tracks.items() if k[0] == "u"}
+        nearest = match(face.embedding, unknown, gallery.threshold)
+        if nearest.person is None:
+            return None
+        track = self._tracks.pop(nearest.person)
+        sighting = track.sighting  # its face and distance from now on: this face's, matched
+        sighting.person, sighting.distance, sighting.face = person, distance, face
+        sighting.gallery = gallery.etag
+        self._tracks[("p", person)] = track
+        return track
 
     def _open(self, key: object, face: FaceResult, person: int | None,
               distance: float | None, etag: str) -> None:

@@ -68,6 +68,26 @@ def test_the_next_face_after_the_window_opens_a_new_sighting() -> None:
     assert [(r.key[-2:], r.end) for r in reports] == [("f1", None), ("f1", T0), ("f2", None)]
 
 
+def test_an_unknown_face_a_new_gallery_names_stays_one_sighting() -> None:
+    """The edge's first gallery (or an enrollment) arrives while the face is in view: the open
+    unknown sighting becomes the person's, not a second sighting of the same face."""
+    faces, reports = tracker()
+    assert faces.update(face(0, 0, offset=0.2, crop=b"unknown")) is None
+    faces.update(face(0.5, 1))  # someone else, unknown too: left alone
+    faces.set_gallery(GALLERY)
+    assert faces.update(face(1, 0, offset=0.1, crop=b"named")) == ALICE
+    faces.update(face(2, 0, offset=0.3))
+    assert faces.open_count == 2
+    faces.flush()
+    first, other, *finals = reports
+    assert (first.person, other.person) == (None, None)
+    [alice] = [r for r in finals if r.key == first.key]
+    assert alice.person == ALICE and alice.start == T0 and alice.end == T0 + 2
+    assert alice.face.crop == b"named" and abs(alice.distance - 0.1) < 1e-6
+    assert alice.gallery == "etag1"
+    assert [r.person for r in finals if r.key == other.key] == [None]  # the hub names it
+
+
 def test_two_people_at_once_are_two_sightings() -> None:
     faces, reports = tracker()
     faces.set_gallery(GALLERY)
@@ -109,9 +129,9 @@ def test_too_many_open_tracks_close_the_oldest_early() -> None:
 
 def test_a_new_gallery_is_used_from_the_next_face() -> None:
     faces, reports = tracker()
-    assert faces.update(face(0, 0)) is None
+    assert faces.update(face(0, 1)) is None
     faces.set_gallery(GALLERY)
-    assert faces.update(face(1, 0)) == ALICE
+    assert faces.update(face(1, 0)) == ALICE  # not Bob's unknown track: a sighting of its own
     assert [r.person for r in reports] == [None, ALICE]
 
 
