@@ -37,6 +37,11 @@ from edge.motion import Detector, handover_copy, small_copy  # noqa: E402
 _DROPPED = re.compile(r"stream ended \((\d+) frames dropped\)")
 
 
+def frames_dropped(lines: list[str]) -> int:
+    """The frames an edge dropped between capture and encoder, from its log's last lines."""
+    return sum(int(m[1]) for line in lines if (m := _DROPPED.search(line)))
+
+
 def measure(port: int, work: Path, motion: bool, args: argparse.Namespace) -> tuple[float, int]:
     """Run one edge; return its CPU seconds per wall second and the frames it dropped."""
     argv = [sys.executable, "-m", "edge", "--hub", "127.0.0.1", "--port", str(port),
@@ -52,8 +57,7 @@ def measure(port: int, work: Path, motion: bool, args: argparse.Namespace) -> tu
         cpu = (cpu_seconds(edge.proc.pid) - cpu0) / (time.monotonic() - t0)
     finally:
         edge.stop()
-    found = [int(m[1]) for line in edge.lines if (m := _DROPPED.search(line))]
-    return cpu, sum(found)
+    return cpu, frames_dropped(edge.lines)
 
 
 def sample_costs(size: str, samples: int = 200) -> tuple[float, float]:
