@@ -25,13 +25,14 @@ import cv2
 import numpy as np
 import pytest
 
-from nvrlib.catalog.models import utcnow
 from nvrlib.ffmpeg_bin import ffmpeg_exe
 from tests.support.face_photos import missing_reason, photos_dir
 from tests.support.media import segments
 from tests.support.procs import ROOT, Hub, LoggedProcess, free_port, running, wait_for
 from tests.support.requirements import require
-from tests.webapp.helpers import FAST_ARGON2, dispose
+from tests.webapp.helpers import FAST_ARGON2, api_token_user, dispose
+from webapp import create_app
+from webapp.models import ROLE_ADMIN
 
 pytestmark = pytest.mark.e2e
 
@@ -122,22 +123,13 @@ class Api:
 
 def admin_token(hub: Hub, users_db: str) -> str:
     """An admin with an API token in the users database the served web app then opens."""
-    from webapp import create_app
-    from webapp.extensions import db
-    from webapp.models import ROLE_ADMIN, User
-
     app = create_app({"SQLALCHEMY_DATABASE_URI": hub.db_url, "STORAGE_ROOT": str(hub.storage),
                       "USERS_DB_URL": users_db, "SECRET_KEY": "faces-e2e",
                       "ARGON2_PARAMETERS": FAST_ARGON2})
     try:
-        with app.app_context():
-            admin = User(username="admin", role=ROLE_ADMIN, created_at=utcnow(), password_hash="!")
-            token = admin.new_api_token(utcnow())
-            db.session.add(admin)
-            db.session.commit()
+        return api_token_user(app, "admin", ROLE_ADMIN)
     finally:
         dispose(app)
-    return token
 
 
 @pytest.fixture

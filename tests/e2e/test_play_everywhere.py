@@ -19,18 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from nvrlib.catalog.models import utcnow
 from nvrlib.ffmpeg_bin import ffmpeg_exe
 from tests.support.ffmpegs import debian_ffprobe
 from tests.support.media import segments
 from tests.support.procs import Hub, ffmpeg_pusher, running, wait_for
 from tests.support.requirements import require
-from tests.webapp.helpers import FAST_ARGON2, dispose
+from tests.webapp.helpers import FAST_ARGON2, api_token_user, dispose
 from tests.webapp.served import served
 from webapp import create_app
 from webapp.catalog_queries import iso_utc
-from webapp.extensions import db
-from webapp.models import ROLE_VIEWER, User
+from webapp.models import ROLE_VIEWER
 
 pytestmark = pytest.mark.e2e
 
@@ -81,11 +79,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                           "STORAGE_ROOT": str(hub.storage), "SECRET_KEY": "e2e-secret",
                           "USERS_DB_URL": f"sqlite:///{folder / 'users.db'}",
                           "ARGON2_PARAMETERS": FAST_ARGON2})
-        with app.app_context():
-            viewer = User(username="tv", role=ROLE_VIEWER, created_at=utcnow(), password_hash="!")
-            token = viewer.new_api_token(utcnow())
-            db.session.add(viewer)
-            db.session.commit()
+        token = api_token_user(app, "tv", ROLE_VIEWER)
         try:
             with served(app, threads=4) as port:
                 base = f"http://127.0.0.1:{port}/api/v1/playback/{CAMERA}"

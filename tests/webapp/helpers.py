@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from nvrlib.catalog.models import utcnow
 from webapp.extensions import db
 from webapp.models import User
 
@@ -105,3 +106,13 @@ def user_row(app: Flask, user_id: int) -> User:
         assert user is not None
         db.session.expunge(user)
         return user
+
+
+def api_token_user(app: Flask, username: str, role: str) -> str:
+    """Add a user who signs in only with an API token (no password); return the token."""
+    with app.app_context():
+        user = User(username=username, role=role, created_at=utcnow(), password_hash="!")
+        token = user.new_api_token(utcnow())
+        db.session.add(user)
+        db.session.commit()
+    return token
