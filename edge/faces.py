@@ -144,7 +144,7 @@ class FaceWorker:
         self.clock = clock
         self.log = log or logger.getChild(camera)
         self.state = "stopped"
-        self.skipped = 0  # frames due while both slots were busy
+        self.skipped = 0  # due frames that found both slots busy (a wait counts once)
         self.offered = 0
         self.restarts = 0
         self._context = multiprocessing.get_context("spawn")
@@ -153,6 +153,7 @@ class FaceWorker:
         self._shm: SharedMemory | None = None
         self._slots: np.ndarray | None = None
         self._next_due = 0.0
+        self._waiting = False  # a due frame found both slots busy: the next frames are tried
         self._free: set[int] = set()  # slots the parent may write (the child gives them back)
         self._deaths: list[float] = []
         self._restart_at = 0.0
@@ -178,18 +179,27 @@ class FaceWorker:
             self._spawn()
 
     def offer(self, image: np.ndarray, monotonic: float, wall: float) -> bool:
-        """Hand a frame over if one is due and a slot is free (never waits); True if taken."""
+        """Hand a frame over if one is due and a slot is free (never waits); True if taken.
+
+        A due frame that finds both slots busy is skipped (counted once) and the next frame is
+        tried at once: a face then waits for the worker, not for the next slot of the rate.
+        """
         if monotonic < self._next_due or self._child is None:
             return False
-        due = self._next_due + self.period  # on a grid; after a pause, a new grid from now
-        self._next_due = due if due > monotonic else monotonic + self.period
-        if not self._lock.acquire(blocking=False):  # the child is being swapped right now
+        taken = False
+        if self._lock.acquire(blocking=False):  # else the child is being swapped right now
+            try:
+                taken = self._hand_over(image, monotonic, wall)
+            finally:
+                self._lock.release()
+        if taken:
+            due = self._next_due + self.period  # on a grid; after a pause, a new grid from now
+            self._next_due = due if due > monotonic else monotonic + self.period
+            self._waiting = False
+        elif not self._waiting:
             self.skipped += 1
-            return False
-        try:
-            return self._hand_over(image, monotonic, wall)
-        finally:
-            self._lock.release()
+            self._waiting = True
+        return taken
 
     def _hand_over(self, image: np.ndarray, monotonic: float, wall: float) -> bool:
         child, slots = self._child, self._slots
@@ -199,7 +209,6 @@ class FaceWorker:
             return False  # capture resizes every frame to --size: not expected
         slot = self._free_slot(child)
         if slot is None:
-            self.skipped += 1
             return False
         np.copyto(slots[slot], image)
         child.frames.put_nowait((slot, wall, monotonic, image.shape[0], image.shape[1]))
@@ -258,7 +267,7 @@ class FaceWorker:
         with self._lock:
             self._child = child
             self._free = set(range(SLOTS))  # a new child holds none
-            self._next_due = 0.0
+            self._next_due, self._waiting = 0.0, False
         self.state = "running"
         self.log.info("face worker started (pid %d)", child.process.pid)
 

@@ -77,7 +77,7 @@ def test_the_worker_finds_the_face_and_a_frame_offered_while_it_is_busy_is_skipp
     # never waits for the child (whose models alone take ~0.7 s to load); a loaded machine may
     # deschedule the 2.7 MB copy for a moment
     assert max(seconds for _, seconds in offers) < 0.3, offers
-    assert worker.offer(face_frame, now + 2.001, time.time()) is False  # not due yet: not counted
+    assert worker.offer(face_frame, now + 2.001, time.time()) is False  # retried: counted once
     assert worker.skipped == 1
     for _ in range(2):
         result = next_result(worker)
