@@ -8,12 +8,12 @@ bash scripts/install-test-deps.sh
 bash scripts/unpack-debian-ffmpeg.sh  # a second ffmpeg (Debian's 5.1) for tests/e2e
 bash scripts/fetch-face-photos.sh     # real face photos for tests/nvrlib/test_faces.py (cached)
 set +e
-# Three workers, one test file each at a time (module fixtures stay in one process): the e2e
-# tests spend most of their time waiting on real time (the CPU is 1.3-1.5 cores busy on
-# average). Four finished sooner (9.8-10.8 min against 11.8 with three, measured 2026-12-03)
-# but made the timing tests of the live view and of crash recovery fail now and then.
-# NVR_TEST_WORKERS=0 runs everything in this process.
-workers="${NVR_TEST_WORKERS:-3}"
+# Four workers, one test file each at a time (module fixtures stay in one process): the e2e
+# tests spend most of their time waiting on real time (with three the CPU was 0.9-1.3 cores busy
+# on average). Measured 2026-12-04 on 2 cores: 8.9 min with four against 12.3 with three; the
+# timing tests that four made fail now and then (live view, crash recovery) wait on conditions
+# now. NVR_TEST_WORKERS=0 runs everything in this process.
+workers="${NVR_TEST_WORKERS:-4}"
 if [ "$workers" = "0" ]; then
     .venv/bin/python -m pytest "$@"
 else
