@@ -246,7 +246,9 @@ class ReportSender(threading.Thread):
         except HubUnreachable as exc:
             self._outage.failed(str(exc))
             return False
-        self._outage.recovered()
+        if status == 200 or (status in DROPPED_STATUSES
+                             and not camera_not_yet_known(status, answer)):
+            self._outage.recovered()  # (a 401 or 503 goes on the outage: said once, not per try)
         if status == 200:
             self.queue.done(name)
             self.sent += 1

@@ -6,6 +6,7 @@ faces; and a whole edge with --faces reports the face in the scene it plays."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import shutil
 import subprocess
@@ -135,12 +136,12 @@ def sightings(hub: Hub) -> list[FaceSighting]:
 class Edge:
     """A FaceReporter and a SightingTracker as a stream runs them, the gallery recorded."""
 
-    def __init__(self, hub: Hub, spool: Path) -> None:
+    def __init__(self, hub: Hub, spool: Path, token: str = TOKEN) -> None:
         self.galleries: list[Gallery] = []
         self.supported: list[bool] = []
         self.queue = EventQueue(spool, key_field="sighting_key", kind="faces")
         self.reporter = FaceReporter(
-            CAMERA, HubAddress("127.0.0.1", hub.port, TOKEN, "test"), self.queue,
+            CAMERA, HubAddress("127.0.0.1", hub.port, token, "test"), self.queue,
             threading.Event(), on_gallery=self.galleries.append,
             on_supported=self.supported.append, poll_seconds=30.0)
         self.tracker = SightingTracker(self.reporter.report, debounce=5.0)
@@ -188,6 +189,19 @@ def test_sightings_spooled_while_the_hub_is_away_are_delivered_when_it_is_back(
     rows = sightings(hub)
     assert len(rows) == 2 and all(row.end_time is not None for row in rows)
     assert not list(spool.glob("*.json"))
+
+
+def test_a_refusing_hub_is_logged_once_not_once_per_try(
+        hub: Hub, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    hub.start()
+    with caplog.at_level(logging.DEBUG, logger="edge"), \
+            Edge(hub, tmp_path / "spool", token="wrong") as edge:
+        edge.tracker.update(face(T0))
+        wait_for(lambda: caplog.text.count("still unreachable") >= 2, 20, "three tries")
+        assert len(edge.queue) == 1, "kept for when the token is right"
+    tries = [r.getMessage() for r in caplog.records if "face sightings" in r.getMessage()]
+    assert sum("unreachable, retrying" in m and "401" in m for m in tries) == 1, tries
+    assert not any("reachable again" in m for m in tries), tries
 
 
 def test_the_gallery_is_fetched_once_then_304_until_someone_is_enrolled(
