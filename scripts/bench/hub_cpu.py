@@ -18,6 +18,8 @@ writing its first segment. After each hub run the pushers and then the hub are s
 SIGTERM and the results are checked: bytes each pusher wrote (its `-progress` total_size) against
 the bytes the hub received for it, the catalog against the disk (sizes, nothing left behind), and
 that each camera's segments tile in time (end of one == start of the next within one frame).
+Each hub run also prints its threads' CPU over the window (`loop` = the event loop's main
+thread, the others by thread id), from /proc/<pid>/task/*/stat.
 
 The hub runs through a small shim (`hub_cpu.py _hub RESULTS ARGS...`): it is `python -m recorder
 ARGS...` plus one hook on Hub.release (called once per connection, when it ends) that appends
@@ -102,6 +104,24 @@ def read_stat(pid: int) -> tuple[int, int, int] | None:
     # fields[0] is field 3 (state) of proc(5): ppid is 4, utime..cstime are 14..17
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
     return int(fields[1]), utime + stime, cutime + cstime
+
+
+def thread_ticks(pid: int) -> dict[int, int]:
+    """CPU ticks (utime + stime) of each live thread of a process, by thread id."""
+    ticks = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return ticks
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue  # the thread ended
+        fields = data[data.rindex(b")") + 2:].split()
+        ticks[int(tid)] = int(fields[11]) + int(fields[12])
+    return ticks
 
 
 def all_stats() -> dict[int, tuple[int, int, int]]:
@@ -304,6 +324,14 @@ def tail(path: Path, lines: int = 15) -> str:
     return ""
 
 
+def per_thread(before: dict[int, int], after: dict[int, int], root: int | None,
+               seconds: float) -> list[tuple[str, float]]:
+    """CPU seconds per minute of each thread over a window, busiest first (idle ones left out)."""
+    rows = [("loop" if tid == root else str(tid),
+             (ticks - before.get(tid, 0)) / CLK_TCK * 60 / seconds) for tid, ticks in after.items()]
+    return sorted((row for row in rows if row[1] > 0), key=lambda row: -row[1])
+
+
 # -- the benchmark ----------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -319,6 +347,9 @@ class Window:
     # media seconds per wall second of the -re readers (pushers/feeders), from their -progress;
     # None for bare-file, whose reader is the measured process (left without -progress)
     realtime: float | None
+    # CPU seconds per minute of the root's threads, busiest first: "loop" is its main thread
+    # (the hub's event loop), the others are named by thread id (the catalog's executor, ...)
+    threads: list[tuple[str, float]] = dataclasses.field(default_factory=list)
 
     def per_stream_minute(self, streams: int) -> float:
         return self.cpu / (streams * self.seconds / 60.0) if self.seconds else math.nan
@@ -375,16 +406,17 @@ class Bench:
                 progress: list[Path]) -> Window:
         """Read CPU over one window; ``root`` is a process counted with its whole tree."""
         def snapshot() -> tuple[float, int, int, int, tuple[int, float | None],
-                                list[tuple[float, float]]]:
+                                list[tuple[float, float]], dict[int, int]]:
             tree = tree_cpu(root) if root is not None else TreeCpu()
             flat, _ = procs_ticks(measured)
             side_ticks, _ = procs_ticks(side)
             return (time.monotonic(), tree.total + flat, tree.own, side_ticks,
-                    (machine_ticks(), cpu_pressure()), [progress_position(path) for path in progress])
+                    (machine_ticks(), cpu_pressure()), [progress_position(path) for path in progress],
+                    thread_ticks(root) if root is not None else {})
 
-        t0, cpu0, own0, side0, (busy0, wait0), pos0 = snapshot()
+        t0, cpu0, own0, side0, (busy0, wait0), pos0, threads0 = snapshot()
         time.sleep(self.args.seconds)
-        t1, cpu1, own1, side1, (busy1, wait1), pos1 = snapshot()
+        t1, cpu1, own1, side1, (busy1, wait1), pos1, threads1 = snapshot()
         speeds = [(m1 - m0) / (w1 - w0) for (m0, w0), (m1, w1) in zip(pos0, pos1) if w1 > w0]
         return Window(seconds=t1 - t0, cpu=(cpu1 - cpu0) / CLK_TCK, cpu_own=(own1 - own0) / CLK_TCK,
                       side_cpu=(side1 - side0) / CLK_TCK,
@@ -392,7 +424,8 @@ class Bench:
                       wait=(wait1 - wait0) / (t1 - t0) if wait0 is not None and wait1 is not None
                       else None,
                       realtime=(statistics.fmean(speeds) if len(speeds) == len(progress) and speeds
-                                else (0.0 if progress else None)))
+                                else (0.0 if progress else None)),
+                      threads=per_thread(threads0, threads1, root, t1 - t0))
 
     # -- bare ffmpeg ---------------------------------------------------------------------------
 
@@ -708,6 +741,9 @@ def print_table(rows: list[Row], cores: int, out: Path | None) -> None:
         if row.hub.side_cpu / row.hub.seconds > 0.5 * cores:
             notes.append(f"{tag}: the pushers alone used {row.hub.side_cpu / row.hub.seconds:.2f} "
                          f"of {cores} cores")
+        if row.hub.threads:
+            notes.append(f"{tag} hub threads, CPU-s per minute: " + ", ".join(
+                f"{name} {cpu:.2f}" for name, cpu in row.hub.threads[:6]))
         if row.check.problems:
             notes.append(f"{tag} hub checks FAILED ({len(row.check.problems)}):")
             notes.extend(f"    {p}" for p in row.check.problems[:20])
