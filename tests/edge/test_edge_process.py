@@ -151,5 +151,6 @@ def test_what_an_edge_spooled_before_a_restart_is_back_filled_after_it(
     assert float(backfill.headers["x-nvr-stream-epoch"]) < float(
         live[0].headers["x-nvr-stream-epoch"])
     _, _, pts, keys = decode_ts(backfill.body_path)
-    assert pts[0] == keys[0] and len(pts) >= 3 * 15
+    # the 3 s spooled, by their timestamps: a loaded machine may drop a capture frame or two
+    assert pts[0] == keys[0] and (pts[-1] - pts[0]) / 90_000 >= 3.0 - 3 / 15, pts
     assert "spool holds" in second.stderr()
