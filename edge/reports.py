@@ -10,6 +10,7 @@ settings, the face gallery) through ``_poll``, which each kind implements.
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import threading
@@ -164,7 +165,7 @@ def _noun(key_field: str) -> str:
     return key_field.removesuffix("_key")
 
 
-class ReportSender(threading.Thread):
+class ReportSender(threading.Thread, abc.ABC):
     """Sends queued reports to one route of the hub and polls it (``_poll``) now and then.
 
     A subclass sets ``route`` and implements ``_poll`` (raise HubUnreachable when the hub is
@@ -262,11 +263,13 @@ class ReportSender(threading.Thread):
         self._outage.failed(str(HubRejected(status, "", first_line(answer))))
         return False
 
+    @abc.abstractmethod
     def _poll(self) -> None:
-        raise NotImplementedError
+        """Ask the hub for this channel's settings (motion) or gallery (faces); set _next_poll."""
 
+    @abc.abstractmethod
     def _take_answer(self, answer: bytes) -> None:
-        raise NotImplementedError
+        """Use what a 200 answer to a report says (a changed gallery, for faces)."""
 
 
 def camera_not_yet_known(status: int, answer: bytes) -> bool:

@@ -10,6 +10,7 @@ one alert per row. docs/design/health.md, "Motion alerts" and "Face alerts".
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
@@ -58,7 +59,7 @@ class NewRows:
         return rows
 
 
-class RowAlerts:
+class RowAlerts(abc.ABC):
     """A HealthMonitor job raising one ``kind`` alert per new row that wants one."""
 
     kind = ""
@@ -71,9 +72,9 @@ class RowAlerts:
         self.clock = clock
         self._warned: set[str] = set()  # unreadable settings rows, warned about once each
 
+    @abc.abstractmethod
     def poll(self) -> list[tuple[str, dict[str, object]]]:
         """Look at the new rows (on the catalog thread); return the (camera, details) to raise."""
-        raise NotImplementedError
 
     def run_once(self) -> int:
         """Poll and raise the alerts (tests call it straight); return how many were raised."""
