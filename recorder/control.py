@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import bindparam, insert, select, update
 
 from nvrlib.catalog.models import Camera, CameraStatus, Command, utcnow
+from recorder.ingest import tokens
 from recorder.store.catalog import Catalog
 from recorder.supervise.states import State
 
@@ -148,6 +149,20 @@ def _gone_rows(rows: dict[int, dict[str, object]], camera_ids: set[int],
 
 _ANY_PENDING = select(Command.id).where(Command.hub_id == bindparam("hub_id"),
                                        Command.done_at.is_(None)).limit(1)
+
+
+@dataclasses.dataclass
+class ControlPoll:
+    """What one look at the catalog's control rows found."""
+
+    tokens: dict[str, tuple[str, ...]]  # camera -> unrevoked ingest token hashes
+    commands: list[Command]  # this hub's pending commands, oldest first
+
+
+def poll(catalog: Catalog) -> ControlPoll:
+    """Read the active ingest tokens and take this hub's pending commands, in one visit of the
+    catalog thread (each visit wakes it: on a small machine that costs more than the reads)."""
+    return ControlPoll(tokens.load_active(catalog.engine), take_commands(catalog))
 
 
 def take_commands(catalog: Catalog) -> list[Command]:

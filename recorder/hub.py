@@ -10,12 +10,14 @@ import datetime as dt
 import logging
 import signal
 import ssl
+import time
 
 from sqlalchemy import select
 
 from nvrlib import camera_urls
 from nvrlib.catalog import db
 from nvrlib.catalog.models import Camera, utcnow
+from nvrlib.control_mark import control_dir
 from nvrlib.ffmpeg_bin import log_ffmpeg_in_background
 from nvrlib.redact import redact
 from nvrlib.sdnotify import Notifier
@@ -30,6 +32,8 @@ from recorder.health.outages import QUIET_REASONS, OutageInfo
 from recorder.ingest import backfill, tokens
 from recorder.ingest.guard import IngestLimits, NewNameLimiter, source_of
 from recorder.ingest.tokens import TokenCache
+from recorder.supervise import marks
+from recorder.supervise.marks import MarkWatcher
 from recorder.ingest.protocol import TICK, DurableProgress, ProtocolFields
 from recorder.ingest.tls import server_context
 from recorder.ingest.events import MotionReport, settings_json
@@ -49,8 +53,15 @@ from recorder.supervise.states import RestartPolicy, State
 logger = logging.getLogger(__name__)
 
 GC_THRESHOLD = 20_000  # allocations between young-generation collections (CPython: 700)
-LIVE_POLL_SECONDS = 0.1  # how soon a new viewer's mark starts the camera's live tap (one scan)
-STATUS_EVERY_TICKS = 3  # control ticks are 1 s: commands act within 1 s, status is 3 s fresh
+# The web app's marks (a viewer, a command) wake the hub through inotify (recorder/supervise/marks.py);
+# these polls are the safety net, and the whole mechanism where inotify is not available.
+LIVE_POLL_SECONDS = 0.1  # without inotify: how soon a new viewer's mark starts the live tap
+LIVE_CHECK_SECONDS = 1.0  # while a tap runs: a mark grown stale, a tap that died
+LIVE_SAFETY_SECONDS = 5.0  # with inotify and no tap: a missed mark
+CONTROL_POLL_SECONDS = 1.0  # without inotify: commands act, tokens change, within this
+CONTROL_SAFETY_SECONDS = 10.0  # with inotify: a change the web app made without its nudge
+STATUS_SECONDS = 3.0  # how fresh the status rows of the admin panel are
+TOKEN_RELOAD_SECONDS = 1.0  # an unknown token reloads the catalog's tokens at most this often
 _QUIET_DETAILS = {"disconnected": "disconnected by an admin", "disabled": "disabled by an admin",
                   "hub_stopped": "the hub stopped"}
 
@@ -121,9 +132,13 @@ class Hub:
         self.new_names = NewNameLimiter(config.new_cameras_per_source, config.new_camera_window)
         # per-camera tokens of the admin panel, and the one each live stream was admitted with
         self.tokens = TokenCache()
+        self._token_reload_asked = -TOKEN_RELOAD_SECONDS
+        # the web app's marks (a viewer, a command), waited on instead of polled
+        self.marks = MarkWatcher(self.storage.live_root(), control_dir(self.storage.root))
         self.stream_tokens: dict[str, str] = {}
         # motion of cameras without our edge, from their segments' keyframes
-        self.segment_motion = SegmentMotion(self.catalog, self.executor, config.hub_motion)
+        self.segment_motion = SegmentMotion(self.catalog, self.executor, config.hub_motion,
+                                            on_stored=lambda: self.health.news("motion"))
         self.gallery = faces.GalleryCache()  # the people the hub names sightings with
 
     # -- life cycle -----------------------------------------------------------------------
@@ -160,13 +175,14 @@ class Hub:
         self.catalog.on_new_camera = self._on_new_camera
         self.alerts.start()
         self.tokens.replace(await loop.run_in_executor(self.executor, tokens.load_active,
-                                                       self.catalog.session))
+                                                       self.catalog.engine))
         if not self.config.ingest_token and not any(c.token for c in self.config.cameras):
             logger.warning("no ingest token is configured: any host that reaches the port can "
                            "push as a camera that has no token of its own")
 
     async def _serve(self) -> None:
         await self._listen()
+        self.marks.start()
         await self.sync_pulls()
         self.control_task = asyncio.create_task(self._control_loop(), name="control")
         self.segment_motion.start()
@@ -231,14 +247,14 @@ class Hub:
         self.stopping.set()
         for server, _tls in self._listeners():
             server.close()
-        if self.health.scheduler.running:
-            self.health.scheduler.shutdown(wait=False)
+        self.health.halt()
         for name in self.pushed:
             self.closing[name] = "hub_stopped"
         for task in (self.control_task, self.live_task, self.watchdog_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        self.marks.close()
         # Cancelling a connection ends its relay; its handler then closes ffmpeg's input,
         # so the open segment is finished and cataloged before the task returns.
         for task in list(self.connections):
@@ -543,6 +559,8 @@ class Hub:
         if expected is None and not self.tokens.has_tokens(name):
             return  # nothing configured for this camera: the port is open (warned at start)
         if expected is None or not token_matches(token, expected):
+            if token is not None:
+                self._reload_tokens_soon()
             what = "no" if token is None else "a wrong"
             raise IngestRejected(401, f"{what} bearer token for camera {name}")
 
@@ -563,7 +581,9 @@ class Hub:
         fields = motion.EventFields(report.camera, report.event_key, report.start, report.end,
                                     report.score, report.box, report.snapshot)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self._store_motion, fields)
+        answer = await loop.run_in_executor(self.executor, self._store_motion, fields)
+        self.health.news("motion")
+        return answer
 
     async def motion_settings(self, camera: str) -> dict[str, object]:
         """Return a camera's motion settings for its edge (404 unknown, 409 another hub's)."""
@@ -604,7 +624,9 @@ class Hub:
                                       report.end, report.box, report.size, report.score,
                                       report.embedding, report.crop)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self._store_sighting, fields)
+        answer = await loop.run_in_executor(self.executor, self._store_sighting, fields)
+        self.health.news("face")
+        return answer
 
     async def face_gallery(self, camera: str, if_none_match: str | None) -> GalleryReply:
         """Return a camera's gallery for its edge, or only its ETag if the edge has it (304)."""
@@ -644,8 +666,11 @@ class Hub:
     async def refresh_tokens(self) -> None:
         """Reload the catalog's tokens; close live streams whose token was revoked."""
         loop = asyncio.get_running_loop()
-        self.tokens.replace(await loop.run_in_executor(self.executor, tokens.load_active,
-                                                       self.catalog.session))
+        self._take_tokens(await loop.run_in_executor(self.executor, tokens.load_active,
+                                                     self.catalog.engine))
+
+    def _take_tokens(self, active: dict[str, tuple[str, ...]]) -> None:
+        self.tokens.replace(active)
         for name, token_hash in list(self.stream_tokens.items()):
             task = self.push_tasks.get(name)
             if task is not None and not self.tokens.is_active(name, token_hash):
@@ -653,6 +678,15 @@ class Hub:
                 self.stream_tokens.pop(name, None)
                 self.closing[name] = "disconnected"
                 task.cancel()
+
+    def _reload_tokens_soon(self) -> None:
+        # A token the cache does not know may be one the admin panel just made: the control
+        # loop reads the catalog now (at most once a TOKEN_RELOAD_SECONDS, whatever a peer
+        # sends), and the edge's retry is let in.
+        now = time.monotonic()
+        if now - self._token_reload_asked >= TOKEN_RELOAD_SECONDS:
+            self._token_reload_asked = now
+            self.marks.control.set()
 
     async def _check_allowed(self, name: str, location: str, configured: bool) -> None:
         loop = asyncio.get_running_loop()
@@ -752,19 +786,20 @@ class Hub:
     # -- control channel (docs/design/control.md) -----------------------------------------------
 
     async def _control_loop(self) -> None:
+        # Status rows every STATUS_SECONDS; the catalog's commands and tokens when the web app
+        # nudges (recorder/supervise/marks.py), an unknown token asks, or the safety poll comes round.
         loop = asyncio.get_running_loop()
-        tick = 0
+        poll_every = CONTROL_SAFETY_SECONDS if self.marks.active else CONTROL_POLL_SECONDS
+        next_poll = next_status = loop.time()
+        nudged = False
         while True:
             try:
-                await self.refresh_tokens()
-                for command in await loop.run_in_executor(self.executor, control.take_commands,
-                                                          self.catalog):
-                    result = await self.execute(command.camera, command.action)
-                    logger.info("command %s %s by %s: %s", command.action, command.camera,
-                                command.requested_by or "?", result)
-                    await loop.run_in_executor(self.executor, control.finish_command,
-                                               self.catalog, command.id, result)
-                if tick % STATUS_EVERY_TICKS == 0:
+                now = loop.time()
+                if nudged or now >= next_poll:
+                    next_poll = now + poll_every
+                    await self.read_control()
+                if now >= next_status:
+                    next_status = now + STATUS_SECONDS
                     await loop.run_in_executor(self.executor, control.publish_status,
                                                self.catalog, self.status_samples(), self.meter)
                     self._publish_systemd_status()
@@ -772,12 +807,25 @@ class Hub:
                 raise
             except Exception:  # the control channel must never take recording down
                 logger.exception("control channel error")
-            tick += 1
-            await asyncio.sleep(1.0)
+            nudged = await marks.wait_for(self.marks.control,
+                                          min(next_poll, next_status) - loop.time())
+
+    async def read_control(self) -> None:
+        """Reload the catalog's tokens and carry out this hub's pending commands."""
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(self.executor, control.poll, self.catalog)
+        self._take_tokens(found.tokens)
+        for command in found.commands:
+            result = await self.execute(command.camera, command.action)
+            logger.info("command %s %s by %s: %s", command.action, command.camera,
+                        command.requested_by or "?", result)
+            await loop.run_in_executor(self.executor, control.finish_command, self.catalog,
+                                       command.id, result)
 
     async def _live_loop(self) -> None:
-        # Its own loop, checked often: a viewer's mark is noticed within LIVE_POLL_SECONDS
-        # (the first picture waits for it), and a tap that is slow to stop delays no status.
+        # Its own loop: a viewer's mark starts the tap at once (inotify; without it, within
+        # LIVE_POLL_SECONDS: the first picture waits for it), and a tap that is slow to stop
+        # delays no status. While a tap runs, its mark's age and its life are checked often.
         while True:
             try:
                 await self.sync_live()
@@ -785,7 +833,11 @@ class Hub:
                 raise
             except Exception:  # the live view must never take recording down
                 logger.exception("live view error")
-            await asyncio.sleep(LIVE_POLL_SECONDS)
+            if not self.marks.active:
+                await asyncio.sleep(LIVE_POLL_SECONDS)
+            else:
+                await marks.wait_for(self.marks.live,
+                                     LIVE_CHECK_SECONDS if self.taps else LIVE_SAFETY_SECONDS)
 
     async def sync_live(self) -> None:
         """Run a live tap for exactly the recording cameras someone is watching."""

@@ -25,7 +25,7 @@ from nvrlib.names import DEFAULT_HUB, InvalidName, validate_camera_name
 from nvrlib.redact import MaskLeft, redact, redact_for_edit, unmask
 from recorder.control import ACTIONS as HUB_ACTIONS
 
-from . import faces_settings, hubs
+from . import faces_settings, hub_storage, hubs
 from .extensions import db
 from .security import now
 
@@ -251,6 +251,7 @@ def send_command(camera: str, action: str, user: str, hub_id: str = DEFAULT_HUB)
                       hub_id=hub_id)
     db.session.add(command)
     db.session.commit()
+    hub_storage.nudge_hubs(hub_id)
     logger.info("%s asked hub %s to %s %s (command %d)", user, hub_id, action, camera,
                 command.id)
     return command.id

@@ -25,6 +25,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
+from nvrlib import control_mark
 from nvrlib.catalog.models import Hub
 from nvrlib.names import DEFAULT_HUB
 from recorder.store.storage import Storage
@@ -172,6 +173,15 @@ def forget() -> None:
 def storage_root(hub_id: str) -> Path:
     """Return hub ``hub_id``'s storage folder from this web app, or raise StorageUnreachable."""
     return storage_map().root(hub_id)
+
+
+def nudge_hubs(hub_id: str | None = None) -> None:
+    """Touch the control mark of hub ``hub_id`` (None: of every hub reachable from here), after
+    a commit it should act on now (a command, a token): nvrlib/control_mark.py."""
+    roots = storage_map().roots
+    for found_id, root in roots.items():
+        if hub_id is None or found_id == hub_id:
+            control_mark.nudge(root)
 
 
 def is_reachable(hub_id: str) -> bool:

@@ -1,7 +1,7 @@
 """Face alerts: the hub emails a sighting of someone it should tell about (docs/design/health.md,
 "Face alerts"; docs/design/faces.md, section 4).
 
-A HealthMonitor job every 2 s, the same shape as motion alerts (recorder/health/row_alerts.py):
+A HealthMonitor job run when the hub stores a sighting (HealthMonitor.news), the same shape as motion alerts (recorder/health/row_alerts.py):
 it reads the new ``face_sightings`` rows of this hub's cameras by id and raises one ``face``
 alert for each sighting that is wanted:
 
@@ -10,8 +10,8 @@ alert for each sighting that is wanted:
   (``faces.armed_hours[.<camera>]``, the site's ``motion.away`` and ``motion.timezone``).
 
 The first report of a sighting already carries its crop, so an alert never waits for a picture;
-the crop is attached by the alert center (``snapshot_attacher``). The same job deletes the crops
-of sightings the web app erased (their person was deleted): recorder.store.faces.sweep_erased.
+the crop is attached by the alert center (``snapshot_attacher``). The crops of sightings the web
+app erased (their person was deleted) are another job's: HealthMonitor.sweep_face_crops.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from recorder.health.messages import iso_utc
 from recorder.health.motion_alerts import play_url
 from recorder.health.row_alerts import NewRows, RaiseAlert, RowAlerts
 from recorder.store.catalog import Catalog
-from recorder.store.faces import sweep_erased
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +66,6 @@ class FaceAlerts(RowAlerts):
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         super().__init__(catalog, config, raise_alert, clock)
         self.new_rows = NewRows(FaceSighting.id, ALERT_KIND, "face sighting")
-
-    def run_once(self) -> int:
-        """Delete erased sightings' crops, then raise the new alerts; return how many."""
-        sweep_erased(self.catalog)
-        return super().run_once()
 
     def poll(self) -> list[tuple[str, dict[str, object]]]:
         """Look at the new rows (on the catalog thread); return the (camera, details) to raise."""

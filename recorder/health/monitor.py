@@ -25,9 +25,11 @@ from nvrlib.catalog.models import HubStatus, Segment, utcnow
 from recorder.health.alerts import AlertCenter, AlertEvent, EmailState
 from recorder.health.face_alerts import FaceAlerts
 from recorder.health.motion_alerts import MotionAlerts
-from recorder.health.row_alerts import POLL_SECONDS as ALERT_POLL_SECONDS
+from recorder.health.row_alerts import RowAlerts
+from recorder.supervise.marks import wait_for
 from recorder.health.outages import OutageInfo
 from recorder.store.catalog import Catalog
+from recorder.store.faces import sweep_erased
 from recorder.store.retention import Retention, RetentionReport
 from recorder.store.storage import Storage
 from recorder.supervise.keyframe_motion import SegmentMotion
@@ -37,6 +39,7 @@ from recorder.supervise.states import State
 logger = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 5.0  # seconds between heartbeats in hub_status
+FACE_CROPS_SECONDS = 10.0  # an erased sighting's crop is deleted within this
 RETENTION_SHORT_REPEAT = dt.timedelta(hours=24)  # one "can't keep N days" alert per camera a day
 RETENTION_CATCH_UP_CALLS = 30  # after days were lowered on a big catalog: up to ~1 min of work
 DISK_LOW_HYSTERESIS = 2.0  # percent above the threshold before a new disk-low alert can be sent
@@ -100,6 +103,9 @@ class HealthMonitor:
         self.missed_after_restart: set[str] = set()
         self.motion_alerts: MotionAlerts | None = None  # made at start: it needs the catalog
         self.face_alerts: FaceAlerts | None = None
+        self._news = {"motion": asyncio.Event(), "face": asyncio.Event()}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.row_alert_tasks: list[asyncio.Task[None]] = []
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -114,8 +120,7 @@ class HealthMonitor:
             (self.run_retention, self.config.retention.interval, "retention"),
             (self.check_catalog, self.config.catalog_check_interval, "catalog"),
             (self.publish, STATUS_INTERVAL, "heartbeat"),
-            (self.check_motion_alerts, ALERT_POLL_SECONDS, "motion_alerts"),
-            (self.check_face_alerts, ALERT_POLL_SECONDS, "face_alerts"),
+            (self.sweep_face_crops, FACE_CROPS_SECONDS, "face_crops"),
         ]
         for func, seconds, name in jobs:
             # max_instances=1 + coalesce: a slow check is never stacked up behind itself
@@ -123,11 +128,39 @@ class HealthMonitor:
                                    id=name, name=name, next_run_time=now, max_instances=1,
                                    coalesce=True, misfire_grace_time=max(int(seconds), 1))
         self.scheduler.start()
+        # the row alerts run when the hub stores a row (news), not on a short poll
+        self._loop = asyncio.get_running_loop()
+        self.row_alert_tasks = [
+            asyncio.create_task(self._row_alerts_loop(self.motion_alerts, self.check_motion_alerts,
+                                                      self._news["motion"], "motion_alerts")),
+            asyncio.create_task(self._row_alerts_loop(self.face_alerts, self.check_face_alerts,
+                                                      self._news["face"], "face_alerts"))]
+
+    def news(self, kind: str) -> None:
+        """Say that the hub stored a ``kind`` row ("motion", "face"): its alert job runs now.
+        Safe from any thread (the hub's own motion is stored on the catalog thread)."""
+        event = self._news.get(kind)
+        if event is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(event.set)
+
+    async def _row_alerts_loop(self, alerts: RowAlerts | None, check: Callable[[], Any],
+                               news: asyncio.Event, name: str) -> None:
+        job = self._guarded(check, name)
+        while alerts is not None:
+            await job()
+            await wait_for(news, alerts.next_poll_seconds())
+
+    def halt(self) -> None:
+        """Stop scheduling checks and running alert jobs (the hub is stopping)."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for task in self.row_alert_tasks:
+            task.cancel()
 
     async def stop(self) -> None:
         """Stop scheduling checks and write the hub's stop time."""
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        self.halt()
+        await asyncio.gather(*self.row_alert_tasks, return_exceptions=True)
         await self._in_catalog(self._write_status, True)
 
     def _guarded(self, func: Callable[[], Any], name: str) -> Callable[[], Any]:
@@ -305,10 +338,15 @@ class HealthMonitor:
             self.checks.pop("motion_alerts", None)  # a failure is shown until it works again
 
     async def check_face_alerts(self) -> None:
-        """Raise a face alert for each new sighting that is wanted; sweep erased crops (faces.md)."""
+        """Raise a face alert for each new sighting that is wanted (faces.md)."""
         if self.face_alerts is not None:
             await self._in_catalog(self.face_alerts.run_once)
             self.checks.pop("face_alerts", None)
+
+    async def sweep_face_crops(self) -> None:
+        """Delete the crops of the sightings the web app erased (their person was deleted)."""
+        await self._in_catalog(sweep_erased, self.hub.catalog)
+        self.checks.pop("face_crops", None)
 
     # -- heartbeat ----------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """Motion alerts: the hub emails a camera's motion when its alerts are on and armed.
 
 Decoupled from whoever writes motion_events rows (the edge's reports, the hub's own detector):
-a job of the HealthMonitor reads, every ~2 s, the rows newer than the last it saw of this hub's
-cameras, decides for each whether the camera's motion alerts are on (its ``motion_alerts`` key
+a job of the HealthMonitor reads, when the hub stores a row (HealthMonitor.news), the rows
+newer than the last it saw of this hub's cameras, decides for each whether the camera's motion alerts are on (its ``motion_alerts`` key
 in the config file, else its column) and armed (nvrlib/motion_schedule.py: away, or within the
 armed hours), and raises one ``motion`` alert per event, with the snapshot's path for the email
 to attach and a link that plays the moment. An edge reports an event at its start without a
@@ -104,6 +104,10 @@ class MotionAlerts(RowAlerts):
                 self._waiting.pop(row.id, None)
                 due.append((row.camera, self._details(row)))
         return due
+
+    def next_poll_seconds(self) -> float:
+        """Look again soon while an event waits for its picture (its end report may not come)."""
+        return POLL_SECONDS if self._waiting else super().next_poll_seconds()
 
     def _picture_ready(self, row: MotionRow) -> bool:
         """Tell whether an event's alert may go: it has its picture, it ended, or it waited."""

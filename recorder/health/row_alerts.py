@@ -27,7 +27,10 @@ from recorder.store.catalog import Catalog
 
 logger = logging.getLogger(__name__)
 
-POLL_SECONDS = 2.0  # how often the HealthMonitor runs each job
+POLL_SECONDS = 2.0  # how often a job looks again while a row waits for something (a picture)
+# The hub says when it stores a row (HealthMonitor.news): the job runs then. This safety poll
+# only catches a row stored some other way.
+SAFETY_SECONDS = 30.0
 BATCH = 200  # rows read per poll at most; the rest come on the next
 # A row reported this long after it started (an edge's spool emptying after an outage) is
 # history, not news: it is listed on the Events page but not emailed.
@@ -75,6 +78,10 @@ class RowAlerts(abc.ABC):
     @abc.abstractmethod
     def poll(self) -> list[tuple[str, dict[str, object]]]:
         """Look at the new rows (on the catalog thread); return the (camera, details) to raise."""
+
+    def next_poll_seconds(self) -> float:
+        """Seconds until the job must look again with no news of a new row."""
+        return SAFETY_SECONDS
 
     def run_once(self) -> int:
         """Poll and raise the alerts (tests call it straight); return how many were raised."""

@@ -1,31 +1,31 @@
 """Per-camera ingest tokens from the catalog (made in the admin panel), cached for the hub.
 
 The hub checks a token on every connection without the database: the cache is refreshed
-every control tick (1 s), so a revoked token stops opening connections within about a
-second, and the connections it opened are closed (Hub.cut_revoked).
+when the web app nudges the hub after making or revoking a token (nvrlib/control_mark.py),
+when a connection brings a token the cache does not know (at most once a second), and by
+the control loop's safety poll. A revoked token stops opening connections, and the
+connections it opened are closed (Hub._take_tokens).
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, select
 
 from nvrlib.catalog.models import IngestToken
 
 logger = logging.getLogger(__name__)
 
 
-def load_active(open_session: Callable[[], Session]) -> dict[str, tuple[str, ...]]:
-    """Every camera's unrevoked token hashes (catalog thread: pass Catalog.session)."""
+_ACTIVE = select(IngestToken.camera, IngestToken.token_hash).where(IngestToken.revoked_at.is_(None))
+
+
+def load_active(engine: Engine) -> dict[str, tuple[str, ...]]:
+    """Every camera's unrevoked token hashes (on the catalog thread)."""
     active: dict[str, list[str]] = {}
-    with open_session() as session:
-        rows = session.execute(select(IngestToken.camera, IngestToken.token_hash)
-                               .where(IngestToken.revoked_at.is_(None)))
-        for camera, token_hash in rows:
+    with engine.connect() as conn:
+        for camera, token_hash in conn.execute(_ACTIVE):
             active.setdefault(camera, []).append(token_hash)
     return {camera: tuple(hashes) for camera, hashes in active.items()}
 

@@ -203,9 +203,10 @@ class SegmentMotion:
     """
 
     def __init__(self, catalog: Catalog, executor: concurrent.futures.Executor,
-                 enabled: bool) -> None:
+                 enabled: bool, on_stored: Callable[[], None] | None = None) -> None:
         self.catalog = catalog
         self.executor = executor
+        self.on_stored = on_stored  # told after each stored event (the motion alerts run)
         self.worker = KeyframeMotion(self._report) if enabled else None
         self._edge_seen: dict[str, float] = {}
 
@@ -263,3 +264,5 @@ class SegmentMotion:
         if found is None:
             return
         stored_motion.store_event(self.catalog, event, found.camera_id)
+        if self.on_stored is not None:
+            self.on_stored()

@@ -3,7 +3,11 @@ motion event, once, to a SendGrid stand-in, with the snapshot attached and a lin
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
+import time
+import urllib.request
 
 import pytest
 from sqlalchemy import Engine, select
@@ -35,33 +39,38 @@ def _heartbeat(engine: Engine) -> dt.datetime | None:
         return session.scalar(select(HubStatus.heartbeat_at))
 
 
+def _report(port: int, event: dict[str, object]) -> int:
+    """POST a motion event to the hub as an edge does (docs/design/protocol.md); the status."""
+    body = json.dumps(event).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/ingest/v1/porch/events", body,
+                                     {"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.status
+
+
 def test_a_camera_with_motion_alerts_on_emails_its_motion_once(hub_factory,
                                                                sendgrid: SendGridStub) -> None:
     hub = hub_factory(config=CONFIG, env=alert_env(sendgrid)).start()
     hub.process.wait_line(r"motion alerts: watching motion events", 30)
-    snapshot = hub.storage / "porch" / "motion" / "1.jpg"
-    snapshot.parent.mkdir(parents=True, exist_ok=True)
-    snapshot.write_bytes(JPEG)
     engine = make_engine(hub.db_url)
     try:
-        with Session(engine) as session:  # what the hub stores when an edge reports motion
-            camera = Camera(name="porch")
-            session.add(camera)
-            session.flush()
-            start = utcnow()
-            session.add(MotionEvent(camera_id=camera.id, event_key="porch-1", start_time=start,
-                                    end_time=None, score=0.2, box_x=0, box_y=0, box_w=1,
-                                    box_h=1, snapshot_path="porch/motion/1.jpg", source="edge"))
+        with Session(engine) as session:  # motion never creates a camera: its edge did
+            session.add(Camera(name="porch"))
             session.commit()
+        start = time.time()
+        event = {"event_key": "porch-1", "start": start, "end": None, "score": 0.2,
+                 "box": [0, 0, 1, 1], "snapshot": base64.b64encode(JPEG).decode()}
+        assert _report(hub.port, event) == 200
+        # the hub runs the alert job when it stores the row: the mail comes at once
         mail = sendgrid.wait_for(of_kind("motion", "porch"), 30).json
         assert attachments_of(mail) == [("motion-1.jpg", "image/jpeg", JPEG)]
         body = next(p["value"] for p in mail["content"] if p["type"] == "text/plain")
         assert "http://nvr.local:8080/recordings/play?camera=porch&start=" in body
-        with Session(engine) as session:  # the event ends: the same row is updated
-            session.scalar(select(MotionEvent)).end_time = start + dt.timedelta(seconds=5)
-            session.commit()
+        # the event ends: the same row is updated, and the job runs again for it
+        assert _report(hub.port, {**event, "end": start + 5}) == 200
+        wait_for(lambda: _ended(engine), 10, "the event's end stored")
         ended = utcnow()
-        # a heartbeat 2.5 s later: the 2-s job has run since
+        # a heartbeat 2.5 s later: the job has had its run for the end report since
         wait_for(lambda: (_heartbeat(engine) or ended) > ended + dt.timedelta(seconds=2.5), 20,
                  "a later heartbeat")
     finally:
@@ -69,3 +78,8 @@ def test_a_camera_with_motion_alerts_on_emails_its_motion_once(hub_factory,
     assert hub.stop() == 0
     assert [row[0] for row in alert_rows(hub, "motion")] == ["sent"]
     assert len([r for r in sendgrid.requests if of_kind("motion")(r.json)]) == 1
+
+
+def _ended(engine: Engine) -> bool:
+    with Session(engine) as session:
+        return session.scalar(select(MotionEvent.end_time)) is not None

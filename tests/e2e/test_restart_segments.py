@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nvrlib.catalog.db import make_engine
+from nvrlib.control_mark import nudge
 from nvrlib.catalog.models import Command, Run
 from recorder.supervise.segmenter import PTS_MARGIN_SECONDS
 from tests.support.ffmpegs import BUILDS, build
@@ -70,7 +71,7 @@ class Watcher:
         return grouped
 
 
-def restart(db_url: str, camera: str) -> str:
+def restart(db_url: str, storage: Path, camera: str) -> str:
     """Ask the hub to restart a camera, as the web app's admin panel does; return its answer."""
     engine = make_engine(db_url)
     try:
@@ -79,6 +80,7 @@ def restart(db_url: str, camera: str) -> str:
             session.add(command)
             session.flush()
             command_id = command.id
+        nudge(storage)  # the admin panel's doorbell: the hub reads the command at once
 
         def answer() -> str | None:
             with Session(engine) as session:
@@ -136,7 +138,7 @@ def test_restart_of_a_long_running_stream_keeps_segment_length_and_wall_clock(
             wait_for(lambda c=camera: len(watcher.rows(c)) >= 3, 30, f"{camera}'s first run")
         known = {camera: set(watcher.runs(camera)) for camera in CAMERAS}
         for camera in CAMERAS:  # the admin panel's Restart
-            assert restart(hub.db_url, camera) == "ok: ffmpeg restarted"
+            assert restart(hub.db_url, hub.storage, camera) == "ok: ffmpeg restarted"
         for camera in CAMERAS:
             wait_for(lambda c=camera: new_run_recorded(watcher, c, known[c]), 30,
                      f"{camera} after the restart")

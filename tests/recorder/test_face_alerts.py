@@ -22,7 +22,7 @@ from recorder.health.alerts import AlertCenter, AlertEvent, debounce_key
 from recorder.health.face_alerts import FaceAlerts
 from recorder.health.motion_alerts import snapshot_attacher
 from recorder.store.catalog import Catalog
-from recorder.store.faces import SightingFields, store_sighting
+from recorder.store.faces import SightingFields, store_sighting, sweep_erased
 from recorder.store.storage import Storage
 from tests.support.procs import wait_for
 from tests.support.sendgrid_stub import SendGridStub, attachments_of
@@ -185,6 +185,8 @@ def test_old_and_erased_sightings_are_not_emailed_and_erased_crops_are_deleted(
         session.commit()
     assert crop.exists()
     assert setup.poll() == 0
+    assert crop.exists()  # the HealthMonitor's face_crops job deletes it, not the alerts
+    assert sweep_erased(setup.catalog) == 1
     assert not crop.exists()
     with Session(setup.engine) as session:
         assert session.get(FaceSighting, erased).crop_path is None

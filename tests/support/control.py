@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nvrlib.catalog.db import make_engine
+from nvrlib.control_mark import nudge
 from nvrlib.catalog.models import Alert, Camera, CameraStatus, Command, Outage
 from tests.support.procs import wait_for
 
@@ -17,6 +18,7 @@ class CatalogControl:
 
     def __init__(self, hub: Any) -> None:
         self.engine = make_engine(hub.db_url)
+        self.storage = hub.storage
 
     def close(self) -> None:
         """Release the catalog's connections."""
@@ -34,7 +36,9 @@ class CatalogControl:
             command = Command(camera=camera, action=action, requested_by="test", result="")
             session.add(command)
             session.flush()
-            return command.id
+            command_id = command.id
+        nudge(self.storage)  # and the web app rings the hub's doorbell (nvrlib/control_mark.py)
+        return command_id
 
     def result(self, command_id: int) -> str | None:
         """The hub's answer to a command, or None while it is pending."""

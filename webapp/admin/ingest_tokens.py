@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from nvrlib.catalog.models import IngestToken
 
+from .. import hub_storage
 from ..extensions import db
 from ..security import now
 
@@ -30,6 +31,7 @@ def create_token(camera: str, note: str, user: str) -> str:
     row.created_at = now()
     db.session.add(row)
     db.session.commit()
+    hub_storage.nudge_hubs()  # the hub that records the camera takes it at once
     logger.info("ingest token %d for camera %s made by %s", row.id, camera, user)
     return token
 
@@ -42,5 +44,6 @@ def revoke_token(token_id: int, user: str) -> IngestToken | None:
     if row.revoked_at is None:
         row.revoked_at, row.revoked_by = now(), user
         db.session.commit()
+        hub_storage.nudge_hubs()  # its streams are closed now, not at the next safety poll
         logger.info("ingest token %d for camera %s revoked by %s", row.id, row.camera, user)
     return row
