@@ -22,7 +22,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import h11
 
 from nvrlib.names import InvalidName, validate_camera_name
-from nvrlib.ticks import until_tick
 
 from recorder.errors import IngestRejected
 from recorder.ingest import events, faces
@@ -170,11 +169,13 @@ def _epoch(headers: dict[str, str]) -> float | None:
 def batch_delay(now: float, period: float | None = None) -> float:
     """Seconds until the next batch tick shared by every connection.
 
-    Ticks fall on multiples of BATCH_SECONDS of the loop's clock (nvrlib/ticks.py), so all
-    connections wake in the same turn of the event loop: one wake-up per tick for the hub, not
-    one per camera.
+    Ticks fall on multiples of BATCH_SECONDS of the loop's clock, so all connections wake in
+    the same turn of the event loop: one wake-up per tick for the hub, not one per camera.
     """
-    return until_tick(now, BATCH_SECONDS if period is None else period)
+    period = BATCH_SECONDS if period is None else period
+    if period <= 0:
+        return 0.0
+    return period - now % period
 
 
 def token_matches(given: str | None, expected: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -250,53 +249,7 @@ def parse_segment_list_line(line: str) -> tuple[str, float, float] | None:
         return None
 
 
-_COUNTER = re.compile(rb"^(frame|total_size)=[ \t]*(\d+)[ \t]*\r?$", re.MULTILINE)
-
-
-class ProgressPipe:
-    """The read end of an ffmpeg's -progress pipe, read when asked, without waiting.
-
-    The hub reads it on the loop's shared ticks (Segmenter._read_progress), not whenever ffmpeg
-    writes: at 16 cameras those writes were 8 wake-ups a second, four times the relay's. The
-    pipe holds minutes of blocks; only whole lines are parsed, an unfinished one waits.
-    """
-
-    MAX_CARRY = 64 * 1024  # no line of ffmpeg's is this long: a stray writer's bytes are dropped
-
-    def __init__(self, fd: int) -> None:
-        os.set_blocking(fd, False)
-        self.fd: int | None = fd
-        self.ended = False
-        self._carry = b""
-
-    def read(self) -> dict[str, int]:
-        """Read what has come; return the newest counters in it (see progress_counters)."""
-        parts = [self._carry]
-        while self.fd is not None:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                break
-            if not data:
-                self.ended = True
-                break
-            parts.append(data)
-        data = b"".join(parts)
-        cut = len(data) if self.ended else data.rfind(b"\n") + 1
-        data, self._carry = data[:cut], data[cut:]
-        if len(self._carry) > self.MAX_CARRY:
-            self._carry = b""
-        return progress_counters(data)
-
-    def close(self) -> None:
-        """Close the read end (idempotent)."""
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-def progress_counters(block: bytes) -> dict[str, int]:
-    """The last ``frame`` and ``total_size`` of whole lines of -progress output (those with a
-    number; "N/A" and the other keys are skipped). One regex pass per block ffmpeg writes,
-    not a Python step per line: every stream sends a dozen lines every 2 s."""
-    return {key.decode(): int(value) for key, value in _COUNTER.findall(block)}
+def parse_progress_line(line: str) -> tuple[str, str] | None:
+    """Split one `key=value` line of ffmpeg's -progress output."""
+    key, sep, value = line.strip().partition("=")
+    return (key, value.strip()) if sep else None

@@ -20,7 +20,6 @@ from concurrent.futures import Executor
 from pathlib import Path
 
 from nvrlib.catalog.models import utcnow
-from nvrlib.ticks import until_tick
 from recorder.store.catalog import Catalog, FinishedSegment, RunInfo
 from recorder.store.reconcile import recover_run_leftovers
 from recorder.supervise import ffmpeg, pts
@@ -31,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
 PENDING_LIMIT_BYTES = 16 * 1024 * 1024
-PROGRESS_TICK_SECONDS = 2.0  # ffmpeg's counters are read this often (its -stats_period)
 STDIN_PIPE_BYTES = 256 * 1024  # ffmpeg's stdin: a batch of an 8 Mbit/s camera (see widen_pipe)
 # A pushed run starts once the bytes buffered for it hold a keyframe (pts.StartFinder), which
 # comes within a GOP. It gives up on that after this much video without one (keyframes it cannot
@@ -433,9 +431,7 @@ class Segmenter:
             returncode = await proc.wait()
         finally:
             promote.cancel()
-            progress_task.cancel()  # it would wait for its next tick to see the end
-            await asyncio.gather(progress_task, return_exceptions=True)
-            await asyncio.gather(stderr_task, list_task)
+            await asyncio.gather(stderr_task, list_task, progress_task)
         self.machine.maybe_running()
         return returncode
 
@@ -445,25 +441,15 @@ class Segmenter:
             self.stderr.add(raw.decode("utf-8", "replace"))
 
     async def _read_progress(self, fd: int) -> None:
-        # on the shared ticks (nvrlib/ticks.py): ffmpeg's counters only feed the status rows
-        progress = ffmpeg.ProgressPipe(fd)
         base_frames, base_bytes = self.stats.frames, self.stats.bytes_out
-
-        def take() -> None:
-            counters = progress.read()
-            if "frame" in counters:
-                self.stats.frames = base_frames + counters["frame"]
-            if "total_size" in counters:
-                self.stats.bytes_out = base_bytes + counters["total_size"]
-
-        loop = asyncio.get_running_loop()
-        try:
-            while not progress.ended:
-                await asyncio.sleep(until_tick(loop.time(), PROGRESS_TICK_SECONDS))
-                take()
-        finally:  # cancelled once ffmpeg has exited: its last counters are in the pipe
-            take()
-            progress.close()
+        async for raw in _pipe_lines(fd):
+            entry = ffmpeg.parse_progress_line(raw.decode("utf-8", "replace"))
+            if entry is None or not entry[1].isdigit():
+                continue
+            if entry[0] == "frame":
+                self.stats.frames = base_frames + int(entry[1])
+            elif entry[0] == "total_size":
+                self.stats.bytes_out = base_bytes + int(entry[1])
 
     async def _read_segment_list(self, fd: int, run: RunInfo) -> None:
         async for raw in _pipe_lines(fd):
