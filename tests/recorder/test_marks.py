@@ -21,6 +21,7 @@ from recorder.config import HubConfig
 from recorder.hub import Hub
 from recorder.supervise import marks
 from recorder.supervise.marks import MarkWatcher, wait_for
+from tests.support.aio import run
 
 SOON = 2.0  # seconds: what "at once" may take on a loaded machine
 
@@ -60,7 +61,7 @@ def test_a_nudge_and_a_viewers_mark_wake_their_own_loop_only(tmp_path: Path) -> 
             watch.close()
         assert not watch.active
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_without_inotify_the_watcher_says_so_and_the_caller_polls(tmp_path: Path,
@@ -72,7 +73,7 @@ def test_without_inotify_the_watcher_says_so_and_the_caller_polls(tmp_path: Path
         assert not watch.start() and not watch.active
         watch.close()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_storage_the_watcher_cannot_use_makes_it_poll_not_fail(tmp_path: Path) -> None:
@@ -82,7 +83,7 @@ def test_a_storage_the_watcher_cannot_use_makes_it_poll_not_fail(tmp_path: Path)
         watch = MarkWatcher(tmp_path / "file" / ".live", tmp_path / "file" / ".control")
         assert not watch.start() and not watch.active
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_wait_for_tells_a_set_event_from_a_timeout_and_clears_it() -> None:
@@ -93,7 +94,7 @@ def test_wait_for_tells_a_set_event_from_a_timeout_and_clears_it() -> None:
         assert await wait_for(event, 5) and not event.is_set()
         assert not await wait_for(event, 0)
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_wait_cancelled_as_its_event_is_set_is_cancelled() -> None:
@@ -107,7 +108,7 @@ def test_a_wait_cancelled_as_its_event_is_set_is_cancelled() -> None:
         with pytest.raises(asyncio.CancelledError):
             await waiter
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_nudge_makes_the_mark_and_never_follows_a_link(tmp_path: Path) -> None:
@@ -171,7 +172,7 @@ def run_control_loop(hub: Hub, scenario) -> None:  # type: ignore[no-untyped-def
             await asyncio.gather(task, return_exceptions=True)
             hub.marks.close()
 
-    asyncio.run(main())
+    run(main())
 
 
 def test_the_control_loop_acts_on_a_nudge_at_once_and_on_its_safety_poll_without(
