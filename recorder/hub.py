@@ -663,12 +663,6 @@ class Hub:
         assert found is not None
         return found
 
-    async def refresh_tokens(self) -> None:
-        """Reload the catalog's tokens; close live streams whose token was revoked."""
-        loop = asyncio.get_running_loop()
-        self._take_tokens(await loop.run_in_executor(self.executor, tokens.load_active,
-                                                     self.catalog.engine))
-
     def _take_tokens(self, active: dict[str, tuple[str, ...]]) -> None:
         self.tokens.replace(active)
         for name, token_hash in list(self.stream_tokens.items()):
@@ -789,14 +783,15 @@ class Hub:
         # Status rows every STATUS_SECONDS; the catalog's commands and tokens when the web app
         # nudges (recorder/supervise/marks.py), an unknown token asks, or the safety poll comes round.
         loop = asyncio.get_running_loop()
-        poll_every = CONTROL_SAFETY_SECONDS if self.marks.active else CONTROL_POLL_SECONDS
         next_poll = next_status = loop.time()
         nudged = False
         while True:
             try:
                 now = loop.time()
                 if nudged or now >= next_poll:
-                    next_poll = now + poll_every
+                    # looked up each time: inotify may fail while the hub runs (marks.py)
+                    next_poll = now + (CONTROL_SAFETY_SECONDS if self.marks.active
+                                       else CONTROL_POLL_SECONDS)
                     await self.read_control()
                 if now >= next_status:
                     next_status = now + STATUS_SECONDS

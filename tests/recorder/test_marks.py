@@ -210,3 +210,26 @@ def test_without_inotify_the_control_loop_polls_every_second(hub: Hub, monkeypat
         assert await answered_within(hub, queue_reload(hub), hub_module.CONTROL_POLL_SECONDS + SOON)
 
     run_control_loop(hub, scenario)
+
+
+def test_an_inotify_that_fails_while_the_hub_runs_turns_the_control_loop_to_polling(
+        hub: Hub, monkeypatch) -> None:
+    monkeypatch.setattr(hub_module, "CONTROL_SAFETY_SECONDS", 60.0)
+
+    async def scenario() -> None:
+        assert hub.marks.active
+
+        def broken(*_args: object, **_kwargs: object) -> list[object]:
+            raise OSError(5, "Input/output error")
+
+        hub.marks._inotify.read = broken  # type: ignore[union-attr,method-assign]
+        nudge(hub.storage.root)  # the next read fails: the watcher gives up and wakes the loops
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SOON
+        while hub.marks.active and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        assert not hub.marks.active
+        quiet = queue_reload(hub)  # no doorbell any more: the 1-s poll, not the 60-s one
+        assert await answered_within(hub, quiet, hub_module.CONTROL_POLL_SECONDS + SOON)
+
+    run_control_loop(hub, scenario)
