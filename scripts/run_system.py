@@ -95,6 +95,12 @@ def main() -> int:
         while not stopping and hub.poll() is None and webapp.poll() is None:
             time.sleep(0.5)
     finally:
+        if not stopping:  # say why everything stops (under systemd each unit would restart)
+            gone = "the hub" if hub.poll() is not None else "the web app"
+            code = hub.poll() if hub.poll() is not None else webapp.poll()
+            print(f"\n{gone} exited (status {code}): stopping the rest; footage recorded so far "
+                  "is kept, and the edges' spools upload the rest at the next start",
+                  file=sys.stderr, flush=True)
         if edge is not None:
             stop(edge)
         stop(webapp)
