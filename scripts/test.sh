@@ -18,7 +18,8 @@ workers="${NVR_TEST_WORKERS:-3}"
 if [ "$workers" = "0" ]; then
     .venv/bin/python -m pytest "$@"
 else
-    .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
+    # longest files first (tests/support/schedule.py), not xdist's most-tests-first
+    .venv/bin/python -m pytest -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
 fi
 status=$?
 set -e

@@ -13,6 +13,7 @@ import pytest
 from nvrlib import ffmpeg_bin
 from tests.support.ffmpegs import BUILDS, build
 from tests.support.procs import Hub
+from tests.support.schedule import load_weights, longest_files_first
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,6 +28,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Remove this process's temp state folder."""
     shutil.rmtree(os.environ.get("XDG_STATE_HOME", ""), ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the longest test files first, so no worker is left alone with a long one at the end
+    (tests/support/schedule.py; scripts/test.sh turns xdist's own reordering off)."""
+    items[:] = longest_files_first(items, load_weights())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
