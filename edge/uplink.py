@@ -123,8 +123,11 @@ class HubConnection:
 
     def poll(self) -> None:
         """Read what the hub sent so far (acks), without blocking; raise if it refused or closed."""
-        while not self._ended and _readable(self._sock):
-            self._pump(time.monotonic() + RESPONSE_TIMEOUT, until_end=False)
+        while not self._ended:
+            data = self._recv_now()
+            if data is None:
+                break
+            self._take(data)
         self._raise_if_answered_early()
 
     def finish(self, timeout: float = RESPONSE_TIMEOUT) -> HubResponse:
@@ -133,7 +136,7 @@ class HubConnection:
         self._send_event(h11.EndOfMessage())
         deadline = time.monotonic() + timeout
         while not self._ended:
-            self._pump(deadline, until_end=True)
+            self._pump(deadline)
         return HubResponse(self._status, self._reason, self._text(), self.done)
 
     def close(self) -> None:
@@ -151,7 +154,7 @@ class HubConnection:
             if not self._ended:  # read the one-line reason in full before reporting it
                 deadline = time.monotonic() + RESPONSE_TIMEOUT
                 while not self._ended:
-                    self._pump(deadline, until_end=True)
+                    self._pump(deadline)
             raise HubRejected(self._status, self._reason, self._text())
         if self._ended:
             if self.protocol == 2:
@@ -159,9 +162,13 @@ class HubConnection:
                 raise HubClosed(f"{self.hub.netloc} closed the stream: {why}", why)
             raise HubUnreachable(f"{self.hub.netloc} answered {self._status} before the end")
 
-    def _pump(self, deadline: float, until_end: bool) -> None:
+    def _pump(self, deadline: float) -> None:
         """Handle one batch of received bytes (blocking until ``deadline`` if none is there)."""
-        self._h11.receive_data(self._recv(deadline))
+        self._take(self._recv(deadline))
+
+    def _take(self, data: bytes) -> None:
+        """Hand received bytes to h11 and handle every event they complete."""
+        self._h11.receive_data(data)
         while True:
             try:
                 event = self._h11.next_event()
@@ -238,6 +245,26 @@ class HubConnection:
             except HubUnreachable:
                 pass
             raise HubUnreachable(f"sending to {self.hub.netloc} failed: {_describe(exc)}") from exc
+
+    def _recv_now(self) -> bytes | None:
+        """What the hub sent, without waiting: None if nothing yet, b"" if it closed.
+
+        Over TLS the socket is also readable when only TLS records came, such as the session
+        tickets a TLS 1.3 server sends after the handshake: a blocking read would then wait
+        for an answer that the hub gives only after the first bytes of the body, and the
+        edge's first request failed with "no response" three seconds later.
+        """
+        if not _readable(self._sock):
+            return None
+        self._sock.settimeout(0.0)
+        try:
+            return self._sock.recv(RECV_SIZE)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return None  # TLS records without application data
+        except OSError as exc:
+            raise HubUnreachable(f"reading from {self.hub.netloc}: {_describe(exc)}") from exc
+        finally:
+            self._sock.settimeout(SEND_TIMEOUT)
 
     def _recv(self, deadline: float) -> bytes:
         remaining = deadline - time.monotonic()
