@@ -24,6 +24,7 @@ from pathlib import Path
 from nvrlib import fmp4
 from recorder.supervise import ffmpeg
 from recorder.supervise.mse_ring import MseRing
+from recorder.supervise.waits import within
 
 logger = logging.getLogger(__name__)
 
@@ -195,8 +196,4 @@ class LiveTap:
 
     async def _exited(self, timeout: float) -> bool:
         assert self.proc is not None
-        try:
-            await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await within(self.proc.wait(), timeout)

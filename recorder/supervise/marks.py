@@ -22,6 +22,7 @@ from pathlib import Path
 
 from nvrlib.control_mark import CHANGED_MARK
 from recorder.supervise.live import WANTED_MARK
+from recorder.supervise.waits import within
 
 logger = logging.getLogger(__name__)
 
@@ -129,13 +130,7 @@ def _mask(*names: str) -> int:
 async def wait_for(event: asyncio.Event, timeout: float) -> bool:
     """Wait until ``event`` is set or ``timeout`` passes; clear it; tell whether it was set."""
     if not event.is_set() and timeout > 0:
-        # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
-        # comes as the event is set, and the hub's stop would wait for that loop for ever
-        try:
-            async with asyncio.timeout(timeout):
-                await event.wait()
-        except TimeoutError:
-            pass
+        await within(event.wait(), timeout)  # not asyncio.wait_for: see waits.py
     was_set = event.is_set()
     event.clear()
     return was_set

@@ -25,6 +25,7 @@ from recorder.store.reconcile import recover_run_leftovers
 from recorder.supervise import ffmpeg, pts
 from recorder.supervise.live import LiveTap, RecentBytes
 from recorder.supervise.states import ProcessStateMachine, RestartPolicy, State
+from recorder.supervise.waits import within
 
 logger = logging.getLogger(__name__)
 
@@ -164,15 +165,13 @@ class Segmenter:
         # ffmpeg finishes a segment in well under a second; one that hangs (a dead RTSP
         # server mid-handshake) is escalated, so shutdown always completes.
         for signum in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                await asyncio.wait_for(self.wait(), STOP_GRACE_SECONDS)
+            if await within(self.wait(), STOP_GRACE_SECONDS):
                 return
-            except TimeoutError:
-                self.log.warning("ffmpeg did not stop within %.0f s: sending %s",
-                                 STOP_GRACE_SECONDS, signal.Signals(signum).name)
-                self._stop.set()
-                self._wake.set()
-                self._signal(signum)
+            self.log.warning("ffmpeg did not stop within %.0f s: sending %s",
+                             STOP_GRACE_SECONDS, signal.Signals(signum).name)
+            self._stop.set()
+            self._wake.set()
+            self._signal(signum)
         await self.wait()
 
     async def restart(self) -> None:
@@ -274,9 +273,7 @@ class Segmenter:
         if proc is None or proc.returncode is not None:
             return
         self._signal(signal.SIGKILL)
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_GRACE_SECONDS)
-        except TimeoutError:
+        if not await within(proc.wait(), STOP_GRACE_SECONDS):
             self.log.error("ffmpeg pid %d survived SIGKILL", proc.pid)
 
     async def _one_run(self) -> tuple[int | None, RunInfo]:
@@ -363,8 +360,7 @@ class Segmenter:
                     or self._stop.is_set() or self._input_closed
                     or (remaining is not None and remaining <= 0)):
                 return finder
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._input_seen.wait(), remaining)
+            await within(self._input_seen.wait(), remaining)
 
     def _skipped(self, first_pts: int, start_pts: int) -> None:
         what = (f"{pts.seconds((start_pts - first_pts) % pts.PTS_WRAP):.2f} s of video before "
@@ -527,10 +523,7 @@ class Segmenter:
 
     async def _sleep(self, delay: float) -> None:
         self._wake.clear()
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=delay)
-        except TimeoutError:
-            pass
+        await within(self._wake.wait(), delay)
 
     def _signal(self, signum: int) -> None:
         if self._proc is not None and self._proc.returncode is None:
