@@ -84,7 +84,10 @@ def test_a_60_s_cut_is_back_filled_once_the_link_returns(hub_factory, tmp_path):
     assert missing <= MAX_MISSING, missing
     rows = segments(hub.db_path, "porch")
     filled = [r for r in rows if r.backfilled]
-    assert sum(r.duration for r in filled) >= CUT_SECONDS - 5, hub.output[-3000:]
+    # most of the cut came back as back-fill (the footage in flight when the link broke is
+    # cataloged live, recovered from the run the cut ended, and its back-fill dropped as a
+    # duplicate: on a loaded machine that was 9 s once); nothing is missing, checked above
+    assert sum(r.duration for r in filled) >= CUT_SECONDS - 15, hub.output[-3000:]
     assert "backfilled" in edge.output and "blackhole" not in edge.output
     assert not spooled_files(spool)  # the clean stop's final "done" acked the rest
     assert hub.stop() == 0
