@@ -8,13 +8,13 @@ bash scripts/install-test-deps.sh
 bash scripts/unpack-debian-ffmpeg.sh  # a second ffmpeg (Debian's 5.1) for tests/e2e
 bash scripts/fetch-face-photos.sh     # real face photos for tests/nvrlib/test_faces.py (cached)
 set +e
-# Three workers, one test file each at a time (module fixtures stay in one process): the e2e
-# tests spend most of their time waiting on real time (the CPU is 0.9-1.3 cores busy on
-# average). Four finished sooner (8.9-10.4 min against 12.3 with three, measured 2026-12-04 on
-# 2 cores) but made two timing tests fail in each of two runs (crash recovery, back-fill after
-# a cut, a spooled frame count, an accessibility check racing a thumbnail).
+# Four workers, one test file each at a time (module fixtures stay in one process), longest
+# files first (tests/support/schedule.py): the e2e tests spend most of their time waiting on
+# real time (1.1-1.3 cores busy on average on 2 cores). Measured 2026-12-04 on 2 cores, from a
+# fresh clone: three workers 10:24-10:41 in all; four 9:08 and 9:20, every test passing. (Four
+# without the longest-first order had made timing tests fail; those were made robust.)
 # NVR_TEST_WORKERS=0 runs everything in this process.
-workers="${NVR_TEST_WORKERS:-3}"
+workers="${NVR_TEST_WORKERS:-4}"
 if [ "$workers" = "0" ]; then
     .venv/bin/python -m pytest "$@"
 else
