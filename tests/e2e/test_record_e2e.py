@@ -31,11 +31,11 @@ def start_edge(hub, *cameras: str) -> LoggedProcess:
     return LoggedProcess(argv)
 
 
-def assert_tiles(rows, frame_interval: float) -> None:
-    """Consecutive segments of a camera leave no gap or overlap beyond one frame."""
+def assert_tiles(rows, tolerance: float) -> None:
+    """Consecutive segments of a camera leave no gap or overlap beyond ``tolerance`` seconds."""
     for before, after in zip(rows, rows[1:]):
         gap = (after.start - before.end).total_seconds()
-        assert abs(gap) <= frame_interval + 1e-3, f"{gap:+.3f} s between {before.path} and {after.path}"
+        assert abs(gap) <= tolerance + 1e-3, f"{gap:+.3f} s between {before.path} and {after.path}"
 
 
 def best_matching_render(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -78,10 +78,14 @@ def test_edges_and_stock_pusher_record_intact_tiled_cataloged_footage(hub_factor
     assert hub.stop() == 0, hub.output[-3000:]
     ended = dt.datetime.now(dt.timezone.utc)
 
-    for camera, fps in (("yard-a", FPS), ("yard-b", FPS), ("porch", 25)):
+    # An edge stamps each frame with its capture time: on a loaded machine (the suite's four
+    # workers) its capture thread can run late and leave a real gap of a frame or two in the
+    # stream, which the hub records as it is (seen once: +0.122 s at 15 fps). The stock
+    # pusher's timestamps count frames, so its segments must tile to within one frame.
+    for camera, fps, frames in (("yard-a", FPS, 3), ("yard-b", FPS, 3), ("porch", 25, 1)):
         rows = segments(hub.db_path, camera)
         assert len(rows) >= RECORD_SECONDS // 5, (camera, len(rows))
-        assert_tiles(rows, 1 / fps)
+        assert_tiles(rows, frames / fps)
         assert began - dt.timedelta(seconds=1) <= rows[0].start
         assert rows[-1].end <= ended + dt.timedelta(seconds=1)
         for row in rows:
