@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 MAX_QUEUED = 500  # reports; with ~20 KB snapshots about 10 MB at most
 MAX_ANSWER_BYTES = 64 * 1024
 FINAL_SEND_SECONDS = 3.0  # at shutdown, what is still queued gets this long (it stays on disk)
+READY_CHECK_SECONDS = 0.5  # how often a sender waiting for the first accepted stream looks at stop
 # Answers that retrying will not change: the report is dropped (logged), the next goes on.
 DROPPED_STATUSES = frozenset({400, 403, 404, 405, 409, 413, 415, 423})
 
@@ -191,6 +192,9 @@ class ReportSender(threading.Thread, abc.ABC):
         self._wake = threading.Event()
         self._finished = threading.Event()
         self._next_poll = 0.0
+        # set once the hub accepted the camera's stream: before that a hub that has never seen
+        # the camera answers 404 "unknown camera", which read as an outage at every first start
+        self.ready: threading.Event | None = None
 
     def put(self, body: dict) -> None:
         """Queue a report body and send it soon (called from the detecting thread)."""
@@ -209,6 +213,9 @@ class ReportSender(threading.Thread, abc.ABC):
 
     def run(self) -> None:
         """Send reports as they come; poll; retry with backoff while the hub is away."""
+        while self.ready is not None and not (self.ready.is_set() or self._finished.is_set()
+                                              or self.stop.is_set()):
+            self.ready.wait(READY_CHECK_SECONDS)  # reports queue meanwhile (put)
         while not (self._finished.is_set() or self.stop.is_set()):
             delay = self._round()
             self._wake.wait(delay)

@@ -174,11 +174,15 @@ class StreamWorker(threading.Thread):
         self.sender.start()
         if self.backfiller:
             self.backfiller.start()
+        # reports and settings polls wait for the first accepted stream (the hub makes the
+        # camera then); detection starts at once and its reports queue
         if self.motion is not None and self.reporter is not None:
             self.motion.start()
+            self.reporter.ready = self.sender.up
             self.reporter.start()
         if self.faces is not None and self.face_reporter is not None:
             self.faces.start()
+            self.face_reporter.ready = self.sender.up
             self.face_reporter.start()
         try:
             self._encode_loop()

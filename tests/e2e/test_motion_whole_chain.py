@@ -68,6 +68,9 @@ def test_motion_reaches_the_catalog_the_inbox_and_the_search(
     assert mimetype == "image/jpeg" and picture[:2] == b"\xff\xd8" and len(picture) > 2000
     assert (hub.storage / event.snapshot_path).read_bytes() == picture
     assert hub.stop() == 0, hub.output[-3000:]
+    # a first start on a fresh catalog: the edge's reports waited for its accepted stream, so
+    # neither side logged the camera as unknown nor the hub as unreachable
+    assert "unknown camera" not in hub.output and "unreachable" not in edge.output, edge.output
     assert len([r for r in sendgrid.requests
                 if r.json.get("custom_args", {}).get("kind") == "motion"]) == 1
 
