@@ -170,3 +170,37 @@ def test_long_streams_start_a_new_request_that_begins_at_pts_zero(
     _, _, pts, keys = decode_ts(second.body_path)
     # PTS 0 is the epoch instant (whole ms); the first frame comes within that ms.
     assert pts[0] == keys[0] < 90 and pts[-1] <= 0.6 * 90_000
+
+
+@pytest.mark.parametrize("answer", [b"NOT HTTP AT ALL\r\n\r\n", b"\x00\xff" * 64,
+                                    b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"])
+def test_garbage_from_the_hub_is_hub_unreachable_while_sending(answer: bytes) -> None:
+    """A peer that answers garbage mid-stream is a clear error, read without blocking the send."""
+    import socket
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)  # the request head
+            conn.sendall(answer)
+            conn.settimeout(5)
+            try:
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        with HubConnection(HubAddress("127.0.0.1", port, None, "yard"), "porch", time.time()) as c:
+            deadline = time.monotonic() + 10
+            with pytest.raises(HubUnreachable, match="127.0.0.1"):
+                while time.monotonic() < deadline:
+                    c.send(b"G" * 1000)
+                    time.sleep(0.01)
+    finally:
+        listener.close()
+        server.join(10)
