@@ -12,9 +12,10 @@ set +e
 # files first (tests/support/schedule.py): the e2e tests spend most of their time waiting on
 # real time (1.1-1.3 cores busy on average on 2 cores). Measured 2026-12-04 on 2 cores, from a
 # fresh clone: three workers 10:24-10:41 in all (two of three runs with one timing failure);
-# four 8:50-9:20 in five runs, three passing and two with one timing failure each (the tiling
-# of an edge's capture-time stamps, since loosened; a mid-GOP back-fill check, which now says
-# more when it fails). Timing checks that fail under load are to be made robust, not hidden.
+# four 8:50-9:20 in seven runs, three passing and four with one timing failure each, each in
+# a different test (an edge's capture-time tiling and a flood's burst count, since made robust;
+# a mid-GOP back-fill check and a second descriptor shortage, which now say more when they
+# fail). Timing checks that fail under load are to be made robust, not hidden.
 # NVR_TEST_WORKERS=0 runs everything in this process.
 workers="${NVR_TEST_WORKERS:-4}"
 if [ "$workers" = "0" ]; then
