@@ -25,19 +25,31 @@ from .system import CAMERA, System
 MINUTE = dt.timedelta(minutes=1)
 
 
+def _clear_of_midnight(first_live: dt.datetime) -> dt.datetime:
+    """The moment to seed before: `first_live`, or earlier so the 15-min stretch stays in one day.
+
+    The page shows one day; a stretch across midnight is cut in two (a run at 00:30 UTC showed
+    "9 min 29 s back-filled").
+    """
+    start, end = first_live - 55 * MINUTE, first_live - 40 * MINUTE
+    midnight = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    return first_live - (end - midnight) if start < midnight < end else first_live
+
+
 @pytest.fixture(scope="module")
 def backfilled(system: System) -> Iterator[tuple[dt.datetime, dt.datetime]]:
     """15 min of back-filled footage inside a 25-min outage, 35 min before the live footage."""
     first = system.segments()[0]
-    start, end = first.start - 55 * MINUTE, first.start - 40 * MINUTE
+    base = _clear_of_midnight(first.start)
+    start, end = base - 55 * MINUTE, base - 40 * MINUTE
     engine = make_engine(system.hub.db_url)
     try:
         with Session(engine) as session:
             source = session.get(Segment, first.id)
             assert source is not None
             camera_id = session.scalar(select(Camera.id).where(Camera.name == CAMERA))
-            session.add(Outage(camera_id=camera_id, started_at=first.start - 60 * MINUTE,
-                               ended_at=first.start - 35 * MINUTE, reason="connection_lost",
+            session.add(Outage(camera_id=camera_id, started_at=base - 60 * MINUTE,
+                               ended_at=base - 35 * MINUTE, reason="connection_lost",
                                detail="network cut (browser test)", backfilled_seconds=900.0))
             for index in range(15):
                 at = start + index * MINUTE
