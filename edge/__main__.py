@@ -14,7 +14,7 @@ import threading
 import time
 from typing import NoReturn
 
-from nvrlib.redact import install_log_redaction
+from nvrlib.redact import install_log_redaction, redact
 
 from .capture import quiet_opencv
 from .cli import EdgeConfig, build_parser, check_face_engine, config_from_args, parse_args
@@ -97,6 +97,29 @@ def run(config: EdgeConfig, stop: threading.Event) -> int:
     return 1 if all(w.failed for w in workers) else 0
 
 
+def exposed_credentials(argv: list[str]) -> list[str]:
+    """The --camera values on the command line itself that carry a password or a key."""
+    found = []
+    for index, arg in enumerate(argv):
+        if arg == "--camera" and index + 1 < len(argv):
+            value = argv[index + 1]
+        elif arg.startswith("--camera="):
+            value = arg.removeprefix("--camera=")
+        else:
+            continue
+        if redact(value) != value:
+            found.append(redact(value))
+    return found
+
+
+def warn_exposed_credentials(argv: list[str]) -> None:
+    """Say once that a camera password on the command line is readable by every local user."""
+    for shown in exposed_credentials(argv):
+        logger.warning("--camera %s has credentials on the command line, where any local user "
+                       "reads them (ps, /proc): put the camera in a --config file (mode 0600) "
+                       "instead", shown)
+
+
 def check_config(argv: list[str]) -> int:
     """Check a config file (and flags) as the edge would read them; print ok or the problems."""
     if not argv or argv[0].startswith("-"):
@@ -134,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"python -m edge: {exc}", file=sys.stderr)
             return 2
     configure_logging(config.log_level)
+    warn_exposed_credentials(argv)
     # OpenCV's FFmpeg backend defaults RTSP to UDP, which loses packets on busy Wi-Fi.
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
     quiet_opencv()

@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--camera", action="append", metavar="SRC",
         help="V4L2 index or /dev/videoN, video file, rtsp:// or http(s):// URL, or 'test'; "
-        "repeat for several cameras (default: 0)",
+        "repeat for several cameras (default: 0); a URL with a password belongs in --config, "
+        "not here, where ps shows it",
     )
     p.add_argument("--name", action="append", help="camera name, paired in order with --camera")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames per second (15)")

@@ -328,3 +328,18 @@ def test_faces_without_dlib_or_its_models_exit_2_with_one_line(
         text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == f"python -m edge: --faces: {words}\n"
+
+
+def test_camera_credentials_are_flagged_only_when_on_the_command_line(tmp_path: Path) -> None:
+    from edge.__main__ import exposed_credentials
+
+    url = "rtsp://admin:hunter2@192.0.2.7/stream"
+    assert exposed_credentials(["--hub", "h", "--camera", url]) == ["rtsp://***@192.0.2.7/stream"]
+    assert exposed_credentials([f"--camera={url}", "--camera", "test"]) == [
+        "rtsp://***@192.0.2.7/stream"]
+    assert exposed_credentials(["--camera", "rtsp://192.0.2.7/stream?token=abc"]) == [
+        "rtsp://192.0.2.7/stream?token=***"]
+    config = tmp_path / "edge.toml"
+    config.write_text(f'hub = "h"\ncamera = ["{url}"]\n', "utf-8")
+    assert exposed_credentials(["--config", str(config)]) == []  # the file keeps it out of ps
+    assert exposed_credentials(["--camera", "rtsp://192.0.2.7/stream", "--camera", "0"]) == []

@@ -103,6 +103,8 @@ def test_sigterm_finishes_every_stream_and_exits_zero(
     assert all(r.complete and r.status == 200 for r in server.requests)
     assert "cannot open file" in stderr
     assert "hunter2" not in stderr and "rtsp://***@127.0.0.1:9/live" in stderr
+    # the password was on the command line, where ps shows it: the edge says so, once
+    assert stderr.count("has credentials on the command line") == 1, stderr
 
 
 def test_sigint_stops_a_stream_waiting_for_an_unreachable_hub(
