@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 import h11
 
+from nvrlib.motion import MAX_EVENT_SECONDS
 from nvrlib.names import InvalidName, validate_camera_name
 
 from recorder.errors import IngestRejected
@@ -39,7 +40,6 @@ ROUTE_METHODS: dict[str, bytes] = {EVENTS: b"POST", SETTINGS: b"GET", FACES: b"P
 EVENT_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 EARLIEST = 946684800.0  # 2000-01-01
 FUTURE_SLACK = 86400.0  # an edge's clock may run a little ahead; a day ahead is wrong
-MAX_EVENT_SECONDS = 6 * 3600.0  # edges split events at 60 s; this only catches nonsense
 BOX_SLACK = 1e-3  # rounding of a box's 0..1 numbers
 JPEG_MAGIC = b"\xff\xd8\xff"
 

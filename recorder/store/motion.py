@@ -19,6 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from nvrlib.catalog.models import Camera, FaceSighting, MotionEvent, RecordingLock
 from nvrlib.durable import write_file_durably
+from nvrlib.motion import MAX_EVENT_SECONDS
 from recorder.store.catalog import Catalog
 from recorder.store.storage import Storage, fsync_dir, make_dirs_durable
 
@@ -129,7 +130,8 @@ class PictureRows:
     open_span: dt.timedelta | None = None
 
 
-MOTION_ROWS = PictureRows(MotionEvent, MotionEvent.snapshot_path, MOTION_FOLDER, "motion event")
+MOTION_ROWS = PictureRows(MotionEvent, MotionEvent.snapshot_path, MOTION_FOLDER, "motion event",
+                          open_span=dt.timedelta(seconds=MAX_EVENT_SECONDS))
 
 
 def expire_events(catalog: Catalog, cutoffs: Mapping[int, dt.datetime]) -> tuple[int, set[Path]]:

@@ -70,7 +70,11 @@ def test_retention_deletes_the_events_and_snapshots_of_the_footage_it_deletes(ca
     store_event(catalog, event("gap", ago(2.5), snapshot=JPEG), porch)  # between segments
     store_event(catalog, event("locked", ago(2.2)), porch)
     store_event(catalog, event("new", ago(1), snapshot=JPEG), porch)
-    store_event(catalog, event("open", ago(2.1), seconds=None), porch)  # no end yet: kept
+    # no end, 12 h before the deleted footage ends: its edge died mid-event (no event lasts
+    # MAX_EVENT_SECONDS, 6 h), so it goes with that footage
+    store_event(catalog, event("dead-edge", ago(2.5), seconds=None, snapshot=JPEG), porch)
+    # no end, started an hour before the deleted footage ends: it may still end, so it stays
+    store_event(catalog, event("open", ago(2) - dt.timedelta(hours=1), seconds=None), porch)
     lock(catalog, "porch", ago(2.2), ago(2.2) + dt.timedelta(seconds=1))
     with catalog.sessions.begin() as session:  # another hub's event of that camera: not ours
         session.execute(update(Camera).values(hub_id="main"))
@@ -79,8 +83,10 @@ def test_retention_deletes_the_events_and_snapshots_of_the_footage_it_deletes(ca
         session.execute(update(MotionEvent).where(MotionEvent.event_key == "other-hub")
                         .values(hub_id="b"))
     old_day = catalog.storage.root / events(catalog)["old"].snapshot_path
+    dead_edge = catalog.storage.root / events(catalog)["dead-edge"].snapshot_path
     make(catalog, days=1.5).run_pass()
     assert set(events(catalog)) == {"locked", "new", "open", "other-hub"}
+    assert not dead_edge.exists()
     assert not old_day.exists() and not old_day.parent.exists()  # the motion folder went
     assert not old_day.parent.parent.exists()  # and the day folder, empty now
     assert (catalog.storage.root / events(catalog)["new"].snapshot_path).exists()
