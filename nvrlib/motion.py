@@ -28,9 +28,6 @@ logger = logging.getLogger(__name__)
 DETECT_WIDTH = 160  # the grey copy compared with the average
 SNAPSHOT_WIDTH = 320  # the small copy compared (shrunk further) and, at the peak, the snapshot
 JPEG_QUALITY = 70
-# Edges split events at 60 s. A report of a longer event is refused (the hub's ingest), and an
-# event whose end never came (its edge died mid-event) counts as ending this long after its start.
-MAX_EVENT_SECONDS = 6 * 3600.0
 BLUR = (5, 5)
 AVERAGE_ALPHA = 0.1  # per sample: the background follows a change within ~2 s at 5 samples/s
 START_SAMPLES = 2

@@ -221,6 +221,11 @@ class Outage(Base):
     camera: Mapped[Camera] = relationship()
 
 
+# Edges split motion events at 60 s: a report of a longer one is refused (the hub's ingest), and
+# one without an end that started longer ago than this never ends (its edge died mid-event).
+MAX_EVENT_SECONDS = 6 * 3600.0
+
+
 class MotionEvent(Base):
     """A span of time a camera saw motion, reported by its edge (or the hub's own detector)."""
 
@@ -287,6 +292,11 @@ class FaceSample(Base):
     created_by: Mapped[str] = mapped_column(String(64), default="")
 
     person: Mapped[Person] = relationship(back_populates="samples")
+
+
+# An edge's debounce window is at most this long: a sighting longer than it is refused, and one
+# without an end that started longer ago never ends (its edge died before its final report).
+MAX_SIGHTING_SECONDS = 600.0
 
 
 class FaceSighting(Base):

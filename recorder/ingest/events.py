@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 import h11
 
-from nvrlib.motion import MAX_EVENT_SECONDS
+from nvrlib.catalog.models import MAX_EVENT_SECONDS
 from nvrlib.names import InvalidName, validate_camera_name
 
 from recorder.errors import IngestRejected

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import h11
 import numpy as np
 
+from nvrlib.catalog.models import MAX_SIGHTING_SECONDS
 from nvrlib.faces import embedding_from_json
 
 from recorder.errors import IngestRejected
@@ -30,7 +31,6 @@ from recorder.ingest.events import (
 
 MAX_FACE_BODY_BYTES = 96 * 1024
 MAX_CROP_BYTES = 48 * 1024  # decoded; a 160-px crop is ~8 kB
-MAX_SIGHTING_SECONDS = 600.0  # the longest debounce window an edge may use
 MAX_FACE_SIZE = 10_000  # pixels
 MAX_HOG_SCORE = 100.0
 MAX_DISTANCE = 10.0  # two unit-ish embeddings are never further apart than ~2

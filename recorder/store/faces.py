@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from nvrlib.catalog.models import Camera, FaceSighting, Person, utcnow
+from nvrlib.catalog.models import MAX_SIGHTING_SECONDS, Camera, FaceSighting, Person, utcnow
 from nvrlib.faces import embedding_to_bytes
 from nvrlib.faces_gallery import Gallery, gallery_state, load_gallery
 from recorder.store.catalog import Catalog
@@ -36,7 +36,6 @@ from recorder.store.motion import (
 logger = logging.getLogger(__name__)
 
 FACES_FOLDER = "faces"
-MAX_SIGHTING_SECONDS = 600.0  # an edge's debounce window is at most 600 s
 SEEN_EVERY = dt.timedelta(minutes=1)  # cameras.faces_seen_at is written at most this often
 GALLERY_CHECK_SECONDS = 1.0  # the gallery's ETag is read again at most this often
 # a sighting whose final report never came (its edge died) goes with the footage all the same

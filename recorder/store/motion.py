@@ -17,9 +17,10 @@ from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
 
-from nvrlib.catalog.models import Camera, FaceSighting, MotionEvent, RecordingLock
+from nvrlib.catalog.models import (
+    MAX_EVENT_SECONDS, Camera, FaceSighting, MotionEvent, RecordingLock,
+)
 from nvrlib.durable import write_file_durably
-from nvrlib.motion import MAX_EVENT_SECONDS
 from recorder.store.catalog import Catalog
 from recorder.store.storage import Storage, fsync_dir, make_dirs_durable
 

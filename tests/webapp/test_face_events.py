@@ -75,12 +75,14 @@ def test_sightings_are_listed_with_person_distance_crop_and_play_link(
     assert alice == {
         "type": "face", "id": seen["alice"], "time": "2026-03-01T10:00:00.000Z",
         "camera": "porch", "start": "2026-03-01T10:00:00.000Z",
-        "end": "2026-03-01T10:00:04.000Z", "ongoing": False, "person": "Alice",
+        "end": "2026-03-01T10:00:04.000Z", "ongoing": False, "end_lost": False, "person": "Alice",
         "person_id": seen["alice_id"], "distance": 0.4123,
         "box": {"x": 0.4, "y": 0.2, "w": 0.1, "h": 0.18}, "size": 131,
         "crop": f"/api/v1/events/face/{seen['alice']}/crop.jpg",
         "play": "/recordings/play?camera=porch&start=2026-03-01T09:59:58.000Z"}
-    assert rows[2]["person"] is None and rows[2]["ongoing"] is True
+    # open since 10:01 and now is 12:00: its final report was due within 10 min and never came
+    assert rows[2]["person"] is None and rows[2]["end"] is None
+    assert rows[2]["ongoing"] is False and rows[2]["end_lost"] is True
     assert rows[0]["crop"] is None
 
 

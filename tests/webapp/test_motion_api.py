@@ -67,12 +67,25 @@ def test_motion_events_are_listed_with_their_box_snapshot_and_play_link(
     assert first == {
         "type": "motion", "id": event_id, "time": "2026-03-01T10:00:00.000Z", "camera": "porch",
         "start": "2026-03-01T10:00:00.000Z", "end": "2026-03-01T10:00:04.500Z",
-        "ongoing": False, "duration": 4.5, "score": 0.31,
+        "ongoing": False, "end_lost": False, "duration": 4.5, "score": 0.31,
         "box": {"x": 0.1, "y": 0.2, "w": 0.3, "h": 0.4}, "source": "edge",
         "snapshot": f"/api/v1/events/motion/{event_id}/snapshot.jpg",
         "play": "/recordings/play?camera=porch&start=2026-03-01T09:59:58.000Z"}
     assert ongoing["ongoing"] is True and ongoing["end"] is None and ongoing["snapshot"] is None
     assert ongoing["duration"] == 7140.0  # until the fake clock's now, 12:00
+
+
+def test_an_event_open_longer_than_any_lasts_lost_its_end(app: Flask,
+                                                           as_viewer: FlaskClient) -> None:
+    now = dt.datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # the fake clock's
+    going = add_motion(app, "porch", now - dt.timedelta(hours=5), None)
+    lost = add_motion(app, "porch", now - dt.timedelta(hours=7), None)  # its edge died (6 h max)
+    rows = {row["id"]: row for row in as_viewer.get("/api/v1/events?type=motion").get_json()}
+    assert (rows[going]["ongoing"], rows[going]["end_lost"], rows[going]["duration"]) == (
+        True, False, 18000.0)
+    assert (rows[lost]["ongoing"], rows[lost]["end_lost"], rows[lost]["duration"]) == (
+        False, True, None)
+    assert rows[lost]["end"] is None
 
 
 def test_motion_filters_by_camera_and_time_overlap_and_pages(

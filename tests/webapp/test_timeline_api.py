@@ -132,6 +132,17 @@ def test_motion_density_counts_the_events_overlapping_each_bucket(
     assert events[2]["end"] is None
 
 
+def test_a_motion_event_whose_end_was_lost_is_a_mark_not_motion_until_now(
+        app: Flask, viewer_client: FlaskClient, catalog: CatalogWriter) -> None:
+    start = NOW - dt.timedelta(hours=8)  # open for longer than any event lasts: its edge died
+    add(app, MotionEvent(camera_id=catalog.camera("porch"), event_key="lost", start_time=start,
+                         end_time=None, score=0.2))
+    row = timeline(viewer_client, start, NOW, resolution="3600")["porch"]
+    assert [(e["start"], e["end"], e["end_lost"]) for e in row["motion"]["events"]] == [
+        (iso(start), iso(start), True)]
+    assert row["motion"]["counts"] == [1, 0, 0, 0, 0, 0, 0, 0]
+
+
 def test_only_the_cameras_asked_for_in_their_order(
         viewer_client: FlaskClient, catalog: CatalogWriter) -> None:
     for name in ("a-cam", "b-cam", "c-cam"):

@@ -18,7 +18,7 @@ from ..alerting import service
 from ..catalog_queries import iso_utc
 from ..events import queries
 from .. import faces_service, motion_service
-from ..events.queries import AlertEvent, Event, FaceItem, MotionItem, OutageEvent
+from ..events.queries import AlertEvent, Event, FaceItem, MotionItem, OutageEvent, SpanEvent
 from ..recordings.params import MAX_OFFSET, ParamError, int_param, page_size
 from ..security import admin_required, api_error, current_user_is_admin, now
 from . import bp
@@ -53,11 +53,16 @@ def alert_json(event: AlertEvent, admin: bool) -> dict[str, Any]:
     return body
 
 
+def _duration(event: SpanEvent, current: dt.datetime) -> float | None:
+    seconds = event.seconds(current)
+    return None if seconds is None else round(seconds, 3)
+
+
 def outage_json(event: OutageEvent, current: dt.datetime) -> dict[str, Any]:
     """Return the API's JSON object of an outage (``end`` null while it goes on)."""
     return {"type": "outage", "id": event.id, "time": iso_utc(event.start),
             "camera": event.camera, "start": iso_utc(event.start), "end": _iso(event.end),
-            "ongoing": event.ongoing, "duration": round(event.seconds(current), 3),
+            "ongoing": event.ongoing, "duration": _duration(event, current),
             "reason": event.reason, "reason_text": event.reason_text, "detail": event.detail,
             "backfilled_seconds": round(event.backfilled_seconds, 3),
             "dropped_seconds": round(event.dropped_seconds, 3)}
@@ -68,7 +73,8 @@ def motion_json(event: MotionItem, current: dt.datetime) -> dict[str, Any]:
     x, y, w, h = event.box
     return {"type": "motion", "id": event.id, "time": iso_utc(event.start),
             "camera": event.camera, "start": iso_utc(event.start), "end": _iso(event.end),
-            "ongoing": event.ongoing, "duration": round(event.seconds(current), 3),
+            "ongoing": event.ongoing, "end_lost": event.end_lost,
+            "duration": _duration(event, current),
             "score": round(event.score, 4), "box": {"x": x, "y": y, "w": w, "h": h},
             "source": event.origin,
             "snapshot": motion_service.snapshot_url(event.id) if event.has_snapshot else None,
@@ -80,7 +86,7 @@ def face_json(event: FaceItem) -> dict[str, Any]:
     x, y, w, h = event.box
     return {"type": "face", "id": event.id, "time": iso_utc(event.start),
             "camera": event.camera, "start": iso_utc(event.start), "end": _iso(event.end),
-            "ongoing": event.ongoing, "person": event.person, "person_id": event.person_id,
+            "ongoing": event.ongoing, "end_lost": event.end_lost, "person": event.person, "person_id": event.person_id,
             "distance": round(event.distance, 4) if event.distance is not None else None,
             "box": {"x": x, "y": y, "w": w, "h": h}, "size": event.size,
             "crop": faces_service.sighting_crop_url(event.id) if event.has_crop else None,

@@ -36,7 +36,8 @@ def camera_timeline_json(timeline: queries.CameraTimeline) -> dict[str, Any]:
             "counts": timeline.motion_counts,
             "events": [{"id": mark.id, "start": iso_utc(mark.start),
                         "end": iso_utc(mark.end) if mark.end else None,
-                        "score": round(mark.score, 4), "has_snapshot": mark.has_snapshot}
+                        "score": round(mark.score, 4), "has_snapshot": mark.has_snapshot,
+                        "end_lost": mark.end_lost}
                        for mark in timeline.motion],
         },
         "faces": [{"id": mark.id, "time": iso_utc(mark.start), "person": mark.person,

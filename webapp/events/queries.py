@@ -15,16 +15,19 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Select, String, literal_column, or_, select, union_all
 
-from nvrlib.catalog.models import Alert, Camera, FaceSighting, MotionEvent, Outage, Person
+from nvrlib.catalog.models import (
+    MAX_EVENT_SECONDS, MAX_SIGHTING_SECONDS, Alert, Camera, FaceSighting, MotionEvent, Outage, Person,
+)
 from nvrlib.redact import redact, redact_value
 
 from ..catalog_queries import MAX_PAGE_SIZE, outage_reason_text
 from ..extensions import db
 from ..recordings.params import ParamError, choice, optional_time, parse_tz
+from ..security import now as app_now
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +137,9 @@ class SpanEvent:
     camera: str
     start: dt.datetime
     end: dt.datetime | None
+    # no such event lasts longer: one still without an end after this never ends (its edge
+    # died before reporting it); None: an open one may go on for ever (an outage)
+    longest: ClassVar[dt.timedelta | None] = None
 
     @property
     def at(self) -> dt.datetime:
@@ -143,10 +149,19 @@ class SpanEvent:
     @property
     def ongoing(self) -> bool:
         """Tell whether it is still going on."""
-        return self.end is None
+        return self.end is None and not self.end_lost
 
-    def seconds(self, now: dt.datetime) -> float:
-        """Return how long it lasted, or has lasted until ``now`` if it is still going on."""
+    @property
+    def end_lost(self) -> bool:
+        """Tell whether its end was never reported and never will be (its edge died)."""
+        return (self.end is None and self.longest is not None
+                and app_now() - self.start > self.longest)
+
+    def seconds(self, now: dt.datetime) -> float | None:
+        """Return how long it lasted, or has lasted until ``now`` if it is still going on
+        (None: unknown, its end was lost)."""
+        if self.end_lost:
+            return None
         return max(0.0, ((self.end or now) - self.start).total_seconds())
 
 
@@ -175,6 +190,7 @@ class MotionItem(SpanEvent):
     has_snapshot: bool
     origin: str  # edge | hub: which detector saw it
     source: str = SOURCE_MOTION
+    longest: ClassVar[dt.timedelta | None] = dt.timedelta(seconds=MAX_EVENT_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -188,6 +204,7 @@ class FaceItem(SpanEvent):
     size: int  # the face's smaller side, pixels
     has_crop: bool
     source: str = SOURCE_FACE
+    longest: ClassVar[dt.timedelta | None] = dt.timedelta(seconds=MAX_SIGHTING_SECONDS)
 
 
 Event = AlertEvent | OutageEvent | MotionItem | FaceItem

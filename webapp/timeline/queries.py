@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, Result, ScalarSelect, Select, and_, func, or_, select
 
 from nvrlib.catalog.models import (
-    Camera, CameraStatus, FaceSighting, MotionEvent, Person, Run, Segment,
+    MAX_EVENT_SECONDS, Camera, CameraStatus, FaceSighting, MotionEvent, Person, Run, Segment,
 )
 
 from ..cameras_service import STALE_AFTER
@@ -27,6 +27,7 @@ from ..catalog_queries import (
     merge_intervals, outages_by_camera,
 )
 from ..extensions import db
+from ..security import now as app_now
 
 # A motion event that started longer than this before the range is left out of it: the bound
 # keeps the scan of ix_motion_camera_start to a short range, as MAX_SEGMENT does for segments.
@@ -56,6 +57,7 @@ class MotionMark:
     end: dt.datetime | None
     score: float
     has_snapshot: bool
+    end_lost: bool = False  # its end never came (its edge died): ``end`` is its start
 
 
 @dataclass(frozen=True)
@@ -225,11 +227,16 @@ def motion_between(camera_ids: Sequence[int], start: dt.datetime,
              .order_by(MotionEvent.camera_id, MotionEvent.start_time, MotionEvent.id))
     events: dict[int, list[MotionMark]] = defaultdict(list)
     second = dt.timedelta(seconds=1)
+    # an event still open after the longest any lasts lost its end (its edge died mid-event):
+    # it is a mark at its start, not motion running to now
+    lost_before = app_now() - dt.timedelta(seconds=MAX_EVENT_SECONDS)
     for event_id, camera_id, begins, ends, score, snapshot in _execute(query):
-        events[camera_id].append(MotionMark(
-            event_id, start + round(float(begins), 3) * second,  # PostgreSQL: a Decimal
-            None if ends is None else start + round(float(ends), 3) * second,
-            float(score or 0.0), bool(snapshot)))
+        begun = start + round(float(begins), 3) * second  # PostgreSQL: a Decimal
+        lost = ends is None and begun < lost_before
+        ended = start + round(float(ends), 3) * second if ends is not None else \
+            (begun if lost else None)
+        events[camera_id].append(MotionMark(event_id, begun, ended, float(score or 0.0),
+                                            bool(snapshot), lost))
     return events
 
 
