@@ -87,9 +87,13 @@ def main() -> int:
         edge = subprocess.Popen([python, "-m", "edge", "--hub", "127.0.0.1", "--port", str(args.port),
                                  "--location", "demo", "--camera", "test", "--name", "demo-test-1",
                                  "--camera", "test", "--name", "demo-test-2",
-                                 "--token-file", str(token_file)], cwd=ROOT)
+                                 "--token-file", str(token_file),
+                                 # beside the footage it belongs to: another data folder's demo
+                                 # (another clone) does not back-fill into this one
+                                 "--spool-dir", str(data / "edge-spool")], cwd=ROOT)
         print(f"\nNVR running. Ingest: 0.0.0.0:{args.port} (token in {token_file})\n"
               f"  footage: {data / 'recordings'}\n  catalog: sqlite:///{data}/nvr.db\n"
+              f"  the demo edge's spool: {data / 'edge-spool'}\n"
               "  cameras: demo-test-1, demo-test-2 (synthetic); segments are logged as they close.\n"
               "  Press Ctrl-C to stop.\n", flush=True)
         while not stopping and hub.poll() is None and webapp.poll() is None:
