@@ -30,6 +30,9 @@ if [ ! -e "$stamp" ]; then
     echo "Installing Python dependencies into .venv ($REQUIREMENTS)..." >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+    # setuptools' notice that a folder named like a package takes precedence is a dozen lines of
+    # asterisks on every first start; here that folder is the package itself
+    PYTHONWARNINGS="ignore:Editable installation" \
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
     touch "$stamp"
 fi
