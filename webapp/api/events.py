@@ -86,7 +86,8 @@ def face_json(event: FaceItem) -> dict[str, Any]:
     x, y, w, h = event.box
     return {"type": "face", "id": event.id, "time": iso_utc(event.start),
             "camera": event.camera, "start": iso_utc(event.start), "end": _iso(event.end),
-            "ongoing": event.ongoing, "end_lost": event.end_lost, "person": event.person, "person_id": event.person_id,
+            "ongoing": event.ongoing, "end_lost": event.end_lost, "person": event.person,
+            "person_id": event.person_id,
             "distance": round(event.distance, 4) if event.distance is not None else None,
             "box": {"x": x, "y": y, "w": w, "h": h}, "size": event.size,
             "crop": faces_service.sighting_crop_url(event.id) if event.has_crop else None,

@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 from sqlalchemy import Select, String, literal_column, or_, select, union_all
 
 from nvrlib.catalog.models import (
-    MAX_EVENT_SECONDS, MAX_SIGHTING_SECONDS, Alert, Camera, FaceSighting, MotionEvent, Outage, Person,
+    MAX_EVENT_SECONDS, MAX_SIGHTING_SECONDS, Alert, Camera, FaceSighting, MotionEvent, Outage,
+    Person,
 )
 from nvrlib.redact import redact, redact_value
 
