@@ -6,6 +6,9 @@ adds by subclassing its server and channel (docs/design/architecture.md, "The we
 
 - a deadline for a request's head (and a TLS handshake): a client that trickles a byte at a
   time is closed after HEAD_TIMEOUT seconds, however often it sends;
+- a minimum rate for a request's body: after HEAD_TIMEOUT seconds of grace, a body that has
+  arrived at less than MIN_BODY_RATE on average is cut, so a trickled body holds a connection
+  no longer than a trickled head;
 - a cap on the connections one address holds (reverse proxies in trusted_proxies are exempt),
   so a flood from one address cannot take the connections everyone else needs;
 - TLS on the event loop (waitress has none): the handshake and every read and write are
@@ -37,6 +40,9 @@ CONNECTION_LIMIT = 1000
 CONNECTIONS_PER_ADDRESS = 40
 # Seconds a client has to send a request's head (and finish a TLS handshake).
 HEAD_TIMEOUT = 10.0
+# Bytes a second a request body must average (after HEAD_TIMEOUT of grace): a 5-MB face photo
+# takes 10 minutes at this rate, a trickle of a byte a second is cut after HEAD_TIMEOUT.
+MIN_BODY_RATE = 8 * 1024
 # Seconds a kept-alive connection may sit idle between requests.
 IDLE_TIMEOUT = 60.0
 # How often the limits are checked (seconds): the head deadline is kept to within this.
@@ -55,6 +61,7 @@ class Limits:
     per_address: int = CONNECTIONS_PER_ADDRESS
     head_timeout: float = HEAD_TIMEOUT
     idle_timeout: float = IDLE_TIMEOUT
+    min_body_rate: float = MIN_BODY_RATE
 
 
 class StreamingTask(WSGITask):
@@ -77,9 +84,11 @@ class StreamingTask(WSGITask):
 
 
 class GuardedChannel(HTTPChannel):
-    """Waitress's channel that remembers when the request head it is receiving began."""
+    """Waitress's channel that remembers when the request head (and body) it receives began."""
 
     head_started = 0.0
+    body_started = 0.0
+    body_bytes = 0  # of the body being received, as they arrived
     task_class = StreamingTask
 
     def __init__(self, server: GuardedServer, sock: Any, addr: Any, adj: Any,
@@ -89,10 +98,26 @@ class GuardedChannel(HTTPChannel):
         super().__init__(server, sock, addr, adj, map)
 
     def received(self, data: bytes) -> bool:
-        """Note when a new request head starts, then let waitress parse the bytes."""
+        """Note when a new request head (or body) starts, then let waitress parse the bytes."""
         if self.request is None:
             self.head_started = time.monotonic()
-        return super().received(data)
+        in_body = self._receiving_body()
+        result: bool = super().received(data)
+        if self._receiving_body():
+            if in_body:
+                self.body_bytes += len(data)
+            else:  # the head ended in this piece: the body's clock starts now
+                self.body_started, self.body_bytes = time.monotonic(), 0
+        return result
+
+    def _receiving_body(self) -> bool:
+        request = self.request
+        return (request is not None and request.headers_finished and not request.completed
+                and not request.error)
+
+    def body_too_slow(self, now: float, grace: float, rate: float) -> bool:
+        """Tell whether the body being received averages under ``rate`` after ``grace`` s."""
+        return self._receiving_body() and now - self.body_started > grace + self.body_bytes / rate
 
     def receiving_head_since(self) -> float | None:
         """Return when the head now being received began (monotonic), or None if none is."""
@@ -217,12 +242,21 @@ class GuardedServer(TcpWSGIServer):
         self.channel_class(self, conn, addr, self.adj, map=self._map)
 
     def maintenance(self, now: float) -> None:
-        """Close idle connections (waitress) and those whose head is past its deadline."""
+        """Close idle connections (waitress), those whose head is past its deadline and those
+        whose body arrives too slowly."""
         super().maintenance(now)
-        cutoff = time.monotonic() - self.limits.head_timeout
+        limits, clock = self.limits, time.monotonic()
+        cutoff = clock - limits.head_timeout
         for channel in list(self.active_channels.values()):
+            if channel.requests:
+                continue  # a request is being answered
             started = channel.receiving_head_since()
-            if started is not None and started < cutoff and not channel.requests:
+            if started is not None and started < cutoff:
+                channel.will_close = True
+            elif channel.body_too_slow(clock, limits.head_timeout, limits.min_body_rate):
+                logger.info("%s sent %d bytes of a request body in %.0f s (under %d bytes a "
+                            "second): closing", _host(channel.addr), channel.body_bytes,
+                            clock - channel.body_started, limits.min_body_rate)
                 channel.will_close = True
 
 

@@ -97,6 +97,40 @@ def test_a_head_sent_a_byte_at_a_time_is_cut_at_its_deadline(server: GuardedServ
         sock.close()
 
 
+BODY_HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n"
+
+
+def test_a_body_sent_a_byte_at_a_time_is_cut_after_the_grace(server: GuardedServer) -> None:
+    sock = connect(server, "127.0.0.14", BODY_HEAD)
+    started = time.monotonic()
+    try:
+        def cut() -> bool:
+            try:
+                sock.send(b"X")  # a byte every 0.1 s: far under the minimum rate
+            except OSError:
+                return True
+            return closed_by_server(sock)
+
+        wait_for(cut, 10, "the server to close the slow body", interval=0.1)
+        elapsed = time.monotonic() - started
+        assert LIMITS.head_timeout <= elapsed < LIMITS.head_timeout + 5
+    finally:
+        sock.close()
+
+
+def test_a_body_at_a_modest_steady_rate_is_served_past_the_grace(server: GuardedServer) -> None:
+    # 200 kB at ~40 kB/s: 5 s, far past the 1-s grace, but 5 times the minimum rate
+    sock = connect(server, "127.0.0.15", BODY_HEAD)
+    try:
+        for _ in range(50):
+            sock.sendall(b"x" * 4000)
+            time.sleep(0.1)  # the pace of a slow uplink, not a wait for a condition
+        sock.settimeout(5)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 OK")
+    finally:
+        sock.close()
+
+
 def test_one_address_gets_its_share_and_no_more(server: GuardedServer) -> None:
     url = f"http://127.0.0.1:{server.effective_port}/"
     held = [connect(server, "127.0.0.12") for _ in range(LIMITS.per_address)]
