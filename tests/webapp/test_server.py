@@ -79,43 +79,34 @@ def closed_by_server(sock: socket.socket) -> bool:
         return True
 
 
-def test_a_head_sent_a_byte_at_a_time_is_cut_at_its_deadline(server: GuardedServer) -> None:
-    sock = connect(server, "127.0.0.11", b"GET / HTTP/1.1\r\n")
-    started = time.monotonic()
-    try:
-        def cut() -> bool:
-            try:
-                sock.send(b"X")  # keeps the connection busy: only the head deadline can end it
-            except OSError:
-                return True
-            return closed_by_server(sock)
+def seconds_until_cut(sock: socket.socket, what: str) -> float:
+    """Send ``sock`` a byte every 0.1 s until the server closes it; return how long that took.
 
-        wait_for(cut, 10, "the server to close the slow head", interval=0.1)
-        elapsed = time.monotonic() - started
-        assert LIMITS.head_timeout <= elapsed < LIMITS.head_timeout + 5
-    finally:
-        sock.close()
+    The bytes keep the connection busy: only a deadline of the server can end it."""
+    started = time.monotonic()
+
+    def cut() -> bool:
+        try:
+            sock.send(b"X")
+        except OSError:
+            return True
+        return closed_by_server(sock)
+
+    wait_for(cut, 10, f"the server to close the slow {what}", interval=0.1)
+    return time.monotonic() - started
+
+
+def test_a_head_sent_a_byte_at_a_time_is_cut_at_its_deadline(server: GuardedServer) -> None:
+    with connect(server, "127.0.0.11", b"GET / HTTP/1.1\r\n") as sock:
+        assert LIMITS.head_timeout <= seconds_until_cut(sock, "head") < LIMITS.head_timeout + 5
 
 
 BODY_HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n"
 
 
 def test_a_body_sent_a_byte_at_a_time_is_cut_after_the_grace(server: GuardedServer) -> None:
-    sock = connect(server, "127.0.0.14", BODY_HEAD)
-    started = time.monotonic()
-    try:
-        def cut() -> bool:
-            try:
-                sock.send(b"X")  # a byte every 0.1 s: far under the minimum rate
-            except OSError:
-                return True
-            return closed_by_server(sock)
-
-        wait_for(cut, 10, "the server to close the slow body", interval=0.1)
-        elapsed = time.monotonic() - started
-        assert LIMITS.head_timeout <= elapsed < LIMITS.head_timeout + 5
-    finally:
-        sock.close()
+    with connect(server, "127.0.0.14", BODY_HEAD) as sock:  # 10 bytes a second: far too slow
+        assert LIMITS.head_timeout <= seconds_until_cut(sock, "body") < LIMITS.head_timeout + 5
 
 
 def test_a_body_at_a_modest_steady_rate_is_served_past_the_grace(server: GuardedServer) -> None:
