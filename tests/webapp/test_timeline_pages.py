@@ -7,7 +7,9 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
-from nvrlib.catalog.models import MotionEvent
+import datetime as dt
+
+from nvrlib.catalog.models import CameraStatus, MotionEvent
 from webapp.catalog_queries import iso_utc as iso
 from webapp.extensions import db
 
@@ -57,6 +59,30 @@ def test_recordings_page_says_a_motion_events_end_was_not_reported(
                              ).get_data(as_text=True)
     assert html.count("end not reported") == 1 and html.count("going on") == 1
     assert "of the picture moved" not in html  # no "0.0 %" before (or without) the peak
+
+
+def test_motion_in_the_segment_being_written_says_its_picture_comes_later(
+        app: Flask, viewer_client: FlaskClient, catalog: CatalogWriter) -> None:
+    now = app.config["CLOCK"]()
+    catalog.segment("porch", now - dt.timedelta(seconds=60), 50.0)  # the next one is being written
+    with app.app_context():
+        camera_id = catalog.camera("porch")
+        db.session.add_all([
+            CameraStatus(camera_id=camera_id, state="recording", online=True, updated_at=now,
+                         last_segment_end=now - dt.timedelta(seconds=10)),
+            MotionEvent(camera_id=camera_id, event_key="saved", score=0.1,
+                        start_time=now - dt.timedelta(seconds=30),
+                        end_time=now - dt.timedelta(seconds=25)),
+            MotionEvent(camera_id=camera_id, event_key="open", score=0.0,
+                        start_time=now - dt.timedelta(seconds=4), end_time=None)])
+        db.session.commit()
+    html = viewer_client.get(f"/recordings/?start={iso(now - dt.timedelta(minutes=5))}"
+                             f"&end={iso(now)}").get_data(as_text=True)
+    # the one in a saved segment has its picture; the one still being recorded asks for none
+    # (it would be a 404 until the hub saves the segment)
+    assert html.count("/picture.jpg?at=") == 2  # the saved event's and the footage span's
+    assert html.count("data-thumb-pending") == 1 and ">being recorded</span>" in html
+    assert 'aria-label="porch at 2026-03-01 11:59:56 UTC: the picture comes' in html
 
 
 def test_a_file_filter_still_lists_files(viewer_client: FlaskClient,

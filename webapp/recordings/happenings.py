@@ -37,6 +37,14 @@ class MotionRow:
 
     camera: str
     mark: queries.MotionMark
+    pictured: bool = True  # a picture of it exists: a snapshot, or a saved segment at its start
+
+
+def _motion_row(timeline: queries.CameraTimeline, mark: queries.MotionMark) -> MotionRow:
+    """A motion event; one that began in the segment still being written has no picture yet."""
+    writing = timeline.writing_since
+    return MotionRow(timeline.camera, mark,
+                     mark.has_snapshot or writing is None or mark.start < writing)
 
 
 def wants_files(args: Mapping[str, str]) -> bool:
@@ -73,7 +81,7 @@ def happenings(args: Mapping[str, str], current: dt.datetime) -> dict[str, Any]:
     rows = queries.timelines(names, start, end, max(1.0, (end - start).total_seconds()), current)
     footage = sorted((FootageRow(row.camera, span) for row in rows for span in row.footage),
                      key=lambda item: item.span.start, reverse=True)
-    motion = sorted((MotionRow(row.camera, mark) for row in rows for mark in row.motion),
+    motion = sorted((_motion_row(row, mark) for row in rows for mark in row.motion),
                     key=lambda item: item.mark.start, reverse=True)
     return {"start": start, "end": end, "footage": footage,
             "snapshot_url": motion_service.snapshot_url, "motion_play_url": motion_service.play_url,

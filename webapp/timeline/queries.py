@@ -82,6 +82,7 @@ class CameraTimeline:
     motion_counts: list[int] = field(default_factory=list)
     motion: list[MotionMark] = field(default_factory=list)
     faces: list[FaceMark] = field(default_factory=list)
+    writing_since: dt.datetime | None = None  # where the segment being written starts (live)
 
 
 @dataclass(frozen=True)
@@ -342,6 +343,6 @@ def timelines(names: Sequence[str], start: dt.datetime, end: dt.datetime, resolu
         result.append(CameraTimeline(
             name, live.since is not None, footage, backfilled, gaps,
             motion_density(events, start, end, resolution, current),
-            events[:MAX_EVENTS_PER_CAMERA], faces.get(camera_id, [])))
+            events[:MAX_EVENTS_PER_CAMERA], faces.get(camera_id, []), live.since))
     return result
 
