@@ -467,16 +467,20 @@ def label_gaps(gaps: Sequence[Interval], outages: Sequence[OutageSpan]) -> list[
 
 
 def day_timeline(camera: str, day: dt.date, tz: dt.tzinfo,
-                 now: dt.datetime | None = None) -> Timeline:
+                 now: dt.datetime | None = None,
+                 writing_since: dt.datetime | None = None) -> Timeline:
     """Return a camera's covered intervals, gaps and outages on ``day`` (in ``tz``).
 
     Everything is clipped to the day. Gaps and ongoing outages stop at ``now`` when given: the
     future is not missing footage. Each gap carries the reasons of the outages overlapping it.
+    ``writing_since`` (a live camera's segment being written starts there) covers up to ``now``.
     """
     day_start, day_end = day_bounds(day, tz)
-    spans = segment_spans(camera, day_start, day_end)
-    covered = merge_intervals((max(start, day_start), min(end, day_end))
-                              for _, start, end, _, _ in spans)
+    spans = [(start, end) for _, start, end, _, _ in segment_spans(camera, day_start, day_end)]
+    if writing_since is not None and now is not None:
+        spans.append((writing_since, now))
+    clipped = sorted((max(start, day_start), min(end, day_end)) for start, end in spans)
+    covered = merge_intervals((start, end) for start, end in clipped if end > start)
     gaps_end = day_end if now is None else max(day_start, min(day_end, now))
     outages = outages_between(camera, day_start, gaps_end, now)
     gaps = label_gaps(gaps_between(covered, day_start, gaps_end), outages)

@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from nvrlib.catalog.models import Alert, Camera, Outage
+from nvrlib.catalog.models import Alert, Camera, CameraStatus, Outage
 from webapp import catalog_queries
 from webapp.extensions import db
 
@@ -456,6 +456,22 @@ def test_the_timeline_page_shows_an_ongoing_outage_up_to_now(app: Flask,
     assert "ffmpeg failing: 2026-03-01 11:10:00 UTC – now (ongoing)" in html
     # 11:10 to 12:00 (now): 3000 s, then the future
     assert re.search(r'nvr-outage-failing" x="40200.0" y="0" width="3000.0"', html)
+
+
+def test_the_timeline_page_counts_the_segment_being_written_as_footage(
+        app: Flask, as_viewer: FlaskClient, clock: FakeClock) -> None:
+    writer = CatalogWriter(app)
+    writer.segment("porch", ago(hours=1), 3590)  # ends 10 s ago; the next one is being written
+    with app.app_context():
+        db.session.add(CameraStatus(camera_id=writer.camera("porch"), state="recording",
+                                    online=True, updated_at=NOW, last_segment_end=ago(seconds=10)))
+        db.session.commit()
+    html = page_html(as_viewer, "/recordings/timeline/porch?day=2026-03-01&tz=UTC")
+    footage, gaps = html.split(">Footage<", 1)[1].split(">Gaps<", 1)
+    # footage up to now, then the future: its last 10 s are no gap (as on /timeline/)
+    assert 'datetime="2026-03-01T12:00:00.000Z"' in footage
+    assert gaps.count('<li class="list-group-item') == 1  # only the night before 11:00
+    assert 'datetime="2026-03-01T11:59:50.000Z"' not in gaps
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------

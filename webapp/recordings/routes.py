@@ -14,6 +14,7 @@ from .. import catalog_queries, hub_storage, media, stream_links
 from ..catalog_queries import Interval, Timeline, iso_utc
 from ..protect import locks
 from ..security import now
+from ..timeline import queries
 from . import bp, happenings
 from .params import (
     DEFAULT_PAGE_SIZE, MAX_OFFSET, MAX_RANGE, ParamError, int_param, optional_time, parse_date,
@@ -191,7 +192,12 @@ def timeline(camera: str) -> ResponseReturnValue:
                else (at or now()).astimezone(tz).date())
     except ParamError as exc:
         abort(400, str(exc))
-    day_timeline = catalog_queries.day_timeline(camera, day, tz, now=now())
+    current = now()
+    # the segment being written counts as footage while the camera is live (as on /timeline/)
+    known = queries.camera_ids([camera]).get(camera)
+    live = queries.live_status([known[0]], current).get(known[0]) if known else None
+    day_timeline = catalog_queries.day_timeline(camera, day, tz, now=current,
+                                                writing_since=live.since if live else None)
     span = (day_timeline.end - day_timeline.start).total_seconds()
     future = max(0.0, (day_timeline.end - max(now(), day_timeline.start)).total_seconds())
     tz_name = request.args.get("tz", "")
