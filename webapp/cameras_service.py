@@ -28,6 +28,7 @@ from recorder.control import ACTIONS as HUB_ACTIONS
 from . import faces_settings, hub_storage, hubs
 from .extensions import db
 from .security import now
+from .service_errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +50,8 @@ CONTROL_ACTIONS: dict[str, str] = {
 }
 
 
-class CameraError(Exception):
+class CameraError(ServiceError):
     """A camera request the web app refuses; ``status`` is the HTTP status that says why."""
-
-    status = 400
 
 
 class InvalidRequest(CameraError):

@@ -33,6 +33,7 @@ from .catalog_queries import iso_utc
 from .extensions import db
 from .ids import is_id
 from .security import now
+from .service_errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +44,8 @@ RECENT_UNKNOWN = 50  # the People page's "recent unknown faces"
 MAX_CROP_BYTES = 48 * 1024  # as the ingest route's limit: a sighting crop larger is not kept
 
 
-class FacesError(Exception):
+class FacesError(ServiceError):
     """A request about people the web app refuses; ``status`` is the HTTP status saying why."""
-
-    status = 400
 
 
 class BadRequest(FacesError):

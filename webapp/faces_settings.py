@@ -26,8 +26,8 @@ from nvrlib.motion_schedule import FACES_PREFIX, armed_hours_key
 
 from .catalog_queries import iso_utc
 from .extensions import db
-from .motion_service import (  # UnknownCamera: the same error for a camera of either page
-    MotionSettingsError, UnknownCamera, camera_row, hours_text, put_setting,
+from .motion_service import (  # camera_row raises its UnknownCamera for either page
+    MotionSettingsError, camera_row, hours_text, put_setting,
 )
 from .security import now
 

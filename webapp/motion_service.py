@@ -31,6 +31,7 @@ from . import hub_storage
 from .catalog_queries import iso_utc
 from .extensions import db
 from .security import now
+from .service_errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ SETTINGS_FIELDS = frozenset({"enabled", "sensitivity", "mask", "alerts"})
 Polygon = list[list[float]]
 
 
-class MotionSettingsError(ValueError):
+class MotionSettingsError(ServiceError, ValueError):
     """A motion setting the web app refuses; ``field`` names it (the API's 400 says so)."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -51,8 +52,10 @@ class MotionSettingsError(ValueError):
         self.field = field
 
 
-class UnknownCamera(LookupError):
+class UnknownCamera(ServiceError, LookupError):
     """No camera of that name is in the catalog."""
+
+    status = 404
 
 
 @dataclass(frozen=True)

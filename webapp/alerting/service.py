@@ -24,6 +24,7 @@ from recorder.config import valid_email
 
 from ..extensions import db
 from ..security import now
+from ..service_errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,14 @@ SOURCES = {
 _SEPARATORS = re.compile(r"[,;\s]+")
 
 
-class AlertSettingsError(ValueError):
+class AlertSettingsError(ServiceError, ValueError):
     """A settings change the web app refuses; the message says why."""
 
 
 class UnknownCamera(AlertSettingsError):
     """No camera of that name is in the catalog."""
+
+    status = 404
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
 """The versioned JSON API (docs/api.md): session or Bearer-token authenticated."""
 
+import flask
 from flask import Blueprint
 from werkzeug.routing import BaseConverter
+
+from ..security import api_error
+from ..service_errors import ServiceError
 
 
 class ControlActionConverter(BaseConverter):
@@ -15,5 +19,12 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # before the views below add their rules: a rule's converter must be known when it is added
 bp.record_once(lambda state: state.app.url_map.converters.setdefault(
     "control_action", ControlActionConverter))
+
+
+@bp.errorhandler(ServiceError)
+def service_error(exc: ServiceError) -> flask.Response:
+    """Answer a request a service refused: ``{"error": message}`` with the error's status."""
+    return api_error(exc.status, str(exc))
+
 
 from . import bulk_exports, cameras, events, locks, motion, openapi, people, recordings, timeline  # noqa: E402,F401,E501  (register the views on bp)

@@ -9,18 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import flask
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from .. import cameras_service as cameras
-from ..security import admin_required, api_error, current_user_is_admin
+from ..security import admin_required, current_user_is_admin
 from . import bp
-
-
-def _error(exc: cameras.CameraError) -> flask.Response:
-    return api_error(exc.status, str(exc))
 
 
 def _outcome(outcome: cameras.Outcome, created: bool = False) -> ResponseReturnValue:
@@ -57,68 +52,50 @@ def list_cameras() -> ResponseReturnValue:
 @bp.route("/cameras/<camera>")
 def get_camera(camera: str) -> ResponseReturnValue:
     """Return one camera with its live status."""
-    try:
-        return jsonify(cameras.get_camera(camera).to_json(admin=current_user_is_admin()))
-    except cameras.CameraError as exc:
-        return _error(exc)
+    return jsonify(cameras.get_camera(camera).to_json(admin=current_user_is_admin()))
 
 
 @bp.route("/cameras/<camera>/<control_action:action>", methods=["POST"])
 @admin_required
 def control(camera: str, action: str) -> ResponseReturnValue:
     """Restart, disconnect, enable, disable, approve or reject a camera (admins)."""
-    try:
-        return _outcome(cameras.control(camera, action, current_user.username))
-    except cameras.CameraError as exc:
-        return _error(exc)
+    return _outcome(cameras.control(camera, action, current_user.username))
 
 
 @bp.route("/cameras", methods=["POST"])
 @admin_required
 def add_pull_camera() -> ResponseReturnValue:
     """Add an RTSP camera for a hub to pull: {"name", "location", "url", "hub"} (admins)."""
-    try:
-        data = _json_body()
-        outcome = cameras.add_pull_camera(_text(data, "name", True) or "",
-                                          _text(data, "location") or "",
-                                          _text(data, "url", True) or "", current_user.username,
-                                          hub=_text(data, "hub"))
-        return _outcome(outcome, created=True)
-    except cameras.CameraError as exc:
-        return _error(exc)
+    data = _json_body()
+    outcome = cameras.add_pull_camera(_text(data, "name", True) or "",
+                                      _text(data, "location") or "",
+                                      _text(data, "url", True) or "", current_user.username,
+                                      hub=_text(data, "hub"))
+    return _outcome(outcome, created=True)
 
 
 @bp.route("/cameras/<camera>", methods=["PATCH"])
 @admin_required
 def edit_pull_camera(camera: str) -> ResponseReturnValue:
     """Change a pull camera's "location" and/or "url" (admins)."""
-    try:
-        data = _json_body()
-        unknown = set(data) - {"location", "url"}
-        if unknown:
-            raise cameras.InvalidRequest(f"unknown field {sorted(unknown)[0]!r}; "
-                                         f"only location and url can change")
-        return _outcome(cameras.edit_pull_camera(camera, _text(data, "location"),
-                                                 _text(data, "url"), current_user.username))
-    except cameras.CameraError as exc:
-        return _error(exc)
+    data = _json_body()
+    unknown = set(data) - {"location", "url"}
+    if unknown:
+        raise cameras.InvalidRequest(f"unknown field {sorted(unknown)[0]!r}; "
+                                     f"only location and url can change")
+    return _outcome(cameras.edit_pull_camera(camera, _text(data, "location"),
+                                             _text(data, "url"), current_user.username))
 
 
 @bp.route("/cameras/<camera>", methods=["DELETE"])
 @admin_required
 def remove_pull_camera(camera: str) -> ResponseReturnValue:
     """Stop pulling a camera added here and forget its URL (its footage stays) (admins)."""
-    try:
-        return _outcome(cameras.remove_pull_camera(camera, current_user.username))
-    except cameras.CameraError as exc:
-        return _error(exc)
+    return _outcome(cameras.remove_pull_camera(camera, current_user.username))
 
 
 @bp.route("/commands/<int:command_id>")
 @admin_required
 def command(command_id: int) -> ResponseReturnValue:
     """Tell the hub's answer to a command sent earlier (null while it is pending)."""
-    try:
-        return jsonify(cameras.get_command(command_id).to_json())
-    except cameras.CameraError as exc:
-        return _error(exc)
+    return jsonify(cameras.get_command(command_id).to_json())

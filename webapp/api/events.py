@@ -109,13 +109,10 @@ def event_json(event: Event, admin: bool, current: dt.datetime) -> dict[str, Any
 def list_events() -> ResponseReturnValue:
     """List alerts, outages, motion events and face sightings, newest first: a JSON list;
     ``Link: rel="next"`` when more follow."""
-    try:
-        _check_known(request.args, EVENT_PARAMS)
-        limit = page_size(request.args)
-        page_no = int_param(request.args, "page", 1, 1, MAX_OFFSET // limit + 1)
-        filters = queries.parse_filters(request.args)
-    except ParamError as exc:
-        return api_error(400, str(exc))
+    _check_known(request.args, EVENT_PARAMS)
+    limit = page_size(request.args)
+    page_no = int_param(request.args, "page", 1, 1, MAX_OFFSET // limit + 1)
+    filters = queries.parse_filters(request.args)
     page = queries.events(filters, limit, (page_no - 1) * limit)
     admin, current = current_user_is_admin(), now()
     response = jsonify([event_json(event, admin, current) for event in page.events])
@@ -154,13 +151,10 @@ def _json_object() -> Mapping[str, Any]:
 @admin_required
 def set_alert_addresses() -> ResponseReturnValue:
     """Set the alert addresses: ``{"addresses": ["a@example.com", ...]}`` (empty: the config's)."""
-    try:
-        addresses = _json_object().get("addresses")
-        if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
-            raise service.AlertSettingsError("'addresses' must be a list of strings")
-        service.save_addresses(addresses, current_user.username)
-    except service.AlertSettingsError as exc:
-        return api_error(400, str(exc))
+    addresses = _json_object().get("addresses")
+    if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+        raise service.AlertSettingsError("'addresses' must be a list of strings")
+    service.save_addresses(addresses, current_user.username)
     return jsonify(_settings_json())
 
 
@@ -177,16 +171,11 @@ def _mute_length(data: Mapping[str, Any]) -> dt.timedelta | None:
 @admin_required
 def mute_camera() -> ResponseReturnValue:
     """Mute a camera's alerts: ``{"camera": "porch", "hours": 8}``; ``"hours": 0`` unmutes."""
-    try:
-        data = _json_object()
-        camera = data.get("camera")
-        if not isinstance(camera, str) or not camera:
-            raise service.AlertSettingsError("'camera' must be a camera's name")
-        until = service.mute(camera, _mute_length(data), current_user.username)
-    except service.UnknownCamera as exc:
-        return api_error(404, str(exc))
-    except service.AlertSettingsError as exc:
-        return api_error(400, str(exc))
+    data = _json_object()
+    camera = data.get("camera")
+    if not isinstance(camera, str) or not camera:
+        raise service.AlertSettingsError("'camera' must be a camera's name")
+    until = service.mute(camera, _mute_length(data), current_user.username)
     return jsonify({"camera": camera, "muted_until": _iso(until)})
 
 

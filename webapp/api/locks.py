@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import flask
 from flask import jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
@@ -30,26 +29,19 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 
 
-def _error(exc: locks.LockError | ParamError) -> flask.Response:
-    return api_error(getattr(exc, "status", 400), str(exc))
-
-
 @bp.get("/locks")
 def list_locks() -> ResponseReturnValue:
     """List locks, latest range first; ``camera`` and ``start``/``end`` narrow the list."""
     args = request.args
-    try:
-        unknown = sorted(set(args) - LIST_PARAMS)
-        if unknown:
-            raise ParamError(unknown[0], "unknown parameter")
-        tz = parse_tz(args.get("tz"))
-        start, end = optional_time(args, "start", tz), optional_time(args, "end", tz)
-        limit = int_param(args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        offset = int_param(args, "offset", 0, 0, MAX_OFFSET)
-        camera = args.get("camera", "").strip() or None
-        rows, has_next = locks.list_locks(camera, start, end, limit, offset)
-    except (ParamError, locks.LockError) as exc:
-        return _error(exc)
+    unknown = sorted(set(args) - LIST_PARAMS)
+    if unknown:
+        raise ParamError(unknown[0], "unknown parameter")
+    tz = parse_tz(args.get("tz"))
+    start, end = optional_time(args, "start", tz), optional_time(args, "end", tz)
+    limit = int_param(args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = int_param(args, "offset", 0, 0, MAX_OFFSET)
+    camera = args.get("camera", "").strip() or None
+    rows, has_next = locks.list_locks(camera, start, end, limit, offset)
     response = jsonify([row.to_json() for row in rows])
     if has_next:
         next_args = {**args.to_dict(), "offset": str(offset + limit)}
@@ -68,10 +60,7 @@ def lock_limits() -> ResponseReturnValue:
 @bp.get("/locks/<int:lock_id>")
 def get_lock(lock_id: int) -> ResponseReturnValue:
     """Return one lock."""
-    try:
-        return jsonify(locks.get_lock(lock_id).to_json())
-    except locks.LockError as exc:
-        return _error(exc)
+    return jsonify(locks.get_lock(lock_id).to_json())
 
 
 def _string(data: dict[str, Any], key: str, required: bool = True) -> str:
@@ -115,10 +104,7 @@ def create_lock() -> ResponseReturnValue:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         return api_error(400, "expected a JSON object (Content-Type: application/json)")
-    try:
-        view = _create(data)
-    except (ParamError, locks.LockError) as exc:
-        return _error(exc)
+    view = _create(data)
     response = jsonify(view.to_json())
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_lock", lock_id=view.id)
@@ -128,8 +114,5 @@ def create_lock() -> ResponseReturnValue:
 @bp.delete("/locks/<int:lock_id>")
 def delete_lock(lock_id: int) -> ResponseReturnValue:
     """Delete a lock (admins, or the user who made it): 204, and its footage may go again."""
-    try:
-        locks.remove_lock(lock_id, current_user.username, current_user_is_admin())
-    except locks.LockError as exc:
-        return _error(exc)
+    locks.remove_lock(lock_id, current_user.username, current_user_is_admin())
     return "", 204

@@ -54,22 +54,14 @@ def motion_snapshot(event_id: int) -> ResponseReturnValue:
 @admin_required
 def camera_motion(camera: str) -> ResponseReturnValue:
     """Return a camera's motion settings: enabled, sensitivity, mask zones, alerts."""
-    try:
-        return motion.get_settings(camera).to_json()
-    except motion.UnknownCamera as exc:
-        return api_error(404, str(exc))
+    return motion.get_settings(camera).to_json()
 
 
 @bp.put("/cameras/<camera>/motion")
 @admin_required
 def set_camera_motion(camera: str) -> ResponseReturnValue:
     """Change any of a camera's motion settings; its detector reloads them."""
-    try:
-        return motion.save_settings(camera, _json_object(), current_user.username).to_json()
-    except motion.UnknownCamera as exc:
-        return api_error(404, str(exc))
-    except motion.MotionSettingsError as exc:
-        return api_error(400, str(exc))
+    return motion.save_settings(camera, _json_object(), current_user.username).to_json()
 
 
 @bp.get("/alerts/motion")
@@ -83,7 +75,4 @@ def motion_alert_schedule() -> ResponseReturnValue:
 @admin_required
 def set_motion_alert_schedule() -> ResponseReturnValue:
     """Change the away switch, the armed hours (for all or per camera) or the time zone."""
-    try:
-        return motion.save_schedule(_json_object(), current_user.username).to_json()
-    except motion.MotionSettingsError as exc:
-        return api_error(400, str(exc))
+    return motion.save_schedule(_json_object(), current_user.username).to_json()

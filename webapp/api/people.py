@@ -14,8 +14,7 @@ from flask_login import current_user
 
 from .. import exports, face_engine, faces_export, faces_settings
 from .. import faces_service as people
-from ..motion_service import MotionSettingsError
-from ..security import admin_required, api_error, body_limit
+from ..security import admin_required, body_limit
 from . import bp
 from .motion import stored_jpeg
 
@@ -31,10 +30,6 @@ def _jpeg(data: bytes) -> flask.Response:
     response.add_etag()
     response.headers["Cache-Control"] = CROP_CACHE
     return response.make_conditional(request)
-
-
-def _error(exc: people.FacesError) -> flask.Response:
-    return api_error(exc.status, str(exc))
 
 
 def _json_object() -> Mapping[str, Any]:
@@ -65,14 +60,11 @@ def list_people() -> ResponseReturnValue:
 @admin_required
 def create_person() -> ResponseReturnValue:
     """Add a person: ``{"name": "Alice", "alert": false}``; 201 with its Location."""
-    try:
-        data = _json_object()
-        unknown = sorted(set(data) - {"name", "alert"})
-        if unknown:
-            raise people.BadRequest(f"{unknown[0]}: unknown field; use name or alert")
-        person = people.create_person(data.get("name"), data.get("alert"), _user())
-    except people.FacesError as exc:
-        return _error(exc)
+    data = _json_object()
+    unknown = sorted(set(data) - {"name", "alert"})
+    if unknown:
+        raise people.BadRequest(f"{unknown[0]}: unknown field; use name or alert")
+    person = people.create_person(data.get("name"), data.get("alert"), _user())
     response = jsonify(person.to_json(with_samples=True))
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_person", person_id=person.id)
@@ -82,20 +74,14 @@ def create_person() -> ResponseReturnValue:
 @bp.get("/people/<int:person_id>")
 def get_person(person_id: int) -> ResponseReturnValue:
     """Return a person with their samples."""
-    try:
-        return jsonify(people.get_person(person_id).to_json(with_samples=True))
-    except people.FacesError as exc:
-        return _error(exc)
+    return jsonify(people.get_person(person_id).to_json(with_samples=True))
 
 
 @bp.patch("/people/<int:person_id>")
 @admin_required
 def update_person(person_id: int) -> ResponseReturnValue:
     """Rename a person or switch their alert: ``{"name"?, "alert"?}``."""
-    try:
-        person = people.update_person(person_id, dict(_json_object()), _user())
-    except people.FacesError as exc:
-        return _error(exc)
+    person = people.update_person(person_id, dict(_json_object()), _user())
     return jsonify(person.to_json(with_samples=True))
 
 
@@ -103,10 +89,7 @@ def update_person(person_id: int) -> ResponseReturnValue:
 @admin_required
 def delete_person(person_id: int) -> ResponseReturnValue:
     """Delete a person and their samples; their sightings are erased (the footage stays)."""
-    try:
-        people.delete_person(person_id, _user())
-    except people.FacesError as exc:
-        return _error(exc)
+    people.delete_person(person_id, _user())
     return "", 204
 
 
@@ -140,10 +123,7 @@ def _photo() -> bytes:
 @admin_required
 def enroll_photo(person_id: int) -> ResponseReturnValue:
     """Add a sample from a photo (multipart field ``photo``; ``force=1`` skips the fit check)."""
-    try:
-        sample = people.enroll_photo(person_id, _photo(), _force(), _user())
-    except people.FacesError as exc:
-        return _error(exc)
+    sample = people.enroll_photo(person_id, _photo(), _force(), _user())
     return jsonify(sample.to_json()), 201
 
 
@@ -151,18 +131,15 @@ def enroll_photo(person_id: int) -> ResponseReturnValue:
 @admin_required
 def enroll_sighting(person_id: int) -> ResponseReturnValue:
     """Add a sample from a sighting: ``{"sighting": 77, "relabel": false, "force": false}``."""
-    try:
-        data = _json_object()
-        unknown = sorted(set(data) - {"sighting", "relabel", "force"})
-        if unknown:
-            raise people.BadRequest(f"{unknown[0]}: unknown field; use sighting, relabel or "
-                                    "force")
-        relabel = people.check_flag(data.get("relabel", False), "relabel")
-        force = people.check_flag(data.get("force", False), "force")
-        sample, named = people.enroll_sighting(person_id, data.get("sighting"), relabel, force,
-                                               _user())
-    except people.FacesError as exc:
-        return _error(exc)
+    data = _json_object()
+    unknown = sorted(set(data) - {"sighting", "relabel", "force"})
+    if unknown:
+        raise people.BadRequest(f"{unknown[0]}: unknown field; use sighting, relabel or "
+                                "force")
+    relabel = people.check_flag(data.get("relabel", False), "relabel")
+    force = people.check_flag(data.get("force", False), "force")
+    sample, named = people.enroll_sighting(person_id, data.get("sighting"), relabel, force,
+                                           _user())
     return jsonify({**sample.to_json(), "relabelled": named}), 201
 
 
@@ -170,20 +147,14 @@ def enroll_sighting(person_id: int) -> ResponseReturnValue:
 @admin_required
 def delete_sample(person_id: int, sample_id: int) -> ResponseReturnValue:
     """Delete one sample of a person."""
-    try:
-        people.delete_sample(person_id, sample_id, _user())
-    except people.FacesError as exc:
-        return _error(exc)
+    people.delete_sample(person_id, sample_id, _user())
     return "", 204
 
 
 @bp.get("/people/<int:person_id>/samples/<int:sample_id>/crop.jpg")
 def sample_crop(person_id: int, sample_id: int) -> ResponseReturnValue:
     """Serve the picture of a sample's face."""
-    try:
-        crop = people.sample_crop(person_id, sample_id)
-    except people.FacesError as exc:
-        return _error(exc)
+    crop = people.sample_crop(person_id, sample_id)
     return _jpeg(crop)
 
 
@@ -198,11 +169,8 @@ def face_crop(sighting_id: int) -> ResponseReturnValue:
 @admin_required
 def merge_person(person_id: int) -> ResponseReturnValue:
     """Merge a person into another: ``{"into": 5}``; answers with the other person."""
-    try:
-        data = _json_object()
-        person = people.merge(person_id, data.get("into"), _user())
-    except people.FacesError as exc:
-        return _error(exc)
+    data = _json_object()
+    person = people.merge(person_id, data.get("into"), _user())
     return jsonify(person.to_json(with_samples=True))
 
 
@@ -210,11 +178,8 @@ def merge_person(person_id: int) -> ResponseReturnValue:
 @admin_required
 def export_person(person_id: int) -> ResponseReturnValue:
     """Download a person's face data: samples, sightings, their embeddings and crops."""
-    try:
-        name, members, workdir = faces_export.build(person_id,
-                                                    current_app.config["STORAGE_ROOT"])
-    except people.FacesError as exc:
-        return _error(exc)
+    name, members, workdir = faces_export.build(person_id,
+                                                current_app.config["STORAGE_ROOT"])
     response = current_app.response_class(exports.stream_zip(members, workdir),
                                           mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -234,35 +199,20 @@ def faces_settings_view() -> ResponseReturnValue:
 @admin_required
 def set_faces_settings() -> ResponseReturnValue:
     """Change the threshold or the armed hours (for all cameras or per camera)."""
-    try:
-        data = _json_object()
-        return jsonify(faces_settings.save_settings(data, _user()).to_json())
-    except people.FacesError as exc:
-        return _error(exc)
-    except MotionSettingsError as exc:  # FacesSettingsError and bad armed hours
-        return api_error(400, str(exc))
+    data = _json_object()
+    return jsonify(faces_settings.save_settings(data, _user()).to_json())
 
 
 @bp.get("/cameras/<camera>/faces")
 @admin_required
 def camera_faces(camera: str) -> ResponseReturnValue:
     """Return a camera's face switches: recognition on, emails for unknown faces."""
-    try:
-        return jsonify(faces_settings.camera_faces(camera).to_json())
-    except faces_settings.UnknownCamera as exc:
-        return api_error(404, str(exc))
+    return jsonify(faces_settings.camera_faces(camera).to_json())
 
 
 @bp.put("/cameras/<camera>/faces")
 @admin_required
 def set_camera_faces(camera: str) -> ResponseReturnValue:
     """Change a camera's face switches (``enabled``, ``unknown_alerts``)."""
-    try:
-        data = _json_object()
-        return jsonify(faces_settings.save_camera_faces(camera, data, _user()).to_json())
-    except people.FacesError as exc:
-        return _error(exc)
-    except faces_settings.UnknownCamera as exc:
-        return api_error(404, str(exc))
-    except MotionSettingsError as exc:  # FacesSettingsError and bad armed hours
-        return api_error(400, str(exc))
+    data = _json_object()
+    return jsonify(faces_settings.save_camera_faces(camera, data, _user()).to_json())

@@ -62,13 +62,10 @@ def recording_json(row: SegmentRow) -> dict[str, Any]:
 @bp.get("/recordings")
 def list_recordings() -> ResponseReturnValue:
     """Search recordings: a JSON list; a ``Link: <...>; rel="next"`` header when more follow."""
-    try:
-        _check_known(request.args, SEARCH_PARAMS)
-        limit = page_size(request.args)
-        offset = int_param(request.args, "offset", 0, 0, MAX_OFFSET)
-        query = search_query(request.args, offset, limit)
-    except ParamError as exc:
-        return api_error(400, str(exc))
+    _check_known(request.args, SEARCH_PARAMS)
+    limit = page_size(request.args)
+    offset = int_param(request.args, "offset", 0, 0, MAX_OFFSET)
+    query = search_query(request.args, offset, limit)
     page = catalog_queries.search(query.filters, query.sort, query.order, query.limit,
                                   query.offset)
     response = jsonify([recording_json(row) for row in page.rows])
@@ -135,12 +132,9 @@ class RangeRequest:
 def _range_request(camera: str, default_span: dt.timedelta | None,
                    known: frozenset[str] = RANGE_PARAMS) -> RangeRequest | flask.Response:
     """Validate the range parameters and the camera of a playlist or export request."""
-    try:
-        _check_known(request.args, known)
-        tz = parse_tz(request.args.get("tz"))
-        start, end = time_range(request.args, tz, default_span)
-    except ParamError as exc:
-        return api_error(400, str(exc))
+    _check_known(request.args, known)
+    tz = parse_tz(request.args.get("tz"))
+    start, end = time_range(request.args, tz, default_span)
     grant = stream_links.current_grant()
     if grant is not None:  # checked before the camera: a link tells nothing of other cameras
         refusal = stream_links.playlist_refusal(grant, camera, start, end)

@@ -49,12 +49,9 @@ def camera_timeline_json(timeline: queries.CameraTimeline) -> dict[str, Any]:
 def timeline() -> ResponseReturnValue:
     """Return each camera's footage spans, gaps, back-filled spans and motion in a range."""
     unknown = sorted(set(request.args) - TIMELINE_PARAMS)
-    try:
-        if unknown:
-            raise ParamError(unknown[0], "unknown parameter")
-        query = timeline_query(request.args)
-    except ParamError as exc:
-        return api_error(400, str(exc))
+    if unknown:
+        raise ParamError(unknown[0], "unknown parameter")
+    query = timeline_query(request.args)
     names = list(query.cameras) if query.cameras else catalog_queries.camera_names()
     current = now()
     rows = queries.timelines(names, query.start, query.end, query.resolution, current)

@@ -25,6 +25,7 @@ from nvrlib.catalog.models import Camera, RecordingLock, Segment
 from ..catalog_queries import Interval, SegmentRow, iso_utc, merge_intervals
 from ..extensions import db
 from ..security import now
+from ..service_errors import ServiceError
 from . import limits
 
 logger = logging.getLogger(__name__)
@@ -34,10 +35,8 @@ MAX_NOTE_LENGTH = 200  # locks.note
 MAX_USER_LENGTH = 64  # locks.created_by
 
 
-class LockError(Exception):
+class LockError(ServiceError):
     """A lock request refused; ``status`` is the HTTP status that says why."""
-
-    status = 400
 
 
 class InvalidLock(LockError):

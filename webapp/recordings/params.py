@@ -23,6 +23,7 @@ from nvrlib.names import MAX_NAME_LENGTH
 from ..catalog_queries import (
     DEFAULT_ORDER, DEFAULT_SORT, MAX_PAGE_SIZE, ORDERS, SORTS, STATUS_OK, STATUSES, SearchFilters,
 )
+from ..service_errors import ServiceError
 
 UTC = dt.timezone.utc
 MAX_RANGE = dt.timedelta(hours=24)  # longest playlist or export
@@ -40,7 +41,7 @@ STATUS_CHOICES = (*STATUSES, "all")
 BOOLEAN_CHOICES = ("true", "false")
 
 
-class ParamError(ValueError):
+class ParamError(ServiceError, ValueError):
     """A query parameter that is missing or malformed; ``str()`` names the parameter."""
 
     def __init__(self, name: str, message: str) -> None:
