@@ -103,6 +103,7 @@ class Hub:
         self.taps: dict[str, live.LiveTap] = {}
         self.pulled: dict[str, Segmenter] = {}
         self._refused_pulls: dict[str, str] = {}  # camera -> URL refused as local (logged once)
+        self._tap_refused: set[str] = set()  # pulled cameras whose live view cannot open now
         self._refusals: dict[str, str] = {}  # camera -> why it is not pulled (the admin page)
         self.connections: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
@@ -712,7 +713,8 @@ class Hub:
                               incoming_dir=self.storage.incoming_dir(name),
                               segment_seconds=self.config.segment_seconds_for(name),
                               policy=self.policy, catalog=self.catalog,
-                              catalog_executor=self.executor, url=url, peer=peer)
+                              catalog_executor=self.executor, url=url, peer=peer,
+                              pin_url=self._pin_url if kind == "pull" else None)
         segmenter.machine.listeners.append(
             lambda old, new, _reason: self._on_state(segmenter, old, new))
         segmenter.on_segment.append(lambda _segment: self._on_segment(segmenter))
@@ -724,6 +726,10 @@ class Hub:
         self.pulled[name] = segmenter
         segmenter.start()
         logger.info("%s: pulling %s", name, redact(url))
+
+    def _pin_url(self, url: str, attempt: int = 0) -> str:
+        """A pulled camera's URL with its host resolved and checked now (camera_urls)."""
+        return camera_urls.pinned_url(url, self.config.allow_local_camera_urls, attempt)
 
     async def _pull_allowed(self, name: str, url: str) -> bool:
         """Tell whether ``url`` may be pulled (loopback and link-local need the config's yes)."""
@@ -841,7 +847,10 @@ class Hub:
         for name, segmenter in segmenters.items():
             tap = self.taps.get(name)
             if name in watched and (tap is None or not tap.alive):
-                tap = live.LiveTap(name, self.storage.live_dir(name), url=segmenter.url,
+                url = await self._tap_url(name, segmenter)
+                if segmenter.kind == "pull" and url is None:
+                    continue
+                tap = live.LiveTap(name, self.storage.live_dir(name), url=url,
                                    audio=ffmpeg.live_audio_mode(segmenter.audio_codec,
                                                                 pulled=segmenter.kind == "pull"))
                 await tap.start()
@@ -854,6 +863,21 @@ class Hub:
                 await self.taps.pop(name).stop()
         for name in [n for n in self.taps if n not in segmenters]:
             await self.taps.pop(name).stop()  # the camera stopped recording
+
+    async def _tap_url(self, name: str, segmenter: Segmenter) -> str | None:
+        """The URL a pulled camera's live tap opens, resolved and checked now (None: none)."""
+        if segmenter.kind != "pull" or segmenter.url is None:
+            return None
+        try:  # a name's resolution may block: not on the event loop
+            url = await asyncio.get_running_loop().run_in_executor(
+                None, self._pin_url, segmenter.url)
+        except ValueError as exc:
+            if name not in self._tap_refused:  # once, not at every look at the marks
+                logger.error("%s: no live view: %s", name, exc)
+            self._tap_refused.add(name)
+            return None
+        self._tap_refused.discard(name)
+        return url
 
     async def execute(self, camera: str, action: str) -> str:
         """Carry out one control action on a camera; return a short outcome."""

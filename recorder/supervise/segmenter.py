@@ -74,9 +74,15 @@ class Segmenter:
                  segment_seconds: float, policy: RestartPolicy, catalog: Catalog,
                  catalog_executor: Executor, url: str | None = None, peer: str = "",
                  anchor: Anchor | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 pin_url: Callable[[str, int], str] | None = None) -> None:
         self.camera, self.location, self.kind = camera, location, kind
         self.url, self.peer = url, peer
+        # a pulled camera's URL as this run's ffmpeg gets it: its host resolved and checked
+        # once, then named by address (nvrlib.camera_urls.pinned_url); the int is the count
+        # of runs in a row that recorded nothing, so each tries the host's next address
+        self._pin_url = pin_url
+        self._idle_runs = 0
         self.incoming_dir = incoming_dir
         self.segment_seconds = segment_seconds
         self.catalog, self.executor = catalog, catalog_executor
@@ -233,6 +239,7 @@ class Segmenter:
         """Run ffmpeg once; return the delay before the next run, or None to end supervision."""
         returncode, run = await self._one_run()
         delay = self.machine.exited(returncode, made_progress=run.entries > 0)
+        self._idle_runs = 0 if run.entries else self._idle_runs + 1
         await self._end_run(run.run_id, returncode)
         if self.anchor is not None and self.anchor.pts is None:
             self.anchor = None  # nothing learned: the next run anchors at its own start
@@ -283,12 +290,17 @@ class Segmenter:
         self.machine.starting()
         fds: list[int] = []
         try:
+            url = await self._run_url()
+        except ValueError as exc:  # its host is local now, or resolves to nothing
+            self._failed_start(f"cannot pull: {exc}")
+            return None, run
+        try:
             # pipes and the spawn need descriptors: a shortage is a failed start, not a crash
             read_fd, write_fd = os.pipe()
             fds += [read_fd, write_fd]
             progress_read, progress_write = os.pipe()
             fds += [progress_read, progress_write]
-            input_fd = self._input_fd()
+            input_fd = None if url is None else ffmpeg.open_hidden_input(url)
             child_fds = [write_fd, progress_write] + ([input_fd] if input_fd is not None else [])
             fds += child_fds[2:]
             argv = self._argv(run, write_fd, progress_write, input_fd)
@@ -300,8 +312,7 @@ class Segmenter:
         except (OSError, ffmpeg.UnsafeUrl) as exc:
             for fd in fds:
                 os.close(fd)
-            self.log.error("cannot start ffmpeg: %s", exc)
-            self.stderr.add(f"cannot start ffmpeg: {exc}")
+            self._failed_start(f"cannot start ffmpeg: {exc}")
             return None, run
         for fd in child_fds:
             os.close(fd)
@@ -395,12 +406,21 @@ class Segmenter:
                        anchor_wall=self.anchor.wall, anchor_pts=anchor_pts,
                        anchor_exact=self.anchor.exact, pts_offset=pts_offset)
 
-    def _input_fd(self) -> int | None:
-        """A pulled camera's URL on a pipe (never in ffmpeg's argv); None for a pushed one."""
+    async def _run_url(self) -> str | None:
+        """The URL this run's ffmpeg pulls (None for a pushed camera); may raise ValueError."""
         if self.kind != "pull":
             return None
         assert self.url is not None
-        return ffmpeg.open_hidden_input(self.url)
+        if self._pin_url is None:
+            return self.url
+        # a name's resolution may block: not on the event loop
+        return await asyncio.get_running_loop().run_in_executor(
+            None, self._pin_url, self.url, self._idle_runs)
+
+    def _failed_start(self, message: str) -> None:
+        """Log why a run could not start (its exit status is None: a failed start)."""
+        self.log.error("%s", message)
+        self.stderr.add(message)
 
     def _argv(self, run: RunInfo, list_fd: int, progress_fd: int,
               input_fd: int | None = None) -> list[str]:
