@@ -103,7 +103,7 @@ class Hub:
         self.taps: dict[str, live.LiveTap] = {}
         self.pulled: dict[str, Segmenter] = {}
         self._refused_pulls: dict[str, str] = {}  # camera -> URL refused as local (logged once)
-        self._tap_refused: set[str] = set()  # pulled cameras whose live view cannot open now
+        self._tap_refused: set[str] = set()  # cameras with no live view now (logged once)
         self._refusals: dict[str, str] = {}  # camera -> why it is not pulled (the admin page)
         self.connections: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
@@ -324,6 +324,7 @@ class Hub:
         segmenter = self._new_segmenter(name, location, "push", peer=request.peer)
         segmenter.machine.restarts = self.restart_counts.get(name, 0)
         segmenter.anchor = self._anchor(request)
+        segmenter.direct_expected = request.protocol.direct
         self.pushed[name] = segmenter  # claimed before the await: a racing twin gets 409
         try:
             # a camera an admin made a token for counts as known, whatever unknown_cameras says
@@ -847,6 +848,12 @@ class Hub:
         for name, segmenter in segmenters.items():
             tap = self.taps.get(name)
             if name in watched and (tap is None or not tap.alive):
+                if segmenter.direct_expected:  # the hub sees none of its bytes (protocol.md)
+                    if name not in self._tap_refused:
+                        logger.warning("%s: no live view: it sends with protocol version 3, "
+                                       "which the live view does not take yet", name)
+                    self._tap_refused.add(name)
+                    continue
                 url = await self._tap_url(name, segmenter)
                 if segmenter.kind == "pull" and url is None:
                     continue

@@ -458,6 +458,7 @@ class VideoWatchdog:
         self.counter = PayloadCounter()
         self._window_start = clock()
         self._base = 0  # counter.total when the window started
+        self._frames = self._delivered = 0  # observe(): the counts seen so far
 
     def restart(self) -> None:
         """Start the first window now."""
@@ -466,6 +467,18 @@ class VideoWatchdog:
     def feed(self, data: bytes) -> None:
         """Take relayed bytes."""
         self.counter.feed(data, enough=self._base + self.min_bytes)
+
+    def observe(self, received: int, delivered: int, frames: int) -> None:
+        """Take a direct stream's running counts (version 3: the hub sees no payload): bytes
+        the kernel received, bytes ffmpeg read, and video frames ffmpeg found.
+
+        Received bytes count once ffmpeg found a new frame in what it read, or while ffmpeg
+        read nothing (its read is held until a batch has come: direct.LOWAT_MAX). What ffmpeg
+        read without a frame in it (padding), or nothing at all, starves the window.
+        """
+        if frames > self._frames or delivered <= self._delivered:
+            self.counter.total = max(self.counter.total, received)
+        self._frames, self._delivered = max(frames, self._frames), max(delivered, self._delivered)
 
     def starved(self) -> str | None:
         """Say why the stream is stalled if a window ended short of video, else roll on."""

@@ -39,6 +39,11 @@ class ProtocolFields:
         return self.version >= 2
 
     @property
+    def direct(self) -> bool:
+        """Tell whether the edge's socket goes straight to ffmpeg (version 3, "direct")."""
+        return self.version >= 3
+
+    @property
     def backfill(self) -> bool:
         """Tell whether the request uploads spooled footage rather than the live stream."""
         return self.mode == "backfill"
@@ -57,16 +62,19 @@ def parse_fields(headers: Mapping[str, str], epoch: float | None) -> ProtocolFie
                             backfill_id=_backfill_id(headers.get("x-nvr-backfill-id"), mode),
                             spool_dropped=_spool_dropped(headers.get("x-nvr-spool-dropped"), mode))
     if version >= 2 and epoch is None:
-        raise IngestRejected(400, "X-NVR-Protocol: 2 needs X-NVR-Stream-Epoch (acks are in PTS)")
+        raise IngestRejected(400, f"X-NVR-Protocol: {version} needs X-NVR-Stream-Epoch (acks "
+                                  "are in PTS)")
+    if version >= 3 and mode != "live":
+        raise IngestRejected(400, "X-NVR-Protocol: 3 is for the live stream; back-fill with 2")
     return fields
 
 
 def _version(raw: str | None) -> int:
     if raw is None:
         return 1
-    if raw.strip() not in ("1", "2"):
+    if raw.strip() not in ("1", "2", "3"):
         raise IngestRejected(400, f"unsupported X-NVR-Protocol {raw.strip()[:20]!r}; this hub "
-                                  "speaks 1 and 2")
+                                  "speaks 1, 2 and 3")
     return int(raw.strip())
 
 

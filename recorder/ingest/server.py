@@ -7,6 +7,7 @@ once per batch tick and decoded by recorder.ingest.body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hmac
 import json
@@ -16,7 +17,7 @@ import os
 import ssl
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
@@ -26,6 +27,7 @@ from nvrlib.names import InvalidName, validate_camera_name
 from recorder.errors import IngestRejected
 from recorder.ingest import events, faces
 from recorder.ingest.body import BodyError, ChunkedDecoder, LengthDecoder
+from recorder.ingest.direct import DirectSocket
 from recorder.ingest.guard import (
     ConnectionGuard, IngestLimits, QuietLog, VideoWatchdog, deadline, quiet_accept_errors, source_of,
 )
@@ -43,6 +45,9 @@ SYNC_CHECK_BYTES = 3 * TS_PACKET
 READ_SIZE = 1024 * 1024
 MAX_BATCH_BYTES = 16 * READ_SIZE  # read per tick per connection (the rest waits for the next)
 BATCH_SECONDS = 0.5
+DIRECT_TICK_SECONDS = 2.0  # how often a version-3 stream's counters and watchdog are looked at
+DIRECT_UPGRADE = "nvr-mpegts/3"
+NOT_MPEGTS = "the body is not MPEG-TS (no 0x47 sync byte every 188 bytes)"
 MAX_HEAD_BYTES = 16 * 1024
 SEND_TIMEOUT = 5.0  # seconds for an answer to leave, at least
 MIN_SEND_RATE = 100_000  # bytes a second: a larger answer may take longer
@@ -73,6 +78,15 @@ class StreamEnding:
 
 class StreamSink(Protocol):
     """Where the body of an accepted request goes (a camera's segmenter)."""
+
+    direct_ended: asyncio.Event  # version 3: the ffmpeg that read the socket is done
+    stats: Any  # version 3: bytes_out, the video and sound ffmpeg wrote (the watchdog's count)
+
+    def attach_direct(self, direct: DirectSocket) -> None:
+        """Version 3: ffmpeg reads this socket itself from now on."""
+
+    def poll_direct(self) -> None:
+        """Version 3: refresh the byte counters and read batching from the kernel's."""
 
     async def feed(self, data: bytes) -> None:
         """Take MPEG-TS bytes."""
@@ -253,6 +267,9 @@ class IngestConnection:
             return
         head = parse_request_head(request, self.peer)
         self.handler.precheck(head)
+        if head.protocol.direct:
+            await self._serve_direct(request, head)
+            return
         if self.http.they_are_waiting_for_100_continue:
             await self._send(h11.InformationalResponse(status_code=100, headers=[]))
         first = await self._first_bytes(request)
@@ -284,6 +301,109 @@ class IngestConnection:
                     "bytes": self.handler.bytes_of(sink)}
             await self._respond(200, json.dumps(body) + "\n", "application/json")
 
+    # -- version 3: the socket goes to ffmpeg (docs/design/protocol.md, "Version 3") ----------
+
+    async def _serve_direct(self, request: h11.Request, head: IngestRequest) -> None:
+        """Switch protocols, check the first packets, then let ffmpeg read the socket."""
+        self._check_upgrade(request)
+        sock = self.writer.get_extra_info("socket")
+        await self._send_raw(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                             b"Upgrade: " + DIRECT_UPGRADE.encode() + b"\r\n\r\n")
+        with DirectSocket.take(sock) as direct:
+            await self._direct_stream(head, direct)
+
+    def _check_upgrade(self, request: h11.Request) -> None:
+        """Refuse a version-3 head that cannot switch (before the 101, as plain HTTP)."""
+        headers = {name.lower(): value for name, value in request.headers}
+        if self._tls:
+            raise IngestRejected(400, "X-NVR-Protocol: 3 needs a plain connection (over TLS, "
+                                      "use 2: ffmpeg cannot read TLS)")
+        if (headers.get(b"upgrade", b"").strip().lower() != DIRECT_UPGRADE.encode()
+                or b"upgrade" not in headers.get(b"connection", b"").lower()):
+            raise IngestRejected(400, f"X-NVR-Protocol: 3 needs Connection: Upgrade and "
+                                      f"Upgrade: {DIRECT_UPGRADE}")
+        self.writer.transport.pause_reading()  # type: ignore[attr-defined]
+        if self.http.trailing_data[0] or _buffered(self.reader):
+            # sent before our 101: the hub would have to copy it, and ffmpeg would miss it
+            raise IngestRejected(400, "send the stream after the hub's 101 Switching Protocols")
+
+    async def _direct_stream(self, head: IngestRequest, direct: DirectSocket) -> None:
+        try:
+            await self._direct_first_packets(direct)
+            sink = await self.handler.admit(head)
+        except IngestRejected as exc:
+            # after the 101 a refusal is a closing line, with the status a version-2 head gets
+            self.quiet(logging.WARNING, f"{self.source} {exc.status}",
+                       "ingest from %s rejected: %d %s", self.peer, exc.status, exc.reason)
+            with contextlib.suppress(OSError):
+                direct.send_line(encode_closed(f"{exc.status} {exc.reason}"))
+            return
+        acks = _DirectAckWriter(self, self.handler.progress_of(sink), direct)
+        ending = StreamEnding("connection_lost", "the connection ended unexpectedly")
+        restarted = _RestartWatch(acks, head.camera, self)
+        try:
+            await acks.start()
+            restarted.arm()
+            sink.attach_direct(direct)
+            ending = await self._direct_watch(sink, direct, head.camera)
+        except asyncio.CancelledError:
+            ending = restarted.ending() or StreamEnding("closed_by_hub")
+        finally:
+            await sink.finish()
+            self.handler.release(head.camera, sink, ending)
+        await acks.finish(ending, self.handler.segments_of(sink), self.handler.bytes_of(sink))
+
+    async def _direct_first_packets(self, direct: DirectSocket) -> None:
+        """Peek at the first packets (nothing is read): refuse a body that is not MPEG-TS."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.stall_timeout
+        while True:
+            data = direct.peek(SYNC_CHECK_BYTES)
+            if len(data) >= SYNC_CHECK_BYTES:
+                break
+            state = direct.peer_state() if not data else "open"
+            if state != "open" or loop.time() >= end:
+                raise IngestRejected(408 if state == "open" else 400,
+                                     "the stream ended or stalled before any MPEG-TS packet")
+            await asyncio.sleep(0.05)  # a socket the hub does not read gives it no wake-up
+        if not looks_like_mpegts(data):
+            raise IngestRejected(415, NOT_MPEGTS)
+
+    async def _direct_watch(self, sink: StreamSink, direct: DirectSocket,
+                            camera: str) -> StreamEnding:
+        """Look at the stream once a tick until its ffmpeg ends or the edge starves it."""
+        loop = asyncio.get_running_loop()
+        self.watchdog.restart()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(batch_delay(loop.time(), DIRECT_TICK_SECONDS)):
+                    await sink.direct_ended.wait()
+                return self._direct_ending(direct, camera)
+            sink.poll_direct()
+            self.watchdog.observe(direct.received(), direct.delivered(), sink.stats.frames)
+            starved = self.watchdog.starved()
+            if starved:
+                self.log.warning("%s: edge %s %s", camera, self.peer, starved)
+                return StreamEnding("stalled", f"the edge {starved}")
+
+    def _direct_ending(self, direct: DirectSocket, camera: str) -> StreamEnding:
+        """Why a direct stream's ffmpeg ended, from the socket's state."""
+        state = direct.peer_state()
+        if state == "open":  # ffmpeg ended on its own or by a restart: the request is over
+            return StreamEnding("restarted", "the recorder restarted")
+        if state == "reset":
+            self.log.warning("%s: edge %s reset the connection", camera, self.peer)
+            return StreamEnding("connection_lost", "the edge reset the connection")
+        # A half-close is version 3's end of stream: ffmpeg read every byte before it. (An
+        # edge killed with nothing unread sends the same FIN: TCP cannot tell them apart.)
+        self.log.info("%s: edge %s ended its stream", camera, self.peer)
+        return StreamEnding("clean_shutdown", "the edge ended its stream")
+
+    async def _send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await self.writer.drain()
+
     async def _serve_json(self, request: h11.Request, camera: str, route: str) -> None:
         headers = {name.decode("latin-1").lower(): value.decode("latin-1")
                    for name, value in request.headers}
@@ -311,7 +431,7 @@ class IngestConnection:
                 if len(buffered) < SYNC_CHECK_BYTES and (self._decoder.ended or self._eof):
                     raise IngestRejected(400, "the body ended before any MPEG-TS packet")
         if not looks_like_mpegts(buffered):
-            raise IngestRejected(415, "the body is not MPEG-TS (no 0x47 sync byte every 188 bytes)")
+            raise IngestRejected(415, NOT_MPEGTS)
         return buffered
 
     async def _relay(self, sink: StreamSink, camera: str, first: bytes) -> StreamEnding:
@@ -576,6 +696,29 @@ class _AckWriter:
             self.broken = True
             self.connection.log.info("acks to %s stopped: %s", self.connection.peer,
                                      exc or type(exc).__name__)
+
+
+class _DirectAckWriter(_AckWriter):
+    """A version-3 request's acks: bare ndjson lines after the 101, sent without waiting."""
+
+    def __init__(self, connection: IngestConnection, progress: DurableProgress,
+                 direct: DirectSocket) -> None:
+        super().__init__(connection, progress)
+        self.direct = direct
+
+    async def start(self) -> None:
+        """Start sending acks (the 101 was the answer)."""
+        self.task = asyncio.create_task(self._acks())
+
+    async def _send(self, event: h11.Event) -> None:
+        if self.broken or not isinstance(event, h11.Data):
+            return
+        try:
+            # never waits: with the peer's window full, the newest ack replaces an unsent one
+            self.direct.send_line(bytes(event.data))
+        except OSError as exc:
+            self.broken = True
+            self.connection.log.info("acks to %s stopped: %s", self.connection.peer, exc)
 
 
 async def start_server(handler: IngestHandler, host: str, port: int, stall_timeout: float,

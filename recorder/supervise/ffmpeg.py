@@ -205,7 +205,8 @@ def pull_segmenter_argv(input_fd: int, pattern: Path, segment_seconds: float, li
     ]
 
 
-def with_parent_death_signal(argv: list[str], fed_by_hub: bool = False) -> list[str]:
+def with_parent_death_signal(argv: list[str], fed_by_hub: bool = False,
+                             direct: bool = False) -> list[str]:
     """Prefix argv so the child gets SIGTERM if the hub dies (Linux setpriv).
 
     An ffmpeg the hub feeds on stdin needs no signal: when the hub dies its stdin ends, and
@@ -213,12 +214,15 @@ def with_parent_death_signal(argv: list[str], fed_by_hub: bool = False) -> list[
     harm there: Linux sends it again each time the child passes to another of the dying
     hub's threads, and at its second signal ffmpeg aborts its writes and loses what it had
     buffered (often the whole open segment). Pulled cameras read the network, which never
-    ends by itself, so they keep the signal.
+    ends by itself, so they keep the signal. So does a ``direct`` (version-3) ffmpeg, which
+    reads the edge's socket: it gets SIGKILL, since a SIGTERM would wait for the edge's next
+    bytes; its open segment stays in .incoming, and the next start cuts it back to its last
+    whole frame (recording.md, "Cut a torn segment back").
     """
     setpriv = shutil.which("setpriv")
-    if setpriv is None or fed_by_hub:
+    if setpriv is None or (fed_by_hub and not direct):
         return argv
-    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
+    return [setpriv, "--pdeathsig", "KILL" if direct else "TERM", "--", *argv]
 
 
 class StderrRing:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Protocol
 
 from nvrlib.catalog.models import utcnow
 from recorder.store.catalog import Catalog, FinishedSegment, RunInfo
@@ -41,6 +42,37 @@ START_WAIT_SECONDS = 10.0
 # How far below the first keyframe ffmpeg's shifted timeline starts: room for B-frames and audio
 # a little behind it, and never past one segment (or the muxer would cut twice).
 PTS_MARGIN_SECONDS = 1.0
+DIRECT_PEEK_SECONDS = 0.05  # how often a direct stream's first bytes are looked at for a keyframe
+# A direct run's ffmpeg sleeps in read() and SIGTERM does not wake it (its handler restarts the
+# read): the edge's next bytes do, and ffmpeg stops at a packet boundary after a read or two
+# (0.4-0.9 s measured with a batch every 0.5 s). A silent edge's socket is shut for reading
+# after this long instead (ffmpeg then ends at whatever came last, maybe inside a frame).
+DIRECT_STOP_GRACE_SECONDS = 3.0
+
+
+class DirectInput(Protocol):
+    """A version-3 stream's socket, read by ffmpeg itself (recorder.ingest.direct.DirectSocket)."""
+
+    def peek(self) -> bytes:
+        """What arrived and is not read yet, left in place."""
+
+    def discard(self, count: int) -> int:
+        """Read and forget the first ``count`` bytes."""
+
+    def hand_over(self) -> int:
+        """Make the socket ready for ffmpeg's reads; return its descriptor."""
+
+    def received(self) -> int:
+        """Bytes of the stream the kernel received."""
+
+    def delivered(self) -> int:
+        """Bytes of the stream read (by ffmpeg, or skipped before it started)."""
+
+    def set_rate(self, bytes_per_second: float) -> None:
+        """Let ffmpeg's reads wait for a batch of a stream this fast."""
+
+    def end_input(self) -> None:
+        """Make ffmpeg see the end of its input once it read what is queued."""
 
 
 @dataclasses.dataclass
@@ -109,6 +141,12 @@ class Segmenter:
         self._run: RunInfo | None = None  # the run whose row is open in the catalog
         self._audio_codec: str | None = None  # what an earlier run's first segment showed
         self._catalog_jobs: set[asyncio.Future[object]] = set()
+        # protocol version 3: ffmpeg reads the edge's socket itself, once (attach_direct)
+        self.direct: DirectInput | None = None
+        self.direct_expected = False  # set by the hub before start() for a version-3 request
+        self.direct_ended = asyncio.Event()  # that one ffmpeg run is over
+        self._rate_mark: tuple[float, int] | None = None
+        self._terminated: asyncio.subprocess.Process | None = None  # _stop_direct's ffmpeg
 
     # -- public API -------------------------------------------------------------------------
 
@@ -127,6 +165,25 @@ class Segmenter:
         if self._run is not None and self._run.audio_codec is not None:
             self._audio_codec = self._run.audio_codec  # kept for the runs after this one
         return self._audio_codec
+
+    def attach_direct(self, direct: DirectInput) -> None:
+        """Give this (pushed) camera's ffmpeg the edge's socket as its input (version 3)."""
+        self.direct = direct
+        self._input_seen.set()
+
+    def poll_direct(self) -> None:
+        """Update a direct stream's byte counters and its read batching from the kernel's."""
+        if self.direct is None:
+            return
+        now, received = time.monotonic(), self.direct.received()
+        if received > (self._rate_mark[1] if self._rate_mark else 0):
+            self.stats.last_data_at = now
+        self.stats.bytes_in = self.direct.delivered()
+        if self._rate_mark is not None and now - self._rate_mark[0] >= 1.9:
+            self.direct.set_rate((received - self._rate_mark[1]) / (now - self._rate_mark[0]))
+            self._rate_mark = (now, received)
+        elif self._rate_mark is None:
+            self._rate_mark = (now, received)
 
     async def feed(self, data: bytes) -> None:
         """Pass MPEG-TS bytes to ffmpeg; buffer them (bounded) while it restarts."""
@@ -151,11 +208,16 @@ class Segmenter:
         self._input_closed = True
         self._input_seen.set()
         proc = self._proc
-        if proc is not None and proc.stdin is not None and not self._pending:
+        if self.direct is not None:
+            if proc is not None and proc.returncode is None:
+                self.machine.stopping()
+                self._stop_direct()
+        elif proc is not None and proc.stdin is not None and not self._pending:
             self.machine.stopping()
             proc.stdin.close()
         self._wake.set()
         await self._wait_bounded()
+        self.poll_direct()
 
     async def stop(self) -> None:
         """Stop ffmpeg cleanly (the open segment is finished) and wait for the catalog."""
@@ -164,7 +226,7 @@ class Segmenter:
         self._input_seen.set()
         if self._proc is not None and self._proc.returncode is None:
             self.machine.stopping()
-            self._signal(signal.SIGTERM)
+            self._terminate()
         await self._wait_bounded()
 
     async def _wait_bounded(self) -> None:
@@ -184,7 +246,7 @@ class Segmenter:
         """Restart ffmpeg now (its open segment is finished first), without back-off."""
         if self._proc is not None and self._proc.returncode is None:
             self._restart_requested = True
-            self._signal(signal.SIGTERM)
+            self._terminate()  # a direct request ends with its ffmpeg: the edge reconnects
         else:
             self._wake.set()  # cut a back-off or a FAILED wait short
 
@@ -238,6 +300,11 @@ class Segmenter:
     async def _cycle(self) -> float | None:
         """Run ffmpeg once; return the delay before the next run, or None to end supervision."""
         returncode, run = await self._one_run()
+        if self.direct is not None:  # its socket is spent: one run per direct request
+            if returncode == 0 and not self._restart_requested:
+                self.machine.stopping()  # ffmpeg read the end of the stream: a normal end
+            self._input_closed = True
+            self.direct_ended.set()
         delay = self.machine.exited(returncode, made_progress=run.entries > 0)
         self._idle_runs = 0 if run.entries else self._idle_runs + 1
         await self._end_run(run.run_id, returncode)
@@ -285,6 +352,9 @@ class Segmenter:
 
     async def _one_run(self) -> tuple[int | None, RunInfo]:
         run = self._new_run(await self._pts_offset())
+        if self.direct_expected and (self.direct is None or self._input_closed
+                                     or self._stop.is_set()):
+            return 0, run  # the request ended before its first keyframe: nothing to record
         await self._run_in_catalog(self.catalog.start_run, run, self.kind, self.peer)
         self._run = run
         self.machine.starting()
@@ -305,8 +375,9 @@ class Segmenter:
             fds += child_fds[2:]
             argv = self._argv(run, write_fd, progress_write, input_fd)
             self._proc = await asyncio.create_subprocess_exec(
-                *ffmpeg.with_parent_death_signal(argv, fed_by_hub=self.kind != "pull"),
-                stdin=asyncio.subprocess.PIPE if self.kind != "pull" else asyncio.subprocess.DEVNULL,
+                *ffmpeg.with_parent_death_signal(argv, fed_by_hub=self.kind != "pull",
+                                                 direct=self.direct is not None),
+                stdin=self._stdin(),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
                 pass_fds=child_fds, start_new_session=True)
         except (OSError, ffmpeg.UnsafeUrl) as exc:
@@ -324,17 +395,28 @@ class Segmenter:
             self._signal(signal.SIGTERM)
         return await self._watch(self._proc, run, read_fd, progress_read), run
 
+    def _stdin(self) -> int:
+        if self.kind == "pull":
+            return asyncio.subprocess.DEVNULL
+        if self.direct is not None:
+            return self.direct.hand_over()
+        return asyncio.subprocess.PIPE
+
     async def _pts_offset(self) -> float:
         """Seconds to shift this run's timeline back by, so that its first keyframe is near 0."""
         if self.kind != "push":
             return 0.0  # ffmpeg starts each RTSP session's clock at 0
-        finder = await self._find_start()
+        finder = await (self._find_direct_start() if self.direct_expected
+                        else self._find_start())
         if finder.start is not None:
             # start the new ffmpeg at that PAT: what came before it is frames ffmpeg would drop
             # and audio that would land before the shifted 0
             if finder.first_pts is not None and finder.first_pts != finder.start.pts:
                 self._skipped(finder.first_pts, finder.start.pts)
-            self._drop_pending_head(finder.start.offset)
+            if self.direct is not None:
+                self.direct.discard(finder.start.offset)
+            else:
+                self._drop_pending_head(finder.start.offset)
             ticks: int | None = finder.start.pts
         else:
             ticks = finder.first_pts
@@ -372,6 +454,27 @@ class Segmenter:
                     or (remaining is not None and remaining <= 0)):
                 return finder
             await within(self._input_seen.wait(), remaining)
+
+    async def _find_direct_start(self) -> pts.StartFinder:
+        """As _find_start, on the bytes waiting in a direct stream's socket (peeked, not read)."""
+        # The hub gets no wake-up for a socket it does not read: it looks a few times a
+        # second, for about a GOP, once per request.
+        while self.direct is None and not (self._stop.is_set() or self._input_closed):
+            self._input_seen.clear()
+            await self._input_seen.wait()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_WAIT_SECONDS
+        finder, scanned = pts.StartFinder(), 0
+        while self.direct is not None:
+            data = self.direct.peek()
+            if len(data) > scanned:
+                finder.feed(data[scanned:])
+                scanned = len(data)
+            if (finder.start is not None or finder.searched() >= KEYFRAME_SEARCH_SECONDS
+                    or self._stop.is_set() or self._input_closed or loop.time() >= deadline):
+                break
+            await within(self._stop.wait(), DIRECT_PEEK_SECONDS)
+        return finder
 
     def _skipped(self, first_pts: int, start_pts: int) -> None:
         what = (f"{pts.seconds((start_pts - first_pts) % pts.PTS_WRAP):.2f} s of video before "
@@ -551,6 +654,25 @@ class Segmenter:
                 self._proc.send_signal(signum)
             except ProcessLookupError:
                 pass
+
+    def _terminate(self) -> None:
+        if self.direct is not None:
+            self._stop_direct()
+        else:
+            self._signal(signal.SIGTERM)
+
+    def _stop_direct(self) -> None:
+        """SIGTERM a direct run's ffmpeg once; shut its socket for reading if it still sleeps.
+
+        Once: ffmpeg stops between two packets after its next read. A second SIGTERM makes it
+        abort that read, and its demuxer then writes out the frame it was in, torn.
+        """
+        if self.direct is None or self._proc is None or self._terminated is self._proc:
+            return
+        self._terminated = self._proc
+        self._signal(signal.SIGTERM)
+        self.direct.set_rate(0)  # its next read returns with whatever came: no batch to wait for
+        asyncio.get_running_loop().call_later(DIRECT_STOP_GRACE_SECONDS, self.direct.end_input)
 
     def _log_exit(self, returncode: int | None, then: str) -> None:
         tail = "\n    ".join(self.stderr.tail(8))

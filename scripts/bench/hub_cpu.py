@@ -30,6 +30,9 @@ The hub's own motion detection (issue 11: keyframes of stock pushers' segments d
 hub) is turned off unless --hub-motion: it is a feature of its own, measured by
 scripts/bench/hub_motion.py, not the cost of recording that this benchmark compares with ffmpeg.
 
+With --pusher mux --protocol 3 the streams are version-3 requests (docs/design/protocol.md): the
+hub hands each socket to its ffmpeg, and its byte counters come from the kernel (TCP_INFO).
+
 Usage: .venv/bin/python scripts/bench/hub_cpu.py [--streams 4,16,64] [--seconds 30] [--warmup 5]
        .venv/bin/python scripts/bench/hub_cpu.py --streams 256 --pusher mux --no-bare --input-seconds 150
 """
@@ -509,7 +512,8 @@ class Bench:
                     pushers.append(self.procs.spawn(
                         [sys.executable, str(Path(__file__).with_name("mux_pusher.py")),
                          "--port", str(port), "--streams", str(streams), "--input",
-                         str(self.source), "--progress-dir", str(progress)],
+                         str(self.source), "--progress-dir", str(progress),
+                         "--protocol", str(self.args.protocol)],
                         stdout=subprocess.DEVNULL, stderr=log))
             for k in range(streams if self.args.pusher == "ffmpeg" else 0):
                 with open(progress / f"bench{k}.log", "wb") as log:
@@ -789,6 +793,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="ffmpeg: one stock `ffmpeg -re` per stream (default); mux: one "
                         "mux_pusher.py for all (light, for 256 streams; the input is not looped, "
                         "so give --input-seconds longer than the run)")
+    p.add_argument("--protocol", type=int, choices=(1, 3), default=1,
+                   help="with --pusher mux: 1 chunked POSTs (relayed by the hub), 3 version-3 "
+                        "requests (the hub hands each socket to its ffmpeg)")
     p.add_argument("--no-bare", action="store_true",
                    help="measure only the hub (no bare-pipe and bare-file baselines)")
     p.add_argument("--hub-motion", action="store_true",

@@ -14,7 +14,13 @@ progress=end), which is what hub_cpu.py checks against what the hub received and
 While running it rewrites those files every second (progress=continue), for the realtime%
 column.
 
+With --protocol 3 each stream is instead a version-3 request (docs/design/protocol.md): the
+head asks to switch protocols, the raw MPEG-TS follows the hub's 101 (no chunk framing), the
+hub's ack lines are read until it closes, and the end is a half-close (the hub's ffmpeg reads
+the socket itself).
+
 Usage: mux_pusher.py --port P --streams N --input in.ts --progress-dir DIR [--prefix bench]
+                     [--protocol 1|3]
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ from recorder.supervise import pts  # noqa: E402  (after the path set-up)
 
 TS_PACKET = 188
 TICK = 0.040
+# A version-3 sender batches: the hub's ffmpeg reads its socket itself and wakes once per batch
+# (docs/design/protocol.md, "Version 3"), where a frame at a time would wake it four times as often.
+DIRECT_BATCH = 0.5
 PROGRESS_EVERY = 1.0
 
 
@@ -56,6 +65,7 @@ class Timeline:
         if not self.offsets:
             raise SystemExit("the input has no video PES with a PTS")
         self.size = len(data)
+        self.first_pts = pts.seconds(first or 0)
 
     def offset_at(self, media_seconds: float) -> int:
         """The byte offset up to which the frames due by ``media_seconds`` lie."""
@@ -74,13 +84,27 @@ class Timeline:
 class Stream:
     """One camera's connection and how far it got."""
 
-    def __init__(self, name: str, port: int) -> None:
+    def __init__(self, name: str, port: int, protocol: int = 1, epoch: float = 0.0) -> None:
         self.name = name
+        self.raw = protocol == 3
         self.sock = socket.create_connection(("127.0.0.1", port))
+        head = f"POST /ingest/v1/{name} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        if self.raw:  # switch protocols first: the body may only follow the hub's 101
+            self.sock.sendall((head + f"X-NVR-Protocol: 3\r\nX-NVR-Stream-Epoch: {epoch:.6f}\r\n"
+                               "Connection: Upgrade\r\nUpgrade: nvr-mpegts/3\r\n\r\n").encode())
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            if not answer.startswith(b"HTTP/1.1 101"):
+                raise SystemExit(f"{name}: the hub did not switch: {answer[:200]!r}")
+            head = ""
+        else:
+            head += "Content-Type: video/mp2t\r\nTransfer-Encoding: chunked\r\n\r\n"
         self.sock.setblocking(False)
-        head = (f"POST /ingest/v1/{name} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                "Content-Type: video/mp2t\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
-        self.out = bytearray(head)  # bytes waiting for the socket
+        self.out = bytearray(head.encode())  # bytes waiting for the socket
         self.sent = 0  # body bytes queued so far (offset in the file)
         self.media = 0.0
         self.answer = b""
@@ -88,7 +112,9 @@ class Stream:
 
     def queue(self, data: bytes | memoryview) -> None:
         """Queue one chunk of the body."""
-        if data:
+        if data and self.raw:
+            self.out += data
+        elif data:
             self.out += f"{len(data):x}\r\n".encode() + bytes(data) + b"\r\n"
 
     def flush(self) -> None:
@@ -108,6 +134,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--input", type=Path, required=True)
     p.add_argument("--progress-dir", type=Path, required=True)
     p.add_argument("--prefix", default="bench")
+    p.add_argument("--protocol", type=int, choices=(1, 3), default=1,
+                   help="1: chunked POST (as stock ffmpeg); 3: switch protocols, raw MPEG-TS")
     args = p.parse_args(argv)
     data = args.input.read_bytes()
     timeline = Timeline(data)
@@ -115,9 +143,12 @@ def main(argv: list[str]) -> int:
     stopping = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.append(True))
-    streams = [Stream(f"{args.prefix}{k}", args.port) for k in range(args.streams)]
+    epoch = time.time() - timeline.first_pts  # the wall time of PTS 0, as an edge sends it
+    streams = [Stream(f"{args.prefix}{k}", args.port, args.protocol, epoch)
+               for k in range(args.streams)]
     started = time.monotonic()
     next_progress = started
+    period = DIRECT_BATCH if args.protocol == 3 else TICK
     while not stopping:
         now = time.monotonic()
         due = timeline.offset_at(now - started)
@@ -133,7 +164,7 @@ def main(argv: list[str]) -> int:
         if due >= timeline.size:
             print("mux_pusher: the input ended; give a longer one", file=sys.stderr)
             break
-        time.sleep(max(0.0, TICK - (time.monotonic() - now)))
+        time.sleep(max(0.0, period - (time.monotonic() - now)))
     finish(streams, timeline, view)
     write_progress(args.progress_dir, streams, timeline, final=True)
     return 0
@@ -145,7 +176,8 @@ def finish(streams: list[Stream], timeline: Timeline, view: memoryview) -> None:
         end, stream.media = timeline.boundary_after(stream.sent)
         stream.queue(view[stream.sent:end])
         stream.sent = end
-        stream.out += b"0\r\n\r\n"
+        if not stream.raw:
+            stream.out += b"0\r\n\r\n"
     deadline = time.monotonic() + 60
     with selectors.DefaultSelector() as selector:
         for stream in streams:
@@ -157,6 +189,8 @@ def finish(streams: list[Stream], timeline: Timeline, view: memoryview) -> None:
                 if events & selectors.EVENT_WRITE:
                     stream.flush()
                     if not stream.out:
+                        if stream.raw:  # the end of a version-3 stream: a half-close
+                            stream.sock.shutdown(socket.SHUT_WR)
                         selector.modify(stream.sock, selectors.EVENT_READ, stream)
                 if events & selectors.EVENT_READ:
                     try:
@@ -176,7 +210,9 @@ def finish(streams: list[Stream], timeline: Timeline, view: memoryview) -> None:
 def write_progress(folder: Path, streams: list[Stream], timeline: Timeline, final: bool) -> None:
     """Write one -progress style block per stream (what hub_cpu.py reads)."""
     for stream in streams:
-        ok = final and stream.closed and stream.answer.startswith(b"HTTP/1.1 200")
+        answered = (b'"durable_pts"' in stream.answer if stream.raw
+                    else stream.answer.startswith(b"HTTP/1.1 200"))
+        ok = final and stream.closed and answered
         state = "end" if ok else ("failed" if final else "continue")
         (folder / f"{stream.name}.txt").write_text(
             f"total_size={stream.sent}\nout_time_us={round(stream.media * 1e6)}\n"

@@ -51,6 +51,16 @@ def expected_ack(hub, row, epoch: float) -> float:
     return last_frame + TICK
 
 
+def assert_acks_are_segment_ends(hub, rows, epoch: float, acks: list[float],
+                                 last: float | None) -> None:
+    """Acks never go back, each is exactly the end of a cataloged segment, the last the last's."""
+    assert acks == sorted(acks), "durable_pts must never go back"
+    expected = [expected_ack(hub, row, epoch) for row in rows]
+    for value in acks:
+        assert min(abs(value - e) for e in expected) < 5e-6, (value, expected)
+    assert last is not None and abs(last - expected[-1]) < 5e-6
+
+
 def push_v2(hub, camera: str, data: bytes, epoch: float, rate: float | None = None,
             **kwargs) -> AckClient:
     """Upload ``data`` as one v2 request and wait for the end of its ack stream."""
@@ -83,12 +93,7 @@ def test_live_v2_acks_match_the_catalog_and_v1_still_works(hub_factory, clip):
     rows = segments(hub.db_path, "porch")
     assert last.segments == len(rows) >= 5
     assert last.size == len(clip)
-    acks = client.durable()
-    assert acks == sorted(acks), "durable_pts must never go back"
-    expected = [expected_ack(hub, row, epoch) for row in rows]
-    for value in acks:  # each ack is exactly the end of one cataloged segment
-        assert min(abs(value - e) for e in expected) < 5e-6, (value, expected)
-    assert abs(last.durable_pts - expected[-1]) < 5e-6
+    assert_acks_are_segment_ends(hub, rows, epoch, client.durable(), last.durable_pts)
     wait_for(lambda: segments(hub.db_path, "stock"), 15, "the stock pusher's footage")
     assert hub.stop() == 0, hub.output[-3000:]
     assert not any(r.backfilled for r in segments(hub.db_path))

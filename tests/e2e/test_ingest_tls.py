@@ -8,6 +8,7 @@ import sqlite3
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +113,19 @@ def test_stock_ffmpeg_pushes_over_https(hub: Hub, certificate, exe):
         assert pusher.proc.wait(40) == 0, pusher.output
     wait_for(lambda: sum(r.duration for r in segments(hub.db_path, camera)) >= 2.5, 15,
              "the whole clip cataloged")
+
+
+def test_version_3_is_refused_over_tls(hub: Hub):
+    # ffmpeg cannot read a TLS socket: a direct (version 3) head gets a clear 400
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as raw, \
+            context.wrap_socket(raw) as tls:
+        tls.sendall(f"POST /ingest/v1/direct HTTP/1.1\r\nHost: hub\r\nX-NVR-Protocol: 3\r\n"
+                    f"X-NVR-Stream-Epoch: {time.time():.3f}\r\nConnection: Upgrade\r\n"
+                    f"Upgrade: nvr-mpegts/3\r\n\r\n".encode())
+        answer = b""
+        while chunk := tls.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert b"plain connection" in answer

@@ -110,8 +110,10 @@ def test_a_head_without_v2_fields_is_version_1_live():
 
 
 @pytest.mark.parametrize("headers,needle", [
-    ({"x-nvr-protocol": "3"}, "X-NVR-Protocol"),
+    ({"x-nvr-protocol": "4"}, "X-NVR-Protocol"),
     ({"x-nvr-protocol": "two"}, "X-NVR-Protocol"),
+    ({"x-nvr-mode": "backfill", "x-nvr-protocol": "3", "x-nvr-backfill-id": "b1"},
+     "back-fill with 2"),
     ({"x-nvr-mode": "replay", "x-nvr-protocol": "2"}, "X-NVR-Mode"),
     ({"x-nvr-mode": "backfill"}, "X-NVR-Protocol: 2"),
     ({"x-nvr-mode": "backfill", "x-nvr-protocol": "2"}, "X-NVR-Backfill-Id"),
@@ -133,10 +135,18 @@ def test_bad_v2_heads_get_a_400_naming_the_header(headers, needle):
     assert caught.value.status == 400 and needle in caught.value.reason
 
 
-def test_v2_needs_a_stream_epoch_because_acks_are_in_pts():
+@pytest.mark.parametrize("version", ["2", "3"])
+def test_v2_and_v3_need_a_stream_epoch_because_acks_are_in_pts(version):
     with pytest.raises(IngestRejected) as caught:
-        parse_fields({"x-nvr-protocol": "2"}, None)
+        parse_fields({"x-nvr-protocol": version}, None)
     assert caught.value.status == 400 and "X-NVR-Stream-Epoch" in caught.value.reason
+
+
+def test_a_v3_head_is_a_direct_live_request_with_acks():
+    fields = parse_fields({"x-nvr-protocol": "3", "x-nvr-spool": "1"}, EPOCH)
+    assert (fields.version, fields.direct, fields.acks, fields.backfill, fields.spool) == (
+        3, True, True, False, True)
+    assert not parse_fields({"x-nvr-protocol": "2"}, EPOCH).direct
 
 
 @given(st.binary(max_size=40) | st.text(max_size=40).map(str.encode))
