@@ -137,7 +137,10 @@ def test_video_file_plays_once_in_real_time_and_ends(video_file: Path) -> None:
     assert len(frames) == VIDEO_FRAMES
     assert all(f.image.shape == (120, 160, 3) for f in frames)
     elapsed = frames[-1].monotonic - frames[0].monotonic
-    assert elapsed == pytest.approx((VIDEO_FRAMES - 1) / VIDEO_FPS, abs=0.15)
+    # in real time: never faster than the file's rate; later only by how late a loaded machine
+    # wakes the reader (2.20 s against 1.93 s once, in a full suite run on 2 cores)
+    real_time = (VIDEO_FRAMES - 1) / VIDEO_FPS
+    assert real_time - 0.15 <= elapsed < real_time + 1.0, elapsed
     assert abs(frames[0].wall - time.time()) < 5
 
 
