@@ -20,7 +20,7 @@ hub's ack lines are read until it closes, and the end is a half-close (the hub's
 the socket itself).
 
 Usage: mux_pusher.py --port P --streams N --input in.ts --progress-dir DIR [--prefix bench]
-                     [--protocol 1|3]
+                     [--protocol 1|3] [--token-file FILE]
 """
 
 from __future__ import annotations
@@ -84,11 +84,14 @@ class Timeline:
 class Stream:
     """One camera's connection and how far it got."""
 
-    def __init__(self, name: str, port: int, protocol: int = 1, epoch: float = 0.0) -> None:
+    def __init__(self, name: str, port: int, protocol: int = 1, epoch: float = 0.0,
+                 token: str | None = None) -> None:
         self.name = name
         self.raw = protocol == 3
         self.sock = socket.create_connection(("127.0.0.1", port))
         head = f"POST /ingest/v1/{name} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        if token:
+            head += f"Authorization: Bearer {token}\r\n"
         if self.raw:  # switch protocols first: the body may only follow the hub's 101
             self.sock.sendall((head + f"X-NVR-Protocol: 3\r\nX-NVR-Stream-Epoch: {epoch:.6f}\r\n"
                                "Connection: Upgrade\r\nUpgrade: nvr-mpegts/3\r\n\r\n").encode())
@@ -134,6 +137,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--input", type=Path, required=True)
     p.add_argument("--progress-dir", type=Path, required=True)
     p.add_argument("--prefix", default="bench")
+    p.add_argument("--token-file", type=Path, help="a file holding the hub's ingest token")
     p.add_argument("--protocol", type=int, choices=(1, 3), default=1,
                    help="1: chunked POST (as stock ffmpeg); 3: switch protocols, raw MPEG-TS")
     args = p.parse_args(argv)
@@ -144,7 +148,8 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.append(True))
     epoch = time.time() - timeline.first_pts  # the wall time of PTS 0, as an edge sends it
-    streams = [Stream(f"{args.prefix}{k}", args.port, args.protocol, epoch)
+    token = args.token_file.read_text("utf-8").strip() if args.token_file else None
+    streams = [Stream(f"{args.prefix}{k}", args.port, args.protocol, epoch, token)
                for k in range(args.streams)]
     started = time.monotonic()
     next_progress = started
