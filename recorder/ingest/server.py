@@ -80,7 +80,7 @@ class StreamSink(Protocol):
     """Where the body of an accepted request goes (a camera's segmenter)."""
 
     direct_ended: asyncio.Event  # version 3: the ffmpeg that read the socket is done
-    stats: Any  # version 3: bytes_out, the video and sound ffmpeg wrote (the watchdog's count)
+    stats: Any  # version 3: frames, the video frames ffmpeg found (for the watchdog)
 
     def attach_direct(self, direct: DirectSocket) -> None:
         """Version 3: ffmpeg reads this socket itself from now on."""
@@ -307,8 +307,11 @@ class IngestConnection:
         """Switch protocols, check the first packets, then let ffmpeg read the socket."""
         self._check_upgrade(request)
         sock = self.writer.get_extra_info("socket")
-        await self._send_raw(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
-                             b"Upgrade: " + DIRECT_UPGRADE.encode() + b"\r\n\r\n")
+        try:
+            await self._send_raw(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                                 b"Upgrade: " + DIRECT_UPGRADE.encode() + b"\r\n\r\n")
+        except (ConnectionError, TimeoutError):
+            return  # the peer went away (or reads nothing) before the stream began
         with DirectSocket.take(sock) as direct:
             await self._direct_stream(head, direct)
 
