@@ -39,19 +39,18 @@ TS_PACKET = 188
 # the receive buffer, so that a stream that does not start at a keyframe can be peeked at up to
 # its first one (Linux's default window stays at 128 KiB while nothing is read: a GOP is larger)
 PEEK_BUFFER_BYTES = 2 * 1024 * 1024
-PEEK_MAX_BYTES = PEEK_BUFFER_BYTES
 
 
 class DirectSocket:
     """The hub's own handle on a version-3 stream's socket (a duplicate of the server's)."""
 
-    def __init__(self, sock: socket.socket, head_bytes: int) -> None:
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self._head = head_bytes  # bytes of the connection the hub read itself (the request head)
+        # bytes of the connection the hub read itself (the request head): not the stream's
+        self._head = self._received_total() - self.queued()
         self._begun = b""  # the rest of a line the peer's window took only part of
         self._waiting: bytes | None = None  # the newest line, not begun yet
         self._lowat = 1
-        self._discarded = 0
 
     @classmethod
     def take(cls, server_sock: socket.socket) -> DirectSocket:
@@ -60,9 +59,7 @@ class DirectSocket:
         duplicate.setblocking(False)
         with contextlib.suppress(OSError):  # a bigger window to peek for the first keyframe in
             duplicate.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, PEEK_BUFFER_BYTES)
-        direct = cls(duplicate, 0)
-        direct._head = direct._received_total() - direct.queued()
-        return direct
+        return cls(duplicate)
 
     def fileno(self) -> int:
         """The descriptor ffmpeg gets as its stdin (see hand_over)."""
@@ -70,7 +67,7 @@ class DirectSocket:
 
     # -- before ffmpeg reads ---------------------------------------------------------------
 
-    def peek(self, size: int = PEEK_MAX_BYTES) -> bytes:
+    def peek(self, size: int = PEEK_BUFFER_BYTES) -> bytes:
         """What has arrived and is not read yet, without taking it (b"" if nothing)."""
         try:
             return self.sock.recv(size, socket.MSG_PEEK | socket.MSG_DONTWAIT)
@@ -90,7 +87,6 @@ class DirectSocket:
             if not data:
                 break
             gone += len(data)
-        self._discarded += gone
         return gone
 
     def hand_over(self) -> int:
