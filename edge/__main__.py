@@ -71,7 +71,7 @@ def open_spools(config: EdgeConfig) -> list[Spool | None]:
 def run(config: EdgeConfig, stop: threading.Event) -> int:
     """Run every camera until ``stop`` or until all end; return the process exit code."""
     hub = HubAddress(config.hub_host, config.hub_port, config.token, config.location,
-                     tls=config.tls)
+                     tls=config.tls, protocol=config.protocol)
     try:
         spools = open_spools(config)
     except SpoolError as exc:

@@ -83,6 +83,7 @@ class EdgeConfig:
     spool_bytes: int = 4_000_000_000  # for all cameras together
     backfill_rate: int = 4_000_000  # bits per second, per camera
     tls: TlsSettings | None = None  # None: plain TCP to the hub
+    protocol: int = 3  # the live stream's ingest protocol (edge.uplink.HubAddress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     trust.add_argument("--pin", metavar="sha256:HEX",
                        help="trust only the hub certificate with this SHA-256 fingerprint "
                        "(e.g. a self-signed one); implies --tls")
+    p.add_argument(
+        "--protocol", type=int, choices=(2, 3), default=3,
+        help="ingest protocol of the live stream: 3 hands the socket to the hub's ffmpeg, the "
+        "cheapest for the hub (default; 2 over TLS, and with a hub that does not take 3); "
+        "2 is chunked HTTP",
+    )
     p.add_argument(
         "--loop", action=argparse.BooleanOptionalAction, default=True,
         help="replay video files from the start when they end (default), or end the stream",
@@ -214,7 +221,7 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         spool_dir=None if args.no_spool else (args.spool_dir or default_spool_dir()),
         spool_bytes=parse_bytes(args.spool_size, "--spool-size"),
         backfill_rate=parse_bitrate(args.backfill_rate, "--backfill-rate", maximum=10**10),
-        tls=tls_settings(args.tls, args.ca, args.pin),
+        tls=tls_settings(args.tls, args.ca, args.pin), protocol=args.protocol,
     )
 
 

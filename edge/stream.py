@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from .backfill import Backfiller
 from .backoff import Backoff, Outage
@@ -30,6 +31,7 @@ from .overlay import FaceBoxes, Overlay
 from .reports import EventQueue
 from .spool import NullSpool, Spool
 from .tap import END, Frame as TapFrame, LiveTap, Start
+from .direct_uplink import DirectConnection
 from .uplink import HubAddress, HubConnection, ingest_path
 
 logger = logging.getLogger(__name__)
@@ -305,6 +307,9 @@ class LiveSender(threading.Thread):
         self._last_ack = 0  # PTS of the current request's last ack (its start before one)
         self.up = threading.Event()  # a live request is accepted right now
         self.hub_v2 = False  # the hub answered v2 once: silence from it now means trouble
+        # version 3 (direct_uplink) unless asked for 2, over TLS (ffmpeg reads the socket) or
+        # once the hub refused it
+        self.direct = worker.hub.protocol == 3 and worker.hub.tls is None
         # A configuration error (401, 400, 415) is retried every 30 s; anything else (refused,
         # reset, 409 while the hub still holds the old connection, 503) backs off only up to
         # 5 s, so the live stream resumes within seconds of the link's return (the spool has
@@ -386,9 +391,8 @@ class LiveSender(threading.Thread):
         dropped = spool.take_dropped()
         self._last_ack = start.pts
         try:
-            with HubConnection(
-                self.worker.hub, self.worker.config.name, epoch=start.epoch_ms / 1000,
-                on_ack=lambda durable: self._on_ack(start, durable),
+            with self._connect(
+                start.epoch_ms / 1000, on_ack=lambda durable: self._on_ack(start, durable),
                 mode="live", spool=isinstance(spool, Spool), dropped=dropped,
             ) as conn:
                 last = self._stream(conn, start)
@@ -398,7 +402,29 @@ class LiveSender(threading.Thread):
             if not self.up.is_set():
                 spool.give_back_dropped(dropped)
 
-    def _stream(self, conn: HubConnection, start: Start) -> int:
+    def _connect(self, epoch: float, **options: Any) -> HubConnection | DirectConnection:
+        """Open a live request: version 3 where the hub takes it, else version 2."""
+        hub, camera = self.worker.hub, self.worker.config.name
+        if self.direct:
+            try:
+                return DirectConnection(hub, camera, epoch, on_live=self._on_live, **options)
+            except HubRejected as exc:
+                # 400: a hub that does not take version 3 (an older one, an old kernel); an
+                # older hub may also take the head as an empty request. Auth and the rest are
+                # refused alike in version 2: those stay errors.
+                if exc.status != 400 and not 200 <= exc.status < 300:
+                    raise
+                self.direct = False
+                self.log.warning("hub %s does not take protocol version 3 (%s): sending with "
+                                 "version 2", hub.netloc, exc)
+        return HubConnection(hub, camera, epoch, **options)
+
+    def _on_live(self, watched: bool) -> None:
+        """The hub's live view opened or closed (DirectConnection sends accordingly)."""
+        self.log.debug("hub %s live view: %s", self.worker.hub.netloc,
+                       "watched: each frame at once" if watched else "not watched: batches")
+
+    def _stream(self, conn: HubConnection | DirectConnection, start: Start) -> int:
         """Send the tap's frames until END, a new timeline or an error; return the last PTS."""
         last = start.pts
         while True:
@@ -419,21 +445,24 @@ class LiveSender(threading.Thread):
             self._check_progress(conn)
             self._check_acks(conn, start, last)
 
-    def _check_progress(self, conn: HubConnection) -> None:
+    def _check_progress(self, conn: HubConnection | DirectConnection) -> None:
         if self.worker.tap.lagging:
             raise HubUnreachable(f"the link to {self.worker.hub.netloc} is too slow for the live "
                                  f"stream ({conn.camera}); the spool keeps the footage")
         if self.up.is_set():
             return
         waited = time.monotonic() - conn.opened_at
-        if conn.protocol == 2 or (not self.hub_v2 and waited >= self.accepted_after):
+        if conn.protocol == 3:  # the 101 came before admission: a refusal comes at once
+            if conn.durable_pts is not None or waited >= self.accepted_after:
+                self._on_accepted(conn)
+        elif conn.protocol == 2 or (not self.hub_v2 and waited >= self.accepted_after):
             self._on_accepted(conn)
         elif self.hub_v2 and waited >= V2_ANSWER_TIMEOUT:
             raise HubUnreachable(f"no answer from {self.worker.hub.netloc}")
 
-    def _check_acks(self, conn: HubConnection, start: Start, last: int) -> None:
+    def _check_acks(self, conn: HubConnection | DirectConnection, start: Start, last: int) -> None:
         """Drop a v2 request whose acks stopped: a link that eats packets without a reset."""
-        if conn.protocol != 2 or not self._ack_step:  # no ack seen yet: the hub's pace unknown
+        if conn.protocol not in (2, 3) or not self._ack_step:  # no ack seen yet: the hub's pace unknown
             return
         acked = ticks(conn.durable_pts) if conn.durable_pts is not None else start.pts
         limit = max(self.ack_timeout, 3 * self._ack_step)
@@ -448,12 +477,12 @@ class LiveSender(threading.Thread):
         self._last_ack = below
         self.worker.spool.ack(start.epoch_ms, start.pts, below)
 
-    def _on_accepted(self, conn: HubConnection) -> None:
-        if conn.protocol == 2 and not self.hub_v2:
+    def _on_accepted(self, conn: HubConnection | DirectConnection) -> None:
+        if conn.protocol in (2, 3) and not self.hub_v2:
             self.hub_v2 = True
-            self.log.info("hub %s speaks protocol v2: footage is deleted from the spool once "
-                          "acknowledged", self.worker.hub.netloc)
-        elif conn.protocol != 2 and not self._streamed_once:
+            self.log.info("hub %s speaks protocol v%d: footage is deleted from the spool once "
+                          "acknowledged", self.worker.hub.netloc, conn.protocol)
+        elif conn.protocol not in (2, 3) and not self._streamed_once:
             self.log.info("hub %s sends no acknowledgements (protocol v1): the spool is cleared "
                           "only when a request ends cleanly", self.worker.hub.netloc)
         self.up.set()
@@ -465,7 +494,7 @@ class LiveSender(threading.Thread):
             self.log.info("hub %s accepted the stream", self.worker.hub.netloc)
         self._streamed_once = True
 
-    def _finish(self, conn: HubConnection, start: Start, last: int) -> None:
+    def _finish(self, conn: HubConnection | DirectConnection, start: Start, last: int) -> None:
         response = conn.finish(FINISH_TIMEOUT)
         if response.status != 200:
             raise HubRejected(response.status, response.reason, response.body)

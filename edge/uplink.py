@@ -37,6 +37,7 @@ class HubAddress:
     token: str | None = dataclasses.field(default=None, repr=False)
     location: str | None = None
     tls: TlsSettings | None = None  # None: plain TCP
+    protocol: int = 3  # the live stream's: 3 (direct_uplink; 2 over TLS) or 2
 
     @property
     def netloc(self) -> str:
@@ -52,17 +53,20 @@ def ingest_path(camera: str) -> str:
 
 def request_headers(
     hub: HubAddress, epoch: float, *, mode: str = "live", backfill_id: str | None = None,
-    spool: bool = False, dropped: float = 0.0,
+    spool: bool = False, dropped: float = 0.0, protocol: int = 2,
 ) -> list[tuple[str, str]]:
-    """Return the ingest request's headers: auth, TS, chunked, location, epoch and v2's own."""
+    """Return the ingest request's headers: auth, TS, location, epoch and v2's own (v3: the
+    same without a body's framing; direct_uplink adds the upgrade)."""
     headers = [("Host", hub.netloc), ("User-Agent", USER_AGENT)]
     if hub.token:
         headers.append(("Authorization", f"Bearer {hub.token}"))
-    headers += [("Content-Type", "video/mp2t"), ("Transfer-Encoding", "chunked")]
+    headers.append(("Content-Type", "video/mp2t"))
+    if protocol == 2:
+        headers.append(("Transfer-Encoding", "chunked"))
     if hub.location:
         headers.append(("X-NVR-Location", hub.location))
     headers.append(("X-NVR-Stream-Epoch", f"{epoch:.3f}"))
-    headers += [("X-NVR-Protocol", "2"), ("X-NVR-Mode", mode)]
+    headers += [("X-NVR-Protocol", str(protocol)), ("X-NVR-Mode", mode)]
     if backfill_id:
         headers.append(("X-NVR-Backfill-Id", backfill_id))
     if spool:
@@ -70,6 +74,50 @@ def request_headers(
     if dropped > 0:
         headers.append(("X-NVR-Spool-Dropped", f"{dropped:.3f}"))
     return headers
+
+
+class AckLines:
+    """The hub's ndjson lines of one request (versions 2 and 3): acks, ``done``, ``closed``
+    and version 3's ``live`` hint; ``on_ack`` gets each new ``durable_pts``."""
+
+    def __init__(self, on_ack: Callable[[float], None] | None = None,
+                 on_live: Callable[[bool], None] | None = None) -> None:
+        self.durable_pts: float | None = None
+        self.done: dict | None = None
+        self.closed_reason: str | None = None
+        self.live = False  # someone watches the camera live (version 3: send at once)
+        self._on_ack, self._on_live = on_ack, on_live
+        self._rest = b""
+
+    def feed(self, data: bytes) -> None:
+        """Take received bytes; handle every whole line among them."""
+        self._rest += data
+        while b"\n" in self._rest:
+            line, _, self._rest = self._rest.partition(b"\n")
+            if line.strip():
+                self._on_message(line)
+
+    def _on_message(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            logger.warning("hub sent a line that is not JSON: %r", line[:100])
+            return
+        if not isinstance(message, dict):
+            return
+        if "done" in message:
+            self.done = message
+        if "closed" in message:
+            self.closed_reason = str(message["closed"])[:200]
+        if isinstance(message.get("live"), bool) and message["live"] != self.live:
+            self.live = message["live"]
+            if self._on_live is not None:
+                self._on_live(self.live)
+        durable = message.get("durable_pts")
+        if isinstance(durable, (int, float)) and not isinstance(durable, bool):
+            self.durable_pts = max(durable, self.durable_pts or durable)
+            if self._on_ack is not None:
+                self._on_ack(self.durable_pts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,10 +146,7 @@ class HubConnection:
         self.camera = camera
         self.opened_at = time.monotonic()
         self.protocol: int | None = None  # 2 once the hub's early ndjson answer arrived
-        self.durable_pts: float | None = None
-        self.done: dict | None = None
-        self.closed_reason: str | None = None
-        self._on_ack = on_ack
+        self.acks = AckLines(on_ack)
         self._status, self._reason = 0, ""
         self._body = bytearray()
         self._ended = False  # the hub's response is complete
@@ -114,6 +159,11 @@ class HubConnection:
         except BaseException:
             self._sock.close()
             raise
+
+    @property
+    def durable_pts(self) -> float | None:
+        """The newest durable PTS the hub acknowledged (None: none yet, or v1)."""
+        return self.acks.durable_pts
 
     def send(self, data: bytes) -> None:
         """Send one chunk of the body; raise HubError if the hub rejected or closed meanwhile."""
@@ -137,7 +187,7 @@ class HubConnection:
         deadline = time.monotonic() + timeout
         while not self._ended:
             self._pump(deadline)
-        return HubResponse(self._status, self._reason, self._text(), self.done)
+        return HubResponse(self._status, self._reason, self._text(), self.acks.done)
 
     def close(self) -> None:
         """Close the socket (idempotent)."""
@@ -158,7 +208,7 @@ class HubConnection:
             raise HubRejected(self._status, self._reason, self._text())
         if self._ended:
             if self.protocol == 2:
-                why = self.closed_reason or "the response ended"
+                why = self.acks.closed_reason or "the response ended"
                 raise HubClosed(f"{self.hub.netloc} closed the stream: {why}", why)
             raise HubUnreachable(f"{self.hub.netloc} answered {self._status} before the end")
 
@@ -186,9 +236,10 @@ class HubConnection:
             if event.status_code == 200 and _is_ndjson(event):
                 self.protocol = 2
         elif isinstance(event, h11.Data):
-            self._body += event.data
             if self.protocol == 2:
-                self._read_lines()
+                self.acks.feed(event.data)
+            else:
+                self._body += event.data
         elif isinstance(event, h11.EndOfMessage):
             self._ended = True
         elif isinstance(event, h11.ConnectionClosed):
@@ -196,35 +247,10 @@ class HubConnection:
             if not self._status:
                 raise HubUnreachable(f"{self.hub.netloc} closed the connection")
 
-    def _read_lines(self) -> None:
-        while b"\n" in self._body:
-            line, _, rest = bytes(self._body).partition(b"\n")
-            self._body = bytearray(rest)
-            if line.strip():
-                self._on_message(line)
-
-    def _on_message(self, line: bytes) -> None:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            logger.warning("hub sent a line that is not JSON: %r", line[:100])
-            return
-        if not isinstance(message, dict):
-            return
-        if "done" in message:
-            self.done = message
-        if "closed" in message:
-            self.closed_reason = str(message["closed"])[:200]
-        durable = message.get("durable_pts")
-        if isinstance(durable, (int, float)) and not isinstance(durable, bool):
-            self.durable_pts = max(durable, self.durable_pts or durable)
-            if self._on_ack is not None:
-                self._on_ack(self.durable_pts)
-
     def _text(self) -> str:
-        if self.done is not None:
-            return json.dumps(self.done)
-        return _first_line(bytes(self._body))
+        if self.acks.done is not None:
+            return json.dumps(self.acks.done)
+        return first_line(bytes(self._body))
 
     def _send_event(self, event: h11.Event) -> None:
         try:
@@ -244,7 +270,7 @@ class HubConnection:
                 self.poll()
             except HubUnreachable:
                 pass
-            raise HubUnreachable(f"sending to {self.hub.netloc} failed: {_describe(exc)}") from exc
+            raise HubUnreachable(f"sending to {self.hub.netloc} failed: {describe(exc)}") from exc
 
     def _recv_now(self) -> bytes | None:
         """What the hub sent, without waiting: None if nothing yet, b"" if it closed.
@@ -262,23 +288,28 @@ class HubConnection:
         except (ssl.SSLWantReadError, BlockingIOError):
             return None  # TLS records without application data
         except OSError as exc:
-            raise HubUnreachable(f"reading from {self.hub.netloc}: {_describe(exc)}") from exc
+            raise HubUnreachable(f"reading from {self.hub.netloc}: {describe(exc)}") from exc
         finally:
             self._sock.settimeout(SEND_TIMEOUT)
 
     def _recv(self, deadline: float) -> bytes:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise HubUnreachable(f"no response from {self.hub.netloc}")
-        self._sock.settimeout(remaining)
-        try:
-            return self._sock.recv(RECV_SIZE)
-        except socket.timeout:
-            raise HubUnreachable(f"no response from {self.hub.netloc}") from None
-        except OSError as exc:
-            raise HubUnreachable(f"reading from {self.hub.netloc}: {_describe(exc)}") from exc
-        finally:
-            self._sock.settimeout(SEND_TIMEOUT)
+        return recv_before(self._sock, self.hub, deadline)
+
+
+def recv_before(sock: socket.socket, hub: HubAddress, deadline: float) -> bytes:
+    """What the hub sent (b"" once it closed), waiting until ``deadline`` at most."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise HubUnreachable(f"no response from {hub.netloc}")
+    sock.settimeout(remaining)
+    try:
+        return sock.recv(RECV_SIZE)
+    except socket.timeout:
+        raise HubUnreachable(f"no response from {hub.netloc}") from None
+    except OSError as exc:
+        raise HubUnreachable(f"reading from {hub.netloc}: {describe(exc)}") from exc
+    finally:
+        sock.settimeout(SEND_TIMEOUT)
 
 
 def _is_ndjson(response: h11.Response) -> bool:
@@ -297,7 +328,7 @@ def _connect(hub: HubAddress) -> socket.socket:
     try:
         sock = socket.create_connection((hub.host, hub.port), timeout=CONNECT_TIMEOUT)
     except OSError as exc:
-        raise HubUnreachable(f"cannot connect to {hub.netloc}: {_describe(exc)}") from exc
+        raise HubUnreachable(f"cannot connect to {hub.netloc}: {describe(exc)}") from exc
     # One chunk per frame: send it now rather than wait for the next frame to fill a segment.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if hub.tls is not None:  # the handshake runs within CONNECT_TIMEOUT too
@@ -314,7 +345,8 @@ def _readable(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
-def _describe(exc: OSError) -> str:
+def describe(exc: OSError) -> str:
+    """A socket error in a few words, for messages."""
     if isinstance(exc, socket.timeout):
         return "timed out"
     return exc.strerror or exc.__class__.__name__
@@ -323,14 +355,18 @@ def _describe(exc: OSError) -> str:
 def _reason(response: h11.Response) -> str:
     # h11 servers may send an empty reason phrase; the standard one reads better in logs.
     reason = response.reason.decode("latin-1").strip()
-    if reason:
-        return reason
+    return reason or phrase(response.status_code)
+
+
+def phrase(status: int) -> str:
+    """The standard reason phrase of an HTTP status ("" for one HTTP does not define)."""
     try:
-        return http.HTTPStatus(response.status_code).phrase
+        return http.HTTPStatus(status).phrase
     except ValueError:
         return ""
 
 
-def _first_line(body: bytes) -> str:
+def first_line(body: bytes) -> str:
+    """The first line of a refusal's text (at most 200 characters)."""
     text = body.decode("utf-8", "replace").strip()
     return text.splitlines()[0][:200] if text else ""

@@ -104,6 +104,8 @@ class Hub:
         self.pulled: dict[str, Segmenter] = {}
         self._refused_pulls: dict[str, str] = {}  # camera -> URL refused as local (logged once)
         self._tap_refused: set[str] = set()  # cameras with no live view now (logged once)
+        self._tapped: dict[str, Segmenter] = {}  # the segmenter each tap was started for
+        self._direct_feeds: dict[str, live.DirectFeed] = {}  # version 3 taps' feeds
         self._refusals: dict[str, str] = {}  # camera -> why it is not pulled (the admin page)
         self.connections: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
@@ -263,7 +265,8 @@ class Hub:
         await asyncio.gather(*self.connections, return_exceptions=True)
         await asyncio.gather(*(s.finish() for s in self.pushed.values()), return_exceptions=True)
         await asyncio.gather(*(s.stop() for s in self.pulled.values()), return_exceptions=True)
-        await asyncio.gather(*(t.stop() for t in self.taps.values()), return_exceptions=True)
+        await asyncio.gather(*(self._stop_tap(name) for name in list(self.taps)),
+                             return_exceptions=True)
         for name in list(self.pulled):
             self._spawn_event(self._went_offline(name, "hub_stopped", "the hub stopped", ""))
         await asyncio.gather(*self.event_tasks, return_exceptions=True)
@@ -559,6 +562,8 @@ class Hub:
         if self.tokens.match(name, token) is not None:
             return
         if expected is None and not self.tokens.has_tokens(name):
+            if token is not None:  # maybe one just made (the unknown-camera policy lets it in)
+                self._reload_tokens_soon()
             return  # nothing configured for this camera: the port is open (warned at start)
         if expected is None or not token_matches(token, expected):
             if token is not None:
@@ -847,29 +852,42 @@ class Hub:
         watched = live.watched(self.storage.live_root()) if segmenters else set()
         for name, segmenter in segmenters.items():
             tap = self.taps.get(name)
-            if name in watched and (tap is None or not tap.alive):
-                if segmenter.direct_expected:  # the hub sees none of its bytes (protocol.md)
-                    if name not in self._tap_refused:
-                        logger.warning("%s: no live view: it sends with protocol version 3, "
-                                       "which the live view does not take yet", name)
-                    self._tap_refused.add(name)
-                    continue
-                url = await self._tap_url(name, segmenter)
-                if segmenter.kind == "pull" and url is None:
-                    continue
-                tap = live.LiveTap(name, self.storage.live_dir(name), url=url,
-                                   audio=ffmpeg.live_audio_mode(segmenter.audio_codec,
-                                                                pulled=segmenter.kind == "pull"))
-                await tap.start()
-                self.taps[name] = tap
-                if segmenter.kind == "push":  # from the last keyframe on, not the next one
-                    tap.feed(segmenter.recent.data())
-                    segmenter.tap = tap
-            elif name not in watched and tap is not None:
-                segmenter.tap = None
-                await self.taps.pop(name).stop()
+            # a tap fed by an earlier request of this camera (its edge reconnected) is spent
+            if tap is not None and (name not in watched or not tap.alive
+                                    or self._tapped.get(name) is not segmenter):
+                await self._stop_tap(name)
+                tap = None
+            if name in watched and tap is None:
+                await self._start_tap(name, segmenter)
         for name in [n for n in self.taps if n not in segmenters]:
-            await self.taps.pop(name).stop()  # the camera stopped recording
+            await self._stop_tap(name)  # the camera stopped recording
+
+    async def _start_tap(self, name: str, segmenter: Segmenter) -> None:
+        """Start a camera's live tap, fed as its recording is (docs/design/live.md)."""
+        url = await self._tap_url(name, segmenter)
+        if segmenter.kind == "pull" and url is None:
+            return
+        tap = live.LiveTap(name, self.storage.live_dir(name), url=url,
+                           audio=ffmpeg.live_audio_mode(segmenter.audio_codec,
+                                                        pulled=segmenter.kind == "pull"))
+        await tap.start()
+        self.taps[name], self._tapped[name] = tap, segmenter
+        if segmenter.direct_expected:  # version 3: the tap reads what ffmpeg writes
+            feed = live.DirectFeed(segmenter, tap)
+            feed.start()
+            self._direct_feeds[name] = feed
+        elif segmenter.kind == "push":  # from the last keyframe on, not the next one
+            tap.feed(segmenter.recent.data())
+            segmenter.tap = tap
+
+    async def _stop_tap(self, name: str) -> None:
+        tap, segmenter = self.taps.pop(name), self._tapped.pop(name, None)
+        if segmenter is not None:
+            segmenter.tap = None
+        feed = self._direct_feeds.pop(name, None)
+        if feed is not None:
+            await feed.stop()
+        await tap.stop()
 
     async def _tap_url(self, name: str, segmenter: Segmenter) -> str | None:
         """The URL a pulled camera's live tap opens, resolved and checked now (None: none)."""

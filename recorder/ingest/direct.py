@@ -11,6 +11,8 @@ byte passes through Python. What the hub still needs it gets from the kernel:
   and cost three times as much: scripts/bench/README.md);
 - its acknowledgement lines go out with ``MSG_DONTWAIT``: ffmpeg needs the socket blocking, and
   a peer that never reads must not block the event loop.
+
+(The live view of such a stream follows ffmpeg's open segment file: supervise/live.py.)
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import os
 import socket
 import struct
 import termios
+
+from recorder.ingest.protocol import encode_live
 
 # struct tcp_info (linux/tcp.h): tcpi_bytes_received is a u64 at this offset (Linux >= 4.1)
 _TCP_INFO_SIZE = 232
@@ -50,6 +54,7 @@ class DirectSocket:
         self._head = self._received_total() - self.queued()
         self._begun = b""  # the rest of a line the peer's window took only part of
         self._waiting: bytes | None = None  # the newest line, not begun yet
+        self._hint: bytes | None = None  # a "live" line, not begun yet: sent before any ack
         self._lowat = 1
 
     @classmethod
@@ -140,6 +145,11 @@ class DirectSocket:
             return "open"
         return "closed" if info[0] in _FIN_RECEIVED_STATES else "reset"
 
+    def send_live(self, watched: bool) -> bool:
+        """Tell the edge whether someone watches (it then sends each frame at once)."""
+        self._hint = encode_live(watched)
+        return self._send_queued()
+
     def send_line(self, line: bytes) -> bool:
         """Send a line without ever waiting; False when the peer's window is full.
 
@@ -148,17 +158,23 @@ class DirectSocket:
         Raises OSError when the peer is gone.
         """
         self._waiting = line
+        return self._send_queued()
+
+    def _send_queued(self) -> bool:
         while True:
             if not self._begun:
-                if self._waiting is None:
+                if self._hint is not None:
+                    self._begun, self._hint = self._hint, None
+                elif self._waiting is None:
                     return True
-                self._begun, self._waiting = self._waiting, None
+                else:
+                    self._begun, self._waiting = self._waiting, None
             try:
                 sent = self.sock.send(self._begun, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
             except (BlockingIOError, InterruptedError):
                 return False
             except OSError:
-                self._begun, self._waiting = b"", None
+                self._begun, self._waiting, self._hint = b"", None, None
                 raise
             self._begun = self._begun[sent:]
 

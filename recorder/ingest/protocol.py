@@ -134,6 +134,11 @@ def encode_closed(reason: str) -> bytes:
     return _line({"closed": reason})
 
 
+def encode_live(watched: bool) -> bytes:
+    """Version 3's hint: someone watches (send each frame at once) or no longer does (batch)."""
+    return _line({"live": watched})
+
+
 def _line(obj: dict[str, object]) -> bytes:
     return (json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n").encode()
 
@@ -147,6 +152,7 @@ class Ack:
     segments: int | None = None
     size: int | None = None
     closed: str | None = None
+    live: bool | None = None  # a version-3 hint line, not an ack
 
 
 def decode_line(line: bytes | str) -> Ack:
@@ -156,6 +162,8 @@ def decode_line(line: bytes | str) -> Ack:
         raise ValueError("an ack line is a JSON object")
     if "closed" in obj:
         return Ack(closed=str(obj["closed"]))
+    if isinstance(obj.get("live"), bool):
+        return Ack(live=obj["live"])
     pts = obj.get("durable_pts")
     if pts is not None and not isinstance(pts, (int, float)):
         raise ValueError("durable_pts must be a number or null")

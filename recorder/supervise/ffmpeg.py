@@ -82,7 +82,7 @@ def _progress(progress_fd: int | None) -> list[str]:
 
 
 def _segment_output(pattern: Path, segment_seconds: float, list_fd: int,
-                    pts_offset: float = 0.0) -> list[str]:
+                    pts_offset: float = 0.0, flush_each_frame: bool = False) -> list[str]:
     # -copyts keeps the stream's own PTS, so a segment's times map back to wall-clock time;
     # muxdelay/muxpreload 0 keep the files' PTS equal to the listed ones. MPEG-TS survives
     # truncation, so a segment cut short by a crash still plays up to its last packet.
@@ -90,6 +90,10 @@ def _segment_output(pattern: Path, segment_seconds: float, list_fd: int,
     # segment muxer counts its cuts from PTS 0 in every new process, and would otherwise cut
     # at every keyframe until its count caught up (recording.md, "Rotate").
     shift = ["-output_ts_offset", f"{-pts_offset:.3f}"] if pts_offset else []
+    # each frame reaches the open file at once, not in 256-KiB writes (a second or more of a
+    # camera): a version-3 stream's live view reads it there (live.DirectFeed). The segment
+    # muxer's own -flush_packets does not reach the files' muxer; this does.
+    flush = ["-segment_format_options", "flush_packets=1"] if flush_each_frame else []
     return [
         "-map", "0:v:0", "-map", "0:a?", "-c", "copy",
         "-copyts", *shift, "-muxdelay", "0", "-muxpreload", "0",
@@ -98,7 +102,7 @@ def _segment_output(pattern: Path, segment_seconds: float, list_fd: int,
         # a keyframe a hair before the boundary (capture-clock jitter) still cuts there,
         # instead of one GOP later (3 s / 1 s segments instead of 2 s / 2 s)
         "-segment_time_delta", "0.1",
-        "-segment_format", "mpegts",
+        "-segment_format", "mpegts", *flush,
         "-segment_list", f"pipe:{list_fd}",
         "-segment_list_type", "csv",
         str(pattern),
@@ -181,15 +185,17 @@ def _common_head() -> list[str]:
 
 
 def push_segmenter_argv(pattern: Path, segment_seconds: float, list_fd: int,
-                        progress_fd: int | None = None, pts_offset: float = 0.0) -> list[str]:
-    """Build the argv of a segmenter fed MPEG-TS on its stdin by the hub.
+                        progress_fd: int | None = None, pts_offset: float = 0.0,
+                        flush_each_frame: bool = False) -> list[str]:
+    """Build the argv of a segmenter fed MPEG-TS on its stdin (by the hub, or a version-3
+    edge's socket: ``flush_each_frame`` then, for its live view).
 
     ``pts_offset`` (seconds, >= 0, whole milliseconds) is subtracted from every timestamp.
     """
     return [
         *_common_head(), *_progress(progress_fd),
         "-f", "mpegts", "-i", "pipe:0",
-        *_segment_output(pattern, segment_seconds, list_fd, pts_offset),
+        *_segment_output(pattern, segment_seconds, list_fd, pts_offset, flush_each_frame),
     ]
 
 

@@ -20,9 +20,10 @@ import secrets
 import signal
 import time
 from pathlib import Path
+from typing import Protocol
 
 from nvrlib import fmp4
-from recorder.supervise import ffmpeg
+from recorder.supervise import ffmpeg, pts
 from recorder.supervise.mse_ring import MseRing
 from recorder.supervise.waits import within
 
@@ -37,6 +38,12 @@ STOP_TIMEOUT = 2.0  # seconds a tap may take to stop before it is killed
 RECENT_SECONDS = 2.5
 RECENT_BYTES = 4 * 1024 * 1024
 READ_CHUNK = 256 * 1024
+# A version-3 camera's new tap starts this far back in the open segment file (recent_start)
+RECENT_FILE_SECONDS = 1.5
+# How often a version-3 stream's open segment file is read for its live tap: at most a frame's
+# worth of added delay at 25 fps
+FOLLOW_SECONDS = 0.04
+FIND_START_LIMIT = 8 * 1024 * 1024  # bytes looked at for a keyframe before starting afresh
 
 
 def wanted(live_dir: Path, now: float | None = None) -> bool:
@@ -197,3 +204,164 @@ class LiveTap:
     async def _exited(self, timeout: float) -> bool:
         assert self.proc is not None
         return await within(self.proc.wait(), timeout)
+
+
+class FollowedStream(Protocol):
+    """A version-3 camera's segmenter as its live view sees it (segmenter.Segmenter)."""
+
+    @property
+    def segment_pattern(self) -> Path | None:
+        """The current run's segment files (``%06d`` numbered), None before ffmpeg starts."""
+
+    def watch_live(self, watched: bool) -> None:
+        """Make the stream flow frame by frame while watched (the edge's sends, ffmpeg's
+        reads and writes), in batches otherwise."""
+
+
+class DirectFeed:
+    """Feeds a live tap from a version-3 stream, which the hub itself never reads.
+
+    The camera's ffmpeg reads the edge's socket and writes each frame to its open segment file
+    at once (``-segment_format_options flush_packets=1``); while someone watches, the edge and
+    ffmpeg's reads go frame by frame too (``watch_live``). The feed reads what was appended
+    to that file every FOLLOW_SECONDS and moves on to the next file when ffmpeg opens it: an
+    exact copy of what is recorded, read only while watched. (Peeking at the socket ahead of
+    ffmpeg, with SO_PEEK_OFF, lost the bytes that arrived just before each of ffmpeg's reads:
+    20 % in a measurement.) The tap starts at the first keyframe with its PAT and PMT, which
+    the edge makes when told that someone watches.
+    """
+
+    def __init__(self, stream: FollowedStream, tap: LiveTap) -> None:
+        self.stream, self.tap = stream, tap
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start feeding the tap (on the event loop)."""
+        self._task = asyncio.create_task(self._follow(), name=f"live-feed-{self.tap.camera}")
+
+    async def stop(self) -> None:
+        """Stop feeding, and let the stream go back to batches."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _follow(self) -> None:
+        self.stream.watch_live(True)
+        follower = SegmentFollower()
+        finder: pts.StartFinder | None = pts.StartFinder()
+        pending = bytearray()
+        try:
+            while self.tap.alive:
+                data = follower.read(self.stream.segment_pattern)
+                if data and finder is not None:  # until the first keyframe (see above)
+                    pending += data
+                    start = finder.feed(data)
+                    if start is None and len(pending) > FIND_START_LIMIT:
+                        finder, pending = pts.StartFinder(), bytearray()  # look on afresh
+                    data = b"" if start is None else bytes(pending[start.offset:])
+                    if start is not None:
+                        finder, pending = None, bytearray()
+                if data:
+                    self.tap.feed(data)
+                await asyncio.sleep(FOLLOW_SECONDS)
+        except OSError as exc:  # the live view must never take recording down
+            self.tap.log.error("live view: cannot follow the recording: %s", exc)
+        finally:
+            follower.close()
+            self.stream.watch_live(False)
+
+
+class SegmentFollower:
+    """Reads a run's segment files as ffmpeg appends to them, one after the other."""
+
+    def __init__(self) -> None:
+        self._pattern: Path | None = None
+        self._index = -1
+        self._fd: int | None = None
+
+    def read(self, pattern: Path | None) -> bytes:
+        """What ffmpeg wrote since the last call; at first, the open file's last seconds from a
+        keyframe on (``recent_start``), so the live view has a picture at once."""
+        if pattern != self._pattern:  # a new run (or the first look): its newest file
+            self.close()
+            self._pattern = pattern
+            self._index = self._newest(pattern) if pattern is not None else -1
+            if self._index < 0 or not self._open():
+                self._pattern = None  # look again next time
+                return b""
+            return recent_start(self._read_all())
+        data = self._read_all()
+        while self._next_exists():  # ffmpeg closed this file before it opened the next
+            data += self._read_all()
+            self._move_to(self._index + 1)
+            data += self._read_all()
+        if not data and self._pattern is not None:
+            newest = self._newest(self._pattern)
+            if newest > self._index + 1:  # the next one came and went unseen: skip ahead
+                self._move_to(newest)
+                data = self._read_all()
+        return data
+
+    def _move_to(self, index: int) -> None:
+        self.close()
+        self._index = index
+        self._open()
+
+    def close(self) -> None:
+        """Close the open file, if any."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _path(self, index: int) -> str:
+        assert self._pattern is not None
+        return str(self._pattern) % index
+
+    def _next_exists(self) -> bool:
+        return self._pattern is not None and os.path.exists(self._path(self._index + 1))
+
+    def _open(self) -> bool:
+        try:  # a finished file may be moved into the storage meanwhile: the fd keeps reading
+            self._fd = os.open(self._path(self._index), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        return True
+
+    def _read_all(self) -> bytes:
+        if self._fd is None:
+            return b""
+        chunks = []
+        while chunk := os.read(self._fd, READ_CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _newest(pattern: Path) -> int:
+        prefix, _, suffix = pattern.name.partition("%06d")
+        try:
+            names = os.listdir(pattern.parent)
+        except OSError:
+            return -1
+        found = [name[len(prefix):len(name) - len(suffix)] for name in names
+                 if name.startswith(prefix) and name.endswith(suffix)]
+        return max((int(n) for n in found if n.isdigit()), default=-1)
+
+
+def recent_start(data: bytes, seconds: float = RECENT_FILE_SECONDS) -> bytes:
+    """The end of an MPEG-TS file from the last start point (a PAT, its PMT, a keyframe) at
+    least ``seconds`` before its last frame (else its first one); b"" if it has none.
+
+    A version-3 camera's tap starts there, as a pushed camera's starts from ``RecentBytes``:
+    its ffmpeg probes about 20 frames before it writes a first fragment, and with only the
+    frames as they come that took 4 s (tests/browser/test_live_latency.py).
+    """
+    finder = pts.StartFinder(every=True)
+    finder.feed(data)
+    points, last = finder.found or [], finder.last_pts
+    if not points or last is None:
+        return b""
+    chosen = points[0]
+    for point in points:
+        if pts.seconds((last - point.pts) % pts.PTS_WRAP) >= seconds:
+            chosen = point
+    return data[chosen.offset:]

@@ -124,7 +124,9 @@ class StartFinder:
     cameras set it), or one whose first bytes hold an H.264 IDR/SPS or HEVC IRAP/VPS/SPS unit.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, every: bool = False) -> None:
+        # every: scan on and collect each start point in ``found`` (``start`` stays None)
+        self.found: list[StartPoint] | None = [] if every else None
         self._tail = b""  # bytes after the last whole packet scanned
         self._base = 0  # stream offset of self._tail[0]
         self._pmt_pids: set[int] = set()
@@ -188,7 +190,11 @@ class StartFinder:
         known = not self._stream_types or pid in self._stream_types
         if self._ready_at is not None and known and \
                 _is_keyframe(packet, payload, self._stream_types.get(pid)):
-            self.start = StartPoint(self._ready_at, found[1])
+            point = StartPoint(self._ready_at, found[1])
+            if self.found is None:
+                self.start = point
+            else:
+                self.found.append(point)
 
 
 def _payload(packet: memoryview) -> memoryview | None:

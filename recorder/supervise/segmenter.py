@@ -74,6 +74,9 @@ class DirectInput(Protocol):
     def end_input(self) -> None:
         """Make ffmpeg see the end of its input once it read what is queued."""
 
+    def send_live(self, watched: bool) -> bool:
+        """Tell the edge whether someone watches live; may raise OSError."""
+
 
 @dataclasses.dataclass
 class Anchor:
@@ -146,6 +149,7 @@ class Segmenter:
         self.direct_expected = False  # set by the hub before start() for a version-3 request
         self.direct_ended = asyncio.Event()  # that one ffmpeg run is over
         self._rate_mark: tuple[float, int] | None = None
+        self._watched_live = False  # a direct stream flows frame by frame meanwhile
         self._terminated: asyncio.subprocess.Process | None = None  # _stop_direct's ffmpeg
 
     # -- public API -------------------------------------------------------------------------
@@ -170,6 +174,25 @@ class Segmenter:
         """Give this (pushed) camera's ffmpeg the edge's socket as its input (version 3)."""
         self.direct = direct
         self._input_seen.set()
+        if self._watched_live:  # watched from before the socket came
+            self.watch_live(True)
+
+    @property
+    def segment_pattern(self) -> Path | None:
+        """The current run's segment files (``%06d`` numbered), None between runs."""
+        run = self._run
+        return None if run is None else ffmpeg.incoming_pattern(self.incoming_dir, run.run_id)
+
+    def watch_live(self, watched: bool) -> None:
+        """A direct stream flows frame by frame while watched: the edge sends each frame at
+        once, and ffmpeg reads it at once (its writes always are, for live.DirectFeed)."""
+        self._watched_live = watched
+        if self.direct is None:
+            return
+        if watched:
+            self.direct.set_rate(0)
+        with contextlib.suppress(OSError):  # the edge is gone: its stream ends on its own
+            self.direct.send_live(watched)
 
     def poll_direct(self) -> None:
         """Update a direct stream's byte counters and its read batching from the kernel's."""
@@ -180,7 +203,8 @@ class Segmenter:
             self.stats.last_data_at = now
         self.stats.bytes_in = self.direct.delivered()
         if self._rate_mark is not None and now - self._rate_mark[0] >= 1.9:
-            self.direct.set_rate((received - self._rate_mark[1]) / (now - self._rate_mark[0]))
+            rate = (received - self._rate_mark[1]) / (now - self._rate_mark[0])
+            self.direct.set_rate(0 if self._watched_live else rate)
             self._rate_mark = (now, received)
         elif self._rate_mark is None:
             self._rate_mark = (now, received)
@@ -533,7 +557,8 @@ class Segmenter:
             return ffmpeg.pull_segmenter_argv(input_fd, pattern, self.segment_seconds, list_fd,
                                               progress_fd)
         return ffmpeg.push_segmenter_argv(pattern, self.segment_seconds, list_fd, progress_fd,
-                                          pts_offset=run.pts_offset)
+                                          pts_offset=run.pts_offset,
+                                          flush_each_frame=self.direct_expected)
 
     async def _watch(self, proc: asyncio.subprocess.Process, run: RunInfo, list_fd: int,
                      progress_fd: int) -> int:

@@ -8,6 +8,7 @@ With --rounds N the two alternate N times and the medians count, which damps noi
 processes. The target is at most 5 % more with the spool on.
 
 Run: .venv/bin/python scripts/bench/edge_spool.py [--seconds 60] [--fps 15] [--size 1280x720]
+     [--protocol 3|2]
 """
 
 from __future__ import annotations
@@ -81,12 +82,12 @@ def measure(port: int, work: Path, spool: bool, args: argparse.Namespace) -> flo
     """Run one edge; return its CPU seconds per wall second over ``args.seconds``."""
     argv = [sys.executable, "-m", "edge", "--hub", "127.0.0.1", "--port", str(port),
             "--location", "bench", "--camera", "test", "--name", "bench", "--fps", str(args.fps),
-            "--size", args.size, "--bitrate", args.bitrate]
+            "--size", args.size, "--bitrate", args.bitrate, "--protocol", args.protocol]
     argv += ["--spool-dir", str(work / "spool")] if spool else ["--no-spool"]
     argv.append("--no-motion")  # the spool's own cost, as before motion (edge_motion.py: its cost)
     edge = Process(argv, ROOT)
     try:
-        edge.wait_line(r"accepted the stream|speaks protocol v2", 30)
+        edge.wait_line(r"accepted the stream|speaks protocol v[23]", 30)
         time.sleep(2.0)  # past the start-up (imports, first encoder) before the window
         cpu0, t0 = cpu_seconds(edge.proc.pid), time.monotonic()
         time.sleep(args.seconds)
@@ -121,7 +122,10 @@ def bench_hub(work: Path) -> Iterator[int]:
 
 def main() -> int:
     """Parse the flags, run the hub and the edges, print the figures."""
-    args = edge_flags(__doc__.splitlines()[0], seconds=60.0, rounds=1).parse_args()
+    parser = edge_flags(__doc__.splitlines()[0], seconds=60.0, rounds=1)
+    parser.add_argument("--protocol", choices=("2", "3"), default="3",
+                        help="the live stream's ingest protocol (3, the edge's default)")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="edge-spool-bench-") as tmp, \
             bench_hub(Path(tmp)) as port:
         on, off = [], []
@@ -129,8 +133,8 @@ def main() -> int:
             on.append(measure(port, Path(tmp), True, args))
             off.append(measure(port, Path(tmp), False, args))
     a, b = statistics.median(on), statistics.median(off)
-    print(f"edge CPU, --camera test --fps {args.fps} --size {args.size} --bitrate {args.bitrate}, "
-          f"{args.seconds:g} s x {args.rounds}:")
+    print(f"edge CPU, --camera test --fps {args.fps} --size {args.size} --bitrate {args.bitrate} "
+          f"--protocol {args.protocol}, {args.seconds:g} s x {args.rounds}:")
     print(f"  spool on : {a:.3f} CPU s per s   ({', '.join(f'{x:.3f}' for x in on)})")
     print(f"  spool off: {b:.3f} CPU s per s   ({', '.join(f'{x:.3f}' for x in off)})")
     print(f"  spool costs {100 * (a - b) / b:+.1f} % (target: at most +5 %)")

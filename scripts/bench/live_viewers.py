@@ -9,6 +9,11 @@ decoded (creation to arrival). Target: 16 viewers cost at most twice what one co
 
     .venv/bin/python scripts/bench/live_viewers.py                 # 0, 1, 4, 16; 15-s windows
     .venv/bin/python scripts/bench/live_viewers.py --viewers 0,1,16 --seconds 10
+    .venv/bin/python scripts/bench/live_viewers.py --protocol 3   # pushed as our edge does
+
+``--protocol 1`` (the default) pushes with a stock ffmpeg, which the hub relays and copies to
+the live tap; ``--protocol 3`` with the edge's own client (edge/direct_uplink.py), whose socket
+the hub's ffmpeg reads and whose live view follows ffmpeg's open segment file.
 """
 
 from __future__ import annotations
@@ -104,10 +109,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--viewers", default="0,1,4,16", help="numbers of viewers (0,1,4,16)")
     parser.add_argument("--seconds", type=float, default=15.0, help="window per count (15)")
+    parser.add_argument("--protocol", type=int, choices=(1, 3), default=1,
+                        help="how the camera is pushed: 1 a stock ffmpeg (default), 3 as our "
+                        "edge does")
     args = parser.parse_args()
     counts = [int(n) for n in args.viewers.split(",")]
+    direct = (CAMERA,) if args.protocol == 3 else ()
     with tempfile.TemporaryDirectory(prefix="live-bench-") as tmp, \
-            running_clock_system(Path(tmp), (CAMERA,), USER, threads=32) as (hub, web, base):
+            running_clock_system(Path(tmp), (CAMERA,), USER, threads=32,
+                                 direct=direct) as (hub, web, base):
         cookie = session_cookie(base)
         url = f"{base}/live/{CAMERA}/live.mp4"
         wait_for(lambda: (hub.storage / CAMERA).exists(), 30, "the camera recording")

@@ -144,12 +144,14 @@ def running_system(workdir: Path) -> Iterator[System]:
 @contextlib.contextmanager
 def running_clock_system(workdir: Path, cameras: tuple[str, ...], user: tuple[str, str],
                          threads: int | None = None, sound: tuple[str, ...] = (),
-                         patterns: tuple[str, ...] = (),
+                         patterns: tuple[str, ...] = (), direct: tuple[str, ...] = (),
                          ) -> Iterator[tuple[Hub, LoggedProcess, str]]:
     """A hub recording clock cameras (tests/support/clock_frames.py) and a web app with a viewer.
 
-    The cameras named in ``sound`` also send a tone (AAC); those in ``patterns`` are small
-    moving test patterns from a stock ffmpeg (cheap: a wall of cameras on CI's two cores).
+    The cameras named in ``sound`` also send a tone (AAC), those in ``direct`` push with
+    protocol version 3 as our edge does (the others as a stock ffmpeg); those in ``patterns``
+    are small moving test patterns from a stock ffmpeg (cheap: a wall of cameras on CI's two
+    cores).
     Yields the hub, the web app's process and its base URL once the login page answers.
     """
     from tests.support.clock_frames import ClockPusher
@@ -164,7 +166,8 @@ def running_clock_system(workdir: Path, cameras: tuple[str, ...], user: tuple[st
     web = None
     try:
         hub.start()
-        pushers += [ClockPusher(hub.url(camera), sound=camera in sound) for camera in cameras]
+        pushers += [ClockPusher(hub.url(camera), sound=camera in sound, direct=camera in direct)
+                    for camera in cameras]
         plain += [ffmpeg_pusher(hub.url(camera), size="160x96", rate=10) for camera in patterns]
         create_user(hub, users_db, *user, admin=False)
         web, base_url = start_web(hub, users_db, threads)

@@ -24,6 +24,7 @@ import pytest
 
 from tests.support.clock_frames import CLOCK_JS, delay_ms
 from tests.support.live_viewer import LiveViewer
+from tests.support.media import segments
 from tests.support.procs import Hub, LoggedProcess, wait_for
 
 from .support import Console, login
@@ -56,8 +57,11 @@ class ClockSystem:
 @pytest.fixture(scope="module")
 def clock_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClockSystem]:
     """Hub, clock pusher and web app of their own (the shared system's camera list stays)."""
+    # the first clock pushes as our edge does (protocol version 3: the hub's live view peeks
+    # at a socket its ffmpeg reads), the second as a stock ffmpeg (version 1, relayed)
     with running_clock_system(tmp_path_factory.mktemp("live-latency"), (CAMERA, SECOND_CAMERA),
-                              USER, sound=(SECOND_CAMERA,), patterns=PATTERNS) as running:
+                              USER, sound=(SECOND_CAMERA,), patterns=PATTERNS,
+                              direct=(CAMERA,)) as running:
         yield ClockSystem(*running)
 
 
@@ -120,6 +124,10 @@ def read_delays(video: Any, count: int) -> list[int]:
 
 def test_first_picture_within_2_s_from_cold_and_median_delay_under_1_s(
         page: Any, clock_system: ClockSystem) -> None:
+    # A camera that records: its first segment is out. (In a version-3 camera's first seconds
+    # its ffmpeg still probes the stream and has written nothing its live view could start
+    # from: 2.0-2.4 s measured, against 0.3 s later; docs/design/live.md, "Caveats".)
+    wait_for(lambda: segments(clock_system.hub.db_path, CAMERA), 30, "a first segment")
     make_cold(clock_system, CAMERA)
     console = Console(page)
     opened = time.monotonic()

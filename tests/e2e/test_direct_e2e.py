@@ -220,14 +220,21 @@ def test_v3_hub_killed_leaves_no_ffmpeg_and_keeps_what_was_acked(hub_factory, cl
     assert hub.stop() == 0, hub.output[-3000:]
 
 
-def test_v3_camera_watched_live_says_why_there_is_no_picture(hub_factory, clip):
-    # not yet: the live view is fed from the bytes the hub relays, and a direct stream's go to
-    # ffmpeg only (protocol.md, "Version 3"); recording goes on, and the log says why
+def test_v3_camera_watched_live_gets_a_picture_and_the_edge_a_hint(hub_factory, clip):
+    # the hub reads none of a direct stream's bytes: its live tap peeks just ahead of ffmpeg
+    # (SO_PEEK_OFF), and tells the edge to send each frame at once while someone watches
     hub = hub_factory(segment_seconds=2).start()
-    with live_direct(hub, clip, acked=False):
-        mark = hub.storage / ".live" / "porch" / ".wanted"
-        mark.parent.mkdir(parents=True, exist_ok=True)
-        mark.touch()
-        hub.process.wait_line(r"porch: no live view: it sends with protocol version 3", 15)
-        assert len(hub.ffmpeg_children()) == 1, "no tap was started for it"
+    live_dir = hub.storage / ".live" / "porch"
+    with live_direct(hub, clip, acked=False) as client:
+        live_dir.mkdir(parents=True, exist_ok=True)
+        (live_dir / ".wanted").touch()
+        wait_for(lambda: any(a.live for a in client.lines), 15, "the hint to send at once")
+        wait_for(lambda: len(list(live_dir.glob("mse-*.m4s"))) >= 2, 15, "two groups of frames")
+        assert (live_dir / "mse.head").exists()
+        (live_dir / ".wanted").unlink()
+        wait_for(lambda: any(a.live is False for a in client.lines), 15, "the hint to batch again")
+        wait_for(lambda: not list(live_dir.glob("mse-*")), 10, "the tap to stop and clean up")
+        wait_for(lambda: len(client.durable()) >= 2, 20, "acks throughout")
     assert hub.stop() == 0, hub.output[-3000:]
+    rows = segments(hub.db_path, "porch")
+    assert rows and all(ffmpeg_complaints(hub.storage / r.path) == "" for r in rows)

@@ -42,9 +42,10 @@ def edge_process(tmp_path: Path) -> Iterator[Callable[..., Edge]]:
     token_file.write_text(f"{TOKEN}\n")
 
     def start(port: int, *args: str) -> Edge:
+        # the fake hub speaks versions 1 and 2 (version 3: tests/e2e/test_edge_direct.py)
         argv = [sys.executable, "-m", "edge", "--hub", "127.0.0.1", "--port", str(port),
                 "--location", "driveway", "--token-file", str(token_file),
-                "--size", "320x240", "--bitrate", "300k", *args]
+                "--size", "320x240", "--bitrate", "300k", "--protocol", "2", *args]
         log = tmp_path / f"edge-{len(started)}.log"
         log_file = log.open("w")
         # The default spool lives under the user's state directory: keep it in the test's.

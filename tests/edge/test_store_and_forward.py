@@ -36,7 +36,8 @@ def run_worker(tmp_path: Path) -> Iterator[Callable[..., StreamWorker]]:
     started: list[StreamWorker] = []
 
     def start(port: int, spool_bytes: int = 10**9, **kwargs: object) -> StreamWorker:
-        hub = HubAddress("127.0.0.1", port, TOKEN, "front yard")
+        # the fake hub speaks versions 1 and 2 (version 3: tests/e2e/test_edge_direct.py)
+        hub = HubAddress("127.0.0.1", port, TOKEN, "front yard", protocol=2)
         spool = Spool(tmp_path / "spool" / CONFIG.name, spool_bytes, file_seconds=1.0,
                       fps=CONFIG.fps)
         kwargs.setdefault("backoff", fast_backoff())

@@ -29,9 +29,10 @@ def run_worker() -> Iterator[Callable[..., StreamWorker]]:
     """Start StreamWorkers; each is stopped and joined at the end of the test."""
     started: list[tuple[StreamWorker, threading.Event]] = []
 
-    def start(port: int, token: str = TOKEN, **kwargs: object) -> StreamWorker:
+    def start(port: int, token: str = TOKEN, protocol: int = 2, **kwargs: object) -> StreamWorker:
         stop = threading.Event()
-        hub = HubAddress("127.0.0.1", port, token, "front yard")
+        # the fake hub speaks versions 1 and 2 (version 3: tests/e2e/test_edge_direct.py)
+        hub = HubAddress("127.0.0.1", port, token, "front yard", protocol=protocol)
         worker = StreamWorker(CONFIG, hub, stop, **kwargs)
         worker.start()
         started.append((worker, stop))
@@ -74,6 +75,24 @@ def test_stream_is_a_chunked_post_with_the_protocol_headers(
     assert (fmt, codec) == ("mpegts", "h264") and pts[0] == keys[0] and len(pts) > 10
     first_frame_wall = float(headers["x-nvr-stream-epoch"]) + pts[0] / 90_000
     assert before - 0.01 <= first_frame_wall <= time.time()
+
+
+def test_a_hub_that_does_not_take_version_3_gets_version_2_after_one_try(
+    ingest_server: Callable[..., IngestServer], run_worker: Callable[..., StreamWorker],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # an older hub takes the version-3 head (no body) as an empty request and answers 200;
+    # the edge says so once and streams with version 2 from then on
+    server = ingest_server()
+    worker = run_worker(server.port, protocol=3)
+    wait_until(lambda: server.total_bytes() > 20_000, 10, "TS bytes at the server")
+    worker.stop.set()
+    worker.join(10)
+    tried, streamed = server.requests
+    assert tried.headers["x-nvr-protocol"] == "3" and tried.bytes == 0
+    assert streamed.headers["x-nvr-protocol"] == "2" and streamed.complete
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "does not take protocol version 3" in warnings[0], warnings
 
 
 def test_rejection_is_logged_once_per_outage_and_retried(

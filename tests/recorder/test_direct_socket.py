@@ -164,3 +164,15 @@ def test_peer_state_tells_a_half_close(pair):
         edge.shutdown(socket.SHUT_WR)
         wait_for(lambda: direct.peer_state() == "closed", 5, "the FIN")
         assert direct.received() == 4
+
+
+def test_live_hints_go_out_before_a_waiting_ack(pair):
+    edge, hub = pair
+    with DirectSocket.take(hub) as direct:
+        assert direct.send_live(True) and direct.send_line(b'{"durable_pts":1.0}\n')
+        assert direct.send_live(False)
+        edge.settimeout(5)
+        received = b""
+        while received.count(b"\n") < 3:
+            received += edge.recv(4096)
+        assert received == b'{"live":true}\n{"durable_pts":1.0}\n{"live":false}\n'

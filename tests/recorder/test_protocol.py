@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from recorder.errors import IngestRejected
 from recorder.ingest.protocol import (
     PTS_HZ, TICK, DurableProgress, decode_line, encode_ack, encode_closed, encode_done,
-    parse_fields, snap_to_tick,
+    encode_live, parse_fields, snap_to_tick,
 )
 from recorder.ingest.server import parse_request_head
 from tests.support import aio
@@ -55,6 +55,13 @@ def test_closed_lines_round_trip_any_reason(reason):
     line = encode_closed(reason)
     assert line.endswith(b"\n") and line.count(b"\n") == 1  # one JSON object per line
     assert decode_line(line).closed == reason
+
+
+@given(st.booleans())
+def test_live_hints_round_trip_and_are_not_acks(watched):
+    ack = decode_line(encode_live(watched))
+    assert ack.live is watched
+    assert (ack.durable_pts, ack.done, ack.closed) == (None, False, None)
 
 
 @given(st.lists(ticks, max_size=30))

@@ -11,12 +11,17 @@ clock: glass-to-glass delay on one machine, no clocks to align.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
+from urllib.parse import urlsplit
 
 import numpy as np
 
+from edge.direct_uplink import DirectConnection
+from edge.errors import HubError
+from edge.uplink import HubAddress
 from nvrlib.ffmpeg_bin import ffmpeg_exe
 
 WIDTH, HEIGHT = 320, 180  # the clock's part of the frame
@@ -74,8 +79,11 @@ class ClockPusher:
     """ffmpeg encoding clock frames made in real time (15 fps) and pushing them to a hub URL."""
 
     def __init__(self, url: str, fps: int = 15, exe: str | None = None,
-                 sound: bool = False) -> None:
+                 sound: bool = False, direct: bool = False) -> None:
         self.url, self.fps = url, fps
+        # with ``direct``, ffmpeg writes to a pipe and the edge's own version-3 client
+        # (edge/direct_uplink.py) sends it on, in batches, or at once while it is watched
+        self.direct = direct
         # with ``sound``, a 440-Hz tone made in real time goes along as AAC (ADTS in MPEG-TS,
         # as a camera's own encoder sends it)
         tone = (["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]
@@ -90,12 +98,36 @@ class ClockPusher:
                 *tone, *audio,
                 "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
                 "-g", str(fps), "-pix_fmt", "yuv420p", "-fps_mode", "passthrough",
-                "-flush_packets", "1", "-f", "mpegts", url]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                "-flush_packets", "1", "-f", "mpegts", "pipe:1" if direct else url]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE if direct else subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._feed, name="clock-pusher", daemon=True)
         self._thread.start()
+        self._sender: threading.Thread | None = None
+        if direct:
+            self._sender = threading.Thread(target=self._send_direct, name="clock-direct",
+                                            daemon=True)
+            self._sender.start()
+
+    def _send_direct(self) -> None:
+        """Send ffmpeg's MPEG-TS to the hub with protocol version 3, reconnecting if it ends."""
+        assert self.proc.stdout is not None
+        parts = urlsplit(self.url)
+        hub = HubAddress(parts.hostname or "127.0.0.1", parts.port or 80)
+        camera = parts.path.rsplit("/", 1)[-1]
+        fd = self.proc.stdout.fileno()
+        while not self._stop.is_set():
+            try:
+                # ffmpeg's timestamps are the wall clock's, shifted to start near 0
+                with DirectConnection(hub, camera, time.time()) as conn:
+                    while data := os.read(fd, 65536):
+                        conn.send(data)
+                    conn.finish()
+                    return
+            except HubError:
+                self._stop.wait(0.5)  # the hub restarted the recorder: a new request
 
     def _feed(self) -> None:
         assert self.proc.stdin is not None
@@ -121,6 +153,10 @@ class ClockPusher:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self._sender is not None:
+            self._sender.join(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def __enter__(self) -> ClockPusher:
         return self
