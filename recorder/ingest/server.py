@@ -45,6 +45,9 @@ SYNC_CHECK_BYTES = 3 * TS_PACKET
 READ_SIZE = 1024 * 1024
 MAX_BATCH_BYTES = 16 * READ_SIZE  # read per tick per connection (the rest waits for the next)
 BATCH_SECONDS = 0.5
+# How long after its "done" the hub looks for a reset from a version-3 edge that half-closed: a
+# killed edge's kernel resets at once (a round trip), a stopped one reads the line
+DONE_READ_SECONDS = 1.0
 DIRECT_TICK_SECONDS = 2.0  # how often a version-3 stream's counters and watchdog are looked at
 DIRECT_UPGRADE = "nvr-mpegts/3"
 NOT_MPEGTS = "the body is not MPEG-TS (no 0x47 sync byte every 188 bytes)"
@@ -353,8 +356,34 @@ class IngestConnection:
             ending = restarted.ending() or StreamEnding("closed_by_hub")
         finally:
             await sink.finish()
+            if ending.reason != "clean_shutdown":
+                self.handler.release(head.camera, sink, ending)
+        if ending.reason != "clean_shutdown":
+            await acks.finish(ending, self.handler.segments_of(sink), self.handler.bytes_of(sink))
+            return
+        try:  # a FIN: a stopped edge, or a killed one (its outage is then connection_lost)
+            await acks.finish(ending, self.handler.segments_of(sink), self.handler.bytes_of(sink))
+            ending = await self._direct_done_read(direct, head.camera, ending)
+        finally:
             self.handler.release(head.camera, sink, ending)
-        await acks.finish(ending, self.handler.segments_of(sink), self.handler.bytes_of(sink))
+
+    async def _direct_done_read(self, direct: DirectSocket, camera: str,
+                                ending: StreamEnding) -> StreamEnding:
+        """Tell a stopped edge from a killed one after a version-3 half-close.
+
+        TCP gives both a FIN. A stopped edge goes on reading until the hub's ``done``; a killed
+        one's socket is closed, and its kernel answers the ``done`` with a reset.
+        """
+        loop = asyncio.get_running_loop()
+        end = loop.time() + DONE_READ_SECONDS
+        while loop.time() < end:
+            if direct.peer_state() == "reset":
+                self.log.warning("%s: edge %s was gone before the hub's answer (killed?)",
+                                 camera, self.peer)
+                return StreamEnding("connection_lost", "the edge closed its connection and "
+                                                       "did not read the hub's answer")
+            await asyncio.sleep(0.05)
+        return ending
 
     async def _direct_first_packets(self, direct: DirectSocket) -> None:
         """Peek at the first packets (nothing is read): refuse a body that is not MPEG-TS."""

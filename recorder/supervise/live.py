@@ -227,8 +227,8 @@ class DirectFeed:
     to that file every FOLLOW_SECONDS and moves on to the next file when ffmpeg opens it: an
     exact copy of what is recorded, read only while watched. (Peeking at the socket ahead of
     ffmpeg, with SO_PEEK_OFF, lost the bytes that arrived just before each of ffmpeg's reads:
-    20 % in a measurement.) The tap starts at the first keyframe with its PAT and PMT, which
-    the edge makes when told that someone watches.
+    20 % in a measurement.) The tap starts at a keyframe a second or two back in the open file
+    (``recent_start``), or at the next one.
     """
 
     def __init__(self, stream: FollowedStream, tap: LiveTap) -> None:

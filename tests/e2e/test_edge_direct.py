@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_backfill_e2e import outage_rows
 from tests.support.media import ffmpeg_complaints, segments
 from tests.support.procs import LoggedProcess, wait_for
 
@@ -46,11 +47,7 @@ def test_the_edge_sends_version_3_the_hub_records_and_shows_it_live(hub_factory,
         live_dir = hub.storage / ".live" / "gate"
         live_dir.mkdir(parents=True, exist_ok=True)
         (live_dir / ".wanted").touch()
-        try:
-            wait_for(lambda: len(list(live_dir.glob("mse-*.m4s"))) >= 2, 20, "live frames")
-        except AssertionError:
-            print("DEBUG", sorted(p.name for p in live_dir.iterdir()), hub.output[-4000:], edge.output[-2000:])
-            raise
+        wait_for(lambda: len(list(live_dir.glob("mse-*.m4s"))) >= 2, 20, "live frames")
         (live_dir / ".wanted").unlink()
         wait_for(lambda: not list(live_dir.glob("mse-*")), 15, "the live view to stop")
 
@@ -64,6 +61,24 @@ def test_the_edge_sends_version_3_the_hub_records_and_shows_it_live(hub_factory,
     assert all(ffmpeg_complaints(hub.storage / row.path) == "" for row in rows)
     spooled = [p for p in (tmp_path / "spool").rglob("*") if p.is_file() and p.stat().st_size]
     assert not [p for p in spooled if p.suffix == ".ts"], "everything was acknowledged"
+    # it read the hub's "done": a clean stop, which TCP alone could not tell from a kill
+    wait_for(lambda: outage_rows(hub.db_path, "gate"), 10, "the outage")
+    assert [row[2] for row in outage_rows(hub.db_path, "gate")] == ["clean_shutdown"]
+    assert hub.stop() == 0, hub.output[-3000:]
+
+
+def test_a_killed_edge_is_a_lost_connection_not_a_clean_stop(hub_factory, tmp_path):
+    # its kernel sends a FIN, as a stopping edge's does; but it does not read the hub's "done"
+    hub = hub_factory(segment_seconds=2).start()
+    edge = start_edge(hub, tmp_path / "spool")
+    try:
+        wait_for(lambda: segments(hub.db_path, "gate"), 30, "a first segment")
+        edge.proc.kill()
+        edge.proc.wait(10)
+        wait_for(lambda: outage_rows(hub.db_path, "gate"), 15, "the outage")
+    finally:
+        edge.kill_group()
+    assert [row[2] for row in outage_rows(hub.db_path, "gate")] == ["connection_lost"]
     assert hub.stop() == 0, hub.output[-3000:]
 
 
