@@ -20,6 +20,7 @@ from .backfill import Backfiller
 from .backoff import Backoff, Outage
 from .capture import Frame, LatestFrame, run_capture
 from .cli import StreamConfig
+from .direct_uplink import DirectConnection
 from .encoder import TICKS_PER_SECOND, Chunk, Encoder, EncoderSettings
 from .errors import HubClosed, HubError, HubRejected, HubUnreachable
 from .face_tracker import SightingTracker
@@ -31,7 +32,6 @@ from .overlay import FaceBoxes, Overlay
 from .reports import EventQueue
 from .spool import NullSpool, Spool
 from .tap import END, Frame as TapFrame, LiveTap, Start
-from .direct_uplink import DirectConnection
 from .uplink import HubAddress, HubConnection, ingest_path
 
 logger = logging.getLogger(__name__)
@@ -461,9 +461,9 @@ class LiveSender(threading.Thread):
             raise HubUnreachable(f"no answer from {self.worker.hub.netloc}")
 
     def _check_acks(self, conn: HubConnection | DirectConnection, start: Start, last: int) -> None:
-        """Drop a v2 request whose acks stopped: a link that eats packets without a reset."""
-        if conn.protocol not in (2, 3) or not self._ack_step:  # no ack seen yet: the hub's pace unknown
-            return
+        """Drop a v2/v3 request whose acks stopped: a link that eats packets without a reset."""
+        if conn.protocol not in (2, 3) or not self._ack_step:
+            return  # no acks (v1), or none seen yet: the hub's pace is unknown
         acked = ticks(conn.durable_pts) if conn.durable_pts is not None else start.pts
         limit = max(self.ack_timeout, 3 * self._ack_step)
         if (last - acked) / TICKS_PER_SECOND > limit:

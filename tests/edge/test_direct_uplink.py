@@ -140,7 +140,7 @@ def test_a_half_close_ends_the_stream_and_done_answers_it(scripted):
 
 
 @pytest.mark.parametrize("answer, status", [
-    (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 40\r\n\r\nX-NVR-Protocol: 3 needs the hub on Linux", 400),
+    (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 30\r\n\r\nX-NVR-Protocol must be 1 or 2\n", 400),
     (b"HTTP/1.1 401 Unauthorized\r\n\r\nmissing or invalid token\n", 401),
 ])
 def test_a_refused_upgrade_is_a_rejection_with_its_text(scripted, answer, status):
