@@ -19,8 +19,9 @@ from typing import Any
 
 from .errors import HubClosed, HubRejected, HubUnreachable
 from .uplink import (
-    RECV_SIZE, RESPONSE_TIMEOUT, SEND_TIMEOUT, AckLines, HubAddress, HubResponse, connect,
-    describe, first_line, ingest_path, phrase, recv_before, request_headers,
+    RECV_SIZE, RESPONSE_TIMEOUT, SEND_TIMEOUT, AckLines, HubAddress, HubResponse,
+    UplinkRequest, connect, describe, first_line, ingest_path, phrase, recv_before,
+    request_headers,
 )
 
 UPGRADE = "nvr-mpegts/3"
@@ -30,7 +31,7 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3}) ?([^\r\n]*)")
 _REFUSAL = re.compile(r"(\d{3}) (.*)", re.DOTALL)  # an admission refusal after the 101
 
 
-class DirectConnection:
+class DirectConnection(UplinkRequest):
     """One version-3 request: the upgrade, then raw MPEG-TS out in batches and ack lines in.
 
     The same interface as ``uplink.HubConnection`` (``send``, ``poll``, ``finish``), so the live
@@ -60,11 +61,6 @@ class DirectConnection:
         except BaseException:
             self._sock.close()
             raise
-
-    @property
-    def durable_pts(self) -> float | None:
-        """The newest durable PTS the hub acknowledged (None: none yet)."""
-        return self.acks.durable_pts
 
     @property
     def unsent(self) -> int:
@@ -105,16 +101,6 @@ class DirectConnection:
         if self.acks.done is None:
             self._raise_if_closed()
         return HubResponse(200, "OK", json.dumps(self.acks.done), self.acks.done)
-
-    def close(self) -> None:
-        """Close the socket (idempotent)."""
-        self._sock.close()
-
-    def __enter__(self) -> DirectConnection:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _head(self, epoch: float, header_options: dict[str, Any]) -> bytes:
         headers = request_headers(self.hub, epoch, protocol=3, **header_options)

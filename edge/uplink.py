@@ -11,7 +11,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import h11
 
@@ -130,7 +130,29 @@ class HubResponse:
     done: dict | None = None
 
 
-class HubConnection:
+class UplinkRequest:
+    """What both kinds of live request share: a socket, the hub's lines, closing when done."""
+
+    _sock: socket.socket
+    acks: AckLines
+
+    @property
+    def durable_pts(self) -> float | None:
+        """The newest durable PTS the hub acknowledged (None: none yet, or v1)."""
+        return self.acks.durable_pts
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        self._sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class HubConnection(UplinkRequest):
     """One ingest request in flight: send TS chunks, read the hub's answers meanwhile, finish.
 
     A v2 hub answers ``200`` with an ndjson body at once and then acknowledges durable footage
@@ -160,11 +182,6 @@ class HubConnection:
             self._sock.close()
             raise
 
-    @property
-    def durable_pts(self) -> float | None:
-        """The newest durable PTS the hub acknowledged (None: none yet, or v1)."""
-        return self.acks.durable_pts
-
     def send(self, data: bytes) -> None:
         """Send one chunk of the body; raise HubError if the hub rejected or closed meanwhile."""
         self.poll()
@@ -188,16 +205,6 @@ class HubConnection:
         while not self._ended:
             self._pump(deadline)
         return HubResponse(self._status, self._reason, self._text(), self.acks.done)
-
-    def close(self) -> None:
-        """Close the socket (idempotent)."""
-        self._sock.close()
-
-    def __enter__(self) -> HubConnection:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _raise_if_answered_early(self) -> None:
         if self._status and self._status != 200:
