@@ -8,6 +8,7 @@ version 2: tests/e2e/test_ingest_tls.py.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -30,6 +31,15 @@ def start_edge(hub, spool: Path, *extra: str) -> LoggedProcess:
                           "--spool-dir", str(spool), "--no-motion", *extra])
 
 
+def open_file_sizes(incoming: Path) -> list[int]:
+    """The sizes of the segment files in ffmpeg's incoming folder now."""
+    sizes = []
+    for path in incoming.glob("*.ts"):
+        with contextlib.suppress(FileNotFoundError):  # finished and moved meanwhile
+            sizes.append(path.stat().st_size)
+    return sizes
+
+
 def stdin_of(pid: int) -> str:
     """What a process's standard input is ("socket:[...]", "pipe:[...]")."""
     return os.readlink(f"/proc/{pid}/fd/0")
@@ -48,6 +58,12 @@ def test_the_edge_sends_version_3_the_hub_records_and_shows_it_live(hub_factory,
         live_dir.mkdir(parents=True, exist_ok=True)
         (live_dir / ".wanted").touch()
         wait_for(lambda: len(list(live_dir.glob("mse-*.m4s"))) >= 2, 20, "live frames")
+        # what the live view reads grows a frame at a time (flush_packets=1), not in 256-KiB
+        # writes (several seconds of this camera)
+        sizes: set[int] = set()
+        wait_for(lambda: sizes.update(open_file_sizes(hub.storage / "gate" / ".incoming"))
+                 or len(sizes) >= 10, 10, "the open segment file to grow frame by frame",
+                 interval=0.02)
         (live_dir / ".wanted").unlink()
         wait_for(lambda: not list(live_dir.glob("mse-*")), 15, "the live view to stop")
 

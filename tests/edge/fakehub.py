@@ -79,8 +79,9 @@ class IngestServer:
     def __init__(self, folder: Path, port: int = 0, reject: int | None = None,
                  reject_first: int | None = None, v2: bool = False, ack_seconds: float = 1.0,
                  close_after: float | None = None, silent: bool = False,
-                 ack_limit: int | None = None) -> None:
+                 ack_limit: int | None = None, refuse_v3: bool = False) -> None:
         self.folder = folder
+        self.refuse_v3 = refuse_v3  # answer a version-3 head 400, as a hub that cannot does
         self.reject = reject
         self.reject_first = reject_first
         # v2: answer 200 ndjson at once and ack every ``ack_seconds`` of PTS; ``close_after``
@@ -250,6 +251,8 @@ class IngestServer:
             return 401
         if received.mode == "backfill" and not (self.v2 and received.v2):
             return 501
+        if self.refuse_v3 and received.headers.get("x-nvr-protocol") == "3":
+            return 400
         if self.reject and (self.reject_first is None or len(self.requests) <= self.reject_first):
             return self.reject
         return 200

@@ -77,19 +77,22 @@ def test_stream_is_a_chunked_post_with_the_protocol_headers(
     assert before - 0.01 <= first_frame_wall <= time.time()
 
 
+@pytest.mark.parametrize("refuse_v3", [True, False], ids=["400", "empty-request"])
 def test_a_hub_that_does_not_take_version_3_gets_version_2_after_one_try(
     ingest_server: Callable[..., IngestServer], run_worker: Callable[..., StreamWorker],
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, refuse_v3: bool,
 ) -> None:
-    # an older hub takes the version-3 head (no body) as an empty request and answers 200;
-    # the edge says so once and streams with version 2 from then on
-    server = ingest_server()
+    # a hub that cannot take version 3 answers its head 400; an older one takes the head (no
+    # body) as an empty request and answers 200. Either way the edge says so once and streams
+    # with version 2 from then on.
+    server = ingest_server(refuse_v3=refuse_v3)
     worker = run_worker(server.port, protocol=3)
     wait_until(lambda: server.total_bytes() > 20_000, 10, "TS bytes at the server")
     worker.stop.set()
     worker.join(10)
     tried, streamed = server.requests
     assert tried.headers["x-nvr-protocol"] == "3" and tried.bytes == 0
+    assert tried.status == (400 if refuse_v3 else 200)
     assert streamed.headers["x-nvr-protocol"] == "2" and streamed.complete
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "does not take protocol version 3" in warnings[0], warnings
