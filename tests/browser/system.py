@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.procs import Hub, LoggedProcess, ffmpeg_pusher, free_port, wait_for
+from tests.support.procs import Hub, LoggedProcess, ffmpeg_pusher, free_port, stop_all, wait_for
 
 CAMERA = "yard-test"
 LOCATION = "yard"
@@ -113,14 +113,6 @@ def start_web(hub: Hub, users_db: str, threads: int | None = None) -> tuple[Logg
     return LoggedProcess(argv, cwd=hub.workdir), f"http://127.0.0.1:{port}"
 
 
-def _stop(process: LoggedProcess | None) -> None:
-    if process is None:
-        return
-    if process.proc.poll() is None:
-        process.terminate(timeout=15)
-    process.kill_group()
-
-
 @contextlib.contextmanager
 def running_system(workdir: Path) -> Iterator[System]:
     """Start hub, edge and web app; wait until the web app answers and footage exists."""
@@ -137,8 +129,7 @@ def running_system(workdir: Path) -> Iterator[System]:
         _wait_ready(system)
         yield system
     finally:
-        for process in (web, edge, *hub.runs):
-            _stop(process)
+        stop_all((web, edge, *hub.runs))
 
 
 @contextlib.contextmanager
@@ -176,8 +167,7 @@ def running_clock_system(workdir: Path, cameras: tuple[str, ...], user: tuple[st
     finally:
         for pusher in pushers:
             pusher.stop()
-        for process in (web, *plain, *hub.runs):
-            _stop(process)
+        stop_all((web, *plain, *hub.runs))
 
 
 def _wait_ready(system: System) -> None:

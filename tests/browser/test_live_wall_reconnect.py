@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.procs import Hub, LoggedProcess, wait_for
+from tests.support.procs import Hub, LoggedProcess, stop_all, wait_for
 
 from .support import login
-from .system import _http_status, _stop, create_user, start_web
+from .system import _http_status, create_user, start_web
 
 CAMERAS = ("wall-a", "wall-b")
 USER = ("wallviewer", "wall-viewer-pass")
@@ -54,8 +54,7 @@ def wall_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub,
         wait_for(lambda: _http_status(f"{base_url}/auth/login") == 200, 30, "the web app")
         yield hub, base_url
     finally:
-        for process in (web, *edges, *hub.runs):
-            _stop(process)
+        stop_all((web, *edges, *hub.runs))
 
 
 def currents(page: Any) -> list[float]:

@@ -80,7 +80,7 @@ class ClockPusher:
 
     def __init__(self, url: str, fps: int = 15, exe: str | None = None,
                  sound: bool = False, direct: bool = False) -> None:
-        self.url, self.fps = url, fps
+        self.url, self.fps, self.sound = url, fps, sound
         # with ``direct``, ffmpeg writes to a pipe and the edge's own version-3 client
         # (edge/direct_uplink.py) sends it on, in batches, or at once while it is watched
         self.direct = direct
@@ -148,6 +148,8 @@ class ClockPusher:
         self._thread.join(5)
         if self.proc.stdin is not None:
             self.proc.stdin.close()
+        if self.sound:  # the tone never ends by itself; SIGTERM and ffmpeg still ends its push
+            self.proc.terminate()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:

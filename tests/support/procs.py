@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from nvrlib.ffmpeg_bin import ffmpeg_exe
@@ -134,6 +134,22 @@ class LoggedProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
         self._close_output()
+
+
+def stop_all(processes: Iterable[LoggedProcess | None], timeout: float = 15.0) -> None:
+    """SIGTERM every running process at once, then wait for each (SIGKILL of its group after).
+
+    At once, because each takes a moment to end: one after another, sixteen pushers took 8 s.
+    """
+    started = [process for process in processes if process is not None]
+    for process in started:
+        if process.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.proc.send_signal(signal.SIGTERM)
+    for process in started:
+        if process.proc.poll() is None:
+            process.terminate(timeout)
+        process.kill_group()
 
 
 ALERT_VARIABLES = ("SENDGRID_API_KEY", "SENDGRID_API_HOST", "ALERT_EMAIL_TO", "ALERT_EMAIL_FROM",
