@@ -43,6 +43,19 @@ def first_pts(data: bytes) -> float:
             stream.time_base)
 
 
+def mid_gop_offset(data: bytes) -> int:
+    """A packet boundary half-way (in bytes) between the clip's second and third keyframes.
+
+    Not a fixed fraction of the clip: x264's threads make each encode's frame sizes differ a
+    little, and a third of the bytes once fell in a GOP's last frame, just before a keyframe.
+    """
+    with av.open(io.BytesIO(data), format="mpegts") as container:
+        keys = [p.pos for p in container.demux(container.streams.video[0])
+                if p.is_keyframe and p.pos is not None and p.pos >= 0]
+    assert len(keys) >= 3, keys
+    return (keys[1] + keys[2]) // 2 // 188 * 188
+
+
 def expected_ack(hub, row, epoch: float) -> float:
     """The durable_pts a segment earns: its last frame's PTS (request timeline) plus a tick."""
     decoded = decode_fully(hub.storage / row.path)
@@ -259,7 +272,7 @@ def test_a_request_that_starts_mid_gop_records_but_earns_no_ack(hub_factory, cli
     (every frame below durable_pts) cannot cover them, nor anything after: the request records
     on without acks and ends "closed", and the edge keeps its spool for the backfill."""
     hub = hub_factory(segment_seconds=2).start()
-    cut = len(clip) // 3 // 188 * 188  # mid-GOP: video PES with no PAT/PMT before it
+    cut = mid_gop_offset(clip)  # mid-GOP: video PES with no PAT/PMT before them
     tail = clip[cut:]
     epoch = time.time() - first_pts(tail)
     client = push_v2(hub, "porch", tail, epoch)

@@ -86,6 +86,9 @@ def busy_hub(tmp_path_factory):
             wait_for(lambda: segments(hub.db_path, "steady"), 30, "the steady stream's first segment")
             yield hub
             assert pusher.proc.poll() is None, "the healthy stream was disturbed:\n" + pusher.output
+            # the module's tests can end within 10 s: record on until the check has 5 segments
+            wait_for(lambda: len(segments(hub.db_path, "steady")) >= 5, 30,
+                     "five segments of the steady stream")
     finally:
         hub.stop()
         for run in hub.runs:
