@@ -48,7 +48,9 @@ def live_porch(app: Flask, hls_pieces: Path) -> Path:
     """Camera porch, online, with a current live HLS in the storage root."""
     add_camera(app, "porch", location="Front door", fps=25.0, bitrate_bps=1_500_000)
     folder = Path(app.config["STORAGE_ROOT"]) / ".live" / "porch"
-    shutil.copytree(hls_pieces, folder)
+    # copied as new files: the pieces were made once per session, and a playlist whose mtime
+    # is over 10 s old is a stopped live view (webapp.live.files.PLAYLIST_STALE_AFTER)
+    shutil.copytree(hls_pieces, folder, copy_function=shutil.copy)
     return folder
 
 
