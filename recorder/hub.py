@@ -391,7 +391,10 @@ class Hub:
         def on_state(_old: State, new: State, reason: str) -> None:
             # ffmpeg died or was restarted: bytes in flight are gone, so acks must stop here
             if new in (State.BACKOFF, State.FAILED):
-                progress.freeze(f"recorder restarted ({reason or new.value})")
+                # a restart someone asked for ends ffmpeg with our SIGTERM: its exit status
+                # (255) would tell the edge's user nothing
+                why = "on request" if segmenter.restart_requested else reason or new.value
+                progress.freeze(f"recorder restarted ({why})")
 
         segmenter.on_segment.append(on_segment)
         # acks would vouch for frames never recorded: none for this request from now on

@@ -129,7 +129,7 @@ def test_an_admin_restart_reopens_the_edge_request_at_once_and_quietly(hub_facto
         wait_for(lambda: len(segments(hub.db_path, "porch")) >= 3, 30, "live segments")
         restarted = time.time()
         assert control.command("porch", "restart") == "ok: ffmpeg restarted"
-        edge.wait_line(r"recorder restarted .*reopening the live request", 10)
+        edge.wait_line(r"recorder restarted \(on request\); reopening the live request", 10)
         hub.process.wait_line(r"porch: edge .* connected", 10)
         window = (restarted - 3, restarted + 6)
         wait_for(lambda: time.time() > window[1] + 4, 15, "the window to be in the past")
