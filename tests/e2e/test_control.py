@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-
-from nvrlib.catalog.db import make_engine
-from nvrlib.catalog.models import Camera, CameraStatus, Command
 from sqlalchemy.orm import Session
+
+from nvrlib.catalog.models import Camera
 from tests.support.control import CatalogControl
 from tests.support.media import segments
 from tests.support.procs import ffmpeg_pusher, running, wait_for

@@ -10,7 +10,6 @@ PostgreSQL. These tests start real processes at once, on SQLite and on PostgreSQ
 from __future__ import annotations
 
 import stat
-import subprocess
 import sys
 import urllib.error
 import urllib.request
