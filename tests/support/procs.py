@@ -106,9 +106,18 @@ class LoggedProcess:
 
     def terminate(self, timeout: float = 20.0) -> int:
         """SIGTERM, bounded wait, then SIGKILL of the whole process group."""
+        self.ask_to_stop()
+        return self.wait_stopped(timeout)
+
+    def ask_to_stop(self) -> None:
+        """Send SIGTERM if the process still runs."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float) -> int:
+        """Wait for the exit (SIGKILL after ``timeout``) and the last of its output."""
+        if self.proc.poll() is None:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -143,12 +152,9 @@ def stop_all(processes: Iterable[LoggedProcess | None], timeout: float = 15.0) -
     """
     started = [process for process in processes if process is not None]
     for process in started:
-        if process.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.proc.send_signal(signal.SIGTERM)
+        process.ask_to_stop()
     for process in started:
-        if process.proc.poll() is None:
-            process.terminate(timeout)
+        process.wait_stopped(timeout)
         process.kill_group()
 
 
